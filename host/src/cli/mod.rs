@@ -1,0 +1,3 @@
+//! Client verbs of the `corral` binary.
+
+pub mod run;

@@ -1,0 +1,7 @@
+//! Corral: a WebAssembly-plugin job host. See `ARCHITECTURE.md` in the design
+//! notes for the path of a job through these modules.
+
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod runtime;

@@ -1,0 +1,48 @@
+//! The `corral` binary: parse configuration, start tracing, run the verb.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use corral::config::{Cli, Command};
+use corral::runtime::compile;
+
+fn main() -> ExitCode {
+    // The compiler process (see runtime::compile) skips everything else.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == compile::COMPILE_SUBCOMMAND)
+    {
+        return ExitCode::from(compile::compiler_main(args) as u8);
+    }
+
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => corral::cli::run::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! One attempt: a fresh `Store` with limits, instantiate, call `run`, and turn
+//! whatever happened into a typed outcome. Nothing a guest does makes this
+//! return an error: every ending is an [`AttemptReport`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::I32Exit;
+
+use super::bindings::{Job, JobError, JobHandlerPre};
+use super::capture::{CapturedLog, LogBuffer};
+use super::sandbox::{
+    HostState, Interrupt, Progress, ProgressSink, on_epoch_tick, truncate_at_char_boundary,
+};
+use crate::model::{Limits, OutcomeKind};
+
+/// Longest message (guest error text, trap description) kept with an
+/// attempt. A guest could otherwise return a huge error string.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// The job as handed to the guest.
+#[derive(Debug, Clone, Default)]
+pub struct JobInput {
+    pub id: String,
+    pub tenant: String,
+    pub plugin: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// JSON text.
+    pub input: String,
+    /// JSON text: upstream workflow results by step name.
+    pub context: Option<String>,
+}
+
+/// Everything needed to run one attempt.
+#[derive(Clone, Default)]
+pub struct AttemptRequest {
+    pub job: JobInput,
+    pub limits: Limits,
+    /// The plugin's settings, read by the guest with `host.config`.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Cancelling it stops the guest within one epoch tick.
+    pub cancel: CancellationToken,
+    pub progress: Option<ProgressSink>,
+}
+
+/// What one attempt did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptReport {
+    pub outcome: OutcomeKind,
+    /// The JSON result, when the outcome is `completed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// What went wrong, for every other outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub fuel_consumed: u64,
+    pub peak_memory_bytes: u64,
+    #[serde(serialize_with = "as_micros", rename = "duration_us")]
+    pub duration: Duration,
+    pub log: CapturedLog,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// How the guest's call ended, before classification.
+enum Ending {
+    Returned(Result<String, JobError>),
+    Errored(wasmtime::Error),
+    Interrupted(Interrupt),
+}
+
+pub(super) async fn run(
+    engine: &Engine,
+    pre: &JobHandlerPre<HostState>,
+    request: AttemptRequest,
+) -> AttemptReport {
+    let AttemptRequest {
+        job,
+        limits,
+        config,
+        cancel,
+        progress,
+    } = request;
+    let started = Instant::now();
+    let deadline = started + limits.timeout();
+    let log = LogBuffer::new(usize::try_from(limits.log_bytes).unwrap_or(usize::MAX));
+    let state = HostState::new(
+        limits.memory_bytes,
+        log.clone(),
+        config,
+        progress,
+        deadline,
+        cancel.clone(),
+    );
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    // Fuel is enabled on every engine this module is given; an error here
+    // would be a programming error, reported rather than panicking.
+    if let Err(e) = store.set_fuel(limits.fuel) {
+        return host_failure(started, log, format!("cannot set fuel: {e}"));
+    }
+    store.epoch_deadline_callback(on_epoch_tick);
+    store.set_epoch_deadline(1);
+
+    let job = Job {
+        id: job.id,
+        tenant: job.tenant,
+        plugin: job.plugin,
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        input: job.input,
+        context: job.context,
+    };
+
+    let ending = {
+        let call = async {
+            let handler = pre.instantiate_async(&mut store).await?;
+            handler
+                .corral_plugin_handler()
+                .call_run(&mut store, &job)
+                .await
+        };
+        // The epoch callback stops a guest that is computing; these two stop
+        // one that is parked in a host call (a WASI clock or poll wait),
+        // where no epoch check runs. Dropping the call unwinds the guest.
+        tokio::select! {
+            ended = tokio::time::timeout_at(deadline.into(), call) => match ended {
+                Ok(Ok(returned)) => Ending::Returned(returned),
+                Ok(Err(error)) => match error.downcast_ref::<Interrupt>() {
+                    Some(why) => Ending::Interrupted(*why),
+                    None => Ending::Errored(error),
+                },
+                Err(_elapsed) => Ending::Interrupted(Interrupt::Timeout),
+            },
+            () = cancel.cancelled() => Ending::Interrupted(Interrupt::Cancelled),
+        }
+    };
+
+    let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.data();
+    let peak_memory_bytes = state.limiter.peak_bytes();
+    let (outcome, result, message) = classify(ending, state, &limits);
+    let last_progress = state.last_progress.clone();
+    AttemptReport {
+        outcome,
+        result,
+        message: message.map(|mut m| {
+            truncate_at_char_boundary(&mut m, MAX_MESSAGE_BYTES);
+            m
+        }),
+        fuel_consumed,
+        peak_memory_bytes,
+        duration: started.elapsed(),
+        log: log.finish(),
+        progress: last_progress,
+    }
+}
+
+type Classified = (OutcomeKind, Option<String>, Option<String>);
+
+fn classify(ending: Ending, state: &HostState, limits: &Limits) -> Classified {
+    match ending {
+        Ending::Interrupted(Interrupt::Timeout) => (
+            OutcomeKind::Timeout,
+            None,
+            Some(format!(
+                "wall-clock limit of {} ms reached",
+                limits.timeout_ms
+            )),
+        ),
+        Ending::Interrupted(Interrupt::Cancelled) => (
+            OutcomeKind::Cancelled,
+            None,
+            Some("job cancelled while running".into()),
+        ),
+        Ending::Errored(error) => classify_error(error, state, limits),
+        Ending::Returned(Err(JobError::Retryable(message))) => {
+            (OutcomeKind::Failed, None, Some(message))
+        }
+        Ending::Returned(Err(JobError::Fatal(message))) => {
+            (OutcomeKind::Fatal, None, Some(message))
+        }
+        Ending::Returned(Ok(result)) => classify_result(result, state, limits),
+    }
+}
+
+fn classify_error(error: wasmtime::Error, state: &HostState, limits: &Limits) -> Classified {
+    // A refused grow comes first: a guest whose allocation failed usually
+    // dies of it (Rust aborts, i.e. traps on `unreachable`).
+    if let Some(wanted) = state.limiter.refused_at() {
+        return (
+            OutcomeKind::MemoryExceeded,
+            None,
+            Some(format!(
+                "memory limit of {} bytes reached (the guest asked for {wanted} bytes in all)",
+                limits.memory_bytes
+            )),
+        );
+    }
+    if let Some(Trap::OutOfFuel) = error.downcast_ref::<Trap>() {
+        return (
+            OutcomeKind::FuelExhausted,
+            None,
+            Some(format!("fuel limit of {} reached", limits.fuel)),
+        );
+    }
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return (
+            OutcomeKind::Trapped,
+            None,
+            Some(format!(
+                "the guest exited with status {} instead of returning",
+                exit.0
+            )),
+        );
+    }
+    // `{:?}` keeps the whole chain, including the wasm backtrace.
+    (OutcomeKind::Trapped, None, Some(format!("{error:?}")))
+}
+
+fn classify_result(result: String, state: &HostState, limits: &Limits) -> Classified {
+    if result.len() as u64 > limits.result_bytes {
+        return (
+            OutcomeKind::OutputTooLarge,
+            None,
+            Some(format!(
+                "result of {} bytes is over its bound of {} bytes",
+                result.len(),
+                limits.result_bytes
+            )),
+        );
+    }
+    if state.log.overflowed() {
+        return (
+            OutcomeKind::OutputTooLarge,
+            None,
+            Some(format!(
+                "log is over its bound of {} bytes; the rest was dropped",
+                limits.log_bytes
+            )),
+        );
+    }
+    match serde_json::from_str::<serde::de::IgnoredAny>(&result) {
+        Ok(_) => (OutcomeKind::Completed, Some(result), None),
+        Err(e) => {
+            let mut preview = result;
+            truncate_at_char_boundary(&mut preview, 200);
+            (
+                OutcomeKind::InvalidResult,
+                None,
+                Some(format!("the result is not valid JSON ({e}): {preview:?}")),
+            )
+        }
+    }
+}
+
+/// A failure of the host itself while setting up an attempt. The guest never
+/// ran; reported as a trap so the job is retried rather than lost.
+fn host_failure(started: Instant, log: LogBuffer, message: String) -> AttemptReport {
+    AttemptReport {
+        outcome: OutcomeKind::Trapped,
+        result: None,
+        message: Some(message),
+        fuel_consumed: 0,
+        peak_memory_bytes: 0,
+        duration: started.elapsed(),
+        log: log.finish(),
+        progress: None,
+    }
+}

@@ -1,0 +1,223 @@
+//! The sandbox runtime: one engine per process, compiled plugins cached on
+//! disk and in memory, and a fresh, limited `Store` per attempt.
+//!
+//! - [`engine`]: the engine's configuration, pool sizes, the epoch ticker.
+//! - [`compile`]: bounded compilation in a child process.
+//! - [`artifacts`]: the on-disk cache of compiled components.
+//! - [`world`]: whether a component fits the `job-handler` world.
+//! - [`sandbox`]: per-attempt state, `host` imports, deadline checks.
+//! - [`limiter`]: the memory/table/instance limiter.
+//! - [`capture`]: bounded stdout/stderr/log capture.
+//! - [`attempt`]: run one attempt and classify its outcome.
+
+pub mod artifacts;
+pub mod attempt;
+pub mod bindings;
+pub mod capture;
+pub mod compile;
+pub mod engine;
+pub mod limiter;
+pub mod sandbox;
+pub mod world;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, Semaphore};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+pub use attempt::{AttemptReport, AttemptRequest, JobInput};
+pub use capture::CapturedLog;
+pub use compile::Compiler;
+pub use sandbox::{Progress, ProgressSink};
+
+use crate::model::Digest;
+use bindings::{JobHandler, JobHandlerPre};
+use sandbox::HostState;
+
+/// Errors at the runtime boundary: why a component cannot be loaded. A
+/// guest's misbehaviour is never one of these; it is an attempt outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the component is {size} bytes; the limit is {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("not a WebAssembly binary (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; build for the wasm32-wasip2 target \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error("the component does not fit the world corral:plugin/job-handler@0.1.0: {0}")]
+    WrongWorld(String),
+    #[error("compiling the component took longer than {seconds} s and was stopped")]
+    CompileTimeout { seconds: u64 },
+    #[error("compiling the component failed: {0}")]
+    CompileFailed(String),
+    #[error("compiled-artifact cache: {0}")]
+    Cache(String),
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled artifacts are kept across restarts.
+    pub cache_dir: PathBuf,
+    /// How to start the compiler process.
+    pub compiler: Compiler,
+}
+
+/// A plugin compiled, checked against the world, and ready to instantiate.
+pub struct Plugin {
+    digest: Digest,
+    size: usize,
+    pre: JobHandlerPre<HostState>,
+    /// How it was obtained, for metrics and benchmarks.
+    pub source: LoadSource,
+    /// Time spent compiling or loading it.
+    pub load_time: Duration,
+}
+
+/// Where a plugin's compiled code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadSource {
+    Compiled,
+    DiskCache,
+}
+
+impl Plugin {
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// The sandbox runtime of one process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    artifacts: ArtifactCacheHandle,
+    compiler: Compiler,
+    loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Plugin>>>>>,
+    slots: Semaphore,
+    _ticker: engine::EpochTicker,
+}
+
+type ArtifactCacheHandle = Arc<artifacts::ArtifactCache>;
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let engine = engine::runtime_engine()?;
+        let mut linker = Linker::new(&engine);
+        let link_err =
+            |e: wasmtime::Error| RuntimeError::Engine(format!("linking host imports: {e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+        JobHandler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(link_err)?;
+        let artifacts =
+            artifacts::ArtifactCache::open(&config.cache_dir, engine::compatibility_key(&engine))?;
+        let ticker = engine::EpochTicker::start(&engine)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            artifacts: Arc::new(artifacts),
+            compiler: config.compiler,
+            loaded: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(engine::MAX_CONCURRENT_ATTEMPTS as usize),
+            _ticker: ticker,
+        })
+    }
+
+    /// Validate, compile (or load from cache) and check a component. Loading
+    /// the same bytes again returns the plugin already in memory; concurrent
+    /// loads of the same bytes compile once.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
+        compile::precheck(bytes)?;
+        let digest = Digest::of(bytes);
+        let cell = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.entry(digest).or_default().clone()
+        };
+        let plugin = cell
+            .get_or_try_init(|| self.load_uncached(digest, bytes))
+            .await?
+            .clone();
+        Ok(plugin)
+    }
+
+    async fn load_uncached(
+        &self,
+        digest: Digest,
+        bytes: &[u8],
+    ) -> Result<Arc<Plugin>, RuntimeError> {
+        let started = std::time::Instant::now();
+        let cache = self.artifacts.clone();
+        let cached = tokio::task::spawn_blocking(move || cache.read(&digest))
+            .await
+            .map_err(|e| RuntimeError::Cache(e.to_string()))??;
+        if let Some(artifact) = cached {
+            match self.deserialize(&artifact) {
+                Ok(component) => {
+                    let pre = world::fit(&self.engine, &self.linker, &component)?;
+                    return Ok(Arc::new(Plugin {
+                        digest,
+                        size: bytes.len(),
+                        pre,
+                        source: LoadSource::DiskCache,
+                        load_time: started.elapsed(),
+                    }));
+                }
+                Err(e) => {
+                    tracing::warn!(%digest, error = %e, "dropping an unloadable cached artifact");
+                    self.artifacts.remove(&digest);
+                }
+            }
+        }
+        let artifact = self.compiler.compile(bytes).await?;
+        let component = self.deserialize(&artifact)?;
+        let pre = world::fit(&self.engine, &self.linker, &component)?;
+        // Only components that fit are kept on disk.
+        let cache = self.artifacts.clone();
+        tokio::task::spawn_blocking(move || cache.write(&digest, &artifact))
+            .await
+            .map_err(|e| RuntimeError::Cache(e.to_string()))??;
+        Ok(Arc::new(Plugin {
+            digest,
+            size: bytes.len(),
+            pre,
+            source: LoadSource::Compiled,
+            load_time: started.elapsed(),
+        }))
+    }
+
+    fn deserialize(&self, artifact: &[u8]) -> Result<Component, RuntimeError> {
+        // SAFETY: artifacts come only from our own compiler process, either
+        // just now or through the host-owned cache directory (see `artifacts`).
+        // wasmtime still checks the header and engine compatibility.
+        unsafe { Component::deserialize(&self.engine, artifact) }.map_err(|e| {
+            RuntimeError::CompileFailed(format!("loading the compiled artifact: {e:#}"))
+        })
+    }
+
+    /// Run one attempt. Waits for a free sandbox slot first.
+    pub async fn run(&self, plugin: &Plugin, request: AttemptRequest) -> AttemptReport {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self.slots.acquire().await;
+        attempt::run(&self.engine, &plugin.pre, request).await
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
