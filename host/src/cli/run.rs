@@ -2,6 +2,7 @@
 //! author's inner loop.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -59,7 +60,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ..AttemptRequest::default()
     };
     let report = runtime.run(&plugin, request).await;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (say, piped into `head`) is not an error of the run.
+    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.outcome == OutcomeKind::Completed {
         0
     } else {

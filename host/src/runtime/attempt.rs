@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use super::bindings::{Job, JobError, JobHandlerPre};
@@ -223,8 +223,43 @@ fn classify_error(error: wasmtime::Error, state: &HostState, limits: &Limits) ->
             )),
         );
     }
-    // `{:?}` keeps the whole chain, including the wasm backtrace.
-    (OutcomeKind::Trapped, None, Some(format!("{error:?}")))
+    (OutcomeKind::Trapped, None, Some(describe_trap(&error)))
+}
+
+/// Frames of a wasm backtrace kept in a trap message. A stack overflow has
+/// tens of thousands of frames; the innermost ones say where it happened.
+pub const MAX_BACKTRACE_FRAMES: usize = 24;
+
+/// The trap's cause first, then the innermost frames of its wasm backtrace.
+fn describe_trap(error: &wasmtime::Error) -> String {
+    let mut message = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{:#}", error.root_cause()),
+    };
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        let frames = backtrace.frames();
+        message.push_str("\nwasm backtrace:");
+        for (i, frame) in frames.iter().take(MAX_BACKTRACE_FRAMES).enumerate() {
+            let module = frame.module().name().unwrap_or("<module>");
+            match frame.func_name() {
+                Some(func) => message.push_str(&format!(
+                    "\n  {i}: {module}!{:#}",
+                    rustc_demangle::demangle(func)
+                )),
+                None => message.push_str(&format!(
+                    "\n  {i}: {module}!<function {}>",
+                    frame.func_index()
+                )),
+            }
+        }
+        if frames.len() > MAX_BACKTRACE_FRAMES {
+            message.push_str(&format!(
+                "\n  … {} more frames",
+                frames.len() - MAX_BACKTRACE_FRAMES
+            ));
+        }
+    }
+    message
 }
 
 fn classify_result(result: String, state: &HostState, limits: &Limits) -> Classified {
