@@ -74,6 +74,7 @@ pub fn precheck(bytes: &[u8]) -> Result<(), RuntimeError> {
 #[derive(Debug, Clone)]
 pub struct Compiler {
     program: PathBuf,
+    timeout: Duration,
 }
 
 impl Compiler {
@@ -81,7 +82,14 @@ impl Compiler {
     pub fn new(program: impl Into<PathBuf>) -> Compiler {
         Compiler {
             program: program.into(),
+            timeout: COMPILE_TIMEOUT,
         }
+    }
+
+    /// Use another wall-clock limit than [`COMPILE_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Compiler {
+        self.timeout = timeout;
+        self
     }
 
     /// The binary this process runs from: right for the `corral` binary itself.
@@ -148,11 +156,12 @@ impl Compiler {
             let status = child.wait().await;
             (out, err, status)
         };
-        let (out, err, status) = match tokio::time::timeout(COMPILE_TIMEOUT, work).await {
+        let (out, err, status) = match tokio::time::timeout(self.timeout, work).await {
             Ok(done) => done,
+            // Returning drops `child`, which kills the compiler (kill_on_drop).
             Err(_) => {
                 return Err(RuntimeError::CompileTimeout {
-                    seconds: COMPILE_TIMEOUT.as_secs(),
+                    millis: self.timeout.as_millis() as u64,
                 });
             }
         };

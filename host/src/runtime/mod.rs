@@ -55,8 +55,8 @@ pub enum RuntimeError {
     Invalid(String),
     #[error("the component does not fit the world corral:plugin/job-handler@0.1.0: {0}")]
     WrongWorld(String),
-    #[error("compiling the component took longer than {seconds} s and was stopped")]
-    CompileTimeout { seconds: u64 },
+    #[error("compiling the component took longer than {millis} ms and was stopped")]
+    CompileTimeout { millis: u64 },
     #[error("compiling the component failed: {0}")]
     CompileFailed(String),
     #[error("compiled-artifact cache: {0}")]

@@ -40,6 +40,11 @@ fn render(input: Input) -> Result<Output, Error> {
         .collect();
     let mut out = String::with_capacity(input.markdown.len() * 3 / 2);
     html::push_html(&mut out, events.into_iter());
+    // An operator setting: wrap the output in a <div> of this class.
+    if let Some(class) = corral_sdk::config("wrapper_class") {
+        let class: String = class.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        out = format!("<div class=\"{class}\">\n{out}</div>\n");
+    }
     log::info(&format!("rendered {} bytes of markdown into {} bytes of html", input.markdown.len(), out.len()));
     corral_sdk::progress(100, "rendered");
     Ok(Output { html: out, headings })
