@@ -25,15 +25,27 @@ pub fn plugins_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let plugins = root().join("plugins");
+        // Same folder as `just plugins`; the host's CARGO_TARGET_DIR must not
+        // leak into the plugin workspace's build.
+        let target = std::env::var_os("CORRAL_PLUGINS_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| plugins.join("target"));
         let status = Command::new(cargo())
             .current_dir(&plugins)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            // The host workspace's target dir must not leak into the plugin build.
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--quiet",
+                "--target-dir",
+            ])
+            .arg(&target)
             .env_remove("CARGO_TARGET_DIR")
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the plugins failed");
-        plugins.join("target/wasm32-wasip2/release")
+        target.join("wasm32-wasip2/release")
     })
 }
 

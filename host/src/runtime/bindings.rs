@@ -6,8 +6,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use corral::plugin::host::LogLevel;
-pub use corral::plugin::types::{Job, JobError};
+pub use self::corral::plugin::host::LogLevel;
+pub use self::corral::plugin::types::{Job, JobError};
 
 /// The fully-qualified name of the export every plugin must provide.
 pub const HANDLER_EXPORT: &str = "corral:plugin/handler@0.1.0";

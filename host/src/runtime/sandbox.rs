@@ -10,7 +10,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{LogLevel, corral};
+use super::bindings::LogLevel;
+use super::bindings::corral::plugin as wit;
 use super::capture::{LogBuffer, LogStream};
 use super::limiter::MemoryLimiter;
 
@@ -117,9 +118,9 @@ impl WasiView for HostState {
     }
 }
 
-impl corral::plugin::types::Host for HostState {}
+impl wit::types::Host for HostState {}
 
-impl corral::plugin::host::Host for HostState {
+impl wit::host::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
         self.log.line(level.as_str(), &message);
     }

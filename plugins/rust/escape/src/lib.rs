@@ -24,7 +24,7 @@ fn escape(_input: Value) -> Result<Value, Error> {
         "current_dir": attempt(std::env::current_dir, |p| Value::from(p.display().to_string())),
         "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "args": std::env::args().collect::<Vec<_>>(),
-        "stdin": attempt(|| std::io::stdin().read_to_string(&mut stdin), |n| Value::from(n)),
+        "stdin": attempt(|| std::io::stdin().read_to_string(&mut stdin), Value::from),
         "tcp_connect": attempt(|| TcpStream::connect("127.0.0.1:5432"), |_| Value::from("connected")),
         "tcp_listen": attempt(|| TcpListener::bind("127.0.0.1:0"), |_| Value::from("listening")),
         "udp_bind": attempt(|| UdpSocket::bind("127.0.0.1:0"), |_| Value::from("bound")),

@@ -1,0 +1,38 @@
+# The developer's verbs. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Plugins build into their own target dir (override to share a cache in CI).
+plugins_target := env_var_or_default("CORRAL_PLUGINS_TARGET_DIR", justfile_directory() / "plugins/target")
+
+default:
+    @just --list
+
+# Build every plugin (Rust, for wasm32-wasip2).
+plugins:
+    cd plugins && cargo build --release --target wasm32-wasip2 --target-dir "{{plugins_target}}"
+
+# Run one attempt of a plugin locally: `just run echo '{"hello":"world"}'`.
+run plugin="markdown" input='{"markdown":"# Hello\n\nfrom *Corral*"}': plugins
+    cargo run --quiet -p corral -- run "{{plugins_target}}/wasm32-wasip2/release/{{replace(plugin, '-', '_')}}.wasm" --input '{{input}}'
+
+# Every test: unit, conformance and end to end (builds the plugins it needs).
+test:
+    cargo test --workspace
+
+# Sandbox cost per attempt beside native Rust (one JSON line).
+bench-runtime:
+    cargo bench -p corral-tests --bench runtime
+
+fmt:
+    cargo fmt --all
+    cd plugins && cargo fmt --all
+
+lint:
+    cargo fmt --all --check
+    cd plugins && cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cd plugins && cargo clippy --target wasm32-wasip2 --target-dir "{{plugins_target}}" -- -D warnings
+
+# What CI runs.
+ci: lint test
