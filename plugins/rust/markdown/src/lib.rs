@@ -17,14 +17,18 @@ struct Output {
 }
 
 fn render(input: Input) -> Result<Output, Error> {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut headings = Vec::new();
     let mut in_heading = false;
     let events: Vec<_> = Parser::new_ext(&input.markdown, options)
         .inspect(|event| {
             use pulldown_cmark::{Event, HeadingLevel, Tag, TagEnd};
             match event {
-                Event::Start(Tag::Heading { level: HeadingLevel::H1, .. }) => {
+                Event::Start(Tag::Heading {
+                    level: HeadingLevel::H1,
+                    ..
+                }) => {
                     in_heading = true;
                     headings.push(String::new());
                 }
@@ -42,12 +46,22 @@ fn render(input: Input) -> Result<Output, Error> {
     html::push_html(&mut out, events.into_iter());
     // An operator setting: wrap the output in a <div> of this class.
     if let Some(class) = corral_sdk::config("wrapper_class") {
-        let class: String = class.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        let class: String = class
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
         out = format!("<div class=\"{class}\">\n{out}</div>\n");
     }
-    log::info(&format!("rendered {} bytes of markdown into {} bytes of html", input.markdown.len(), out.len()));
+    log::info(&format!(
+        "rendered {} bytes of markdown into {} bytes of html",
+        input.markdown.len(),
+        out.len()
+    ));
     corral_sdk::progress(100, "rendered");
-    Ok(Output { html: out, headings })
+    Ok(Output {
+        html: out,
+        headings,
+    })
 }
 
 corral_sdk::register!(render);

@@ -22,7 +22,10 @@ struct Greedy;
 
 impl exports::corral::plugin::handler::Guest for Greedy {
     fn run(_job: Job) -> Result<String, JobError> {
-        Ok(format!("{:?}", test::unknown::vault::secret("root-password")))
+        Ok(format!(
+            "{:?}",
+            test::unknown::vault::secret("root-password")
+        ))
     }
 }
 
