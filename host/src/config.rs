@@ -22,6 +22,107 @@ pub enum Command {
     /// outcome as JSON. Exits 0 when the attempt completed, 1 for any other
     /// outcome, 2 when the plugin cannot be loaded.
     Run(RunArgs),
+    /// Run the host: applies migrations, then runs the worker until SIGINT or
+    /// SIGTERM (then stops claiming, lets running attempts finish within the
+    /// grace period and hands the rest back).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `postgres://…` (any number of hosts) or `sqlite://FILE` (one host).
+    #[arg(long, env = "DATABASE_URL", default_value = crate::store::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Names this host in leases and attempt records (default: hostname-pid).
+    #[arg(long, env = "CORRAL_HOST_ID")]
+    pub host_id: Option<String>,
+    /// Attempts this host runs at once.
+    #[arg(long, env = "CORRAL_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds a lease lasts without a heartbeat; a dead host's jobs move on after this.
+    #[arg(long, env = "CORRAL_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Milliseconds between heartbeats (lease renewal and cancel polling).
+    #[arg(long, env = "CORRAL_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// Milliseconds between polls when no notification arrives.
+    #[arg(long, env = "CORRAL_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Milliseconds between the janitor's looks for expired leases.
+    #[arg(long, env = "CORRAL_JANITOR_MS", default_value_t = 2000)]
+    pub janitor_ms: u64,
+    /// Seconds running attempts may take to finish on shutdown.
+    #[arg(long, env = "CORRAL_GRACE_SECS", default_value_t = 10)]
+    pub grace_secs: u64,
+    /// Days finished jobs are kept.
+    #[arg(long, env = "CORRAL_RETENTION_DAYS", default_value_t = 7)]
+    pub retention_days: u64,
+    /// First retry delay in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "CORRAL_BACKOFF_BASE_MS", default_value_t = 1000)]
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in seconds.
+    #[arg(long, env = "CORRAL_BACKOFF_CAP_SECS", default_value_t = 3600)]
+    pub backoff_cap_secs: u64,
+    /// Only run jobs of these queues (comma-separated); all when unset.
+    #[arg(long, env = "CORRAL_QUEUES", value_delimiter = ',')]
+    pub queues: Option<Vec<String>>,
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        if self.lease_secs == 0
+            || self.heartbeat_ms == 0
+            || self.poll_ms == 0
+            || self.janitor_ms == 0
+        {
+            return Err(
+                "--lease-secs, --heartbeat-ms, --poll-ms and --janitor-ms must be positive".into(),
+            );
+        }
+        if self.heartbeat_ms >= self.lease_secs * 1000 {
+            return Err(format!(
+                "--heartbeat-ms ({}) must be shorter than the lease ({} s), or leases expire between heartbeats",
+                self.heartbeat_ms, self.lease_secs
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn worker_config(&self) -> crate::worker::WorkerConfig {
+        use std::time::Duration;
+        crate::worker::WorkerConfig {
+            host_id: self
+                .host_id
+                .clone()
+                .unwrap_or_else(crate::worker::default_host_id),
+            concurrency: self.concurrency,
+            lease: Duration::from_secs(self.lease_secs),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            poll_interval: Duration::from_millis(self.poll_ms),
+            janitor_interval: Duration::from_millis(self.janitor_ms),
+            grace: Duration::from_secs(self.grace_secs),
+            retention: Duration::from_secs(self.retention_days * 24 * 3600),
+            backoff: crate::worker::Backoff {
+                base: Duration::from_millis(self.backoff_base_ms),
+                cap: Duration::from_secs(self.backoff_cap_secs),
+            },
+            queues: self.queues.clone(),
+            ..crate::worker::WorkerConfig::default()
+        }
+    }
 }
 
 /// Where the host keeps files of its own.

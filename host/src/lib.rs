@@ -5,3 +5,5 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod runtime;
+pub mod store;
+pub mod worker;

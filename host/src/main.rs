@@ -36,6 +36,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => corral::cli::run::run(args).await,
+            Command::Serve(args) => corral::cli::serve::serve(args).await,
+            Command::Migrate(args) => corral::cli::serve::migrate(args).await,
         }
     });
     match result {

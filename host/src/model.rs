@@ -154,6 +154,279 @@ impl Serialize for Digest {
     }
 }
 
+/// A job's id: a UUIDv7, so ids sort by creation time.
+pub type JobId = uuid::Uuid;
+/// A time in UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The job state machine (docs/job-states.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Scheduled,
+    Available,
+    Running,
+    Retrying,
+    Completed,
+    Dead,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retrying,
+        JobState::Completed,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retrying => "retrying",
+            JobState::Completed => "completed",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Dead | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OutcomeKind {
+    pub fn parse(s: &str) -> Option<OutcomeKind> {
+        use OutcomeKind::*;
+        [
+            Completed,
+            InvalidResult,
+            Failed,
+            Fatal,
+            Trapped,
+            FuelExhausted,
+            MemoryExceeded,
+            Timeout,
+            OutputTooLarge,
+            Cancelled,
+            LeaseExpired,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
+    }
+}
+
+/// A tenant's quotas (API.md, "Tenants and keys").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Attempts of the tenant running at once, across all hosts.
+    pub max_concurrency: u32,
+    pub max_fuel_per_attempt: u64,
+    pub max_memory_mb: u32,
+    pub max_timeout_ms: u64,
+    pub max_plugin_bytes: u64,
+    pub max_queued_jobs: u64,
+    pub enqueue_per_minute: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_concurrency: 16,
+            max_fuel_per_attempt: 20 * DEFAULT_FUEL,
+            max_memory_mb: 512,
+            max_timeout_ms: 15 * 60 * 1000,
+            max_plugin_bytes: 64 * 1024 * 1024,
+            max_queued_jobs: 1_000_000,
+            enqueue_per_minute: 600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub quotas: Quotas,
+    pub created_at: Timestamp,
+}
+
+/// One version of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginVersion {
+    pub tenant_id: String,
+    pub name: String,
+    pub version: u32,
+    pub digest: String,
+    pub size: u64,
+    pub limits: Limits,
+    pub max_attempts: u32,
+    /// Settings the guest reads with `host.config`. Never returned by the API.
+    #[serde(skip)]
+    pub config: std::collections::BTreeMap<String, String>,
+    pub created_at: Timestamp,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewJob {
+    pub plugin: String,
+    /// The plugin version to pin; the latest when none.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The job's input, as JSON text.
+    pub input: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Higher runs first, from -1000 to 1000.
+    #[serde(default)]
+    pub priority: i32,
+    /// When to run; now when none.
+    #[serde(default)]
+    pub run_at: Option<Timestamp>,
+    /// Overrides the plugin's.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Overrides the plugin's wall-clock limit.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Per tenant: enqueueing again with the same key returns the first job.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+pub fn default_queue() -> String {
+    "default".into()
+}
+
+impl NewJob {
+    pub fn new(plugin: impl Into<String>, input: impl Into<String>) -> NewJob {
+        NewJob {
+            plugin: plugin.into(),
+            version: None,
+            input: input.into(),
+            queue: default_queue(),
+            priority: 0,
+            run_at: None,
+            max_attempts: None,
+            timeout_ms: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// Limits on what a job may ask for, checked before anything is stored.
+pub const MAX_PRIORITY: i32 = 1000;
+/// Attempts one job may ask for: bounds how long a failing job keeps a queue busy.
+pub const MAX_ATTEMPTS_PER_JOB: u32 = 100;
+/// Jobs in one batch enqueue: bounds one statement's size and the time it holds locks.
+pub const MAX_BATCH_JOBS: usize = 1000;
+/// Bytes of one job's input JSON: protects the database and the guest's memory.
+pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+/// Length of an idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: JobId,
+    pub tenant_id: String,
+    pub plugin: String,
+    pub version: u32,
+    pub digest: String,
+    pub queue: String,
+    pub priority: i32,
+    pub state: JobState,
+    /// JSON text.
+    pub input: String,
+    /// JSON text, when completed.
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: Option<u64>,
+    pub run_at: Timestamp,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub cancel_requested: bool,
+    pub idempotency_key: Option<String>,
+}
+
+/// A job a host has claimed, with everything needed to run the attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub tenant_id: String,
+    pub plugin: String,
+    pub version: u32,
+    pub digest: String,
+    pub input: String,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// The plugin's limits with the job's timeout override applied.
+    pub limits: Limits,
+    pub config: std::collections::BTreeMap<String, String>,
+    /// Fences every write about this attempt.
+    pub lease_token: uuid::Uuid,
+}
+
+/// A recorded attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub outcome: OutcomeKind,
+    pub message: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub fuel_consumed: u64,
+    pub peak_memory_bytes: u64,
+    pub host_id: String,
+    pub log: String,
+    pub log_dropped_bytes: u64,
+}
+
+/// What the job does after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// `completed`, with the JSON result.
+    Complete { result: String },
+    /// `retrying` until `run_at`.
+    Retry { run_at: Timestamp, error: String },
+    /// `dead`.
+    Dead { error: String },
+    /// `cancelled`.
+    Cancel,
+}
+
+/// The fenced write of one attempt's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub job_id: JobId,
+    pub lease_token: uuid::Uuid,
+    pub attempt: Attempt,
+    pub transition: Transition,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ CREATE TABLE jobs (
     created_at       TIMESTAMPTZ NOT NULL,
     started_at       TIMESTAMPTZ,
     finished_at      TIMESTAMPTZ,
+    attempt_started_at TIMESTAMPTZ,
     lease_token      UUID,
     lease_expires_at TIMESTAMPTZ,
     leased_by        TEXT,
@@ -93,10 +94,33 @@ CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, idempotency_key) WHERE 
 CREATE INDEX jobs_waiting ON jobs (tenant_id, priority DESC, run_at, id)
     WHERE state IN ('scheduled', 'available', 'retrying');
 -- Running jobs: concurrency per tenant, heartbeats per host, the janitor.
-CREATE INDEX jobs_running ON jobs (tenant_id, leased_by, lease_expires_at) WHERE state = 'running';
+CREATE INDEX jobs_running_tenant ON jobs (tenant_id) WHERE state = 'running';
+CREATE INDEX jobs_running_host ON jobs (leased_by) WHERE state = 'running';
+CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
 -- Retention and listings.
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX jobs_tenant_created ON jobs (tenant_id, created_at DESC, id DESC);
+
+-- Wake workers whenever jobs are inserted (once per statement; PostgreSQL
+-- also folds identical notifications within a transaction).
+CREATE FUNCTION corral_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('corral_jobs', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_notify AFTER INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION corral_jobs_notify();
+
+-- Announce every change of a job's state as `<job id> <state>`: live event
+-- streams and tests follow jobs with this, whichever host moved them.
+CREATE FUNCTION corral_job_state_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('corral_job_state', NEW.id::text || ' ' || NEW.state);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_state_notify AFTER UPDATE OF state ON jobs FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION corral_job_state_notify();
 
 CREATE TABLE attempts (
     job_id            UUID NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

@@ -113,3 +113,202 @@ pub async fn load(name: &str) -> Arc<Plugin> {
         .await
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
+
+pub mod db {
+    //! Real databases for tests: a fresh PostgreSQL database per test (on the
+    //! server at `CORRAL_TEST_POSTGRES`, default the machine's local one), or
+    //! a fresh SQLite file in a temporary folder. Migrations applied.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use corral::model::{JobId, JobState, Limits, Quotas, Tenant};
+    use corral::store::{NewPlugin, Store, StoreEvent};
+    use sqlx::Connection;
+
+    /// The server tests create their databases on.
+    pub fn postgres_admin_url() -> String {
+        std::env::var("CORRAL_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        Postgres,
+        Sqlite,
+    }
+
+    pub struct TestDb {
+        pub url: String,
+        pub store: Arc<dyn Store>,
+        postgres_name: Option<String>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl TestDb {
+        pub async fn new(kind: Kind) -> TestDb {
+            match kind {
+                Kind::Postgres => {
+                    let name = format!("corral_test_{}", uuid::Uuid::new_v4().simple());
+                    let admin = postgres_admin_url();
+                    let mut conn = sqlx::PgConnection::connect(&admin)
+                        .await
+                        .expect("PostgreSQL is reachable");
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&mut conn)
+                        .await
+                        .expect("create test database");
+                    let url = match admin.rsplit_once('/') {
+                        Some((server, _)) => format!("{server}/{name}"),
+                        None => panic!("CORRAL_TEST_POSTGRES must end with /database"),
+                    };
+                    let store = corral::store::connect(&url).await.expect("connect");
+                    store.migrate().await.expect("migrate");
+                    TestDb {
+                        url,
+                        store,
+                        postgres_name: Some(name),
+                        _dir: None,
+                    }
+                }
+                Kind::Sqlite => {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+                    let store = corral::store::connect(&url).await.expect("connect");
+                    store.migrate().await.expect("migrate");
+                    TestDb {
+                        url,
+                        store,
+                        postgres_name: None,
+                        _dir: Some(dir),
+                    }
+                }
+            }
+        }
+
+        /// A tenant with default quotas but `max_concurrency`.
+        pub async fn tenant(&self, id: &str, max_concurrency: u32) {
+            self.store
+                .tenant_insert(&Tenant {
+                    id: id.into(),
+                    name: id.into(),
+                    quotas: Quotas {
+                        max_concurrency,
+                        ..Quotas::default()
+                    },
+                    created_at: chrono::Utc::now(),
+                })
+                .await
+                .expect("tenant");
+        }
+
+        /// Store `bytes` as plugin `name` of `tenant`.
+        pub async fn plugin(
+            &self,
+            tenant: &str,
+            name: &str,
+            bytes: &[u8],
+            limits: Limits,
+            max_attempts: u32,
+        ) -> u32 {
+            let (plugin, _) = self
+                .store
+                .plugin_insert(
+                    &NewPlugin {
+                        tenant_id: tenant.into(),
+                        name: name.into(),
+                        digest: corral::model::Digest::of(bytes).to_string(),
+                        limits,
+                        max_attempts,
+                    },
+                    bytes,
+                    chrono::Utc::now(),
+                )
+                .await
+                .expect("plugin");
+            plugin.version
+        }
+
+        /// Wait (on the store's notifications, never by sleeping) until the
+        /// job is in a state `done` accepts; panics after `patience`.
+        pub async fn wait_for(
+            &self,
+            tenant: &str,
+            id: JobId,
+            patience: Duration,
+            done: impl Fn(JobState) -> bool,
+        ) -> JobState {
+            let mut events = self.store.subscribe();
+            let deadline = tokio::time::Instant::now() + patience;
+            loop {
+                let job = self
+                    .store
+                    .job_get(tenant, id)
+                    .await
+                    .expect("job_get")
+                    .expect("job exists");
+                if done(job.state) {
+                    return job.state;
+                }
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(Ok(
+                        StoreEvent::JobState(..)
+                        | StoreEvent::JobsAvailable
+                        | StoreEvent::CancelRequested(_),
+                    )) => {}
+                    Ok(Err(_)) => events = self.store.subscribe(),
+                    Err(_) => panic!("job {id} still {} after {patience:?}", job.state),
+                }
+            }
+        }
+
+        /// Wait until no job of `tenant` is waiting or running.
+        pub async fn wait_until_drained(&self, tenant: Option<&str>, patience: Duration) {
+            let mut events = self.store.subscribe();
+            let deadline = tokio::time::Instant::now() + patience;
+            loop {
+                let counts = self.store.job_counts(tenant).await.expect("counts");
+                let open: u64 = counts
+                    .iter()
+                    .filter(|(s, _)| !s.is_terminal())
+                    .map(|(_, n)| n)
+                    .sum();
+                if open == 0 {
+                    return;
+                }
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => events = self.store.subscribe(),
+                    Err(_) => panic!("{open} jobs still open after {patience:?}: {counts:?}"),
+                }
+            }
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let Some(name) = self.postgres_name.take() else {
+                return;
+            };
+            // Drop the database from a thread of its own: Drop cannot await.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

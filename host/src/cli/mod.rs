@@ -1,3 +1,4 @@
 //! Client verbs of the `corral` binary.
 
 pub mod run;
+pub mod serve;

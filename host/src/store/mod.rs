@@ -1,0 +1,315 @@
+//! The only place that speaks SQL. [`Store`] is implemented by
+//! [`postgres::PostgresStore`] (production, any number of hosts) and
+//! [`sqlite::SqliteStore`] (the embedded default, one host). Both pass the
+//! one conformance suite in `tests/tests/store.rs`.
+//!
+//! Every method that compares times takes `now`, so tests control the clock.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::model::{
+    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion, Tenant,
+    Timestamp,
+};
+
+/// Errors at the store boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Something the caller named does not exist (a plugin, a tenant).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is stored (an existing id, a terminal job).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request breaks a rule of the data (checked before anything is written).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database could not be reached or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database a store speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A wake-up from the store: something changed that a worker may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Jobs were enqueued (or released) and may be claimable.
+    JobsAvailable,
+    /// A client asked to cancel this running job.
+    CancelRequested(JobId),
+    /// A job moved to another state (enqueueing is announced by `JobsAvailable`).
+    JobState(JobId, JobState),
+}
+
+/// What claiming asks for.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub host_id: String,
+    pub now: Timestamp,
+    /// At most this many jobs.
+    pub limit: u32,
+    /// How long the lease lasts unless extended by a heartbeat.
+    pub lease: Duration,
+    /// Only these queues; all when none.
+    pub queues: Option<Vec<String>>,
+}
+
+/// A running job whose lease has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredLease {
+    pub job_id: JobId,
+    pub lease_token: uuid::Uuid,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub leased_by: String,
+    pub started_at: Timestamp,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    /// The job was waiting and is now `cancelled`.
+    Cancelled,
+    /// The job is running; its host was asked to stop it.
+    Requested,
+    /// The job had already finished (`completed`, `dead` or `cancelled`).
+    AlreadyFinished,
+    NotFound,
+}
+
+/// One enqueued job: its id, and whether this call created it (false when
+/// an idempotency key matched an earlier job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: JobId,
+    pub created: bool,
+}
+
+/// A new plugin version to store.
+#[derive(Debug, Clone)]
+pub struct NewPlugin {
+    pub tenant_id: String,
+    pub name: String,
+    pub digest: String,
+    pub limits: Limits,
+    pub max_attempts: u32,
+}
+
+/// A heartbeat's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Jobs this host still holds (their leases were extended).
+    pub held: Vec<JobId>,
+    /// Of those, the ones a client asked to cancel.
+    pub cancel_requested: Vec<JobId>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Apply the migrations that have not been applied yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Whether the database answers and the migrations are applied.
+    async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Wake-ups for workers. Missing one is harmless: workers also poll.
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
+
+    async fn tenant_insert(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn tenant_get(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Store a new version of a plugin (its bytes once per digest). When the
+    /// latest version has the same digest, returns it with `false`.
+    async fn plugin_insert(
+        &self,
+        plugin: &NewPlugin,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(PluginVersion, bool), StoreError>;
+    /// A version of a plugin; the latest when `version` is none.
+    async fn plugin_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PluginVersion>, StoreError>;
+    async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Enqueue jobs for one tenant, all or nothing, pinning each to a plugin
+    /// version. Returns one entry per job, in order.
+    async fn job_insert_batch(
+        &self,
+        tenant: &str,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Inserted>, StoreError>;
+    async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError>;
+    /// Claim waiting jobs whose time has come, fairly across tenants and
+    /// within each tenant's `max_concurrency`, taking a lease on each.
+    async fn job_claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError>;
+    /// Extend the leases of every job `host_id` holds.
+    async fn job_heartbeat(
+        &self,
+        host_id: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Heartbeat, StoreError>;
+    /// Record outcomes, each fenced by its lease token. Returns, per finish,
+    /// whether it was applied (false: the lease was lost, nothing changed).
+    async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError>;
+    /// Hand a running job back without using an attempt (host shutting down).
+    async fn job_release(&self, id: JobId, lease_token: uuid::Uuid) -> Result<bool, StoreError>;
+    async fn job_cancel(
+        &self,
+        tenant: &str,
+        id: JobId,
+        now: Timestamp,
+    ) -> Result<CancelResult, StoreError>;
+    /// Running jobs whose leases expired before `now`.
+    async fn job_expired_leases(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ExpiredLease>, StoreError>;
+    /// Delete up to `limit` jobs that finished before `before`.
+    async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
+    async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError>;
+    /// How many jobs are in each state, for one tenant or for all.
+    async fn job_counts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError>;
+}
+
+/// The embedded default when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
+
+/// Connect to the database `url` names (`postgres://…` or `sqlite://…`).
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Invalid(format!(
+            "DATABASE_URL must start with postgres:// or sqlite://, got `{}`",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// Checks on a batch done before anything is written, the same for both backends.
+pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
+    use crate::model::{
+        MAX_ATTEMPTS_PER_JOB, MAX_BATCH_JOBS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_INPUT_BYTES,
+        MAX_PRIORITY,
+    };
+    if jobs.len() > MAX_BATCH_JOBS {
+        return Err(StoreError::Invalid(format!(
+            "a batch holds at most {MAX_BATCH_JOBS} jobs, got {}",
+            jobs.len()
+        )));
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        let at = |msg: String| {
+            StoreError::Invalid(if jobs.len() > 1 {
+                format!("job {i}: {msg}")
+            } else {
+                msg
+            })
+        };
+        if job.input.len() > MAX_INPUT_BYTES {
+            return Err(at(format!(
+                "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+                job.input.len()
+            )));
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&job.input) {
+            return Err(at(format!("input is not valid JSON: {e}")));
+        }
+        if !valid_name(&job.queue) {
+            return Err(at(format!(
+                "queue `{}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+                job.queue
+            )));
+        }
+        if job.priority.abs() > MAX_PRIORITY {
+            return Err(at(format!(
+                "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+            )));
+        }
+        if let Some(n) = job.max_attempts
+            && !(1..=MAX_ATTEMPTS_PER_JOB).contains(&n)
+        {
+            return Err(at(format!(
+                "max_attempts must be between 1 and {MAX_ATTEMPTS_PER_JOB}"
+            )));
+        }
+        if job.timeout_ms == Some(0) {
+            return Err(at("timeout_ms must be positive".into()));
+        }
+        if let Some(key) = &job.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+        {
+            return Err(at(format!(
+                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Names of tenants, plugins and queues: what the schema's CHECKs accept.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && !bytes[0].is_ascii_uppercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+/// A limit stored as a signed 64-bit integer.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored non-negative integer read back.
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+pub(crate) fn to_u32(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+/// Limits of a claimed job: the plugin's, with the job's timeout override.
+pub(crate) fn claimed_limits(plugin: Limits, job_timeout_ms: Option<i64>) -> Limits {
+    Limits {
+        timeout_ms: job_timeout_ms.map(to_u64).unwrap_or(plugin.timeout_ms),
+        ..plugin
+    }
+}
+
+/// A plugin's config as stored (a JSON object of strings).
+pub(crate) fn parse_config(text: &str) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}

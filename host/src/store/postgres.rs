@@ -1,0 +1,881 @@
+//! The PostgreSQL store: any number of hosts share one database.
+//!
+//! Transactions, locks and round trips, operation by operation:
+//! - **enqueue**: one `INSERT … SELECT FROM UNNEST(…)` for the whole batch
+//!   (one round trip, atomic). The plugin version is resolved in the same
+//!   statement; an unknown plugin leaves `digest` NULL, which the NOT NULL
+//!   constraint turns into an error for the whole batch. A statement-level
+//!   trigger NOTIFYs `corral_jobs`.
+//! - **claim**: one transaction: `pg_advisory_xact_lock(CLAIM_LOCK)` then one
+//!   statement. The lock serializes claimers across hosts, so the count of
+//!   running jobs per tenant that the statement reads is exact and
+//!   `max_concurrency` holds across hosts (completions only lower the count,
+//!   so a stale count can only under-claim). The statement takes, per tenant
+//!   with free capacity, its best waiting jobs (`FOR UPDATE SKIP LOCKED`, so
+//!   rows a cancel is touching are skipped, not waited on), then interleaves
+//!   tenants round-robin (each tenant's first job before anyone's second,
+//!   tenants with fewer running jobs first) and leases the batch.
+//! - **finish**: one statement for a batch of outcomes: a fenced `UPDATE`
+//!   (`lease_token` and `state = 'running'` must still match) and the
+//!   `INSERT` of attempt rows for exactly the jobs the update touched.
+//! - **heartbeat**: one `UPDATE` of every lease the host holds.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, NewPlugin, Store,
+    StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
+};
+use crate::model::{
+    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind, PluginVersion,
+    Quotas, Tenant, Timestamp, Transition,
+};
+
+/// Connections per host. Workers use a few (claim, finish, heartbeat,
+/// listener); the API the rest.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a caller waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The advisory lock that serializes claims (any constant unique to Corral).
+const CLAIM_LOCK: i64 = 0x636f_7272_616c; // "corral"
+/// Channels the listener follows.
+const JOBS_CHANNEL: &str = "corral_jobs";
+const CANCEL_CHANNEL: &str = "corral_cancel";
+const STATE_CHANNEL: &str = "corral_job_state";
+/// Pause before re-listening after the listener's connection failed.
+const LISTENER_RETRY: Duration = Duration::from_millis(500);
+/// Buffered wake-ups per subscriber; a lagging subscriber just polls.
+const EVENT_BUFFER: usize = 1024;
+
+pub struct PostgresStore {
+    pool: PgPool,
+    events: broadcast::Sender<StoreEvent>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let listener = tokio::spawn(listen(pool.clone(), events.clone()));
+        Ok(PostgresStore {
+            pool,
+            events,
+            listener,
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Follow the notification channels for as long as the store lives,
+/// reconnecting after failures. After a reconnect, notifications may have
+/// been missed, so it announces `JobsAvailable` once.
+async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for job notifications; retrying");
+                tokio::time::sleep(LISTENER_RETRY).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener
+            .listen_all([JOBS_CHANNEL, CANCEL_CHANNEL, STATE_CHANNEL])
+            .await
+        {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(LISTENER_RETRY).await;
+            continue;
+        }
+        let _ = events.send(StoreEvent::JobsAvailable);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let event = match notification.channel() {
+                        CANCEL_CHANNEL => match Uuid::parse_str(notification.payload()) {
+                            Ok(id) => StoreEvent::CancelRequested(id),
+                            Err(_) => continue,
+                        },
+                        STATE_CHANNEL => {
+                            let mut parts = notification.payload().split(' ');
+                            let id = parts.next().and_then(|id| Uuid::parse_str(id).ok());
+                            let state = parts.next().and_then(JobState::parse);
+                            match (id, state) {
+                                (Some(id), Some(state)) => StoreEvent::JobState(id, state),
+                                _ => continue,
+                            }
+                        }
+                        _ => StoreEvent::JobsAvailable,
+                    };
+                    let _ = events.send(event);
+                }
+                // The connection was lost; the next call reconnects.
+                Ok(None) => {
+                    let _ = events.send(StoreEvent::JobsAvailable);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "job notifications interrupted; reconnecting");
+                    tokio::time::sleep(LISTENER_RETRY).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        plugin: row.try_get("plugin")?,
+        version: to_u32(row.try_get("plugin_version")?),
+        digest: row.try_get("digest")?,
+        queue: row.try_get("queue")?,
+        priority: row.try_get("priority")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {state}").into()))?,
+        input: row.try_get("input")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        attempt: to_u32(row.try_get("attempt")?),
+        max_attempts: to_u32(row.try_get("max_attempts")?),
+        timeout_ms: row.try_get::<Option<i64>, _>("timeout_ms")?.map(to_u64),
+        run_at: row.try_get("run_at")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input::text AS input, \
+     result::text AS result, error, attempt, max_attempts, timeout_ms, run_at, created_at, started_at, finished_at, \
+     cancel_requested, idempotency_key";
+
+fn limits_from_row(row: &PgRow) -> Result<Limits, sqlx::Error> {
+    Ok(Limits {
+        fuel: to_u64(row.try_get("fuel")?),
+        memory_bytes: to_u64(row.try_get("memory_bytes")?),
+        timeout_ms: to_u64(row.try_get("plugin_timeout_ms")?),
+        result_bytes: to_u64(row.try_get("result_bytes")?),
+        log_bytes: to_u64(row.try_get("log_bytes")?),
+    })
+}
+
+fn plugin_from_row(row: &PgRow) -> Result<PluginVersion, sqlx::Error> {
+    let config: String = row.try_get("config")?;
+    Ok(PluginVersion {
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        version: to_u32(row.try_get("version")?),
+        digest: row.try_get("digest")?,
+        size: to_u64(row.try_get("size")?),
+        limits: limits_from_row(row)?,
+        max_attempts: to_u32(row.try_get("max_attempts")?),
+        config: parse_config(&config),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const PLUGIN_COLUMNS: &str = "p.tenant_id, p.name, p.version, p.digest, b.size, p.fuel, p.memory_bytes, \
+     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config::text AS config, p.created_at";
+
+fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        quotas: Quotas {
+            max_concurrency: to_u32(row.try_get("max_concurrency")?),
+            max_fuel_per_attempt: to_u64(row.try_get("max_fuel_per_attempt")?),
+            max_memory_mb: to_u32(row.try_get("max_memory_mb")?),
+            max_timeout_ms: to_u64(row.try_get("max_timeout_ms")?),
+            max_plugin_bytes: to_u64(row.try_get("max_plugin_bytes")?),
+            max_queued_jobs: to_u64(row.try_get("max_queued_jobs")?),
+            enqueue_per_minute: to_u32(row.try_get("enqueue_per_minute")?),
+        },
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+fn is_not_null_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23502"))
+}
+
+fn state_of(transition: &Transition) -> JobState {
+    match transition {
+        Transition::Complete { .. } => JobState::Completed,
+        Transition::Retry { .. } => JobState::Retrying,
+        Transition::Dead { .. } => JobState::Dead,
+        Transition::Cancel => JobState::Cancelled,
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let known = sqlx::migrate!("../migrations/postgres").iter().count() as i64;
+        if applied < known {
+            return Err(StoreError::Conflict(format!(
+                "{applied} of {known} migrations applied; run `corral migrate`"
+            )));
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    async fn tenant_insert(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let q = &tenant.quotas;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
+             max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(q.max_concurrency as i32)
+        .bind(to_i64(q.max_fuel_per_attempt))
+        .bind(q.max_memory_mb as i32)
+        .bind(to_i64(q.max_timeout_ms))
+        .bind(to_i64(q.max_plugin_bytes))
+        .bind(to_i64(q.max_queued_jobs))
+        .bind(q.enqueue_per_minute as i32)
+        .bind(tenant.created_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "tenant `{}` already exists",
+                tenant.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn tenant_get(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(tenant_from_row).transpose()?)
+    }
+
+    async fn plugin_insert(
+        &self,
+        plugin: &NewPlugin,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(PluginVersion, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO plugin_blobs (digest, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&plugin.digest)
+        .bind(bytes)
+        .bind(bytes.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Versions of one name are numbered one at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+            .bind(&plugin.tenant_id)
+            .bind(&plugin.name)
+            .execute(&mut *tx)
+            .await?;
+        let latest = plugin_latest(&mut tx, &plugin.tenant_id, &plugin.name).await?;
+        if let Some(latest) = &latest
+            && latest.digest == plugin.digest
+        {
+            tx.commit().await?;
+            return Ok((latest.clone(), false));
+        }
+        let version = latest.map(|p| p.version + 1).unwrap_or(1);
+        let l = &plugin.limits;
+        let inserted = sqlx::query(
+            "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
+             log_bytes, max_attempts, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11)",
+        )
+        .bind(&plugin.tenant_id)
+        .bind(&plugin.name)
+        .bind(version as i32)
+        .bind(&plugin.digest)
+        .bind(to_i64(l.fuel))
+        .bind(to_i64(l.memory_bytes))
+        .bind(to_i64(l.timeout_ms))
+        .bind(to_i64(l.result_bytes))
+        .bind(to_i64(l.log_bytes))
+        .bind(plugin.max_attempts as i32)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!(
+                    "tenant `{}` does not exist",
+                    plugin.tenant_id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let stored = plugin_latest(&mut tx, &plugin.tenant_id, &plugin.name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("plugin `{}`", plugin.name)))?;
+        tx.commit().await?;
+        Ok((stored, true))
+    }
+
+    async fn plugin_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PluginVersion>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+             WHERE p.tenant_id = $1 AND p.name = $2 AND ($3::int IS NULL OR p.version = $3) \
+             ORDER BY p.version DESC LIMIT 1"
+        ))
+        .bind(tenant)
+        .bind(name)
+        .bind(version.map(|v| v as i32))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(plugin_from_row).transpose()?)
+    }
+
+    async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM plugin_blobs WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn job_insert_batch(
+        &self,
+        tenant: &str,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        validate_jobs(jobs)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+        let inserted = sqlx::query_scalar::<_, Uuid>(
+            "WITH input AS ( \
+                SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], \
+                                     $8::timestamptz[], $9::int[], $10::bigint[], $11::text[]) \
+                    WITH ORDINALITY AS i(id, plugin, version, input, queue, priority, run_at, max_attempts, \
+                                         timeout_ms, idempotency_key, ord) \
+             ), resolved AS ( \
+                SELECT i.*, p.version AS pinned, p.digest, p.max_attempts AS plugin_max_attempts \
+                FROM input i LEFT JOIN LATERAL ( \
+                    SELECT version, digest, max_attempts FROM plugins \
+                    WHERE tenant_id = $1 AND name = i.plugin AND (i.version IS NULL OR version = i.version) \
+                    ORDER BY version DESC LIMIT 1) p ON TRUE \
+             ) \
+             INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
+                               max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
+             SELECT id, $1, plugin, pinned, digest, queue, priority, \
+                    CASE WHEN run_at > $12 THEN 'scheduled' ELSE 'available' END, input::jsonb, 0, \
+                    COALESCE(max_attempts, plugin_max_attempts), timeout_ms, run_at, $12, idempotency_key \
+             FROM resolved ORDER BY ord \
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(jobs.iter().map(|j| j.plugin.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.version.map(|v| v as i32)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.input.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.run_at.unwrap_or(now)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.max_attempts.map(|n| n as i32)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.timeout_ms.map(to_i64)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await;
+        let created: std::collections::HashSet<Uuid> = match inserted {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) if is_not_null_violation(&e) => {
+                return Err(self.unknown_plugin(tenant, jobs).await);
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!(
+                    "tenant `{tenant}` does not exist"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Jobs not created matched an idempotency key: answer with the first job.
+        let mut existing = std::collections::HashMap::new();
+        if created.len() < jobs.len() {
+            let keys: Vec<String> = jobs
+                .iter()
+                .filter_map(|j| j.idempotency_key.clone())
+                .collect();
+            let rows = sqlx::query("SELECT idempotency_key, id FROM jobs WHERE tenant_id = $1 AND idempotency_key = ANY($2)")
+                .bind(tenant)
+                .bind(&keys)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in rows {
+                existing.insert(row.try_get::<String, _>(0)?, row.try_get::<Uuid, _>(1)?);
+            }
+        }
+        jobs.iter()
+            .zip(ids)
+            .map(|(job, id)| {
+                if created.contains(&id) {
+                    return Ok(Inserted { id, created: true });
+                }
+                job.idempotency_key
+                    .as_ref()
+                    .and_then(|key| existing.get(key))
+                    .map(|id| Inserted {
+                        id: *id,
+                        created: false,
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Conflict(
+                            "a job was neither created nor found by its idempotency key".into(),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(job_from_row).transpose()?)
+    }
+
+    async fn job_claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "WITH running AS ( \
+                SELECT tenant_id, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY tenant_id \
+             ), capacity AS ( \
+                SELECT t.id, t.max_concurrency - COALESCE(r.n, 0) AS free, COALESCE(r.n, 0) AS busy \
+                FROM tenants t LEFT JOIN running r ON r.tenant_id = t.id \
+                WHERE t.max_concurrency > COALESCE(r.n, 0) \
+             ), candidates AS ( \
+                SELECT j.id, c.busy, j.priority, j.run_at, \
+                       row_number() OVER (PARTITION BY c.id ORDER BY j.priority DESC, j.run_at, j.id) AS rank \
+                FROM capacity c CROSS JOIN LATERAL ( \
+                    SELECT id, priority, run_at FROM jobs \
+                    WHERE tenant_id = c.id AND state IN ('scheduled', 'available', 'retrying') AND run_at <= $1 \
+                      AND ($4::text[] IS NULL OR queue = ANY($4)) \
+                    ORDER BY priority DESC, run_at, id \
+                    LIMIT LEAST(c.free, $2) \
+                    FOR UPDATE SKIP LOCKED) j \
+             ), picked AS ( \
+                SELECT id FROM candidates ORDER BY rank, busy, priority DESC, run_at, id LIMIT $2 \
+             ) \
+             UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease_token = gen_random_uuid(), \
+                    lease_expires_at = $1 + $3 * interval '1 millisecond', leased_by = $5, \
+                    started_at = COALESCE(jobs.started_at, $1), attempt_started_at = $1 \
+             FROM picked, plugins p \
+             WHERE jobs.id = picked.id AND p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
+               AND p.version = jobs.plugin_version \
+             RETURNING jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
+                       jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
+                       p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
+                       p.config::text AS config",
+        )
+        .bind(request.now)
+        .bind(request.limit as i64)
+        .bind(request.lease.as_millis() as f64)
+        .bind(&request.queues)
+        .bind(&request.host_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let config: String = row.try_get("config")?;
+                Ok(ClaimedJob {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    plugin: row.try_get("plugin")?,
+                    version: to_u32(row.try_get("plugin_version")?),
+                    digest: row.try_get("digest")?,
+                    input: row.try_get("input")?,
+                    attempt: to_u32(row.try_get("attempt")?),
+                    max_attempts: to_u32(row.try_get("max_attempts")?),
+                    limits: claimed_limits(limits_from_row(row)?, row.try_get("timeout_ms")?),
+                    config: parse_config(&config),
+                    lease_token: row.try_get("lease_token")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn job_heartbeat(
+        &self,
+        host_id: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Heartbeat, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $2 + $3 * interval '1 millisecond' \
+             WHERE state = 'running' AND leased_by = $1 RETURNING id, cancel_requested",
+        )
+        .bind(host_id)
+        .bind(now)
+        .bind(lease.as_millis() as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut beat = Heartbeat::default();
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            beat.held.push(id);
+            if row.try_get::<bool, _>(1)? {
+                beat.cancel_requested.push(id);
+            }
+        }
+        Ok(beat)
+    }
+
+    async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&Finish) -> Option<String>| finishes.iter().map(f).collect::<Vec<_>>();
+        let applied: std::collections::HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+            "WITH u AS ( \
+                SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
+                                     $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
+                                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::bigint[]) \
+                    AS u(id, token, state, result, error, run_at, attempt, outcome, message, started_at, finished_at, \
+                         fuel, memory, host, log, dropped) \
+             ), done AS ( \
+                UPDATE jobs SET \
+                       state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' \
+                                    ELSE u.state END, \
+                       result = u.result::jsonb, error = u.error, run_at = COALESCE(u.run_at, jobs.run_at), \
+                       finished_at = CASE WHEN u.state IN ('completed', 'dead', 'cancelled') \
+                                            OR (jobs.cancel_requested AND u.state = 'retrying') \
+                                          THEN u.finished_at END, \
+                       lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
+                FROM u \
+                WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+                  AND jobs.attempt = u.attempt \
+                  AND (u.outcome <> 'lease_expired' OR jobs.lease_expires_at < u.finished_at) \
+                RETURNING jobs.id, jobs.tenant_id \
+             ) \
+             INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
+                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
+             SELECT u.id, u.attempt, done.tenant_id, u.outcome, u.message, u.started_at, u.finished_at, u.fuel, \
+                    u.memory, u.host, u.log, u.dropped \
+             FROM u JOIN done ON done.id = u.id \
+             RETURNING job_id",
+        )
+        .bind(finishes.iter().map(|f| f.job_id).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| f.lease_token).collect::<Vec<_>>())
+        .bind(column(|f| Some(state_of(&f.transition).as_str().to_string())))
+        .bind(column(|f| match &f.transition {
+            Transition::Complete { result } => Some(result.clone()),
+            _ => None,
+        }))
+        .bind(column(|f| match &f.transition {
+            Transition::Retry { error, .. } | Transition::Dead { error } => Some(error.clone()),
+            Transition::Cancel => Some("cancelled".into()),
+            Transition::Complete { .. } => None,
+        }))
+        .bind(
+            finishes
+                .iter()
+                .map(|f| match &f.transition {
+                    Transition::Retry { run_at, .. } => Some(*run_at),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .bind(finishes.iter().map(|f| f.attempt.attempt as i32).collect::<Vec<_>>())
+        .bind(column(|f| Some(f.attempt.outcome.as_str().to_string())))
+        .bind(column(|f| f.attempt.message.clone()))
+        .bind(finishes.iter().map(|f| f.attempt.started_at).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| f.attempt.finished_at).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| to_i64(f.attempt.fuel_consumed)).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| to_i64(f.attempt.peak_memory_bytes)).collect::<Vec<_>>())
+        .bind(column(|f| Some(f.attempt.host_id.clone())))
+        .bind(column(|f| Some(f.attempt.log.clone())))
+        .bind(finishes.iter().map(|f| to_i64(f.attempt.log_dropped_bytes)).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(finishes
+            .iter()
+            .map(|f| applied.contains(&f.job_id))
+            .collect())
+    }
+
+    async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_token = NULL, lease_expires_at = NULL, \
+             leased_by = NULL WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(lease_token)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if released {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(JOBS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(released)
+    }
+
+    async fn job_cancel(
+        &self,
+        tenant: &str,
+        id: JobId,
+        now: Timestamp,
+    ) -> Result<CancelResult, StoreError> {
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+                state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
+                cancel_requested = TRUE, \
+                finished_at = CASE WHEN state = 'running' THEN NULL ELSE $3 END, \
+                error = CASE WHEN state = 'running' THEN error ELSE 'cancelled' END \
+             WHERE tenant_id = $1 AND id = $2 AND state NOT IN ('completed', 'dead', 'cancelled') \
+             RETURNING state",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match state.as_deref() {
+            Some("running") => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CANCEL_CHANNEL)
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(CancelResult::Requested)
+            }
+            Some(_) => Ok(CancelResult::Cancelled),
+            None => {
+                let exists: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(if exists.is_some() {
+                    CancelResult::AlreadyFinished
+                } else {
+                    CancelResult::NotFound
+                })
+            }
+        }
+    }
+
+    async fn job_expired_leases(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ExpiredLease>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at FROM jobs \
+             WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredLease {
+                    job_id: row.try_get(0)?,
+                    lease_token: row.try_get(1)?,
+                    attempt: to_u32(row.try_get(2)?),
+                    max_attempts: to_u32(row.try_get(3)?),
+                    leased_by: row.try_get(4)?,
+                    started_at: row.try_get::<Option<Timestamp>, _>(5)?.unwrap_or(now),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM jobs WHERE id IN ( \
+                SELECT id FROM jobs WHERE finished_at < $1 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(before)
+        .bind(limit as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, outcome, message, started_at, finished_at, fuel_consumed, peak_memory_bytes, host_id, \
+             log, log_dropped_bytes FROM attempts WHERE tenant_id = $1 AND job_id = $2 ORDER BY attempt",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let outcome: String = row.try_get("outcome")?;
+                Ok(Attempt {
+                    attempt: to_u32(row.try_get("attempt")?),
+                    outcome: OutcomeKind::parse(&outcome).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("unknown outcome {outcome}").into())
+                    })?,
+                    message: row.try_get("message")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    fuel_consumed: to_u64(row.try_get("fuel_consumed")?),
+                    peak_memory_bytes: to_u64(row.try_get("peak_memory_bytes")?),
+                    host_id: row.try_get("host_id")?,
+                    log: row.try_get("log")?,
+                    log_dropped_bytes: to_u64(row.try_get("log_dropped_bytes")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn job_counts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError> {
+        self.counts(tenant).await
+    }
+}
+
+impl PostgresStore {
+    async fn counts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError> {
+        let rows = sqlx::query("SELECT state, count(*) FROM jobs WHERE $1::text IS NULL OR tenant_id = $1 GROUP BY state")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            if let Some(state) = JobState::parse(&state) {
+                counts.insert(state, to_u64(row.try_get(1)?));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Name the plugin (and version) of a batch that does not exist.
+    async fn unknown_plugin(&self, tenant: &str, jobs: &[NewJob]) -> StoreError {
+        for job in jobs {
+            match self.plugin_get(tenant, &job.plugin, job.version).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    return StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version));
+                }
+                Err(e) => return e,
+            }
+        }
+        StoreError::NotFound("a job names a plugin that does not exist".into())
+    }
+}
+
+pub(crate) fn unknown_plugin_message(plugin: &str, version: Option<u32>) -> String {
+    match version {
+        Some(v) => format!("plugin `{plugin}` has no version {v}"),
+        None => format!("plugin `{plugin}` does not exist"),
+    }
+}
+
+async fn plugin_latest(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    name: &str,
+) -> Result<Option<PluginVersion>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+         WHERE p.tenant_id = $1 AND p.name = $2 ORDER BY p.version DESC LIMIT 1"
+    ))
+    .bind(tenant)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.as_ref().map(plugin_from_row).transpose()?)
+}

@@ -1,0 +1,801 @@
+//! The SQLite store: the embedded default, for one host.
+//!
+//! One writer connection (SQLite allows one writer at a time; funnelling
+//! every write through one connection means no write ever fails with
+//! SQLITE_BUSY) and a few reader connections (WAL mode lets them read while
+//! the writer writes). Every multi-statement operation is one transaction on
+//! the writer, so it is atomic and serialized: claims read exact counts of
+//! running jobs per tenant. Times are microseconds since the Unix epoch.
+//!
+//! Durability: WAL with `synchronous = NORMAL` survives a crash of the
+//! process (SIGKILL included); a crash of the operating system or a power
+//! loss may lose the last transactions. Use PostgreSQL where that matters.
+//!
+//! Wake-ups are in-process: the store itself announces what it wrote.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::postgres::unknown_plugin_message;
+use super::{
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, NewPlugin, Store,
+    StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
+};
+use crate::model::{
+    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind, PluginVersion,
+    Quotas, Tenant, Timestamp, Transition,
+};
+
+/// Reader connections. Reads never block the writer in WAL mode.
+const READERS: u32 = 4;
+/// How long a statement waits for a lock held by another process (a second
+/// `corral` on the same file, or `sqlite3`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Buffered wake-ups per subscriber.
+const EVENT_BUFFER: usize = 1024;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    events: broadcast::Sender<StoreEvent>,
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(v: i64) -> Result<Timestamp, sqlx::Error> {
+    Timestamp::from_timestamp_micros(v)
+        .ok_or_else(|| sqlx::Error::Decode(format!("time out of range: {v}").into()))
+}
+
+fn opt_time(v: Option<i64>) -> Result<Option<Timestamp>, sqlx::Error> {
+    v.map(time).transpose()
+}
+
+fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(Job {
+        id: uuid(row, "id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        plugin: row.try_get("plugin")?,
+        version: to_u32(row.try_get("plugin_version")?),
+        digest: row.try_get("digest")?,
+        queue: row.try_get("queue")?,
+        priority: row.try_get("priority")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {state}").into()))?,
+        input: row.try_get("input")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+        attempt: to_u32(row.try_get("attempt")?),
+        max_attempts: to_u32(row.try_get("max_attempts")?),
+        timeout_ms: row.try_get::<Option<i64>, _>("timeout_ms")?.map(to_u64),
+        run_at: time(row.try_get("run_at")?)?,
+        created_at: time(row.try_get("created_at")?)?,
+        started_at: opt_time(row.try_get("started_at")?)?,
+        finished_at: opt_time(row.try_get("finished_at")?)?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+    })
+}
+
+fn limits_from_row(row: &SqliteRow) -> Result<Limits, sqlx::Error> {
+    Ok(Limits {
+        fuel: to_u64(row.try_get("fuel")?),
+        memory_bytes: to_u64(row.try_get("memory_bytes")?),
+        timeout_ms: to_u64(row.try_get("plugin_timeout_ms")?),
+        result_bytes: to_u64(row.try_get("result_bytes")?),
+        log_bytes: to_u64(row.try_get("log_bytes")?),
+    })
+}
+
+const PLUGIN_COLUMNS: &str = "p.tenant_id, p.name, p.version, p.digest, b.size, p.fuel, p.memory_bytes, \
+     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config, p.created_at";
+
+fn plugin_from_row(row: &SqliteRow) -> Result<PluginVersion, sqlx::Error> {
+    let config: String = row.try_get("config")?;
+    Ok(PluginVersion {
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        version: to_u32(row.try_get("version")?),
+        digest: row.try_get("digest")?,
+        size: to_u64(row.try_get("size")?),
+        limits: limits_from_row(row)?,
+        max_attempts: to_u32(row.try_get("max_attempts")?),
+        config: parse_config(&config),
+        created_at: time(row.try_get("created_at")?)?,
+    })
+}
+
+fn state_of(transition: &Transition) -> JobState {
+    match transition {
+        Transition::Complete { .. } => JobState::Completed,
+        Transition::Retry { .. } => JobState::Retrying,
+        Transition::Dead { .. } => JobState::Dead,
+        Transition::Cancel => JobState::Cancelled,
+    }
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_lazy_with(options.read_only(true));
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(SqliteStore {
+            writer,
+            reader,
+            events,
+        })
+    }
+
+    fn announce(&self, event: StoreEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+async fn plugin_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &str,
+    name: &str,
+    version: Option<u32>,
+) -> Result<Option<PluginVersion>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+         WHERE p.tenant_id = ?1 AND p.name = ?2 AND (?3 IS NULL OR p.version = ?3) \
+         ORDER BY p.version DESC LIMIT 1"
+    ))
+    .bind(tenant)
+    .bind(name)
+    .bind(version.map(|v| v as i64))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.as_ref().map(plugin_from_row).transpose()?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.reader)
+                .await?;
+        let known = sqlx::migrate!("../migrations/sqlite").iter().count() as i64;
+        if applied < known {
+            return Err(StoreError::Conflict(format!(
+                "{applied} of {known} migrations applied; run `corral migrate`"
+            )));
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    async fn tenant_insert(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let q = &tenant.quotas;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
+             max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(q.max_concurrency as i64)
+        .bind(to_i64(q.max_fuel_per_attempt))
+        .bind(q.max_memory_mb as i64)
+        .bind(to_i64(q.max_timeout_ms))
+        .bind(to_i64(q.max_plugin_bytes))
+        .bind(to_i64(q.max_queued_jobs))
+        .bind(q.enqueue_per_minute as i64)
+        .bind(micros(tenant.created_at))
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("tenant `{}` already exists", tenant.id),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn tenant_get(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| -> Result<Tenant, sqlx::Error> {
+            Ok(Tenant {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                quotas: Quotas {
+                    max_concurrency: row.try_get::<i64, _>("max_concurrency")? as u32,
+                    max_fuel_per_attempt: to_u64(row.try_get("max_fuel_per_attempt")?),
+                    max_memory_mb: row.try_get::<i64, _>("max_memory_mb")? as u32,
+                    max_timeout_ms: to_u64(row.try_get("max_timeout_ms")?),
+                    max_plugin_bytes: to_u64(row.try_get("max_plugin_bytes")?),
+                    max_queued_jobs: to_u64(row.try_get("max_queued_jobs")?),
+                    enqueue_per_minute: row.try_get::<i64, _>("enqueue_per_minute")? as u32,
+                },
+                created_at: time(row.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from)
+    }
+
+    async fn plugin_insert(
+        &self,
+        plugin: &NewPlugin,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(PluginVersion, bool), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let tenant_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?1")
+            .bind(&plugin.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant_exists.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "tenant `{}` does not exist",
+                plugin.tenant_id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO plugin_blobs (digest, bytes, size, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&plugin.digest)
+        .bind(bytes)
+        .bind(bytes.len() as i64)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let latest = plugin_version(&mut tx, &plugin.tenant_id, &plugin.name, None).await?;
+        if let Some(latest) = latest.as_ref().filter(|p| p.digest == plugin.digest) {
+            tx.commit().await?;
+            return Ok((latest.clone(), false));
+        }
+        let version = latest.map(|p| p.version + 1).unwrap_or(1);
+        let l = &plugin.limits;
+        sqlx::query(
+            "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
+             log_bytes, max_attempts, config, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '{}', ?11)",
+        )
+        .bind(&plugin.tenant_id)
+        .bind(&plugin.name)
+        .bind(version as i64)
+        .bind(&plugin.digest)
+        .bind(to_i64(l.fuel))
+        .bind(to_i64(l.memory_bytes))
+        .bind(to_i64(l.timeout_ms))
+        .bind(to_i64(l.result_bytes))
+        .bind(to_i64(l.log_bytes))
+        .bind(plugin.max_attempts as i64)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let stored = plugin_version(&mut tx, &plugin.tenant_id, &plugin.name, Some(version))
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("plugin `{}`", plugin.name)))?;
+        tx.commit().await?;
+        Ok((stored, true))
+    }
+
+    async fn plugin_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PluginVersion>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+             WHERE p.tenant_id = ?1 AND p.name = ?2 AND (?3 IS NULL OR p.version = ?3) \
+             ORDER BY p.version DESC LIMIT 1"
+        ))
+        .bind(tenant)
+        .bind(name)
+        .bind(version.map(|v| v as i64))
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.as_ref().map(plugin_from_row).transpose()?)
+    }
+
+    async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM plugin_blobs WHERE digest = ?1")
+                .bind(digest)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn job_insert_batch(
+        &self,
+        tenant: &str,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        validate_jobs(jobs)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await?;
+        let tenant_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?1")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant_exists.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "tenant `{tenant}` does not exist"
+            )));
+        }
+        let mut plugins: HashMap<(String, Option<u32>), PluginVersion> = HashMap::new();
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let key = (job.plugin.clone(), job.version);
+            if !plugins.contains_key(&key) {
+                let found = plugin_version(&mut tx, tenant, &job.plugin, job.version)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
+                    })?;
+                plugins.insert(key.clone(), found);
+            }
+            let plugin = &plugins[&key];
+            let id = Uuid::now_v7();
+            let run_at = job.run_at.unwrap_or(now);
+            let state = if run_at > now {
+                JobState::Scheduled
+            } else {
+                JobState::Available
+            };
+            let created: Option<String> = sqlx::query_scalar(
+                "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, \
+                 attempt, max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14) \
+                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                 RETURNING id",
+            )
+            .bind(id.to_string())
+            .bind(tenant)
+            .bind(&job.plugin)
+            .bind(plugin.version as i64)
+            .bind(&plugin.digest)
+            .bind(&job.queue)
+            .bind(job.priority)
+            .bind(state.as_str())
+            .bind(&job.input)
+            .bind(job.max_attempts.unwrap_or(plugin.max_attempts) as i64)
+            .bind(job.timeout_ms.map(to_i64))
+            .bind(micros(run_at))
+            .bind(micros(now))
+            .bind(&job.idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if created.is_some() {
+                out.push(Inserted { id, created: true });
+                continue;
+            }
+            let existing: String = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2",
+            )
+            .bind(tenant)
+            .bind(&job.idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id = Uuid::parse_str(&existing).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            out.push(Inserted { id, created: false });
+        }
+        tx.commit().await?;
+        self.announce(StoreEvent::JobsAvailable);
+        Ok(out)
+    }
+
+    async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant)
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.as_ref().map(job_from_row).transpose()?)
+    }
+
+    async fn job_claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = micros(request.now);
+        let queues = request
+            .queues
+            .as_ref()
+            .map(|q| serde_json::to_string(q).unwrap_or_else(|_| "[]".into()));
+        let mut tx = self.writer.begin().await?;
+        // Free capacity per tenant, from an exact count (the writer is the only writer).
+        let capacity = sqlx::query(
+            "SELECT t.id, t.max_concurrency - COUNT(j.id) AS free, COUNT(j.id) AS busy \
+             FROM tenants t LEFT JOIN jobs j ON j.tenant_id = t.id AND j.state = 'running' \
+             GROUP BY t.id HAVING free > 0",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        // Per tenant, its best waiting jobs; then each tenant's first before anyone's second.
+        let mut candidates: Vec<(i64, i64, i32, i64, String)> = Vec::new();
+        for row in &capacity {
+            let tenant: String = row.try_get(0)?;
+            let free: i64 = row.try_get(1)?;
+            let busy: i64 = row.try_get(2)?;
+            let waiting = sqlx::query(
+                "SELECT id, priority, run_at FROM jobs \
+                 WHERE tenant_id = ?1 AND state IN ('scheduled', 'available', 'retrying') AND run_at <= ?2 \
+                   AND (?3 IS NULL OR queue IN (SELECT value FROM json_each(?3))) \
+                 ORDER BY priority DESC, run_at, id LIMIT ?4",
+            )
+            .bind(&tenant)
+            .bind(now)
+            .bind(&queues)
+            .bind(free.min(request.limit as i64))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (rank, job) in waiting.iter().enumerate() {
+                candidates.push((
+                    rank as i64,
+                    busy,
+                    job.try_get(1)?,
+                    job.try_get(2)?,
+                    job.try_get(0)?,
+                ));
+            }
+        }
+        candidates.sort_by(|a, b| (a.0, a.1, -a.2, a.3, &a.4).cmp(&(b.0, b.1, -b.2, b.3, &b.4)));
+        candidates.truncate(request.limit as usize);
+
+        let lease_until = now + request.lease.as_micros() as i64;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for (_, _, _, _, id) in candidates {
+            let token = Uuid::new_v4();
+            let row = sqlx::query(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = ?2, lease_expires_at = ?3, \
+                 leased_by = ?4, started_at = COALESCE(started_at, ?5), attempt_started_at = ?5 \
+                 WHERE id = ?1 RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, \
+                 timeout_ms, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
+                 'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
+                 WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
+            )
+            .bind(&id)
+            .bind(token.to_string())
+            .bind(lease_until)
+            .bind(&request.host_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let plugin: String = row.try_get("plugin")?;
+            let plugin: PluginRow =
+                serde_json::from_str(&plugin).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            claimed.push(ClaimedJob {
+                id: uuid(&row, "id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                plugin: row.try_get(2)?,
+                version: to_u32(row.try_get("plugin_version")?),
+                digest: row.try_get("digest")?,
+                input: row.try_get("input")?,
+                attempt: to_u32(row.try_get("attempt")?),
+                max_attempts: to_u32(row.try_get("max_attempts")?),
+                limits: claimed_limits(
+                    Limits {
+                        fuel: plugin.fuel,
+                        memory_bytes: plugin.memory_bytes,
+                        timeout_ms: plugin.timeout_ms,
+                        result_bytes: plugin.result_bytes,
+                        log_bytes: plugin.log_bytes,
+                    },
+                    row.try_get("timeout_ms")?,
+                ),
+                config: plugin.config,
+                lease_token: token,
+            });
+        }
+        tx.commit().await?;
+        for job in &claimed {
+            self.announce(StoreEvent::JobState(job.id, JobState::Running));
+        }
+        Ok(claimed)
+    }
+
+    async fn job_heartbeat(
+        &self,
+        host_id: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Heartbeat, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?2 WHERE state = 'running' AND leased_by = ?1 \
+             RETURNING id, cancel_requested",
+        )
+        .bind(host_id)
+        .bind(micros(now) + lease.as_micros() as i64)
+        .fetch_all(&self.writer)
+        .await?;
+        let mut beat = Heartbeat::default();
+        for row in rows {
+            let id = uuid(&row, "id")?;
+            beat.held.push(id);
+            if row.try_get::<bool, _>(1)? {
+                beat.cancel_requested.push(id);
+            }
+        }
+        Ok(beat)
+    }
+
+    async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut applied = Vec::with_capacity(finishes.len());
+        let mut changed = Vec::new();
+        for f in finishes {
+            let a = &f.attempt;
+            let state = state_of(&f.transition);
+            let (result, error, run_at) = match &f.transition {
+                Transition::Complete { result } => (Some(result.as_str()), None, None),
+                Transition::Retry { run_at, error } => {
+                    (None, Some(error.as_str()), Some(micros(*run_at)))
+                }
+                Transition::Dead { error } => (None, Some(error.as_str()), None),
+                Transition::Cancel => (None, Some("cancelled"), None),
+            };
+            let updated: Option<(String, String)> = sqlx::query_as(
+                "UPDATE jobs SET \
+                 state = CASE WHEN cancel_requested AND ?3 = 'retrying' THEN 'cancelled' ELSE ?3 END, \
+                 result = ?4, error = ?5, run_at = COALESCE(?6, run_at), \
+                 finished_at = CASE WHEN ?3 IN ('completed', 'dead', 'cancelled') \
+                                      OR (cancel_requested AND ?3 = 'retrying') THEN ?7 END, \
+                 lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
+                 WHERE id = ?1 AND lease_token = ?2 AND state = 'running' AND attempt = ?8 \
+                   AND (?9 <> 'lease_expired' OR lease_expires_at < ?7) \
+                 RETURNING tenant_id, state",
+            )
+            .bind(f.job_id.to_string())
+            .bind(f.lease_token.to_string())
+            .bind(state.as_str())
+            .bind(result)
+            .bind(error)
+            .bind(run_at)
+            .bind(micros(a.finished_at))
+            .bind(a.attempt as i64)
+            .bind(a.outcome.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((tenant, new_state)) = updated else {
+                applied.push(false);
+                continue;
+            };
+            if let Some(state) = JobState::parse(&new_state) {
+                changed.push((f.job_id, state));
+            }
+            sqlx::query(
+                "INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
+                 fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .bind(f.job_id.to_string())
+            .bind(a.attempt as i64)
+            .bind(tenant)
+            .bind(a.outcome.as_str())
+            .bind(&a.message)
+            .bind(micros(a.started_at))
+            .bind(micros(a.finished_at))
+            .bind(to_i64(a.fuel_consumed))
+            .bind(to_i64(a.peak_memory_bytes))
+            .bind(&a.host_id)
+            .bind(&a.log)
+            .bind(to_i64(a.log_dropped_bytes))
+            .execute(&mut *tx)
+            .await?;
+            applied.push(true);
+        }
+        tx.commit().await?;
+        for (id, state) in changed {
+            self.announce(StoreEvent::JobState(id, state));
+        }
+        Ok(applied)
+    }
+
+    async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_token = NULL, lease_expires_at = NULL, \
+             leased_by = NULL WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+        )
+        .bind(id.to_string())
+        .bind(lease_token.to_string())
+        .execute(&self.writer)
+        .await?
+        .rows_affected()
+            == 1;
+        if released {
+            self.announce(StoreEvent::JobState(id, JobState::Available));
+            self.announce(StoreEvent::JobsAvailable);
+        }
+        Ok(released)
+    }
+
+    async fn job_cancel(
+        &self,
+        tenant: &str,
+        id: JobId,
+        now: Timestamp,
+    ) -> Result<CancelResult, StoreError> {
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+                state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
+                cancel_requested = 1, \
+                finished_at = CASE WHEN state = 'running' THEN NULL ELSE ?3 END, \
+                error = CASE WHEN state = 'running' THEN error ELSE 'cancelled' END \
+             WHERE tenant_id = ?1 AND id = ?2 AND state NOT IN ('completed', 'dead', 'cancelled') \
+             RETURNING state",
+        )
+        .bind(tenant)
+        .bind(id.to_string())
+        .bind(micros(now))
+        .fetch_optional(&self.writer)
+        .await?;
+        match state.as_deref() {
+            Some("running") => {
+                self.announce(StoreEvent::CancelRequested(id));
+                Ok(CancelResult::Requested)
+            }
+            Some(_) => {
+                self.announce(StoreEvent::JobState(id, JobState::Cancelled));
+                Ok(CancelResult::Cancelled)
+            }
+            None => {
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = ?1 AND id = ?2")
+                        .bind(tenant)
+                        .bind(id.to_string())
+                        .fetch_optional(&self.writer)
+                        .await?;
+                Ok(if exists.is_some() {
+                    CancelResult::AlreadyFinished
+                } else {
+                    CancelResult::NotFound
+                })
+            }
+        }
+    }
+
+    async fn job_expired_leases(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ExpiredLease>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at FROM jobs \
+             WHERE state = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredLease {
+                    job_id: uuid(row, "id")?,
+                    lease_token: uuid(row, "lease_token")?,
+                    attempt: to_u32(row.try_get("attempt")?),
+                    max_attempts: to_u32(row.try_get("max_attempts")?),
+                    leased_by: row.try_get("leased_by")?,
+                    started_at: opt_time(row.try_get("attempt_started_at")?)?.unwrap_or(now),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
+        )
+        .bind(micros(before))
+        .bind(limit as i64)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, outcome, message, started_at, finished_at, fuel_consumed, peak_memory_bytes, host_id, \
+             log, log_dropped_bytes FROM attempts WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY attempt",
+        )
+        .bind(tenant)
+        .bind(id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let outcome: String = row.try_get("outcome")?;
+                Ok(Attempt {
+                    attempt: to_u32(row.try_get("attempt")?),
+                    outcome: OutcomeKind::parse(&outcome).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("unknown outcome {outcome}").into())
+                    })?,
+                    message: row.try_get("message")?,
+                    started_at: time(row.try_get("started_at")?)?,
+                    finished_at: time(row.try_get("finished_at")?)?,
+                    fuel_consumed: to_u64(row.try_get("fuel_consumed")?),
+                    peak_memory_bytes: to_u64(row.try_get("peak_memory_bytes")?),
+                    host_id: row.try_get("host_id")?,
+                    log: row.try_get("log")?,
+                    log_dropped_bytes: to_u64(row.try_get("log_dropped_bytes")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn job_counts(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR tenant_id = ?1 GROUP BY state",
+        )
+        .bind(tenant)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            if let Some(state) = JobState::parse(&state) {
+                counts.insert(state, to_u64(row.try_get(1)?));
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// A claimed job's plugin settings, read as one JSON object.
+#[derive(serde::Deserialize)]
+struct PluginRow {
+    fuel: u64,
+    memory_bytes: u64,
+    timeout_ms: u64,
+    result_bytes: u64,
+    log_bytes: u64,
+    config: std::collections::BTreeMap<String, String>,
+}

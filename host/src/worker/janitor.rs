@@ -1,0 +1,110 @@
+//! The janitor: turns leases that expired (their host died or lost the
+//! database) into `lease_expired` attempts, which use up an attempt like any
+//! failure, and prunes old finished jobs. Every host runs one; their writes
+//! are fenced by lease token, so two janitors never record one loss twice.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::WorkerConfig;
+use super::retry;
+use crate::model::{Attempt, Finish, OutcomeKind, Timestamp};
+use crate::store::{Store, StoreError};
+
+/// Expired leases handled per pass: bounds one pass's work.
+const EXPIRED_PER_PASS: u32 = 500;
+/// Finished jobs deleted per statement: bounds the time locks are held.
+const PRUNE_BATCH: u32 = 1000;
+
+pub async fn run(store: Arc<dyn Store>, config: WorkerConfig, stop: CancellationToken) {
+    let mut expiry = tokio::time::interval(config.janitor_interval);
+    let mut retention = tokio::time::interval(config.retention_interval);
+    for tick in [&mut expiry, &mut retention] {
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = expiry.tick() => {
+                if let Err(e) = expire_leases(store.as_ref(), &config, Utc::now()).await {
+                    tracing::warn!(error = %e, "janitor: expiring leases failed");
+                }
+            }
+            _ = retention.tick() => {
+                let before = Utc::now() - config.retention;
+                if let Err(e) = prune(store.as_ref(), before).await {
+                    tracing::warn!(error = %e, "janitor: pruning finished jobs failed");
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Record a `lease_expired` attempt for every running job whose lease
+/// expired before `now`, and retry or kill the job. Returns how many.
+pub async fn expire_leases(
+    store: &dyn Store,
+    config: &WorkerConfig,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let expired = store.job_expired_leases(now, EXPIRED_PER_PASS).await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let finishes: Vec<Finish> = expired
+        .into_iter()
+        .map(|lease| {
+            let message = format!(
+                "lease expired: host {} stopped renewing it (it died or lost the database)",
+                lease.leased_by
+            );
+            Finish {
+                job_id: lease.job_id,
+                lease_token: lease.lease_token,
+                transition: retry::transition(
+                    OutcomeKind::LeaseExpired,
+                    None,
+                    Some(&message),
+                    lease.attempt,
+                    lease.max_attempts,
+                    now,
+                    &config.backoff,
+                    fastrand::f64(),
+                ),
+                attempt: Attempt {
+                    attempt: lease.attempt,
+                    outcome: OutcomeKind::LeaseExpired,
+                    message: Some(message),
+                    started_at: lease.started_at.min(now),
+                    finished_at: now,
+                    fuel_consumed: 0,
+                    peak_memory_bytes: 0,
+                    host_id: lease.leased_by,
+                    log: String::new(),
+                    log_dropped_bytes: 0,
+                },
+            }
+        })
+        .collect();
+    let applied = store.job_finish(&finishes).await?;
+    let count = applied.iter().filter(|a| **a).count();
+    if count > 0 {
+        tracing::info!(count, "janitor: expired leases recorded as lease_expired");
+    }
+    Ok(count)
+}
+
+/// Delete finished jobs older than `before`, in batches. Returns how many.
+pub async fn prune(store: &dyn Store, before: Timestamp) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let deleted = store.job_prune(before, PRUNE_BATCH).await?;
+        total += deleted;
+        if deleted < u64::from(PRUNE_BATCH) {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}

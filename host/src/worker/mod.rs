@@ -1,0 +1,485 @@
+//! The worker: claim → run → record, with leases kept alive by heartbeats,
+//! a janitor for leases that expired on dead hosts, retention, and graceful
+//! shutdown.
+//!
+//! Tasks of one worker:
+//! - the **claim loop** claims as many jobs as it has free slots (in batches)
+//!   and starts an attempt task for each; it sleeps until woken by the store
+//!   (a NOTIFY, or an in-process event on SQLite), by a finished attempt, or
+//!   by the polling fallback;
+//! - **attempt tasks** run the sandbox and hand the outcome to the recorder;
+//! - the **recorder** writes outcomes in batches (whatever accumulated while
+//!   the previous write was in flight), retrying while the database is away;
+//! - the **heartbeat** extends the leases of running jobs, learns which jobs a
+//!   client asked to cancel (the fallback when a notification was missed) and
+//!   which leases were lost (their attempts are stopped and forgotten);
+//! - the **janitor** turns expired leases into `lease_expired` attempts and
+//!   prunes old finished jobs;
+//! - the **event listener** turns cancel notifications into stopped attempts.
+
+pub mod janitor;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{Notify, OnceCell, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind};
+use crate::runtime::{AttemptReport, AttemptRequest, CapturedLog, JobInput, Plugin, Runtime};
+use crate::store::{ClaimRequest, Store, StoreError, StoreEvent};
+pub use retry::Backoff;
+
+/// Outcomes written in one statement at most. Bounds one statement's size.
+const MAX_FINISH_BATCH: usize = 512;
+/// Pause between retries of a failed database call.
+const DATABASE_RETRY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names this host in leases and attempt records.
+    pub host_id: String,
+    /// Attempts this host runs at once.
+    pub concurrency: usize,
+    /// How long a lease lasts without a heartbeat. A host that dies holds
+    /// its jobs this long before the janitor hands them to another.
+    pub lease: Duration,
+    /// How often leases are extended (and cancel requests polled).
+    pub heartbeat: Duration,
+    /// The polling fallback when no wake-up arrives (scheduled and retrying
+    /// jobs become due this way too).
+    pub poll_interval: Duration,
+    /// Jobs claimed per round trip at most.
+    pub claim_batch: u32,
+    pub backoff: Backoff,
+    /// How often the janitor looks for expired leases.
+    pub janitor_interval: Duration,
+    /// Finished jobs older than this are deleted.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// On shutdown, how long running attempts may take before they are
+    /// stopped and handed back.
+    pub grace: Duration,
+    /// Only jobs of these queues; all when none.
+    pub queues: Option<Vec<String>>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            host_id: default_host_id(),
+            concurrency: 32,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(1),
+            claim_batch: 64,
+            backoff: Backoff::default(),
+            janitor_interval: Duration::from_secs(2),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(60),
+            grace: Duration::from_secs(10),
+            queues: None,
+        }
+    }
+}
+
+/// `hostname-pid`, unique enough among hosts sharing a database.
+pub fn default_host_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Why the worker stopped an attempt itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    /// A client cancelled the job: record `cancelled`.
+    CancelRequested,
+    /// The host is shutting down: hand the job back without using an attempt.
+    Shutdown,
+    /// Another host (the janitor) took the job: forget the attempt.
+    LeaseLost,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+    claimed_at: Instant,
+}
+
+impl Running {
+    fn stop(&self, reason: StopReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(reason);
+        self.cancel.cancel();
+    }
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    runtime: Arc<Runtime>,
+    config: WorkerConfig,
+    running: Mutex<HashMap<JobId, Running>>,
+    plugins: Mutex<HashMap<String, Arc<OnceCell<Arc<Plugin>>>>>,
+    /// Wakes the claim loop: new jobs, or a free slot.
+    wake: Notify,
+    slots: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, config: WorkerConfig) -> Arc<Worker> {
+        let slots = Arc::new(Semaphore::new(config.concurrency));
+        Arc::new(Worker {
+            store,
+            runtime,
+            config,
+            running: Mutex::new(HashMap::new()),
+            plugins: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            slots,
+        })
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run until `shutdown` fires, then stop gracefully: no new claims,
+    /// running attempts get `grace` to finish, the rest are stopped and handed
+    /// back without using an attempt, and every outcome is written.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let background = CancellationToken::new();
+        let (finish_tx, finish_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().record(finish_rx));
+        let events = tokio::spawn(
+            self.clone()
+                .follow_events(self.store.subscribe(), background.clone()),
+        );
+        let heartbeat = tokio::spawn(self.clone().heartbeat(background.clone()));
+        let janitor = tokio::spawn(janitor::run(
+            self.store.clone(),
+            self.config.clone(),
+            background.clone(),
+        ));
+        let mut attempts = tokio::task::JoinSet::new();
+
+        self.claim_loop(&shutdown, &finish_tx, &mut attempts).await;
+
+        // Shutdown: give running attempts their grace, then stop the rest.
+        let all_done = async { while attempts.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.grace, all_done)
+            .await
+            .is_err()
+        {
+            let stopped = {
+                let running = self.running();
+                for attempt in running.values() {
+                    attempt.stop(StopReason::Shutdown);
+                }
+                running.len()
+            };
+            tracing::info!(stopped, "grace period over; handing running jobs back");
+            while attempts.join_next().await.is_some() {}
+        }
+        drop(finish_tx);
+        let _ = recorder.await;
+        background.cancel();
+        let _ = tokio::join!(events, heartbeat, janitor);
+    }
+
+    async fn claim_loop(
+        self: &Arc<Self>,
+        shutdown: &CancellationToken,
+        finish_tx: &mpsc::UnboundedSender<Finish>,
+        attempts: &mut tokio::task::JoinSet<()>,
+    ) {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            // Reap finished attempt tasks so the set does not grow.
+            while attempts.try_join_next().is_some() {}
+            let free = self.slots.available_permits();
+            let mut claimed_full_batch = false;
+            if free > 0 {
+                let limit = (free as u32).min(self.config.claim_batch);
+                let request = ClaimRequest {
+                    host_id: self.config.host_id.clone(),
+                    now: Utc::now(),
+                    limit,
+                    lease: self.config.lease,
+                    queues: self.config.queues.clone(),
+                };
+                match self.store.job_claim(&request).await {
+                    Ok(jobs) => {
+                        claimed_full_batch = jobs.len() as u32 == limit;
+                        for job in jobs {
+                            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                                // Only this loop takes slots, and it claimed no more than were free.
+                                tracing::error!(
+                                    "no free slot for a claimed job; it will be retried after its lease"
+                                );
+                                continue;
+                            };
+                            let worker = self.clone();
+                            let finish_tx = finish_tx.clone();
+                            attempts.spawn(async move {
+                                worker.clone().attempt(job, finish_tx).await;
+                                drop(permit);
+                                worker.wake.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming failed; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(DATABASE_RETRY) => {}
+                            () = shutdown.cancelled() => return,
+                        }
+                        continue;
+                    }
+                }
+            }
+            if claimed_full_batch {
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One attempt: load the plugin, run it, hand the outcome to the recorder.
+    async fn attempt(self: Arc<Self>, job: ClaimedJob, finish_tx: mpsc::UnboundedSender<Finish>) {
+        let cancel = CancellationToken::new();
+        let reason = Arc::new(Mutex::new(None));
+        self.running().insert(
+            job.id,
+            Running {
+                cancel: cancel.clone(),
+                reason: reason.clone(),
+                claimed_at: Instant::now(),
+            },
+        );
+        let started_at = Utc::now();
+        let report = match self.plugin(&job.digest).await {
+            Ok(plugin) => {
+                let request = AttemptRequest {
+                    job: JobInput {
+                        id: job.id.to_string(),
+                        tenant: job.tenant_id.clone(),
+                        plugin: job.plugin.clone(),
+                        attempt: job.attempt,
+                        max_attempts: job.max_attempts,
+                        input: job.input.clone(),
+                        context: None,
+                    },
+                    limits: job.limits,
+                    config: Arc::new(job.config.clone()),
+                    cancel,
+                    progress: None,
+                };
+                self.runtime.run(&plugin, request).await
+            }
+            Err(e) => host_failure(format!(
+                "cannot load plugin {} ({}): {e}",
+                job.plugin, job.digest
+            )),
+        };
+        let finished_at = Utc::now();
+        self.running().remove(&job.id);
+        let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(StopReason::Shutdown) if report.outcome == OutcomeKind::Cancelled => {
+                if let Err(e) = self.store.job_release(job.id, job.lease_token).await {
+                    tracing::warn!(job = %job.id, error = %e, "could not hand the job back; its lease will expire");
+                }
+                return;
+            }
+            Some(StopReason::LeaseLost) => {
+                tracing::info!(job = %job.id, "lease lost to another host; dropping this attempt's outcome");
+                return;
+            }
+            _ => {}
+        }
+        tracing::debug!(job = %job.id, attempt = job.attempt, outcome = %report.outcome, "attempt finished");
+        let transition = retry::transition(
+            report.outcome,
+            report.result.clone(),
+            report.message.as_deref(),
+            job.attempt,
+            job.max_attempts,
+            finished_at,
+            &self.config.backoff,
+            fastrand::f64(),
+        );
+        let finish = Finish {
+            job_id: job.id,
+            lease_token: job.lease_token,
+            attempt: Attempt {
+                attempt: job.attempt,
+                outcome: report.outcome,
+                message: report.message,
+                started_at,
+                finished_at,
+                fuel_consumed: report.fuel_consumed,
+                peak_memory_bytes: report.peak_memory_bytes,
+                host_id: self.config.host_id.clone(),
+                log: report.log.text,
+                log_dropped_bytes: report.log.dropped_bytes,
+            },
+            transition,
+        };
+        // The recorder outlives every attempt task (see `run`).
+        let _ = finish_tx.send(finish);
+    }
+
+    /// The compiled plugin for `digest`, fetching its bytes from the store once.
+    async fn plugin(&self, digest: &str) -> Result<Arc<Plugin>, StoreError> {
+        let cell = {
+            let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+            plugins.entry(digest.to_string()).or_default().clone()
+        };
+        let plugin = cell
+            .get_or_try_init(|| async {
+                let bytes = self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
+                    StoreError::NotFound(format!("no component stored for {digest}"))
+                })?;
+                let actual = crate::model::Digest::of(&bytes).to_string();
+                if actual != digest {
+                    return Err(StoreError::Conflict(format!(
+                        "stored component has digest {actual}, expected {digest}"
+                    )));
+                }
+                self.runtime
+                    .load(&bytes)
+                    .await
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .await?;
+        Ok(plugin.clone())
+    }
+
+    /// Write outcomes in batches until every sender is gone.
+    async fn record(self: Arc<Self>, mut finishes: mpsc::UnboundedReceiver<Finish>) {
+        while let Some(first) = finishes.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_FINISH_BATCH {
+                match finishes.try_recv() {
+                    Ok(finish) => batch.push(finish),
+                    Err(_) => break,
+                }
+            }
+            // An outcome is never dropped for a database hiccup: retry until
+            // it is written (or fenced out because the lease moved on).
+            loop {
+                match self.store.job_finish(&batch).await {
+                    Ok(applied) => {
+                        let stale = applied.iter().filter(|a| !**a).count();
+                        if stale > 0 {
+                            tracing::info!(stale, "outcomes fenced out: their leases had moved on");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, jobs = batch.len(), "recording outcomes failed; retrying");
+                        tokio::time::sleep(DATABASE_RETRY).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancel requests arrive as events; new jobs wake the claim loop.
+    async fn follow_events(
+        self: Arc<Self>,
+        mut events: broadcast::Receiver<StoreEvent>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = stop.cancelled() => return,
+            };
+            match event {
+                Ok(StoreEvent::JobsAvailable) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.wake.notify_one()
+                }
+                Ok(StoreEvent::CancelRequested(id)) => {
+                    if let Some(attempt) = self.running().get(&id) {
+                        attempt.stop(StopReason::CancelRequested);
+                    }
+                }
+                // A released job is claimable again.
+                Ok(StoreEvent::JobState(_, JobState::Available)) => self.wake.notify_one(),
+                Ok(StoreEvent::JobState(..)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Extend leases; stop attempts that were cancelled or whose lease was lost.
+    async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let sent = Instant::now();
+            let beat = match self
+                .store
+                .job_heartbeat(&self.config.host_id, Utc::now(), self.config.lease)
+                .await
+            {
+                Ok(beat) => beat,
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat failed; leases are not being extended");
+                    continue;
+                }
+            };
+            let running = self.running();
+            for id in &beat.cancel_requested {
+                if let Some(attempt) = running.get(id) {
+                    attempt.stop(StopReason::CancelRequested);
+                }
+            }
+            for (id, attempt) in running.iter() {
+                // A job claimed after the heartbeat was sent is not in its answer.
+                if attempt.claimed_at < sent && !beat.held.contains(id) {
+                    attempt.stop(StopReason::LeaseLost);
+                }
+            }
+        }
+    }
+}
+
+/// An attempt that could not start because of the host (not the guest).
+/// Reported as `trapped`, so the job is retried rather than lost.
+fn host_failure(message: String) -> AttemptReport {
+    AttemptReport {
+        outcome: OutcomeKind::Trapped,
+        result: None,
+        message: Some(message),
+        fuel_consumed: 0,
+        peak_memory_bytes: 0,
+        duration: Duration::ZERO,
+        log: CapturedLog {
+            text: String::new(),
+            dropped_bytes: 0,
+        },
+        progress: None,
+    }
+}

@@ -1,0 +1,848 @@
+//! The store conformance suite: every test runs against PostgreSQL and
+//! against SQLite, with a controlled clock (every store call takes `now`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use corral::model::{
+    Attempt, ClaimedJob, Finish, JobState, Limits, MAX_BATCH_JOBS, NewJob, OutcomeKind,
+};
+use corral::store::{CancelResult, ClaimRequest, StoreError, StoreEvent};
+use corral::worker::{Backoff, retry};
+use corral_tests::db::{Kind, TestDb};
+
+/// Generates `<name>_postgres` and `<name>_sqlite` from `async fn name(db: TestDb)`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::new(super::Kind::Postgres).await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::new(super::Kind::Sqlite).await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_job_runs_and_completes,
+    scheduled_jobs_wait_for_their_time,
+    retries_back_off_then_dead_letter,
+    deterministic_failures_dead_letter_at_once,
+    idempotency_keys_return_the_first_job,
+    batches_are_all_or_nothing,
+    priorities_order_claims,
+    cancellation_of_waiting_and_running_jobs,
+    stale_tokens_are_fenced_out,
+    max_concurrency_is_respected,
+    claims_are_fair_across_tenants,
+    shutdown_hands_jobs_back_without_using_an_attempt,
+    heartbeats_keep_leases_alive,
+    retention_prunes_finished_jobs,
+    tenants_see_only_their_own_jobs,
+    plugin_versions_are_pinned_at_enqueue,
+);
+
+const T0: i64 = 1_800_000_000;
+
+fn at(secs: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(T0 * 1_000_000 + (secs * 1e6) as i64).unwrap()
+}
+
+fn limits() -> Limits {
+    Limits {
+        fuel: 1_000,
+        memory_bytes: 1 << 20,
+        timeout_ms: 5_000,
+        result_bytes: 1024,
+        log_bytes: 1024,
+    }
+}
+
+async fn setup(db: &TestDb) {
+    db.tenant("acme", 100).await;
+    db.plugin("acme", "work", b"component v1", limits(), 3)
+        .await;
+}
+
+fn claim_at(now: DateTime<Utc>, limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        host_id: "host-a".into(),
+        now,
+        limit,
+        lease: Duration::from_secs(30),
+        queues: None,
+    }
+}
+
+fn attempt(job: &ClaimedJob, outcome: OutcomeKind, now: DateTime<Utc>) -> Attempt {
+    Attempt {
+        attempt: job.attempt,
+        outcome,
+        message: Some(format!("attempt {}", job.attempt)),
+        started_at: now,
+        finished_at: now,
+        fuel_consumed: 42,
+        peak_memory_bytes: 65536,
+        host_id: "host-a".into(),
+        log: "[info] hi\n".into(),
+        log_dropped_bytes: 0,
+    }
+}
+
+/// The finish a worker would write for `outcome` at `now` (no jitter).
+fn finish(
+    job: &ClaimedJob,
+    outcome: OutcomeKind,
+    result: Option<&str>,
+    now: DateTime<Utc>,
+) -> Finish {
+    Finish {
+        job_id: job.id,
+        lease_token: job.lease_token,
+        attempt: attempt(job, outcome, now),
+        transition: retry::transition(
+            outcome,
+            result.map(String::from),
+            Some("boom"),
+            job.attempt,
+            job.max_attempts,
+            now,
+            &backoff(),
+            1.0,
+        ),
+    }
+}
+
+fn backoff() -> Backoff {
+    Backoff {
+        base: Duration::from_secs(10),
+        cap: Duration::from_secs(60),
+    }
+}
+
+async fn enqueue(db: &TestDb, tenant: &str, job: NewJob, now: DateTime<Utc>) -> uuid::Uuid {
+    let inserted = db
+        .store
+        .job_insert_batch(tenant, &[job], now)
+        .await
+        .expect("enqueue");
+    inserted[0].id
+}
+
+async fn state(db: &TestDb, tenant: &str, id: uuid::Uuid) -> JobState {
+    db.store
+        .job_get(tenant, id)
+        .await
+        .unwrap()
+        .expect("job exists")
+        .state
+}
+
+async fn a_job_runs_and_completes(db: TestDb) {
+    setup(&db).await;
+    db.store
+        .plugin_insert(
+            &corral::store::NewPlugin {
+                tenant_id: "acme".into(),
+                name: "work".into(),
+                digest: corral::model::Digest::of(b"component v1").to_string(),
+                limits: limits(),
+                max_attempts: 3,
+            },
+            b"component v1",
+            at(0.0),
+        )
+        .await
+        .unwrap();
+    let id = enqueue(&db, "acme", NewJob::new("work", r#"{"n": 1}"#), at(0.0)).await;
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Available);
+    assert_eq!((job.attempt, job.max_attempts, job.version), (0, 3, 1));
+    assert_eq!(
+        job.digest,
+        corral::model::Digest::of(b"component v1").to_string()
+    );
+
+    let claimed = db.store.job_claim(&claim_at(at(1.0), 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    assert_eq!((c.id, c.attempt, c.limits), (id, 1, limits()));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&c.input).unwrap(),
+        serde_json::json!({"n": 1})
+    );
+    assert_eq!(state(&db, "acme", id).await, JobState::Running);
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(1.0), 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed once"
+    );
+
+    let applied = db
+        .store
+        .job_finish(&[finish(
+            c,
+            OutcomeKind::Completed,
+            Some(r#"{"ok":true}"#),
+            at(2.0),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(job.result.as_deref().unwrap()).unwrap(),
+        serde_json::json!({"ok": true})
+    );
+    assert_eq!(job.started_at, Some(at(1.0)));
+    assert_eq!(job.finished_at, Some(at(2.0)));
+    let attempts = db.store.attempt_list("acme", id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0], attempt(c, OutcomeKind::Completed, at(2.0)));
+    assert_eq!(
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .get(&JobState::Completed),
+        Some(&1)
+    );
+}
+
+async fn scheduled_jobs_wait_for_their_time(db: TestDb) {
+    setup(&db).await;
+    let mut job = NewJob::new("work", "{}");
+    job.run_at = Some(at(60.0));
+    let id = enqueue(&db, "acme", job, at(0.0)).await;
+    assert_eq!(state(&db, "acme", id).await, JobState::Scheduled);
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(59.9), 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = db.store.job_claim(&claim_at(at(60.0), 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+}
+
+async fn retries_back_off_then_dead_letter(db: TestDb) {
+    setup(&db).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    // Attempt 1 fails at t=1: backoff ceiling 10 s (jitter unit 1.0 = the whole ceiling).
+    let c = db
+        .store
+        .job_claim(&claim_at(at(1.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Failed, None, at(1.0))])
+        .await
+        .unwrap();
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Retrying);
+    assert_eq!(job.run_at, at(11.0));
+    assert_eq!(job.error.as_deref(), Some("boom"));
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(10.9), 1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "still backing off"
+    );
+    // Attempt 2 fails at t=11: the ceiling doubles to 20 s.
+    let c = db
+        .store
+        .job_claim(&claim_at(at(11.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.attempt, 2);
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Trapped, None, at(11.0))])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.job_get("acme", id).await.unwrap().unwrap().run_at,
+        at(31.0)
+    );
+    // Attempt 3 is the last: dead.
+    let c = db
+        .store
+        .job_claim(&claim_at(at(31.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.attempt, 3);
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Timeout, None, at(31.0))])
+        .await
+        .unwrap();
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.finished_at, Some(at(31.0)));
+    let outcomes: Vec<_> = db
+        .store
+        .attempt_list("acme", id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            OutcomeKind::Failed,
+            OutcomeKind::Trapped,
+            OutcomeKind::Timeout
+        ]
+    );
+    // The cap: attempt 10 would wait 10 * 2^9 s, capped at 60.
+    assert_eq!(backoff().ceiling(10), Duration::from_secs(60));
+}
+
+async fn deterministic_failures_dead_letter_at_once(db: TestDb) {
+    setup(&db).await;
+    for outcome in [
+        OutcomeKind::Fatal,
+        OutcomeKind::FuelExhausted,
+        OutcomeKind::MemoryExceeded,
+        OutcomeKind::InvalidResult,
+        OutcomeKind::OutputTooLarge,
+    ] {
+        let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+        let c = db
+            .store
+            .job_claim(&claim_at(at(0.0), 1))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(c.id, id);
+        db.store
+            .job_finish(&[finish(&c, outcome, None, at(1.0))])
+            .await
+            .unwrap();
+        assert_eq!(state(&db, "acme", id).await, JobState::Dead, "{outcome}");
+    }
+}
+
+async fn idempotency_keys_return_the_first_job(db: TestDb) {
+    setup(&db).await;
+    db.tenant("other", 10).await;
+    db.plugin("other", "work", b"component v1", limits(), 3)
+        .await;
+    let mut job = NewJob::new("work", r#"{"first": true}"#);
+    job.idempotency_key = Some("order-42".into());
+    let first = db
+        .store
+        .job_insert_batch("acme", &[job.clone()], at(0.0))
+        .await
+        .unwrap();
+    assert!(first[0].created);
+    job.input = r#"{"first": false}"#.into();
+    let again = db
+        .store
+        .job_insert_batch("acme", &[job.clone()], at(1.0))
+        .await
+        .unwrap();
+    assert_eq!(again[0].id, first[0].id);
+    assert!(!again[0].created);
+    // Keys are per tenant.
+    let other = db
+        .store
+        .job_insert_batch("other", &[job], at(1.0))
+        .await
+        .unwrap();
+    assert!(other[0].created);
+    assert_ne!(other[0].id, first[0].id);
+    assert_eq!(
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        1
+    );
+}
+
+async fn batches_are_all_or_nothing(db: TestDb) {
+    setup(&db).await;
+    let good = NewJob::new("work", "{}");
+    let mut unknown = NewJob::new("nope", "{}");
+    let err = db
+        .store
+        .job_insert_batch("acme", &[good.clone(), unknown.clone()], at(0.0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(
+        err.to_string().contains("`nope`"),
+        "names the plugin: {err}"
+    );
+    unknown.plugin = "work".into();
+    unknown.version = Some(9);
+    let err = db
+        .store
+        .job_insert_batch("acme", &[good.clone(), unknown], at(0.0))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no version 9"), "{err}");
+    let mut bad = good.clone();
+    bad.input = "{not json".into();
+    let err = db
+        .store
+        .job_insert_batch("acme", &[good.clone(), bad], at(0.0))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("job 1: input is not valid JSON"),
+        "{err}"
+    );
+    let too_many = vec![good.clone(); MAX_BATCH_JOBS + 1];
+    assert!(matches!(
+        db.store.job_insert_batch("acme", &too_many, at(0.0)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        0,
+        "nothing stored"
+    );
+
+    let full = vec![good; MAX_BATCH_JOBS];
+    let ids = db
+        .store
+        .job_insert_batch("acme", &full, at(0.0))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), MAX_BATCH_JOBS);
+    assert!(ids.iter().all(|i| i.created));
+    assert_eq!(
+        db.store.job_counts(Some("acme")).await.unwrap()[&JobState::Available],
+        MAX_BATCH_JOBS as u64
+    );
+}
+
+async fn priorities_order_claims(db: TestDb) {
+    setup(&db).await;
+    let mut low = NewJob::new("work", r#""low""#);
+    low.priority = -5;
+    let mut high = NewJob::new("work", r#""high""#);
+    high.priority = 10;
+    let normal = NewJob::new("work", r#""normal""#);
+    db.store
+        .job_insert_batch("acme", &[low, normal, high], at(0.0))
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let c = db
+            .store
+            .job_claim(&claim_at(at(1.0), 1))
+            .await
+            .unwrap()
+            .remove(0);
+        order.push(c.input);
+    }
+    assert_eq!(order, vec![r#""high""#, r#""normal""#, r#""low""#]);
+}
+
+async fn cancellation_of_waiting_and_running_jobs(db: TestDb) {
+    setup(&db).await;
+    let waiting = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    assert_eq!(
+        db.store.job_cancel("acme", waiting, at(1.0)).await.unwrap(),
+        CancelResult::Cancelled
+    );
+    let job = db.store.job_get("acme", waiting).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.finished_at),
+        (JobState::Cancelled, Some(at(1.0)))
+    );
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(2.0), 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a cancelled job is never claimed"
+    );
+    assert_eq!(
+        db.store.job_cancel("acme", waiting, at(2.0)).await.unwrap(),
+        CancelResult::AlreadyFinished
+    );
+    assert_eq!(
+        db.store
+            .job_cancel("acme", uuid::Uuid::now_v7(), at(2.0))
+            .await
+            .unwrap(),
+        CancelResult::NotFound
+    );
+
+    let running = enqueue(&db, "acme", NewJob::new("work", "{}"), at(3.0)).await;
+    let c = db
+        .store
+        .job_claim(&claim_at(at(3.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut events = db.store.subscribe();
+    assert_eq!(
+        db.store
+            .job_cancel("other-tenant", running, at(4.0))
+            .await
+            .unwrap(),
+        CancelResult::NotFound
+    );
+    assert_eq!(
+        db.store.job_cancel("acme", running, at(4.0)).await.unwrap(),
+        CancelResult::Requested
+    );
+    // The host running it hears of it at once...
+    let heard = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(StoreEvent::CancelRequested(id)) = events.recv().await {
+                return id;
+            }
+        }
+    })
+    .await
+    .expect("a cancel notification");
+    assert_eq!(heard, running);
+    // ...and at its next heartbeat too, should the notification be lost.
+    let beat = db
+        .store
+        .job_heartbeat("host-a", at(5.0), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(beat.cancel_requested, vec![running]);
+    // A running job that then fails retryably is cancelled, not retried.
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Failed, None, at(6.0))])
+        .await
+        .unwrap();
+    assert_eq!(state(&db, "acme", running).await, JobState::Cancelled);
+
+    let stopped = enqueue(&db, "acme", NewJob::new("work", "{}"), at(7.0)).await;
+    let c = db
+        .store
+        .job_claim(&claim_at(at(7.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    db.store.job_cancel("acme", stopped, at(7.5)).await.unwrap();
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Cancelled, None, at(8.0))])
+        .await
+        .unwrap();
+    let job = db.store.job_get("acme", stopped).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.finished_at),
+        (JobState::Cancelled, Some(at(8.0)))
+    );
+    assert_eq!(
+        db.store.attempt_list("acme", stopped).await.unwrap()[0].outcome,
+        OutcomeKind::Cancelled
+    );
+}
+
+async fn stale_tokens_are_fenced_out(db: TestDb) {
+    setup(&db).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let c = db
+        .store
+        .job_claim(&claim_at(at(0.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let mut forged = finish(&c, OutcomeKind::Completed, Some("1"), at(1.0));
+    forged.lease_token = uuid::Uuid::new_v4();
+    assert_eq!(db.store.job_finish(&[forged]).await.unwrap(), vec![false]);
+    assert_eq!(state(&db, "acme", id).await, JobState::Running);
+
+    // The lease (30 s) expires; the janitor records the loss and retries the job.
+    assert!(
+        db.store
+            .job_expired_leases(at(29.0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let config = corral::worker::WorkerConfig {
+        backoff: backoff(),
+        ..Default::default()
+    };
+    let expired = corral::worker::janitor::expire_leases(db.store.as_ref(), &config, at(31.0))
+        .await
+        .unwrap();
+    assert_eq!(expired, 1);
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Retrying);
+    let attempts = db.store.attempt_list("acme", id).await.unwrap();
+    assert_eq!(
+        (attempts[0].outcome, attempts[0].host_id.as_str()),
+        (OutcomeKind::LeaseExpired, "host-a")
+    );
+    // A second janitor pass (another host's) finds nothing to do.
+    assert_eq!(
+        corral::worker::janitor::expire_leases(db.store.as_ref(), &config, at(32.0))
+            .await
+            .unwrap(),
+        0
+    );
+    // The slow worker's late outcome changes nothing.
+    let late = finish(&c, OutcomeKind::Completed, Some("1"), at(33.0));
+    assert_eq!(
+        db.store.job_finish(&[late.clone()]).await.unwrap(),
+        vec![false]
+    );
+    // Nor after the job was claimed again (attempt 2, a new token).
+    let again = db
+        .store
+        .job_claim(&claim_at(at(60.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(again.attempt, 2);
+    assert_eq!(db.store.job_finish(&[late]).await.unwrap(), vec![false]);
+    assert_eq!(
+        db.store
+            .job_finish(&[finish(&again, OutcomeKind::Completed, Some("2"), at(61.0))])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.result.as_deref()),
+        (JobState::Completed, Some("2"))
+    );
+}
+
+async fn max_concurrency_is_respected(db: TestDb) {
+    db.tenant("small", 2).await;
+    db.plugin("small", "work", b"c", limits(), 3).await;
+    db.store
+        .job_insert_batch("small", &vec![NewJob::new("work", "{}"); 5], at(0.0))
+        .await
+        .unwrap();
+    let first = db.store.job_claim(&claim_at(at(1.0), 10)).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(1.0), 10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "at its limit"
+    );
+    db.store
+        .job_finish(&[finish(
+            &first[0],
+            OutcomeKind::Completed,
+            Some("1"),
+            at(2.0),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .job_claim(&claim_at(at(2.0), 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn claims_are_fair_across_tenants(db: TestDb) {
+    db.tenant("big", 100).await;
+    db.tenant("small", 100).await;
+    db.plugin("big", "work", b"c", limits(), 3).await;
+    db.plugin("small", "work", b"c", limits(), 3).await;
+    db.store
+        .job_insert_batch("big", &vec![NewJob::new("work", "{}"); 500], at(0.0))
+        .await
+        .unwrap();
+    let late = enqueue(&db, "small", NewJob::new("work", "{}"), at(10.0)).await;
+    // The small tenant's newer job is in the very next claim of two, despite the backlog.
+    let claimed = db.store.job_claim(&claim_at(at(11.0), 2)).await.unwrap();
+    assert!(claimed.iter().any(|c| c.id == late), "{claimed:?}");
+    let tenants: std::collections::BTreeSet<_> =
+        claimed.iter().map(|c| c.tenant_id.as_str()).collect();
+    assert_eq!(tenants.len(), 2);
+}
+
+async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
+    setup(&db).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let c = db
+        .store
+        .job_claim(&claim_at(at(0.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        db.store
+            .job_release(id, uuid::Uuid::new_v4())
+            .await
+            .unwrap()
+            == false,
+        "fenced"
+    );
+    assert!(db.store.job_release(id, c.lease_token).await.unwrap());
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Available, 0));
+    let again = db
+        .store
+        .job_claim(&claim_at(at(1.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(again.attempt, 1);
+    assert!(db.store.attempt_list("acme", id).await.unwrap().is_empty());
+}
+
+async fn heartbeats_keep_leases_alive(db: TestDb) {
+    setup(&db).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let mut req = claim_at(at(0.0), 1);
+    req.lease = Duration::from_secs(5);
+    db.store.job_claim(&req).await.unwrap();
+    let beat = db
+        .store
+        .job_heartbeat("host-a", at(4.0), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(beat.held, vec![id]);
+    assert!(
+        db.store
+            .job_expired_leases(at(8.0), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "extended to t=9"
+    );
+    assert_eq!(
+        db.store
+            .job_expired_leases(at(9.5), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        db.store
+            .job_heartbeat("host-b", at(4.0), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .held
+            .is_empty()
+    );
+}
+
+async fn retention_prunes_finished_jobs(db: TestDb) {
+    setup(&db).await;
+    let old = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let c = db
+        .store
+        .job_claim(&claim_at(at(0.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    db.store
+        .job_finish(&[finish(&c, OutcomeKind::Completed, Some("1"), at(1.0))])
+        .await
+        .unwrap();
+    let waiting = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let pruned = corral::worker::janitor::prune(db.store.as_ref(), at(100.0))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert!(db.store.job_get("acme", old).await.unwrap().is_none());
+    assert!(
+        db.store.attempt_list("acme", old).await.unwrap().is_empty(),
+        "attempts go with their job"
+    );
+    assert!(
+        db.store.job_get("acme", waiting).await.unwrap().is_some(),
+        "unfinished jobs stay"
+    );
+}
+
+async fn tenants_see_only_their_own_jobs(db: TestDb) {
+    setup(&db).await;
+    db.tenant("other", 10).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    assert!(db.store.job_get("other", id).await.unwrap().is_none());
+    assert!(db.store.attempt_list("other", id).await.unwrap().is_empty());
+    // Another tenant cannot enqueue against acme's plugin.
+    let err = db
+        .store
+        .job_insert_batch("other", &[NewJob::new("work", "{}")], at(0.0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+async fn plugin_versions_are_pinned_at_enqueue(db: TestDb) {
+    setup(&db).await;
+    assert_eq!(
+        db.plugin("acme", "work", b"component v1", limits(), 3)
+            .await,
+        1,
+        "same bytes, same version"
+    );
+    let v1_job = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    assert_eq!(
+        db.plugin("acme", "work", b"component v2", limits(), 3)
+            .await,
+        2
+    );
+    let v2_job = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let mut pinned = NewJob::new("work", "{}");
+    pinned.version = Some(1);
+    let v1_again = enqueue(&db, "acme", pinned, at(0.0)).await;
+    for (id, expected) in [(v1_job, 1), (v2_job, 2), (v1_again, 1)] {
+        assert_eq!(
+            db.store.job_get("acme", id).await.unwrap().unwrap().version,
+            expected
+        );
+    }
+    let blob = db
+        .store
+        .plugin_blob_get(&corral::model::Digest::of(b"component v2").to_string())
+        .await
+        .unwrap();
+    assert_eq!(blob.as_deref(), Some(&b"component v2"[..]));
+    let latest = db
+        .store
+        .plugin_get("acme", "work", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, latest.size), (2, 12));
+}
