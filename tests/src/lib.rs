@@ -102,8 +102,17 @@ pub fn runtime_in(cache_dir: &Path) -> Runtime {
 /// One runtime shared by the tests of a process, caching compiled plugins
 /// in a folder shared across runs (artifacts are keyed by digest and engine).
 pub fn shared_runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| runtime_in(&std::env::temp_dir().join("corral-test-artifacts")))
+    runtime_arc()
+}
+
+/// The shared runtime, for a worker.
+pub fn runtime_arc() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Arc::new(runtime_in(
+            &std::env::temp_dir().join("corral-test-artifacts"),
+        ))
+    })
 }
 
 /// Load a built plugin into the shared runtime.

@@ -1,0 +1,264 @@
+//! The worker end to end, in process, on both backends: real plugins, real
+//! sandbox, real database. Waits are on the store's notifications.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral::model::{JobState, Limits, NewJob, OutcomeKind};
+use corral::store::CancelResult;
+use corral::worker::{Backoff, Worker, WorkerConfig};
+use corral_tests::db::{Kind, TestDb};
+use corral_tests::{plugin_bytes, runtime_arc};
+use tokio_util::sync::CancellationToken;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::new(super::Kind::Postgres).await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::new(super::Kind::Sqlite).await).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    outcomes_reach_their_states,
+    a_running_attempt_is_cancelled,
+    shutdown_hands_running_jobs_back,
+    a_small_tenant_is_not_starved_by_a_backlog,
+);
+
+fn config(host: &str) -> WorkerConfig {
+    WorkerConfig {
+        host_id: host.into(),
+        concurrency: 8,
+        lease: Duration::from_secs(10),
+        heartbeat: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(500),
+        janitor_interval: Duration::from_millis(200),
+        grace: Duration::from_secs(30),
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+        },
+        ..WorkerConfig::default()
+    }
+}
+
+struct Host {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Host {
+    fn start(db: &TestDb, config: WorkerConfig) -> Host {
+        let shutdown = CancellationToken::new();
+        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
+        let task = tokio::spawn(worker.run(shutdown.clone()));
+        Host { shutdown, task }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("worker stops")
+            .expect("worker task");
+    }
+}
+
+async fn install(db: &TestDb, tenant: &str, plugins: &[&str]) {
+    for name in plugins {
+        db.plugin(tenant, name, &plugin_bytes(name), Limits::default(), 3)
+            .await;
+    }
+}
+
+async fn enqueue(db: &TestDb, tenant: &str, job: NewJob) -> uuid::Uuid {
+    db.store
+        .job_insert_batch(tenant, &[job], chrono::Utc::now())
+        .await
+        .expect("enqueue")[0]
+        .id
+}
+
+async fn outcomes_reach_their_states(db: TestDb) {
+    db.tenant("acme", 16).await;
+    install(
+        &db,
+        "acme",
+        &["echo", "flaky", "fatal-error", "panic", "not-json"],
+    )
+    .await;
+    let echo = enqueue(&db, "acme", NewJob::new("echo", r#"{"hi": [1, 2]}"#)).await;
+    let flaky = enqueue(
+        &db,
+        "acme",
+        NewJob::new("flaky", r#"{"succeed_on_attempt": 3}"#),
+    )
+    .await;
+    let fatal = enqueue(&db, "acme", NewJob::new("fatal-error", "{}")).await;
+    let mut panic = NewJob::new("panic", "{}");
+    panic.max_attempts = Some(2);
+    let panic = enqueue(&db, "acme", panic).await;
+    let not_json = enqueue(&db, "acme", NewJob::new("not-json", "{}")).await;
+
+    let host = Host::start(&db, config("host-a"));
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    host.stop().await;
+
+    let job = db.store.job_get("acme", echo).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(job.result.as_deref().unwrap()).unwrap(),
+        serde_json::json!({"hi": [1, 2]})
+    );
+    let attempts = db.store.attempt_list("acme", echo).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0].fuel_consumed > 0 && attempts[0].peak_memory_bytes > 0);
+    assert_eq!(attempts[0].host_id, "host-a");
+
+    let outcomes = |id| {
+        let store = db.store.clone();
+        async move {
+            store
+                .attempt_list("acme", id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.outcome)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(state_of(&db, flaky).await, JobState::Completed);
+    assert_eq!(
+        outcomes(flaky).await,
+        vec![
+            OutcomeKind::Failed,
+            OutcomeKind::Failed,
+            OutcomeKind::Completed
+        ]
+    );
+    assert_eq!(state_of(&db, fatal).await, JobState::Dead);
+    assert_eq!(outcomes(fatal).await, vec![OutcomeKind::Fatal]);
+    assert_eq!(state_of(&db, panic).await, JobState::Dead);
+    assert_eq!(
+        outcomes(panic).await,
+        vec![OutcomeKind::Trapped, OutcomeKind::Trapped]
+    );
+    let panic_log = &db.store.attempt_list("acme", panic).await.unwrap()[0].log;
+    assert!(panic_log.contains("panicked on purpose"), "{panic_log}");
+    assert_eq!(state_of(&db, not_json).await, JobState::Dead);
+    assert_eq!(outcomes(not_json).await, vec![OutcomeKind::InvalidResult]);
+}
+
+async fn state_of(db: &TestDb, id: uuid::Uuid) -> JobState {
+    db.store.job_get("acme", id).await.unwrap().unwrap().state
+}
+
+async fn a_running_attempt_is_cancelled(db: TestDb) {
+    db.tenant("acme", 16).await;
+    let mut limits = Limits::default();
+    limits.fuel = u64::MAX / 4;
+    limits.timeout_ms = 600_000;
+    db.plugin("acme", "spin", &plugin_bytes("spin"), limits, 3)
+        .await;
+    let id = enqueue(&db, "acme", NewJob::new("spin", "{}")).await;
+    let host = Host::start(&db, config("host-a"));
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Running)
+        .await;
+    assert_eq!(
+        db.store
+            .job_cancel("acme", id, chrono::Utc::now())
+            .await
+            .unwrap(),
+        CancelResult::Requested
+    );
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Cancelled)
+        .await;
+    let attempts = db.store.attempt_list("acme", id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, OutcomeKind::Cancelled);
+    host.stop().await;
+}
+
+async fn shutdown_hands_running_jobs_back(db: TestDb) {
+    db.tenant("acme", 16).await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        3,
+    )
+    .await;
+    let id = enqueue(&db, "acme", NewJob::new("sleep", r#"{"ms": 25000}"#)).await;
+    let mut cfg = config("host-a");
+    cfg.grace = Duration::from_millis(100);
+    let host = Host::start(&db, cfg);
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Running)
+        .await;
+    host.stop().await;
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.attempt),
+        (JobState::Available, 0),
+        "handed back without using an attempt"
+    );
+    assert!(db.store.attempt_list("acme", id).await.unwrap().is_empty());
+}
+
+async fn a_small_tenant_is_not_starved_by_a_backlog(db: TestDb) {
+    db.tenant("big", 8).await;
+    db.tenant("small", 8).await;
+    install(&db, "big", &["echo"]).await;
+    install(&db, "small", &["echo"]).await;
+    for _ in 0..20 {
+        db.store
+            .job_insert_batch(
+                "big",
+                &vec![NewJob::new("echo", "{}"); 1000],
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let host = Host::start(&db, config("host-a"));
+    let small: Vec<_> = db
+        .store
+        .job_insert_batch(
+            "small",
+            &vec![NewJob::new("echo", r#""small""#); 10],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    db.wait_until_drained(Some("small"), PATIENCE).await;
+    let big = db.store.job_counts(Some("big")).await.unwrap();
+    let big_waiting = big.get(&JobState::Available).copied().unwrap_or(0);
+    host.stop().await;
+    for job in &small {
+        assert_eq!(state_for(&db, "small", job.id).await, JobState::Completed);
+    }
+    assert!(
+        big_waiting > 0,
+        "the small tenant's jobs finished only after the big backlog drained: {big:?}"
+    );
+}
+
+async fn state_for(db: &TestDb, tenant: &str, id: uuid::Uuid) -> JobState {
+    db.store.job_get(tenant, id).await.unwrap().unwrap().state
+}
