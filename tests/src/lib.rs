@@ -151,35 +151,14 @@ pub mod db {
         pub url: String,
         pub store: Arc<dyn Store>,
         postgres_name: Option<String>,
+        admin: String,
         _dir: Option<tempfile::TempDir>,
     }
 
     impl TestDb {
         pub async fn new(kind: Kind) -> TestDb {
             match kind {
-                Kind::Postgres => {
-                    let name = format!("corral_test_{}", uuid::Uuid::new_v4().simple());
-                    let admin = postgres_admin_url();
-                    let mut conn = sqlx::PgConnection::connect(&admin)
-                        .await
-                        .expect("PostgreSQL is reachable");
-                    sqlx::query(&format!("CREATE DATABASE {name}"))
-                        .execute(&mut conn)
-                        .await
-                        .expect("create test database");
-                    let url = match admin.rsplit_once('/') {
-                        Some((server, _)) => format!("{server}/{name}"),
-                        None => panic!("CORRAL_TEST_POSTGRES must end with /database"),
-                    };
-                    let store = corral::store::connect(&url).await.expect("connect");
-                    store.migrate().await.expect("migrate");
-                    TestDb {
-                        url,
-                        store,
-                        postgres_name: Some(name),
-                        _dir: None,
-                    }
-                }
+                Kind::Postgres => TestDb::on_postgres_server(&postgres_admin_url()).await,
                 Kind::Sqlite => {
                     let dir = tempfile::tempdir().expect("temp dir");
                     let url = format!("sqlite://{}", dir.path().join("corral.db").display());
@@ -189,9 +168,36 @@ pub mod db {
                         url,
                         store,
                         postgres_name: None,
+                        admin: String::new(),
                         _dir: Some(dir),
                     }
                 }
+            }
+        }
+
+        /// A fresh database on the PostgreSQL server `admin` (a URL ending in
+        /// an existing database to connect to while creating it).
+        pub async fn on_postgres_server(admin: &str) -> TestDb {
+            let name = format!("corral_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(admin)
+                .await
+                .expect("PostgreSQL is reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let url = match admin.rsplit_once('/') {
+                Some((server, _)) => format!("{server}/{name}"),
+                None => panic!("a PostgreSQL URL must end with /database"),
+            };
+            let store = corral::store::connect(&url).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            TestDb {
+                url,
+                store,
+                postgres_name: Some(name),
+                admin: admin.to_string(),
+                _dir: None,
             }
         }
 
@@ -300,7 +306,7 @@ pub mod db {
                 return;
             };
             // Drop the database from a thread of its own: Drop cannot await.
-            let admin = postgres_admin_url();
+            let admin = self.admin.clone();
             let _ = std::thread::spawn(move || {
                 let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

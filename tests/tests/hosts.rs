@@ -1,0 +1,333 @@
+//! Real `corral serve` processes on one PostgreSQL: two hosts drain 20,000
+//! jobs exactly once; a host killed with SIGKILL loses no job; PostgreSQL
+//! restarted mid-run loses no job. (Several hosts on one database is the
+//! PostgreSQL deployment; SQLite is one host.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use corral::model::{JobState, Limits, NewJob, OutcomeKind};
+use corral_tests::db::{Kind, TestDb};
+use corral_tests::{corral_bin, plugin_bytes};
+use sqlx::Connection;
+
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// A `corral serve` process, killed when dropped.
+struct ServeProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    fn start(database_url: &str, host_id: &str, cache: &Path, extra: &[&str]) -> ServeProcess {
+        let log = cache.join(format!("{host_id}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(corral_bin())
+            .arg("serve")
+            .args([
+                "--host-id",
+                host_id,
+                "--lease-secs",
+                "2",
+                "--heartbeat-ms",
+                "300",
+                "--janitor-ms",
+                "300",
+            ])
+            .args([
+                "--poll-ms",
+                "500",
+                "--backoff-base-ms",
+                "50",
+                "--backoff-cap-secs",
+                "1",
+            ])
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("corral serve starts");
+        ServeProcess { child, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "serve exited with {status}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn scalar(url: &str, sql: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut conn)
+        .await
+        .expect(sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_drain_20000_jobs_each_exactly_once() {
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 64).await;
+    db.plugin("acme", "echo", &plugin_bytes("echo"), Limits::default(), 3)
+        .await;
+    for batch in 0..20 {
+        let jobs: Vec<NewJob> = (0..1000)
+            .map(|i| NewJob::new("echo", format!("{}", batch * 1000 + i)))
+            .collect();
+        db.store
+            .job_insert_batch("acme", &jobs, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let a = ServeProcess::start(&db.url, "host-a", cache.path(), &["--concurrency", "16"]);
+    let b = ServeProcess::start(&db.url, "host-b", cache.path(), &["--concurrency", "16"]);
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    a.terminate();
+    b.terminate();
+
+    let counts = db.store.job_counts(Some("acme")).await.unwrap();
+    assert_eq!(
+        counts.get(&JobState::Completed),
+        Some(&20_000),
+        "{counts:?}"
+    );
+    assert_eq!(
+        scalar(&db.url, "SELECT count(*) FROM attempts").await,
+        20_000,
+        "one attempt per job"
+    );
+    assert_eq!(
+        scalar(&db.url, "SELECT count(DISTINCT job_id) FROM attempts").await,
+        20_000
+    );
+    assert_eq!(
+        scalar(
+            &db.url,
+            "SELECT count(*) FROM jobs WHERE result::text <> input::text"
+        )
+        .await,
+        0,
+        "echo"
+    );
+    assert_eq!(
+        scalar(&db.url, "SELECT count(DISTINCT host_id) FROM attempts").await,
+        2,
+        "both hosts worked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hosts_jobs_finish_on_another_host() {
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 64).await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        3,
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..6)
+        .map(|_| NewJob::new("sleep", r#"{"ms": 3000}"#))
+        .collect();
+    let ids = db
+        .store
+        .job_insert_batch("acme", &jobs, chrono::Utc::now())
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut doomed = ServeProcess::start(&db.url, "doomed", cache.path(), &["--concurrency", "4"]);
+    for id in &ids[..1] {
+        db.wait_for("acme", id.id, PATIENCE, |s| s == JobState::Running)
+            .await;
+    }
+    doomed.kill();
+    let running_when_killed =
+        scalar(&db.url, "SELECT count(*) FROM jobs WHERE state = 'running'").await;
+    assert!(running_when_killed >= 1);
+
+    let survivor = ServeProcess::start(&db.url, "survivor", cache.path(), &["--concurrency", "4"]);
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    survivor.terminate();
+
+    for id in &ids {
+        let job = db.store.job_get("acme", id.id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:?}");
+    }
+    let lost = scalar(
+        &db.url,
+        "SELECT count(*) FROM attempts WHERE outcome = 'lease_expired' AND host_id = 'doomed'",
+    )
+    .await;
+    assert_eq!(
+        lost, running_when_killed,
+        "every lost attempt is recorded as lease_expired"
+    );
+    for id in &ids {
+        let attempts = db.store.attempt_list("acme", id.id).await.unwrap();
+        let last = attempts.last().expect("an attempt");
+        assert_eq!(
+            (last.outcome, last.host_id.as_str()),
+            (OutcomeKind::Completed, "survivor")
+        );
+        assert!(
+            attempts[..attempts.len() - 1]
+                .iter()
+                .all(|a| a.outcome == OutcomeKind::LeaseExpired)
+        );
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, on a free port, run as the
+/// `postgres` user (initdb refuses root), stopped when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = tempfile::Builder::new()
+            .prefix("corral-pg-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Cluster { dir, bin, port };
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(cluster.dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        cluster.as_postgres(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "-D", &cluster.data()],
+        );
+        cluster.pg_ctl(&["start"]);
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn as_postgres(&self, tool: &str, args: &[&str]) {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .output()
+            .expect("runuser");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, action: &[&str]) {
+        let data = self.data();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let mut args = vec!["-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60"];
+        args.extend_from_slice(action);
+        self.as_postgres("pg_ctl", &args);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_run_loses_no_job() {
+    let cluster = Cluster::start();
+    let db = TestDb::on_postgres_server(&cluster.url("postgres")).await;
+    db.tenant("acme", 64).await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        5,
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..40)
+        .map(|_| NewJob::new("sleep", r#"{"ms": 300}"#))
+        .collect();
+    let ids = db
+        .store
+        .job_insert_batch("acme", &jobs, chrono::Utc::now())
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let host = ServeProcess::start(&db.url, "host-a", cache.path(), &["--concurrency", "4"]);
+    db.wait_for("acme", ids[0].id, PATIENCE, |s| s == JobState::Completed)
+        .await;
+
+    cluster.pg_ctl(&["-m", "fast", "restart"]);
+
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    let log = host.log_text();
+    host.terminate();
+    for id in &ids {
+        let job = db.store.job_get("acme", id.id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:?}\nhost log:\n{log}");
+    }
+}
