@@ -8,6 +8,10 @@ plugins_target := env_var_or_default("CORRAL_PLUGINS_TARGET_DIR", justfile_direc
 default:
     @just --list
 
+# Start Corral on the embedded default (SQLite file ./corral.db); DATABASE_URL=postgres://… for PostgreSQL.
+serve *args:
+    cargo run --quiet -p corral -- serve {{args}}
+
 # Build every plugin (Rust, for wasm32-wasip2).
 plugins:
     cd plugins && cargo build --release --target wasm32-wasip2 --target-dir "{{plugins_target}}"
@@ -23,6 +27,10 @@ test:
 # Sandbox cost per attempt beside native Rust (one JSON line).
 bench-runtime:
     cargo bench -p corral-tests --bench runtime
+
+# The durable queue on PostgreSQL and SQLite: enqueue, full pipeline, no-sandbox baseline, pickup latency.
+bench-queue:
+    cargo bench -p corral-tests --bench queue
 
 fmt:
     cargo fmt --all

@@ -369,8 +369,9 @@ impl Store for SqliteStore {
                 "tenant `{tenant}` does not exist"
             )));
         }
+        // Resolve each distinct plugin (and version) once, then insert the
+        // whole batch in one statement.
         let mut plugins: HashMap<(String, Option<u32>), PluginVersion> = HashMap::new();
-        let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             let key = (job.plugin.clone(), job.version);
             if !plugins.contains_key(&key) {
@@ -379,43 +380,62 @@ impl Store for SqliteStore {
                     .ok_or_else(|| {
                         StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
                     })?;
-                plugins.insert(key.clone(), found);
+                plugins.insert(key, found);
             }
-            let plugin = &plugins[&key];
-            let id = Uuid::now_v7();
-            let run_at = job.run_at.unwrap_or(now);
-            let state = if run_at > now {
-                JobState::Scheduled
-            } else {
-                JobState::Available
-            };
-            let created: Option<String> = sqlx::query_scalar(
-                "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, \
-                 attempt, max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14) \
-                 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-                 RETURNING id",
-            )
-            .bind(id.to_string())
-            .bind(tenant)
-            .bind(&job.plugin)
-            .bind(plugin.version as i64)
-            .bind(&plugin.digest)
-            .bind(&job.queue)
-            .bind(job.priority)
-            .bind(state.as_str())
-            .bind(&job.input)
-            .bind(job.max_attempts.unwrap_or(plugin.max_attempts) as i64)
-            .bind(job.timeout_ms.map(to_i64))
-            .bind(micros(run_at))
-            .bind(micros(now))
-            .bind(&job.idempotency_key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if created.is_some() {
+        }
+        let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+        let rows: Vec<serde_json::Value> = jobs
+            .iter()
+            .zip(&ids)
+            .map(|(job, id)| {
+                let plugin = &plugins[&(job.plugin.clone(), job.version)];
+                let run_at = job.run_at.unwrap_or(now);
+                let state = if run_at > now {
+                    JobState::Scheduled
+                } else {
+                    JobState::Available
+                };
+                serde_json::json!({
+                    "id": id.to_string(),
+                    "plugin": job.plugin,
+                    "version": plugin.version,
+                    "digest": plugin.digest,
+                    "queue": job.queue,
+                    "priority": job.priority,
+                    "state": state.as_str(),
+                    "input": job.input,
+                    "max_attempts": job.max_attempts.unwrap_or(plugin.max_attempts),
+                    "timeout_ms": job.timeout_ms.map(to_i64),
+                    "run_at": micros(run_at),
+                    "key": job.idempotency_key,
+                })
+            })
+            .collect();
+        let created: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
+                               max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
+             SELECT json_extract(value, '$.id'), ?2, json_extract(value, '$.plugin'), json_extract(value, '$.version'), \
+                    json_extract(value, '$.digest'), json_extract(value, '$.queue'), json_extract(value, '$.priority'), \
+                    json_extract(value, '$.state'), json_extract(value, '$.input'), 0, \
+                    json_extract(value, '$.max_attempts'), json_extract(value, '$.timeout_ms'), \
+                    json_extract(value, '$.run_at'), ?3, json_extract(value, '$.key') \
+             FROM json_each(?1) WHERE TRUE ORDER BY key \
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(tenant)
+        .bind(micros(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let created: std::collections::HashSet<String> = created.into_iter().collect();
+        let mut out = Vec::with_capacity(jobs.len());
+        for (job, id) in jobs.iter().zip(ids) {
+            if created.contains(&id.to_string()) {
                 out.push(Inserted { id, created: true });
                 continue;
             }
+            // An idempotency key matched: answer with the first job.
             let existing: String = sqlx::query_scalar(
                 "SELECT id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2",
             )
@@ -486,30 +506,37 @@ impl Store for SqliteStore {
         candidates.sort_by(|a, b| (a.0, a.1, -a.2, a.3, &a.4).cmp(&(b.0, b.1, -b.2, b.3, &b.4)));
         candidates.truncate(request.limit as usize);
 
+        let order: HashMap<String, usize> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.4.clone(), i))
+            .collect();
+        let ids = serde_json::to_string(&candidates.iter().map(|c| &c.4).collect::<Vec<_>>())
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let lease_until = now + request.lease.as_micros() as i64;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for (_, _, _, _, id) in candidates {
-            let token = Uuid::new_v4();
-            let row = sqlx::query(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = ?2, lease_expires_at = ?3, \
-                 leased_by = ?4, started_at = COALESCE(started_at, ?5), attempt_started_at = ?5 \
-                 WHERE id = ?1 RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, \
-                 timeout_ms, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
-                 'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
-                 WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
-            )
-            .bind(&id)
-            .bind(token.to_string())
-            .bind(lease_until)
-            .bind(&request.host_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+        // Lease tokens are 32 random hex digits (a UUID in its simple form).
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = lower(hex(randomblob(16))), \
+             lease_expires_at = ?2, leased_by = ?3, started_at = COALESCE(started_at, ?4), attempt_started_at = ?4 \
+             WHERE id IN (SELECT value FROM json_each(?1)) \
+             RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
+             lease_token, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
+             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
+             WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
+        )
+        .bind(ids)
+        .bind(lease_until)
+        .bind(&request.host_id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
             let plugin: String = row.try_get("plugin")?;
             let plugin: PluginRow =
                 serde_json::from_str(&plugin).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             claimed.push(ClaimedJob {
-                id: uuid(&row, "id")?,
+                id: uuid(row, "id")?,
                 tenant_id: row.try_get("tenant_id")?,
                 plugin: row.try_get(2)?,
                 version: to_u32(row.try_get("plugin_version")?),
@@ -528,9 +555,16 @@ impl Store for SqliteStore {
                     row.try_get("timeout_ms")?,
                 ),
                 config: plugin.config,
-                lease_token: token,
+                lease_token: uuid(row, "lease_token")?,
             });
         }
+        // RETURNING has no order: restore the fair order of the claim.
+        claimed.sort_by_key(|job| {
+            order
+                .get(&job.id.to_string())
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
         tx.commit().await?;
         for job in &claimed {
             self.announce(StoreEvent::JobState(job.id, JobState::Running));
@@ -564,75 +598,101 @@ impl Store for SqliteStore {
     }
 
     async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut applied = Vec::with_capacity(finishes.len());
-        let mut changed = Vec::new();
-        for f in finishes {
-            let a = &f.attempt;
-            let state = state_of(&f.transition);
-            let (result, error, run_at) = match &f.transition {
-                Transition::Complete { result } => (Some(result.as_str()), None, None),
-                Transition::Retry { run_at, error } => {
-                    (None, Some(error.as_str()), Some(micros(*run_at)))
-                }
-                Transition::Dead { error } => (None, Some(error.as_str()), None),
-                Transition::Cancel => (None, Some("cancelled"), None),
-            };
-            let updated: Option<(String, String)> = sqlx::query_as(
-                "UPDATE jobs SET \
-                 state = CASE WHEN cancel_requested AND ?3 = 'retrying' THEN 'cancelled' ELSE ?3 END, \
-                 result = ?4, error = ?5, run_at = COALESCE(?6, run_at), \
-                 finished_at = CASE WHEN ?3 IN ('completed', 'dead', 'cancelled') \
-                                      OR (cancel_requested AND ?3 = 'retrying') THEN ?7 END, \
-                 lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
-                 WHERE id = ?1 AND lease_token = ?2 AND state = 'running' AND attempt = ?8 \
-                   AND (?9 <> 'lease_expired' OR lease_expires_at < ?7) \
-                 RETURNING tenant_id, state",
-            )
-            .bind(f.job_id.to_string())
-            .bind(f.lease_token.to_string())
-            .bind(state.as_str())
-            .bind(result)
-            .bind(error)
-            .bind(run_at)
-            .bind(micros(a.finished_at))
-            .bind(a.attempt as i64)
-            .bind(a.outcome.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((tenant, new_state)) = updated else {
-                applied.push(false);
-                continue;
-            };
-            if let Some(state) = JobState::parse(&new_state) {
-                changed.push((f.job_id, state));
-            }
-            sqlx::query(
-                "INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
-                 fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .bind(f.job_id.to_string())
-            .bind(a.attempt as i64)
-            .bind(tenant)
-            .bind(a.outcome.as_str())
-            .bind(&a.message)
-            .bind(micros(a.started_at))
-            .bind(micros(a.finished_at))
-            .bind(to_i64(a.fuel_consumed))
-            .bind(to_i64(a.peak_memory_bytes))
-            .bind(&a.host_id)
-            .bind(&a.log)
-            .bind(to_i64(a.log_dropped_bytes))
-            .execute(&mut *tx)
-            .await?;
-            applied.push(true);
+        if finishes.is_empty() {
+            return Ok(Vec::new());
         }
+        let rows: Vec<serde_json::Value> = finishes
+            .iter()
+            .map(|f| {
+                let a = &f.attempt;
+                let (result, error, run_at) = match &f.transition {
+                    Transition::Complete { result } => (Some(result.as_str()), None, None),
+                    Transition::Retry { run_at, error } => {
+                        (None, Some(error.as_str()), Some(micros(*run_at)))
+                    }
+                    Transition::Dead { error } => (None, Some(error.as_str()), None),
+                    Transition::Cancel => (None, Some("cancelled"), None),
+                };
+                serde_json::json!({
+                    "id": f.job_id.to_string(),
+                    "token": f.lease_token.simple().to_string(),
+                    "state": state_of(&f.transition).as_str(),
+                    "result": result,
+                    "error": error,
+                    "run_at": run_at,
+                    "attempt": a.attempt,
+                    "outcome": a.outcome.as_str(),
+                    "message": a.message,
+                    "started_at": micros(a.started_at),
+                    "finished_at": micros(a.finished_at),
+                    "fuel": to_i64(a.fuel_consumed),
+                    "memory": to_i64(a.peak_memory_bytes),
+                    "host": a.host_id,
+                    "log": a.log,
+                    "dropped": to_i64(a.log_dropped_bytes),
+                })
+            })
+            .collect();
+        let batch = serde_json::Value::Array(rows).to_string();
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "WITH u AS (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, \
+                    json_extract(value, '$.state') AS state, json_extract(value, '$.result') AS result, \
+                    json_extract(value, '$.error') AS error, json_extract(value, '$.run_at') AS run_at, \
+                    json_extract(value, '$.attempt') AS attempt, json_extract(value, '$.outcome') AS outcome, \
+                    json_extract(value, '$.finished_at') AS finished_at FROM json_each(?1)) \
+             UPDATE jobs SET \
+                state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' ELSE u.state END, \
+                result = u.result, error = u.error, run_at = COALESCE(u.run_at, jobs.run_at), \
+                finished_at = CASE WHEN u.state IN ('completed', 'dead', 'cancelled') \
+                                     OR (jobs.cancel_requested AND u.state = 'retrying') THEN u.finished_at END, \
+                lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
+             FROM u \
+             WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+               AND jobs.attempt = u.attempt AND (u.outcome <> 'lease_expired' OR jobs.lease_expires_at < u.finished_at) \
+             RETURNING jobs.id, jobs.state",
+        )
+        .bind(&batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::with_capacity(updated.len());
+        for row in &updated {
+            let state: String = row.try_get(1)?;
+            if let Some(state) = JobState::parse(&state) {
+                changed.push((uuid(row, "id")?, state));
+            }
+        }
+        let applied_ids = serde_json::to_string(
+            &changed
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
+                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
+             SELECT json_extract(u.value, '$.id'), json_extract(u.value, '$.attempt'), j.tenant_id, \
+                    json_extract(u.value, '$.outcome'), json_extract(u.value, '$.message'), \
+                    json_extract(u.value, '$.started_at'), json_extract(u.value, '$.finished_at'), \
+                    json_extract(u.value, '$.fuel'), json_extract(u.value, '$.memory'), \
+                    json_extract(u.value, '$.host'), json_extract(u.value, '$.log'), json_extract(u.value, '$.dropped') \
+             FROM json_each(?1) AS u JOIN jobs j ON j.id = json_extract(u.value, '$.id') \
+             WHERE json_extract(u.value, '$.id') IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&batch)
+        .bind(applied_ids)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        let applied: std::collections::HashSet<JobId> = changed.iter().map(|(id, _)| *id).collect();
         for (id, state) in changed {
             self.announce(StoreEvent::JobState(id, state));
         }
-        Ok(applied)
+        Ok(finishes
+            .iter()
+            .map(|f| applied.contains(&f.job_id))
+            .collect())
     }
 
     async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
@@ -641,7 +701,7 @@ impl Store for SqliteStore {
              leased_by = NULL WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
         )
         .bind(id.to_string())
-        .bind(lease_token.to_string())
+        .bind(lease_token.simple().to_string())
         .execute(&self.writer)
         .await?
         .rows_affected()

@@ -37,6 +37,10 @@ pub use retry::Backoff;
 const MAX_FINISH_BATCH: usize = 512;
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
+/// While attempts run, the claim loop waits up to this long for half a batch
+/// of slots to free up, so that it claims in batches rather than one job per
+/// finished attempt (each claim is a round trip and a serialized lock).
+const CLAIM_COALESCE: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -208,6 +212,7 @@ impl Worker {
             }
             // Reap finished attempt tasks so the set does not grow.
             while attempts.try_join_next().is_some() {}
+            self.coalesce(shutdown).await;
             let free = self.slots.available_permits();
             let mut claimed_full_batch = false;
             if free > 0 {
@@ -255,6 +260,26 @@ impl Worker {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// When some attempts are running and fewer than half a batch of slots
+    /// are free, wait (briefly) for more to free up.
+    async fn coalesce(&self, shutdown: &CancellationToken) {
+        let half_batch = (self.config.claim_batch as usize)
+            .min(self.config.concurrency)
+            .div_ceil(2);
+        let running = || self.config.concurrency - self.slots.available_permits();
+        if running() == 0 || self.slots.available_permits() >= half_batch {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + CLAIM_COALESCE;
+        while self.slots.available_permits() < half_batch && running() > 0 {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return,
                 () = shutdown.cancelled() => return,
             }
         }
