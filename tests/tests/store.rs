@@ -116,9 +116,11 @@ fn finish(
             Some("boom"),
             job.attempt,
             job.max_attempts,
-            now,
-            &backoff(),
-            1.0,
+            retry::RetryClock {
+                now,
+                backoff: &backoff(),
+                unit: 1.0,
+            },
         ),
     }
 }
@@ -616,7 +618,10 @@ async fn stale_tokens_are_fenced_out(db: TestDb) {
     // The slow worker's late outcome changes nothing.
     let late = finish(&c, OutcomeKind::Completed, Some("1"), at(33.0));
     assert_eq!(
-        db.store.job_finish(&[late.clone()]).await.unwrap(),
+        db.store
+            .job_finish(std::slice::from_ref(&late))
+            .await
+            .unwrap(),
         vec![false]
     );
     // Nor after the job was claimed again (attempt 2, a new token).
@@ -706,11 +711,10 @@ async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
         .unwrap()
         .remove(0);
     assert!(
-        db.store
+        !db.store
             .job_release(id, uuid::Uuid::new_v4())
             .await
-            .unwrap()
-            == false,
+            .unwrap(),
         "fenced"
     );
     assert!(db.store.job_release(id, c.lease_token).await.unwrap());

@@ -171,9 +171,11 @@ async fn state_of(db: &TestDb, id: uuid::Uuid) -> JobState {
 
 async fn a_running_attempt_is_cancelled(db: TestDb) {
     db.tenant("acme", 16).await;
-    let mut limits = Limits::default();
-    limits.fuel = u64::MAX / 4;
-    limits.timeout_ms = 600_000;
+    let limits = Limits {
+        fuel: u64::MAX / 4,
+        timeout_ms: 600_000,
+        ..Limits::default()
+    };
     db.plugin("acme", "spin", &plugin_bytes("spin"), limits, 3)
         .await;
     let id = enqueue(&db, "acme", NewJob::new("spin", "{}")).await;

@@ -373,14 +373,15 @@ impl Store for SqliteStore {
         // whole batch in one statement.
         let mut plugins: HashMap<(String, Option<u32>), PluginVersion> = HashMap::new();
         for job in jobs {
-            let key = (job.plugin.clone(), job.version);
-            if !plugins.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                plugins.entry((job.plugin.clone(), job.version))
+            {
                 let found = plugin_version(&mut tx, tenant, &job.plugin, job.version)
                     .await?
                     .ok_or_else(|| {
                         StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
                     })?;
-                plugins.insert(key, found);
+                slot.insert(found);
             }
         }
         let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();

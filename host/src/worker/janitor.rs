@@ -69,9 +69,11 @@ pub async fn expire_leases(
                     Some(&message),
                     lease.attempt,
                     lease.max_attempts,
-                    now,
-                    &config.backoff,
-                    fastrand::f64(),
+                    retry::RetryClock {
+                        now,
+                        backoff: &config.backoff,
+                        unit: fastrand::f64(),
+                    },
                 ),
                 attempt: Attempt {
                     attempt: lease.attempt,

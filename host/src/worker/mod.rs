@@ -345,9 +345,11 @@ impl Worker {
             report.message.as_deref(),
             job.attempt,
             job.max_attempts,
-            finished_at,
-            &self.config.backoff,
-            fastrand::f64(),
+            retry::RetryClock {
+                now: finished_at,
+                backoff: &self.config.backoff,
+                unit: fastrand::f64(),
+            },
         );
         let finish = Finish {
             job_id: job.id,

@@ -42,17 +42,26 @@ impl Backoff {
     }
 }
 
-/// The job's next state after an attempt that ended with `outcome`.
+/// When a retry would run: `now` plus the backoff for the attempt, with
+/// `unit` (a random number in [0, 1)) choosing the jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryClock<'a> {
+    pub now: Timestamp,
+    pub backoff: &'a Backoff,
+    pub unit: f64,
+}
+
+/// The job's next state after attempt `attempt` (of `max_attempts`) ended
+/// with `outcome`.
 pub fn transition(
     outcome: OutcomeKind,
     result: Option<String>,
     message: Option<&str>,
     attempt: u32,
     max_attempts: u32,
-    now: Timestamp,
-    backoff: &Backoff,
-    unit: f64,
+    clock: RetryClock<'_>,
 ) -> Transition {
+    let RetryClock { now, backoff, unit } = clock;
     let error = || message.unwrap_or(outcome.as_str()).to_string();
     match outcome {
         OutcomeKind::Completed => match result {
@@ -103,18 +112,12 @@ mod tests {
     #[test]
     fn outcomes_map_to_states() {
         let b = Backoff::default();
-        let t = |kind, attempt| {
-            transition(
-                kind,
-                Some("1".into()),
-                Some("boom"),
-                attempt,
-                3,
-                at(100),
-                &b,
-                0.0,
-            )
+        let clock = RetryClock {
+            now: at(100),
+            backoff: &b,
+            unit: 0.0,
         };
+        let t = |kind, attempt| transition(kind, Some("1".into()), Some("boom"), attempt, 3, clock);
         assert_eq!(
             t(OutcomeKind::Completed, 1),
             Transition::Complete { result: "1".into() }
