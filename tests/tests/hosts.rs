@@ -331,3 +331,82 @@ async fn a_postgres_restart_mid_run_loses_no_job() {
         assert_eq!(job.state, JobState::Completed, "{job:?}\nhost log:\n{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_holds_across_hosts() {
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 3).await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        3,
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|_| NewJob::new("sleep", r#"{"ms": 300}"#))
+        .collect();
+    db.store
+        .job_insert_batch("acme", &jobs, chrono::Utc::now())
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let a = ServeProcess::start(&db.url, "host-a", cache.path(), &["--concurrency", "8"]);
+    let b = ServeProcess::start(&db.url, "host-b", cache.path(), &["--concurrency", "8"]);
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    a.terminate();
+    b.terminate();
+    // Each attempt ran within the time its job was `running` in the database,
+    // so no more attempts may ever overlap than the quota allows.
+    let most_at_once = scalar(
+        &db.url,
+        "SELECT max(n) FROM (SELECT (SELECT count(*) FROM attempts o \
+             WHERE o.started_at <= a.started_at AND o.finished_at > a.started_at) AS n FROM attempts a) AS per_attempt",
+    )
+    .await;
+    assert!(
+        most_at_once <= 3,
+        "{most_at_once} attempts of a tenant limited to 3 ran at once"
+    );
+    assert!(
+        most_at_once >= 2,
+        "the hosts did run attempts side by side ({most_at_once})"
+    );
+    assert_eq!(
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .get(&JobState::Completed),
+        Some(&12)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_applies_the_schema_and_reports_bad_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let out = Command::new(corral_bin())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = corral::store::connect(&url).await.unwrap();
+    store.ready().await.expect("migrations applied");
+
+    let out = Command::new(corral_bin())
+        .arg("migrate")
+        .env("DATABASE_URL", "mysql://x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must start with postgres:// or sqlite://")
+    );
+}
