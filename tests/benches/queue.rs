@@ -28,7 +28,15 @@ use tokio_util::sync::CancellationToken;
 
 const JOBS: usize = 50_000;
 const PICKUPS: usize = 200;
+/// Attempts the worker runs at once (`CORRAL_BENCH_CONCURRENCY` overrides).
 const CONCURRENCY: usize = 64;
+
+fn concurrency() -> usize {
+    std::env::var("CORRAL_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CONCURRENCY)
+}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -37,8 +45,12 @@ fn main() {
         .build()
         .expect("tokio");
     rt.block_on(async {
-        for kind in [Kind::Postgres, Kind::Sqlite] {
-            bench(kind).await;
+        // `CORRAL_BENCH_BACKENDS=postgres` (or sqlite) runs one backend only.
+        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
+        for (kind, name) in [(Kind::Postgres, "postgres"), (Kind::Sqlite, "sqlite")] {
+            if only.is_empty() || only.contains(name) {
+                bench(kind).await;
+            }
         }
     });
 }
@@ -46,7 +58,7 @@ fn main() {
 fn worker_config() -> WorkerConfig {
     WorkerConfig {
         host_id: "bench".into(),
-        concurrency: CONCURRENCY,
+        concurrency: concurrency(),
         claim_batch: 128,
         ..WorkerConfig::default()
     }
@@ -97,6 +109,7 @@ async fn bench(kind: Kind) {
     let task = tokio::spawn(worker.run(shutdown.clone()));
     wait_drained(&db).await;
     let pipeline_per_s = JOBS as f64 / started.elapsed().as_secs_f64();
+    eprintln!("{kind:?}: enqueue {enqueue_per_s:.0}/s, pipeline {pipeline_per_s:.0}/s");
     shutdown.cancel();
     task.await.expect("worker");
 
@@ -194,7 +207,7 @@ async fn bench(kind: Kind) {
         "bench": "queue",
         "backend": match kind { Kind::Postgres => "postgres", Kind::Sqlite => "sqlite" },
         "jobs": JOBS,
-        "worker_concurrency": CONCURRENCY,
+        "worker_concurrency": concurrency(),
         "enqueue_per_s": enqueue_per_s.round(),
         "pipeline_per_s": pipeline_per_s.round(),
         "no_sandbox_per_s": no_sandbox_per_s.round(),

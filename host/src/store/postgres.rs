@@ -111,25 +111,27 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
         let _ = events.send(StoreEvent::JobsAvailable);
         loop {
             match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    let event = match notification.channel() {
-                        CANCEL_CHANNEL => match Uuid::parse_str(notification.payload()) {
-                            Ok(id) => StoreEvent::CancelRequested(id),
-                            Err(_) => continue,
-                        },
-                        STATE_CHANNEL => {
-                            let mut parts = notification.payload().split(' ');
+                Ok(Some(notification)) => match notification.channel() {
+                    CANCEL_CHANNEL => {
+                        if let Ok(id) = Uuid::parse_str(notification.payload()) {
+                            let _ = events.send(StoreEvent::CancelRequested(id));
+                        }
+                    }
+                    // Up to 100 lines `<job id> <state>` (one notification per statement).
+                    STATE_CHANNEL => {
+                        for line in notification.payload().lines() {
+                            let mut parts = line.split(' ');
                             let id = parts.next().and_then(|id| Uuid::parse_str(id).ok());
                             let state = parts.next().and_then(JobState::parse);
-                            match (id, state) {
-                                (Some(id), Some(state)) => StoreEvent::JobState(id, state),
-                                _ => continue,
+                            if let (Some(id), Some(state)) = (id, state) {
+                                let _ = events.send(StoreEvent::JobState(id, state));
                             }
                         }
-                        _ => StoreEvent::JobsAvailable,
-                    };
-                    let _ = events.send(event);
-                }
+                    }
+                    _ => {
+                        let _ = events.send(StoreEvent::JobsAvailable);
+                    }
+                },
                 // The connection was lost; the next call reconnects.
                 Ok(None) => {
                     let _ = events.send(StoreEvent::JobsAvailable);
