@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 const JOBS: usize = 50_000;
 const PICKUPS: usize = 200;
 /// Attempts the worker runs at once (`CORRAL_BENCH_CONCURRENCY` overrides).
-const CONCURRENCY: usize = 64;
+const CONCURRENCY: usize = 256;
 
 fn concurrency() -> usize {
     std::env::var("CORRAL_BENCH_CONCURRENCY")
