@@ -214,23 +214,22 @@ impl fmt::Display for JobState {
 }
 
 impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 11] = [
+        OutcomeKind::Completed,
+        OutcomeKind::InvalidResult,
+        OutcomeKind::Failed,
+        OutcomeKind::Fatal,
+        OutcomeKind::Trapped,
+        OutcomeKind::FuelExhausted,
+        OutcomeKind::MemoryExceeded,
+        OutcomeKind::Timeout,
+        OutcomeKind::OutputTooLarge,
+        OutcomeKind::Cancelled,
+        OutcomeKind::LeaseExpired,
+    ];
+
     pub fn parse(s: &str) -> Option<OutcomeKind> {
-        use OutcomeKind::*;
-        [
-            Completed,
-            InvalidResult,
-            Failed,
-            Fatal,
-            Trapped,
-            FuelExhausted,
-            MemoryExceeded,
-            Timeout,
-            OutputTooLarge,
-            Cancelled,
-            LeaseExpired,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == s)
+        OutcomeKind::ALL.into_iter().find(|kind| kind.as_str() == s)
     }
 }
 
@@ -416,6 +415,18 @@ pub enum Transition {
     Dead { error: String },
     /// `cancelled`.
     Cancel,
+}
+
+impl Transition {
+    /// The state the job moves to.
+    pub fn state(&self) -> JobState {
+        match self {
+            Transition::Complete { .. } => JobState::Completed,
+            Transition::Retry { .. } => JobState::Retrying,
+            Transition::Dead { .. } => JobState::Dead,
+            Transition::Cancel => JobState::Cancelled,
+        }
+    }
 }
 
 /// The fenced write of one attempt's outcome.

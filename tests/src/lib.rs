@@ -327,3 +327,27 @@ pub mod db {
         }
     }
 }
+
+/// Turns `async fn name(db: TestDb)` test bodies into `postgres::name` and
+/// `sqlite::name` tests: every listed test runs on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::db::TestDb::new($crate::db::Kind::Postgres).await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::db::TestDb::new($crate::db::Kind::Sqlite).await).await;
+                }
+            )*
+        }
+    };
+}

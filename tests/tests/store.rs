@@ -9,31 +9,9 @@ use corral::model::{
 };
 use corral::store::{CancelResult, ClaimRequest, StoreError, StoreEvent};
 use corral::worker::{Backoff, retry};
-use corral_tests::db::{Kind, TestDb};
+use corral_tests::db::TestDb;
 
-/// Generates `<name>_postgres` and `<name>_sqlite` from `async fn name(db: TestDb)`.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::new(super::Kind::Postgres).await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::new(super::Kind::Sqlite).await).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+corral_tests::on_both_backends!(
     a_job_runs_and_completes,
     scheduled_jobs_wait_for_their_time,
     retries_back_off_then_dead_letter,

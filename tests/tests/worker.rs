@@ -7,34 +7,13 @@ use std::time::Duration;
 use corral::model::{JobState, Limits, NewJob, OutcomeKind};
 use corral::store::CancelResult;
 use corral::worker::{Backoff, Worker, WorkerConfig};
-use corral_tests::db::{Kind, TestDb};
+use corral_tests::db::TestDb;
 use corral_tests::{plugin_bytes, runtime_arc};
 use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::new(super::Kind::Postgres).await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::new(super::Kind::Sqlite).await).await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+corral_tests::on_both_backends!(
     outcomes_reach_their_states,
     a_running_attempt_is_cancelled,
     shutdown_hands_running_jobs_back,

@@ -106,7 +106,7 @@ pub(super) async fn run(
     // Fuel is enabled on every engine this module is given; an error here
     // would be a programming error, reported rather than panicking.
     if let Err(e) = store.set_fuel(limits.fuel) {
-        return host_failure(started, log, format!("cannot set fuel: {e}"));
+        return AttemptReport::host_failure(format!("cannot set fuel: {e}"), started.elapsed());
     }
     store.epoch_deadline_callback(on_epoch_tick);
     store.set_epoch_deadline(1);
@@ -298,17 +298,23 @@ fn classify_result(result: String, state: &HostState, limits: &Limits) -> Classi
     }
 }
 
-/// A failure of the host itself while setting up an attempt. The guest never
-/// ran; reported as a trap so the job is retried rather than lost.
-fn host_failure(started: Instant, log: LogBuffer, message: String) -> AttemptReport {
-    AttemptReport {
-        outcome: OutcomeKind::Trapped,
-        result: None,
-        message: Some(message),
-        fuel_consumed: 0,
-        peak_memory_bytes: 0,
-        duration: started.elapsed(),
-        log: log.finish(),
-        progress: None,
+impl AttemptReport {
+    /// A failure of the host itself (setting up the attempt, loading the
+    /// plugin): the guest never ran. Reported as a trap so the job is retried
+    /// rather than lost.
+    pub fn host_failure(message: String, duration: Duration) -> AttemptReport {
+        AttemptReport {
+            outcome: OutcomeKind::Trapped,
+            result: None,
+            message: Some(message),
+            fuel_consumed: 0,
+            peak_memory_bytes: 0,
+            duration,
+            log: CapturedLog {
+                text: String::new(),
+                dropped_bytes: 0,
+            },
+            progress: None,
+        }
     }
 }

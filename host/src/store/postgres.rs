@@ -234,15 +234,6 @@ fn is_not_null_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23502"))
 }
 
-fn state_of(transition: &Transition) -> JobState {
-    match transition {
-        Transition::Complete { .. } => JobState::Completed,
-        Transition::Retry { .. } => JobState::Retrying,
-        Transition::Dead { .. } => JobState::Dead,
-        Transition::Cancel => JobState::Cancelled,
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> Backend {
@@ -641,7 +632,7 @@ impl Store for PostgresStore {
         )
         .bind(finishes.iter().map(|f| f.job_id).collect::<Vec<_>>())
         .bind(finishes.iter().map(|f| f.lease_token).collect::<Vec<_>>())
-        .bind(column(|f| Some(state_of(&f.transition).as_str().to_string())))
+        .bind(column(|f| Some(f.transition.state().as_str().to_string())))
         .bind(column(|f| match &f.transition {
             Transition::Complete { result } => Some(result.clone()),
             _ => None,

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -123,15 +123,6 @@ fn plugin_from_row(row: &SqliteRow) -> Result<PluginVersion, sqlx::Error> {
     })
 }
 
-fn state_of(transition: &Transition) -> JobState {
-    match transition {
-        Transition::Complete { .. } => JobState::Completed,
-        Transition::Retry { .. } => JobState::Retrying,
-        Transition::Dead { .. } => JobState::Dead,
-        Transition::Cancel => JobState::Cancelled,
-    }
-}
-
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -160,8 +151,10 @@ impl SqliteStore {
     }
 }
 
-async fn plugin_version(
-    tx: &mut Transaction<'_, Sqlite>,
+/// A version of a plugin (the latest when `version` is none), on a
+/// transaction or a pool.
+async fn plugin_version<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
     tenant: &str,
     name: &str,
     version: Option<u32>,
@@ -174,7 +167,7 @@ async fn plugin_version(
     .bind(tenant)
     .bind(name)
     .bind(version.map(|v| v as i64))
-    .fetch_optional(&mut **tx)
+    .fetch_optional(executor)
     .await?;
     Ok(row.as_ref().map(plugin_from_row).transpose()?)
 }
@@ -290,7 +283,7 @@ impl Store for SqliteStore {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        let latest = plugin_version(&mut tx, &plugin.tenant_id, &plugin.name, None).await?;
+        let latest = plugin_version(&mut *tx, &plugin.tenant_id, &plugin.name, None).await?;
         if let Some(latest) = latest.as_ref().filter(|p| p.digest == plugin.digest) {
             tx.commit().await?;
             return Ok((latest.clone(), false));
@@ -314,7 +307,7 @@ impl Store for SqliteStore {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        let stored = plugin_version(&mut tx, &plugin.tenant_id, &plugin.name, Some(version))
+        let stored = plugin_version(&mut *tx, &plugin.tenant_id, &plugin.name, Some(version))
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("plugin `{}`", plugin.name)))?;
         tx.commit().await?;
@@ -327,17 +320,7 @@ impl Store for SqliteStore {
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<PluginVersion>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-             WHERE p.tenant_id = ?1 AND p.name = ?2 AND (?3 IS NULL OR p.version = ?3) \
-             ORDER BY p.version DESC LIMIT 1"
-        ))
-        .bind(tenant)
-        .bind(name)
-        .bind(version.map(|v| v as i64))
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(plugin_from_row).transpose()?)
+        plugin_version(&self.reader, tenant, name, version).await
     }
 
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -376,7 +359,7 @@ impl Store for SqliteStore {
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 plugins.entry((job.plugin.clone(), job.version))
             {
-                let found = plugin_version(&mut tx, tenant, &job.plugin, job.version)
+                let found = plugin_version(&mut *tx, tenant, &job.plugin, job.version)
                     .await?
                     .ok_or_else(|| {
                         StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
@@ -620,7 +603,7 @@ impl Store for SqliteStore {
                 serde_json::json!({
                     "id": f.job_id.to_string(),
                     "token": f.lease_token.simple().to_string(),
-                    "state": state_of(&f.transition).as_str(),
+                    "state": f.transition.state().as_str(),
                     "result": result,
                     "error": error,
                     "run_at": run_at,

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, OnceCell, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind};
-use crate::runtime::{AttemptReport, AttemptRequest, CapturedLog, JobInput, Plugin, Runtime};
+use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Store, StoreError, StoreEvent};
 pub use retry::Backoff;
 
@@ -317,10 +317,10 @@ impl Worker {
                 };
                 self.runtime.run(&plugin, request).await
             }
-            Err(e) => host_failure(format!(
-                "cannot load plugin {} ({}): {e}",
-                job.plugin, job.digest
-            )),
+            Err(e) => AttemptReport::host_failure(
+                format!("cannot load plugin {} ({}): {e}", job.plugin, job.digest),
+                Duration::ZERO,
+            ),
         };
         let finished_at = Utc::now();
         self.running().remove(&job.id);
@@ -490,23 +490,5 @@ impl Worker {
                 }
             }
         }
-    }
-}
-
-/// An attempt that could not start because of the host (not the guest).
-/// Reported as `trapped`, so the job is retried rather than lost.
-fn host_failure(message: String) -> AttemptReport {
-    AttemptReport {
-        outcome: OutcomeKind::Trapped,
-        result: None,
-        message: Some(message),
-        fuel_consumed: 0,
-        peak_memory_bytes: 0,
-        duration: Duration::ZERO,
-        log: CapturedLog {
-            text: String::new(),
-            dropped_bytes: 0,
-        },
-        progress: None,
     }
 }
