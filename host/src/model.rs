@@ -154,6 +154,32 @@ impl Serialize for Digest {
     }
 }
 
+/// Whether JSON text holds a string (or key) with the NUL character
+/// (`\u0000`). Valid JSON, but PostgreSQL can store it neither as `jsonb` nor
+/// as text, so Corral refuses it everywhere, on both backends alike.
+pub fn json_has_nul(text: &str) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    // Cheap precheck: a NUL can only be written as the escape `\u0000`.
+    text.contains("\\u0000")
+        && serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| walk(&v))
+}
+
+/// Text for storage with every NUL character replaced (PostgreSQL text cannot hold one).
+pub fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// A job's id: a UUIDv7, so ids sort by creation time.
 pub type JobId = uuid::Uuid;
 /// A time in UTC.
@@ -449,6 +475,18 @@ mod tests {
             d.to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn nul_in_json_is_found_only_where_it_is() {
+        assert!(json_has_nul(r#"{"a": "x\u0000y"}"#));
+        assert!(json_has_nul(r#"{"k\u0000": 1}"#));
+        assert!(
+            !json_has_nul(r#"{"a": "x\\u0000y"}"#),
+            "an escaped backslash is not a NUL"
+        );
+        assert!(!json_has_nul(r#"{"a": 1}"#));
+        assert_eq!(without_nul("a\0b".into()), "a\u{FFFD}b");
     }
 
     #[test]

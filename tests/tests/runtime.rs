@@ -83,6 +83,7 @@ fn zoo() -> Vec<(&'static str, AttemptRequest, OutcomeKind)> {
         ),
         ("log-flood", request(json!({})), OutcomeKind::OutputTooLarge),
         ("not-json", request(json!({})), OutcomeKind::InvalidResult),
+        ("nul-bytes", request(json!({})), OutcomeKind::InvalidResult),
         ("sleep-forever", short(json!({})), OutcomeKind::Timeout),
         ("escape", request(json!({})), OutcomeKind::Completed),
     ]
@@ -123,6 +124,13 @@ async fn outcomes_carry_the_details_that_explain_them() {
 
     let report = run("spin", request(json!({}))).await;
     assert_eq!(report.fuel_consumed, Limits::default().fuel);
+
+    let report = run("nul-bytes", request(json!({}))).await;
+    assert!(report.message.unwrap_or_default().contains("NUL character"));
+    assert_eq!(
+        report.log.text,
+        "out\u{FFFD}put\nerr\u{FFFD}or\n[info] log\u{FFFD}line\n"
+    );
 
     let report = run("fatal-error", request(json!({}))).await;
     assert_eq!(

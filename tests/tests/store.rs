@@ -396,6 +396,14 @@ async fn batches_are_all_or_nothing(db: TestDb) {
             .starts_with("job 1: input is not valid JSON"),
         "{err}"
     );
+    let mut nul = good.clone();
+    nul.input = r#"{"a": "\u0000"}"#.into();
+    let err = db
+        .store
+        .job_insert_batch("acme", &[nul], at(0.0))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NUL character"), "{err}");
     let too_many = vec![good.clone(); MAX_BATCH_JOBS + 1];
     assert!(matches!(
         db.store.job_insert_batch("acme", &too_many, at(0.0)).await,

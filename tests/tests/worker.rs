@@ -79,7 +79,14 @@ async fn outcomes_reach_their_states(db: TestDb) {
     install(
         &db,
         "acme",
-        &["echo", "flaky", "fatal-error", "panic", "not-json"],
+        &[
+            "echo",
+            "flaky",
+            "fatal-error",
+            "panic",
+            "not-json",
+            "nul-bytes",
+        ],
     )
     .await;
     let echo = enqueue(&db, "acme", NewJob::new("echo", r#"{"hi": [1, 2]}"#)).await;
@@ -94,6 +101,7 @@ async fn outcomes_reach_their_states(db: TestDb) {
     panic.max_attempts = Some(2);
     let panic = enqueue(&db, "acme", panic).await;
     let not_json = enqueue(&db, "acme", NewJob::new("not-json", "{}")).await;
+    let nul = enqueue(&db, "acme", NewJob::new("nul-bytes", "{}")).await;
 
     let host = Host::start(&db, config("host-a"));
     db.wait_until_drained(Some("acme"), PATIENCE).await;
@@ -142,6 +150,15 @@ async fn outcomes_reach_their_states(db: TestDb) {
     assert!(panic_log.contains("panicked on purpose"), "{panic_log}");
     assert_eq!(state_of(&db, not_json).await, JobState::Dead);
     assert_eq!(outcomes(not_json).await, vec![OutcomeKind::InvalidResult]);
+    // NUL characters in a guest's output are stored, replaced; never a stuck write.
+    assert_eq!(state_of(&db, nul).await, JobState::Dead);
+    let nul_attempt = &db.store.attempt_list("acme", nul).await.unwrap()[0];
+    assert_eq!(nul_attempt.outcome, OutcomeKind::InvalidResult);
+    assert!(
+        nul_attempt.log.contains("out\u{FFFD}put"),
+        "{}",
+        nul_attempt.log
+    );
 }
 
 async fn state_of(db: &TestDb, id: uuid::Uuid) -> JobState {
@@ -242,4 +259,78 @@ async fn a_small_tenant_is_not_starved_by_a_backlog(db: TestDb) {
 
 async fn state_for(db: &TestDb, tenant: &str, id: uuid::Uuid) -> JobState {
     db.store.job_get(tenant, id).await.unwrap().unwrap().state
+}
+
+/// An outcome the database refuses (here a result PostgreSQL cannot store,
+/// written past the runtime's checks) must not block the others behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_outcome_does_not_block_the_rest() {
+    use corral::model::{Attempt, Finish, Transition};
+    use corral::store::ClaimRequest;
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    db.tenant("acme", 16).await;
+    db.plugin("acme", "echo", b"component", Limits::default(), 3)
+        .await;
+    db.store
+        .job_insert_batch(
+            "acme",
+            &vec![NewJob::new("echo", "{}"); 5],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let claimed = db
+        .store
+        .job_claim(&ClaimRequest {
+            host_id: "host-a".into(),
+            now: chrono::Utc::now(),
+            limit: 5,
+            lease: Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let finishes: Vec<Finish> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, job)| Finish {
+            job_id: job.id,
+            lease_token: job.lease_token,
+            attempt: Attempt {
+                attempt: job.attempt,
+                outcome: OutcomeKind::Completed,
+                message: None,
+                started_at: now,
+                finished_at: now,
+                fuel_consumed: 1,
+                peak_memory_bytes: 1,
+                host_id: "host-a".into(),
+                log: String::new(),
+                log_dropped_bytes: 0,
+            },
+            transition: Transition::Complete {
+                result: if i == 2 {
+                    r#"{"a":"\u0000"}"#.into()
+                } else {
+                    "1".into()
+                },
+            },
+        })
+        .collect();
+    let worker = Worker::new(
+        db.store.clone(),
+        Arc::clone(runtime_arc()),
+        config("host-a"),
+    );
+    tokio::time::timeout(PATIENCE, worker.write_outcomes(&finishes))
+        .await
+        .expect("the recorder does not retry a refused outcome forever");
+    let counts = db.store.job_counts(Some("acme")).await.unwrap();
+    assert_eq!(counts.get(&JobState::Completed), Some(&4), "{counts:?}");
+    assert_eq!(
+        counts.get(&JobState::Running),
+        Some(&1),
+        "the refused one waits for its lease to expire"
+    );
 }

@@ -153,7 +153,8 @@ pub(super) async fn run(
     AttemptReport {
         outcome,
         result,
-        message: message.map(|mut m| {
+        message: message.map(|m| {
+            let mut m = crate::model::without_nul(m);
             truncate_at_char_boundary(&mut m, MAX_MESSAGE_BYTES);
             m
         }),
@@ -285,6 +286,14 @@ fn classify_result(result: String, state: &HostState, limits: &Limits) -> Classi
         );
     }
     match serde_json::from_str::<serde::de::IgnoredAny>(&result) {
+        Ok(_) if crate::model::json_has_nul(&result) => (
+            OutcomeKind::InvalidResult,
+            None,
+            Some(
+                "the result holds a NUL character (\\u0000) in a string, which cannot be stored"
+                    .into(),
+            ),
+        ),
         Ok(_) => (OutcomeKind::Completed, Some(result), None),
         Err(e) => {
             let mut preview = result;

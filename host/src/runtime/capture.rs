@@ -61,8 +61,27 @@ impl LogBuffer {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Append raw bytes (stdout/stderr), keeping what fits.
+    /// Append raw bytes (stdout/stderr), keeping what fits. NUL bytes
+    /// become U+FFFD: the log is stored as text, and PostgreSQL text cannot
+    /// hold a NUL.
     pub fn append(&self, bytes: &[u8]) {
+        let replaced;
+        let bytes = if bytes.contains(&0) {
+            replaced = bytes
+                .iter()
+                .flat_map(|b| {
+                    if *b == 0 {
+                        &b"\xEF\xBF\xBD"[..]
+                    } else {
+                        std::slice::from_ref(b)
+                    }
+                })
+                .copied()
+                .collect::<Vec<u8>>();
+            &replaced[..]
+        } else {
+            bytes
+        };
         let mut inner = self.lock();
         let room = inner.bound.saturating_sub(inner.kept.len());
         let keep = bytes.len().min(room);
@@ -192,6 +211,14 @@ mod tests {
         assert!(done.text.len() <= 200, "{}", done.text.len());
         assert!(done.text.contains("log truncated"));
         assert_eq!(done.dropped_bytes, 10_000 - 200);
+    }
+
+    #[test]
+    fn nul_bytes_are_replaced() {
+        let log = LogBuffer::new(100);
+        log.append(b"a\0b");
+        log.line("info", "c\0d");
+        assert_eq!(log.finish().text, "a\u{FFFD}b[info] c\u{FFFD}d\n");
     }
 
     #[test]

@@ -244,6 +244,11 @@ pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&job.input) {
             return Err(at(format!("input is not valid JSON: {e}")));
         }
+        if crate::model::json_has_nul(&job.input) {
+            return Err(at(
+                "input holds a NUL character (\\u0000) in a string, which cannot be stored".into(),
+            ));
+        }
         if !valid_name(&job.queue) {
             return Err(at(format!(
                 "queue `{}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",

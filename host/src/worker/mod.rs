@@ -408,10 +408,21 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            // An outcome is never dropped for a database hiccup: retry until
-            // it is written (or fenced out because the lease moved on).
+            self.write_outcomes(&batch).await;
+        }
+    }
+
+    /// Write a batch of outcomes. An outcome is never dropped for a database
+    /// hiccup: the batch is retried until written (or fenced out because the
+    /// lease moved on). An error of the database itself (the server refused
+    /// the statement) would repeat forever, so the batch is split to isolate
+    /// the outcome it refuses; that one is dropped and logged, its lease
+    /// expires, and the janitor retries the job.
+    pub async fn write_outcomes(&self, batch: &[Finish]) {
+        let mut pending = vec![batch];
+        while let Some(part) = pending.pop() {
             loop {
-                match self.store.job_finish(&batch).await {
+                match self.store.job_finish(part).await {
                     Ok(applied) => {
                         let stale = applied.iter().filter(|a| !**a).count();
                         if stale > 0 {
@@ -419,8 +430,18 @@ impl Worker {
                         }
                         break;
                     }
+                    Err(StoreError::Database(sqlx::Error::Database(e))) => {
+                        if part.len() > 1 {
+                            let (left, right) = part.split_at(part.len() / 2);
+                            pending.push(left);
+                            pending.push(right);
+                        } else {
+                            tracing::error!(job = %part[0].job_id, error = %e, "the database refuses this outcome; dropping it");
+                        }
+                        break;
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, jobs = batch.len(), "recording outcomes failed; retrying");
+                        tracing::warn!(error = %e, jobs = part.len(), "recording outcomes failed; retrying");
                         tokio::time::sleep(DATABASE_RETRY).await;
                     }
                 }
