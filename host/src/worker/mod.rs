@@ -286,7 +286,11 @@ impl Worker {
     }
 
     /// One attempt: load the plugin, run it, hand the outcome to the recorder.
-    async fn attempt(self: Arc<Self>, job: ClaimedJob, finish_tx: mpsc::UnboundedSender<Finish>) {
+    async fn attempt(
+        self: Arc<Self>,
+        mut job: ClaimedJob,
+        finish_tx: mpsc::UnboundedSender<Finish>,
+    ) {
         let cancel = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
         self.running().insert(
@@ -307,11 +311,11 @@ impl Worker {
                         plugin: job.plugin.clone(),
                         attempt: job.attempt,
                         max_attempts: job.max_attempts,
-                        input: job.input.clone(),
+                        input: std::mem::take(&mut job.input),
                         context: None,
                     },
                     limits: job.limits,
-                    config: Arc::new(job.config.clone()),
+                    config: Arc::new(std::mem::take(&mut job.config)),
                     cancel,
                     progress: None,
                 };
@@ -376,7 +380,10 @@ impl Worker {
     async fn plugin(&self, digest: &str) -> Result<Arc<Plugin>, StoreError> {
         let cell = {
             let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
-            plugins.entry(digest.to_string()).or_default().clone()
+            match plugins.get(digest) {
+                Some(cell) => cell.clone(),
+                None => plugins.entry(digest.to_string()).or_default().clone(),
+            }
         };
         let plugin = cell
             .get_or_try_init(|| async {
