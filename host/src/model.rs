@@ -294,6 +294,17 @@ pub struct Tenant {
     pub created_at: Timestamp,
 }
 
+/// A stored API key (only the hash of its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    /// None for an admin key.
+    pub tenant_id: Option<String>,
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// One version of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginVersion {

@@ -28,6 +28,7 @@ corral_tests::on_both_backends!(
     retention_prunes_finished_jobs,
     tenants_see_only_their_own_jobs,
     plugin_versions_are_pinned_at_enqueue,
+    tenants_and_keys_are_administered,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -835,4 +836,111 @@ async fn plugin_versions_are_pinned_at_enqueue(db: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!((latest.version, latest.size), (2, 12));
+}
+
+async fn tenants_and_keys_are_administered(db: TestDb) {
+    use corral::model::{ApiKey, Quotas};
+    db.tenant("beta", 4).await;
+    db.tenant("alpha", 8).await;
+    let ids: Vec<_> = db
+        .store
+        .tenant_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, vec!["alpha", "beta"]);
+    let quotas = Quotas {
+        max_concurrency: 2,
+        enqueue_per_minute: 10,
+        ..Quotas::default()
+    };
+    let updated = db
+        .store
+        .tenant_update_quotas("alpha", &quotas)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.quotas, quotas);
+    assert_eq!(
+        db.store.tenant_get("alpha").await.unwrap().unwrap().quotas,
+        quotas
+    );
+    assert!(
+        db.store
+            .tenant_update_quotas("nobody", &quotas)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = db
+        .store
+        .tenant_insert(&db.store.tenant_get("alpha").await.unwrap().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    assert!(!db.store.admin_key_exists().await.unwrap());
+    let key = |id: &str, tenant: Option<&str>| ApiKey {
+        id: id.into(),
+        tenant_id: tenant.map(String::from),
+        secret_hash: corral::keys::hash("secret"),
+        created_at: at(0.0),
+        revoked_at: None,
+    };
+    db.store
+        .api_key_insert(&key("admin01", None))
+        .await
+        .unwrap();
+    assert!(db.store.admin_key_exists().await.unwrap());
+    db.store
+        .api_key_insert(&key("alpha01", Some("alpha")))
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .api_key_insert(&key("ghost01", Some("ghost")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(matches!(
+        db.store
+            .api_key_insert(&key("alpha01", Some("alpha")))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        db.store.api_key_get("alpha01").await.unwrap(),
+        Some(key("alpha01", Some("alpha")))
+    );
+    assert!(db.store.api_key_get("nope").await.unwrap().is_none());
+    // Only the owning tenant revokes, once.
+    assert!(
+        !db.store
+            .api_key_revoke("beta", "alpha01", at(1.0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.store
+            .api_key_revoke("alpha", "alpha01", at(1.0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .api_key_revoke("alpha", "alpha01", at(2.0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.store
+            .api_key_get("alpha01")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(1.0))
+    );
 }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::model::{
-    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion, Tenant,
-    Timestamp,
+    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
+    Quotas, Tenant, Timestamp,
 };
 
 /// Errors at the store boundary.
@@ -137,6 +137,26 @@ pub trait Store: Send + Sync {
 
     /// Store a new version of a plugin (its bytes once per digest). When the
     /// latest version has the same digest, returns it with `false`.
+    async fn tenant_list(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Replace a tenant's quotas; None when there is no such tenant.
+    async fn tenant_update_quotas(
+        &self,
+        id: &str,
+        quotas: &Quotas,
+    ) -> Result<Option<Tenant>, StoreError>;
+    async fn api_key_insert(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// A key by id, revoked or not.
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Revoke a tenant's key; false when it has no such unrevoked key.
+    async fn api_key_revoke(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Whether an unrevoked admin key exists (the first start makes one).
+    async fn admin_key_exists(&self) -> Result<bool, StoreError>;
+
     async fn plugin_insert(
         &self,
         plugin: &NewPlugin,

@@ -34,8 +34,8 @@ use super::{
     StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
-    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind, PluginVersion,
-    Quotas, Tenant, Timestamp, Transition,
+    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
+    PluginVersion, Quotas, Tenant, Timestamp, Transition,
 };
 
 /// Connections per host. Workers use a few (claim, finish, heartbeat,
@@ -300,6 +300,107 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(tenant_from_row).transpose()?)
+    }
+
+    async fn tenant_list(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant_update_quotas(
+        &self,
+        id: &str,
+        quotas: &Quotas,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let q = quotas;
+        let row = sqlx::query(
+            "UPDATE tenants SET max_concurrency = $2, max_fuel_per_attempt = $3, max_memory_mb = $4, \
+             max_timeout_ms = $5, max_plugin_bytes = $6, max_queued_jobs = $7, enqueue_per_minute = $8 \
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id)
+        .bind(q.max_concurrency as i32)
+        .bind(to_i64(q.max_fuel_per_attempt))
+        .bind(q.max_memory_mb as i32)
+        .bind(to_i64(q.max_timeout_ms))
+        .bind(to_i64(q.max_plugin_bytes))
+        .bind(to_i64(q.max_queued_jobs))
+        .bind(q.enqueue_per_minute as i32)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(tenant_from_row).transpose()?)
+    }
+
+    async fn api_key_insert(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&key.secret_hash)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
+                "tenant `{}` does not exist",
+                key.tenant_id.as_deref().unwrap_or_default()
+            ))),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("key `{}` exists", key.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| -> Result<ApiKey, sqlx::Error> {
+            Ok(ApiKey {
+                id: row.try_get(0)?,
+                tenant_id: row.try_get(1)?,
+                secret_hash: row.try_get(2)?,
+                created_at: row.try_get(3)?,
+                revoked_at: row.try_get(4)?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::from)
+    }
+
+    async fn api_key_revoke(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+                .bind(tenant)
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    async fn admin_key_exists(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL AND revoked_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn plugin_insert(

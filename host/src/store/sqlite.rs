@@ -32,8 +32,8 @@ use super::{
     StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
-    Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind, PluginVersion,
-    Quotas, Tenant, Timestamp, Transition,
+    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
+    PluginVersion, Quotas, Tenant, Timestamp, Transition,
 };
 
 /// Reader connections. Reads never block the writer in WAL mode.
@@ -102,6 +102,23 @@ fn limits_from_row(row: &SqliteRow) -> Result<Limits, sqlx::Error> {
         timeout_ms: to_u64(row.try_get("plugin_timeout_ms")?),
         result_bytes: to_u64(row.try_get("result_bytes")?),
         log_bytes: to_u64(row.try_get("log_bytes")?),
+    })
+}
+
+fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        quotas: Quotas {
+            max_concurrency: to_u32(row.try_get("max_concurrency")?),
+            max_fuel_per_attempt: to_u64(row.try_get("max_fuel_per_attempt")?),
+            max_memory_mb: to_u32(row.try_get("max_memory_mb")?),
+            max_timeout_ms: to_u64(row.try_get("max_timeout_ms")?),
+            max_plugin_bytes: to_u64(row.try_get("max_plugin_bytes")?),
+            max_queued_jobs: to_u64(row.try_get("max_queued_jobs")?),
+            enqueue_per_minute: to_u32(row.try_get("enqueue_per_minute")?),
+        },
+        created_at: time(row.try_get("created_at")?)?,
     })
 }
 
@@ -236,24 +253,111 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|row| -> Result<Tenant, sqlx::Error> {
-            Ok(Tenant {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                quotas: Quotas {
-                    max_concurrency: row.try_get::<i64, _>("max_concurrency")? as u32,
-                    max_fuel_per_attempt: to_u64(row.try_get("max_fuel_per_attempt")?),
-                    max_memory_mb: row.try_get::<i64, _>("max_memory_mb")? as u32,
-                    max_timeout_ms: to_u64(row.try_get("max_timeout_ms")?),
-                    max_plugin_bytes: to_u64(row.try_get("max_plugin_bytes")?),
-                    max_queued_jobs: to_u64(row.try_get("max_queued_jobs")?),
-                    enqueue_per_minute: row.try_get::<i64, _>("enqueue_per_minute")? as u32,
-                },
-                created_at: time(row.try_get("created_at")?)?,
+        Ok(row.as_ref().map(tenant_from_row).transpose()?)
+    }
+
+    async fn tenant_list(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant_update_quotas(
+        &self,
+        id: &str,
+        quotas: &Quotas,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let q = quotas;
+        let row = sqlx::query(
+            "UPDATE tenants SET max_concurrency = ?2, max_fuel_per_attempt = ?3, max_memory_mb = ?4, \
+             max_timeout_ms = ?5, max_plugin_bytes = ?6, max_queued_jobs = ?7, enqueue_per_minute = ?8 \
+             WHERE id = ?1 RETURNING *",
+        )
+        .bind(id)
+        .bind(q.max_concurrency as i64)
+        .bind(to_i64(q.max_fuel_per_attempt))
+        .bind(q.max_memory_mb as i64)
+        .bind(to_i64(q.max_timeout_ms))
+        .bind(to_i64(q.max_plugin_bytes))
+        .bind(to_i64(q.max_queued_jobs))
+        .bind(q.enqueue_per_minute as i64)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.as_ref().map(tenant_from_row).transpose()?)
+    }
+
+    async fn api_key_insert(&self, key: &ApiKey) -> Result<(), StoreError> {
+        if let Some(tenant) = &key.tenant_id
+            && self.tenant_get(tenant).await?.is_none()
+        {
+            return Err(StoreError::NotFound(format!(
+                "tenant `{tenant}` does not exist"
+            )));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, secret_hash, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&key.secret_hash)
+        .bind(micros(key.created_at))
+        .bind(key.revoked_at.map(micros))
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!("key `{}` exists", key.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, secret_hash, created_at, revoked_at FROM api_keys WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| -> Result<ApiKey, sqlx::Error> {
+            Ok(ApiKey {
+                id: row.try_get(0)?,
+                tenant_id: row.try_get(1)?,
+                secret_hash: row.try_get(2)?,
+                created_at: time(row.try_get(3)?)?,
+                revoked_at: opt_time(row.try_get(4)?)?,
             })
         })
         .transpose()
         .map_err(StoreError::from)
+    }
+
+    async fn api_key_revoke(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("UPDATE api_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL")
+                .bind(tenant)
+                .bind(id)
+                .bind(micros(now))
+                .execute(&self.writer)
+                .await?
+                .rows_affected()
+                == 1,
+        )
+    }
+
+    async fn admin_key_exists(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL AND revoked_at IS NULL)",
+        )
+        .fetch_one(&self.writer)
+        .await?)
     }
 
     async fn plugin_insert(
