@@ -1,0 +1,81 @@
+//! Who is calling: `Authorization: Bearer <key>`. A tenant's key scopes
+//! every lookup to that tenant; an admin key manages tenants and keys.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::{ApiError, AppState};
+use crate::keys;
+
+/// The caller holds a tenant's key.
+#[derive(Debug, Clone)]
+pub struct TenantKey {
+    pub tenant: String,
+}
+
+/// The caller holds an admin key.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminKey;
+
+enum Principal {
+    Tenant(String),
+    Admin,
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("missing `Authorization: Bearer <api key>` header".into())
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <api key>`".into())
+        })?;
+    if let Some((id, secret)) = keys::parse(token) {
+        let key = state.store.api_key_get(id).await?;
+        if let Some(key) =
+            key.filter(|k| k.revoked_at.is_none() && keys::verify(secret, &k.secret_hash))
+        {
+            return Ok(match key.tenant_id {
+                Some(tenant) => Principal::Tenant(tenant),
+                None => Principal::Admin,
+            });
+        }
+    } else if let Some(admin) = &state.admin_token_hash
+        && keys::verify(token, admin)
+    {
+        return Ok(Principal::Admin);
+    }
+    Err(ApiError::Unauthorized("unknown or revoked API key".into()))
+}
+
+impl FromRequestParts<AppState> for TenantKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, state).await? {
+            Principal::Tenant(tenant) => Ok(TenantKey { tenant }),
+            Principal::Admin => Err(ApiError::Forbidden(
+                "an admin key manages tenants and keys; use a tenant's key for this route".into(),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, state).await? {
+            Principal::Admin => Ok(AdminKey),
+            Principal::Tenant(_) => {
+                Err(ApiError::Forbidden("this route needs an admin key".into()))
+            }
+        }
+    }
+}

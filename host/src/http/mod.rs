@@ -1,0 +1,95 @@
+//! The HTTP API (API.md). `router(state)` builds the routes apart from any
+//! socket, so tests drive it with `oneshot`; `serve` binds it.
+//!
+//! - [`error`]: the one error shape;
+//! - [`auth`]: bearer keys, tenant and admin scopes;
+//! - [`tenants`]: tenants and keys (admin);
+//! - [`jobs`]: jobs (tenant).
+
+pub mod auth;
+pub mod error;
+pub mod jobs;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+
+use crate::store::Store;
+
+/// Largest JSON request body. Bounds what one request can make the host
+/// buffer (plugin uploads are streamed separately, with their own cap).
+pub const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// SHA-256 of `CORRAL_ADMIN_TOKEN`, when set.
+    pub admin_token_hash: Option<Arc<str>>,
+}
+
+/// A JSON body whose rejections (bad JSON, wrong shape, wrong content type)
+/// use the API's error shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
+                "unsupported_content_type",
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            )),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::Unprocessable("invalid_body", e.body_text()))
+            }
+            Err(e) => Err(ApiError::BadRequest("invalid_json", e.body_text())),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
+        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route(
+            "/v1/tenants/{id}/keys/{key_id}",
+            delete(tenants::revoke_key),
+        )
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The process is alive.
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database answers and its migrations are applied.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .ready()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("not ready: {e}")))?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}

@@ -1,0 +1,197 @@
+//! Tenants and their keys (admin routes).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::AdminKey;
+use super::{ApiError, AppState, JsonBody};
+use crate::model::{ApiKey, Quotas, Tenant};
+use crate::store::valid_name;
+
+/// Quotas to set; absent ones keep their value (or the default, on creation).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaPatch {
+    max_concurrency: Option<u32>,
+    max_fuel_per_attempt: Option<u64>,
+    max_memory_mb: Option<u32>,
+    max_timeout_ms: Option<u64>,
+    max_plugin_bytes: Option<u64>,
+    max_queued_jobs: Option<u64>,
+    enqueue_per_minute: Option<u32>,
+}
+
+impl QuotaPatch {
+    fn apply(&self, base: Quotas) -> Result<Quotas, ApiError> {
+        let positive = |name: &'static str, value: u64| {
+            if value == 0 || value > i64::MAX as u64 {
+                Err(ApiError::Unprocessable(
+                    "invalid_quota",
+                    format!("quota `{name}` must be between 1 and {}", i64::MAX),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let small = |name: &'static str, value: u32| {
+            if value == 0 || value > i32::MAX as u32 {
+                Err(ApiError::Unprocessable(
+                    "invalid_quota",
+                    format!("quota `{name}` must be between 1 and {}", i32::MAX),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(Quotas {
+            max_concurrency: small(
+                "max_concurrency",
+                self.max_concurrency.unwrap_or(base.max_concurrency),
+            )?,
+            max_fuel_per_attempt: positive(
+                "max_fuel_per_attempt",
+                self.max_fuel_per_attempt
+                    .unwrap_or(base.max_fuel_per_attempt),
+            )?,
+            max_memory_mb: small(
+                "max_memory_mb",
+                self.max_memory_mb.unwrap_or(base.max_memory_mb),
+            )?,
+            max_timeout_ms: positive(
+                "max_timeout_ms",
+                self.max_timeout_ms.unwrap_or(base.max_timeout_ms),
+            )?,
+            max_plugin_bytes: positive(
+                "max_plugin_bytes",
+                self.max_plugin_bytes.unwrap_or(base.max_plugin_bytes),
+            )?,
+            max_queued_jobs: positive(
+                "max_queued_jobs",
+                self.max_queued_jobs.unwrap_or(base.max_queued_jobs),
+            )?,
+            enqueue_per_minute: small(
+                "enqueue_per_minute",
+                self.enqueue_per_minute.unwrap_or(base.enqueue_per_minute),
+            )?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    id: String,
+    name: Option<String>,
+    #[serde(default)]
+    quotas: QuotaPatch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    quotas: QuotaPatch,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminKey,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    if !valid_name(&body.id) {
+        return Err(ApiError::Unprocessable(
+            "invalid_tenant_id",
+            format!(
+                "tenant id `{}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+                body.id
+            ),
+        ));
+    }
+    let tenant = Tenant {
+        name: body.name.unwrap_or_else(|| body.id.clone()),
+        quotas: body.quotas.apply(Quotas::default())?,
+        id: body.id,
+        created_at: chrono::Utc::now(),
+    };
+    state.store.tenant_insert(&tenant).await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+pub async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "tenants": state.store.tenant_list().await? })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(id): Path<String>,
+) -> Result<Json<Tenant>, ApiError> {
+    let tenant = state.store.tenant_get(&id).await?;
+    tenant
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant `{id}`")))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateTenant>,
+) -> Result<Json<Tenant>, ApiError> {
+    let current = state
+        .store
+        .tenant_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant `{id}`")))?;
+    let quotas = body.quotas.apply(current.quotas)?;
+    let updated = state.store.tenant_update_quotas(&id, &quotas).await?;
+    updated
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant `{id}`")))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if state.store.tenant_get(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no tenant `{id}`")));
+    }
+    let key = crate::keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store
+        .api_key_insert(&ApiKey {
+            id: key.id.clone(),
+            tenant_id: Some(id),
+            secret_hash: key.secret_hash,
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        })
+        .await?;
+    // The only time the key itself is shown.
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key_id": key.id, "key": key.token })),
+    ))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .store
+        .api_key_revoke(&id, &key_id, chrono::Utc::now())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "tenant `{id}` has no active key `{key_id}`"
+        )))
+    }
+}

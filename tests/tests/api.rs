@@ -1,0 +1,450 @@
+//! The HTTP API through `router()` with `oneshot` (no socket needed), on both
+//! backends: authentication, scoping, tenants and keys, the error shape, and
+//! that a refused request changes nothing.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use corral::http::{AppState, router};
+use corral::model::{Limits, NewJob};
+use corral_tests::db::TestDb;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+corral_tests::on_both_backends!(
+    health_and_ready_need_no_key,
+    routes_need_a_known_key,
+    tenants_and_keys_are_managed_with_the_admin_key,
+    bad_tenant_requests_are_refused_and_store_nothing,
+    a_tenant_sees_only_its_own_jobs,
+);
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+fn app(db: &TestDb) -> axum::Router {
+    router(AppState {
+        store: db.store.clone(),
+        admin_token_hash: Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
+    })
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, value)
+}
+
+fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(response.0, status, "{}", response.1);
+    assert_eq!(response.1["error"]["code"], code, "{}", response.1);
+    assert!(
+        response.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}
+
+async fn health_and_ready_need_no_key(db: TestDb) {
+    let app = app(&db);
+    assert_eq!(
+        call(&app, Method::GET, "/health", None, None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/ready", None, None).await,
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+    assert_error(
+        &call(&app, Method::GET, "/nope", None, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+async fn routes_need_a_known_key(db: TestDb) {
+    let app = app(&db);
+    assert_error(
+        &call(&app, Method::GET, "/v1/tenants", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let forged = format!("corral_{}_{}", "a".repeat(16), "b".repeat(64));
+    for key in ["wrong", forged.as_str()] {
+        assert_error(
+            &call(&app, Method::GET, "/v1/tenants", Some(key), None).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+    let mut request = Request::builder()
+        .uri("/v1/tenants")
+        .header("authorization", ADMIN_TOKEN);
+    request = request.method(Method::GET);
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the Bearer scheme is required"
+    );
+    // The admin key is not a tenant's key, and the reverse.
+    let job = format!("/v1/jobs/{}", uuid::Uuid::now_v7());
+    assert_error(
+        &call(&app, Method::GET, &job, Some(ADMIN_TOKEN), None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    call(
+        &app,
+        Method::POST,
+        "/v1/tenants",
+        Some(ADMIN_TOKEN),
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    let (_, key) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/acme/keys",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    let tenant_key = key["key"].as_str().unwrap();
+    assert_error(
+        &call(&app, Method::GET, "/v1/tenants", Some(tenant_key), None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
+async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
+    let app = app(&db);
+    let (status, tenant) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants",
+        Some(ADMIN_TOKEN),
+        Some(json!({"id": "acme", "name": "Acme Corp", "quotas": {"max_concurrency": 4}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    assert_eq!(
+        (tenant["id"].as_str(), tenant["name"].as_str()),
+        (Some("acme"), Some("Acme Corp"))
+    );
+    assert_eq!(tenant["quotas"]["max_concurrency"], 4);
+    assert_eq!(
+        tenant["quotas"]["max_memory_mb"], 512,
+        "defaults fill the rest"
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/tenants",
+            Some(ADMIN_TOKEN),
+            Some(json!({"id": "acme"})),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    let (status, list) = call(&app, Method::GET, "/v1/tenants", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(
+        (status, list["tenants"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, updated) = call(
+        &app,
+        Method::PATCH,
+        "/v1/tenants/acme",
+        Some(ADMIN_TOKEN),
+        Some(json!({"quotas": {"enqueue_per_minute": 60}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            updated["quotas"]["enqueue_per_minute"].as_u64(),
+            updated["quotas"]["max_concurrency"].as_u64()
+        ),
+        (Some(60), Some(4))
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            "/v1/tenants/ghost",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    let (status, key) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/acme/keys",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = key["key"].as_str().unwrap().to_string();
+    let key_id = key["key_id"].as_str().unwrap().to_string();
+    let stored = db.store.api_key_get(&key_id).await.unwrap().unwrap();
+    assert!(
+        !stored.secret_hash.is_empty() && !token.contains(&stored.secret_hash),
+        "only the hash is stored"
+    );
+    let job = format!("/v1/jobs/{}", uuid::Uuid::now_v7());
+    assert_error(
+        &call(&app, Method::GET, &job, Some(&token), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/tenants/acme/keys/{key_id}"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(
+        &call(&app, Method::GET, &job, Some(&token), None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/tenants/acme/keys/{key_id}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/tenants/ghost/keys",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+async fn bad_tenant_requests_are_refused_and_store_nothing(db: TestDb) {
+    let app = app(&db);
+    let cases = [
+        (
+            json!({"id": "Not Valid"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_tenant_id",
+        ),
+        (
+            json!({"id": "acme", "quotas": {"max_concurrency": 0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quota",
+        ),
+        (
+            json!({"id": "acme", "surprise": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"name": "no id"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in cases {
+        assert_error(
+            &call(
+                &app,
+                Method::POST,
+                "/v1/tenants",
+                Some(ADMIN_TOKEN),
+                Some(body),
+            )
+            .await,
+            status,
+            code,
+        );
+    }
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/tenants")
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        db.store.tenant_list().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    call(
+        &app,
+        Method::POST,
+        "/v1/tenants",
+        Some(ADMIN_TOKEN),
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_error(
+        &call(
+            &app,
+            Method::PATCH,
+            "/v1/tenants/acme",
+            Some(ADMIN_TOKEN),
+            Some(json!({"quotas": {"max_memory_mb": 0}})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_quota",
+    );
+    let tenant = db.store.tenant_get("acme").await.unwrap().unwrap();
+    assert_eq!(
+        tenant.quotas,
+        corral::model::Quotas::default(),
+        "unchanged after a refused update"
+    );
+}
+
+async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
+    let app = app(&db);
+    for tenant in ["acme", "other"] {
+        call(
+            &app,
+            Method::POST,
+            "/v1/tenants",
+            Some(ADMIN_TOKEN),
+            Some(json!({"id": tenant})),
+        )
+        .await;
+        db.plugin(tenant, "echo", b"component", Limits::default(), 3)
+            .await;
+    }
+    let (_, acme_key) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/acme/keys",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    let (_, other_key) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/other/keys",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    let id = db
+        .store
+        .job_insert_batch(
+            "acme",
+            &[NewJob::new("echo", r#"{"n": 1}"#)],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()[0]
+        .id;
+
+    let (status, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        acme_key["key"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["input"].clone(),
+            job["version"].as_u64()
+        ),
+        (Some("available"), json!({"n": 1}), Some(1))
+    );
+    // Another tenant's id answers exactly like a missing one.
+    let theirs = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        other_key["key"].as_str(),
+        None,
+    )
+    .await;
+    let missing = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{}", uuid::Uuid::now_v7()),
+        other_key["key"].as_str(),
+        None,
+    )
+    .await;
+    assert_error(&theirs, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(theirs.0, missing.0);
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            "/v1/jobs/not-a-uuid",
+            acme_key["key"].as_str(),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
