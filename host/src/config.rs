@@ -37,10 +37,34 @@ pub struct DatabaseArgs {
     pub database_url: String,
 }
 
+/// What `corral serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeMode {
+    /// The HTTP API and the worker.
+    All,
+    /// Only the HTTP API.
+    Api,
+    /// Only the worker.
+    Worker,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// What to run.
+    #[arg(long, env = "CORRAL_MODE", value_enum, default_value = "all")]
+    pub mode: ServeMode,
+    /// Address the API listens on.
+    #[arg(long, env = "CORRAL_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port the API listens on.
+    #[arg(long, env = "CORRAL_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The admin key. When unset and the database has no admin key yet, one
+    /// is generated and printed once.
+    #[arg(long, env = "CORRAL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
     /// Names this host in leases and attempt records (default: hostname-pid).

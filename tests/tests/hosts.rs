@@ -25,7 +25,7 @@ impl ServeProcess {
         let log = cache.join(format!("{host_id}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(corral_bin())
-            .arg("serve")
+            .args(["serve", "--mode", "worker"])
             .args([
                 "--host-id",
                 host_id,
@@ -409,4 +409,160 @@ async fn migrate_applies_the_schema_and_reports_bad_urls() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("must start with postgres:// or sqlite://")
     );
+}
+
+/// One HTTP/1.1 exchange over a plain socket: (status, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Start `corral serve` (API and worker) and wait, by reading its log, until
+/// it listens. Returns the process and the first line it printed on stdout
+/// (the admin key, when one was generated).
+fn serve_api(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(corral_bin());
+    command
+        .args(["serve", "--port", &port.to_string()])
+        .env("DATABASE_URL", database_url)
+        .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
+        .env("RUST_LOG", "info")
+        .env_remove("CORRAL_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(token) = admin_token {
+        command.env("CORRAL_ADMIN_TOKEN", token);
+    }
+    let mut child = command.spawn().expect("corral serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (listening_tx, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("the API is listening") {
+                let _ = listening_tx.send(());
+            }
+        }
+    });
+    listening
+        .recv_timeout(PATIENCE)
+        .expect("the API starts listening");
+    let printed = if admin_token.is_none() {
+        let stdout = child.stdout.take().expect("stdout");
+        let (line_tx, line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut first);
+            let _ = line_tx.send(first);
+        });
+        line.recv_timeout(PATIENCE).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (child, printed)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "serve exited with {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_serves_the_api_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+
+    // First start: no admin key anywhere, so one is generated and printed once.
+    let port = free_port();
+    let (child, printed) = serve_api(&url, port, dir.path(), None);
+    let admin = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("corral_"))
+        .unwrap_or_else(|| panic!("an admin key is printed: {printed:?}"))
+        .to_string();
+    assert_eq!(http(port, "GET", "/health", None, None).0, 200);
+    assert_eq!(http(port, "GET", "/ready", None, None).0, 200);
+    assert_eq!(http(port, "GET", "/v1/tenants", None, None).0, 401);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/v1/tenants",
+        Some(&admin),
+        Some(r#"{"id": "acme"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    stop(child);
+
+    // Second start on the same database: the stored admin key still works,
+    // none is printed, and CORRAL_ADMIN_TOKEN works beside it.
+    let port = free_port();
+    let (child, _) = serve_api(
+        &url,
+        port,
+        dir.path(),
+        Some("an-operator-chosen-admin-token"),
+    );
+    let (status, body) = http(port, "GET", "/v1/tenants", Some(&admin), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("acme"));
+    assert_eq!(
+        http(
+            port,
+            "GET",
+            "/v1/tenants",
+            Some("an-operator-chosen-admin-token"),
+            None
+        )
+        .0,
+        200
+    );
+    stop(child);
 }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, ServeArgs, ServeMode};
+use crate::http::{AppState, router};
+use crate::model::ApiKey;
 use crate::runtime::{Compiler, Runtime, RuntimeConfig};
+use crate::store::Store;
 use crate::worker::Worker;
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<i32> {
@@ -26,17 +29,79 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: args.storage.cache_dir.clone(),
-        compiler: Compiler::current_exe()?,
-    })?);
-    let config = args.worker_config();
-    tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "corral is serving");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    Worker::new(store, runtime, config).run(shutdown).await;
+
+    let api = if args.mode == ServeMode::Worker {
+        None
+    } else {
+        let state = AppState {
+            admin_token_hash: admin_key(store.as_ref(), args.admin_token.as_deref()).await?,
+            store: store.clone(),
+        };
+        let address = std::net::SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        tracing::info!(%address, "the API is listening");
+        let stop = shutdown.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }))
+    };
+
+    if args.mode != ServeMode::Api {
+        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+            cache_dir: args.storage.cache_dir.clone(),
+            compiler: Compiler::current_exe()?,
+        })?);
+        let config = args.worker_config();
+        tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "the worker is running");
+        Worker::new(store, runtime, config)
+            .run(shutdown.clone())
+            .await;
+    } else {
+        shutdown.cancelled().await;
+    }
+    if let Some(api) = api {
+        api.await
+            .context("the API task")?
+            .context("serving the API")?;
+    }
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// The admin key: `CORRAL_ADMIN_TOKEN` (kept only as a hash, in memory), or
+/// on the first start against a database without one, a generated key
+/// printed once (its hash is stored).
+async fn admin_key(store: &dyn Store, token: Option<&str>) -> anyhow::Result<Option<Arc<str>>> {
+    if let Some(token) = token {
+        if token.len() < 16 {
+            bail!("CORRAL_ADMIN_TOKEN must be at least 16 characters");
+        }
+        return Ok(Some(Arc::from(crate::keys::hash(token))));
+    }
+    if !store.admin_key_exists().await? {
+        let key = crate::keys::generate()?;
+        store
+            .api_key_insert(&ApiKey {
+                id: key.id,
+                tenant_id: None,
+                secret_hash: key.secret_hash,
+                created_at: chrono::Utc::now(),
+                revoked_at: None,
+            })
+            .await?;
+        // Printed once, on stdout, for the operator; only its hash is stored.
+        println!(
+            "corral admin key (shown once; store it safely): {}",
+            key.token
+        );
+    }
+    Ok(None)
 }
 
 /// Fire `shutdown` on SIGINT or SIGTERM.
