@@ -19,6 +19,7 @@ corral_tests::on_both_backends!(
     tenants_and_keys_are_managed_with_the_admin_key,
     bad_tenant_requests_are_refused_and_store_nothing,
     a_tenant_sees_only_its_own_jobs,
+    jobs_are_created_singly_and_in_batches,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -37,7 +38,21 @@ async fn call(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
+    call_with(app, method, uri, key, body, &[]).await
+}
+
+async fn call_with(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(key) = key {
         request = request.header("authorization", format!("Bearer {key}"));
     }
@@ -446,5 +461,186 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         .await,
         StatusCode::NOT_FOUND,
         "not_found",
+    );
+}
+
+async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
+    let app = app(&db);
+    call(
+        &app,
+        Method::POST,
+        "/v1/tenants",
+        Some(ADMIN_TOKEN),
+        Some(json!({"id": "acme", "quotas": {"max_timeout_ms": 60000}})),
+    )
+    .await;
+    db.plugin("acme", "echo", b"component", Limits::default(), 3)
+        .await;
+    let (_, key) = call(
+        &app,
+        Method::POST,
+        "/v1/tenants/acme/keys",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    let key = key["key"].as_str().unwrap().to_string();
+    let count = || async {
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>()
+    };
+
+    let body = json!({"plugin": "echo", "input": {"b": [1, 2], "a": "x"}, "priority": 5, "timeout_ms": 1000});
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["priority"].as_i64(),
+            job["version"].as_u64()
+        ),
+        (Some("available"), Some(5), Some(1))
+    );
+    assert_eq!(job["input"], json!({"b": [1, 2], "a": "x"}));
+
+    // The same Idempotency-Key returns the first job, with 200.
+    let headers = [("idempotency-key", "order-7")];
+    let (first_status, first) = call_with(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(body.clone()),
+        &headers,
+    )
+    .await;
+    let (again_status, again) = call_with(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(body.clone()),
+        &headers,
+    )
+    .await;
+    assert_eq!(
+        (first_status, again_status),
+        (StatusCode::CREATED, StatusCode::OK)
+    );
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(count().await, 2);
+
+    let jobs: Vec<Value> = (0..3)
+        .map(|i| json!({"plugin": "echo", "input": i}))
+        .collect();
+    let (status, batch) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(json!({"jobs": jobs})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{batch}");
+    let ids = batch["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 3);
+    for (i, id) in ids.iter().enumerate() {
+        let (_, job) = call(
+            &app,
+            Method::GET,
+            &format!("/v1/jobs/{}", id.as_str().unwrap()),
+            Some(&key),
+            None,
+        )
+        .await;
+        assert_eq!(job["input"], json!(i), "ids come back in order");
+    }
+    assert_eq!(count().await, 5);
+
+    // Refusals name the problem and store nothing.
+    let refusals = [
+        (
+            json!({"plugin": "nope", "input": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_plugin",
+        ),
+        (
+            json!({"plugin": "echo", "input": 1, "timeout_ms": 60001}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over_limit",
+        ),
+        (
+            json!({"plugin": "echo", "input": 1, "priority": 5000}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"plugin": "echo", "input": 1, "queue": "Bad Queue"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"plugin": "echo"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"plugin": "echo", "input": 1, "colour": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in refusals {
+        assert_error(
+            &call(&app, Method::POST, "/v1/jobs", Some(&key), Some(body)).await,
+            status,
+            code,
+        );
+    }
+    let mixed = json!({"jobs": [{"plugin": "echo", "input": 1}, {"plugin": "nope", "input": 2}]});
+    let refused = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(mixed),
+    )
+    .await;
+    assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "unknown_plugin");
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/jobs/batch",
+            Some(&key),
+            Some(json!({"jobs": []})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    assert_eq!(count().await, 5, "nothing stored by a refused request");
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            None,
+            Some(json!({"plugin": "echo", "input": 1})),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     );
 }

@@ -75,3 +75,149 @@ pub async fn get(
         .ok_or_else(not_found)?;
     Ok(Json(JobView::of(job)?))
 }
+
+/// A job to create (API.md, `POST /v1/jobs`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    plugin: String,
+    version: Option<u32>,
+    /// Any JSON value, kept as the client wrote it.
+    input: Box<RawValue>,
+    queue: Option<String>,
+    priority: Option<i32>,
+    run_at: Option<Timestamp>,
+    max_attempts: Option<u32>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    jobs: Vec<CreateJob>,
+}
+
+/// The header that makes a retried create return the first job.
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Turn API requests into store jobs, checking them against the tenant's
+/// quotas (limit caps answer 422 and store nothing).
+async fn new_jobs(
+    state: &AppState,
+    tenant: &str,
+    jobs: Vec<CreateJob>,
+    idempotency_key: Option<String>,
+) -> Result<Vec<crate::model::NewJob>, ApiError> {
+    let quotas = state
+        .store
+        .tenant_get(tenant)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
+        .quotas;
+    let many = jobs.len() > 1;
+    jobs.into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let at = |m: String| if many { format!("job {i}: {m}") } else { m };
+            if let Some(timeout) = job.timeout_ms
+                && timeout > quotas.max_timeout_ms
+            {
+                return Err(ApiError::Unprocessable(
+                    "over_limit",
+                    at(format!(
+                        "timeout_ms {timeout} is over the tenant's max_timeout_ms of {}",
+                        quotas.max_timeout_ms
+                    )),
+                ));
+            }
+            Ok(crate::model::NewJob {
+                plugin: job.plugin,
+                version: job.version,
+                input: job.input.get().to_string(),
+                queue: job.queue.unwrap_or_else(crate::model::default_queue),
+                priority: job.priority.unwrap_or(0),
+                run_at: job.run_at,
+                max_attempts: job.max_attempts,
+                timeout_ms: job.timeout_ms,
+                idempotency_key: idempotency_key.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Unknown plugins in a request body are a broken rule (422), not a missing route.
+fn enqueue_error(e: crate::store::StoreError) -> ApiError {
+    match e {
+        crate::store::StoreError::NotFound(m) => ApiError::Unprocessable("unknown_plugin", m),
+        other => other.into(),
+    }
+}
+
+/// `POST /v1/jobs`: 201 with the job; with an `Idempotency-Key` seen before,
+/// 200 with the first job instead.
+pub async fn create(
+    State(state): State<AppState>,
+    key: TenantKey,
+    headers: axum::http::HeaderMap,
+    super::JsonBody(body): super::JsonBody<CreateJob>,
+) -> Result<(axum::http::StatusCode, Json<JobView>), ApiError> {
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::BadRequest(
+                        "invalid_header",
+                        "Idempotency-Key must be visible ASCII".into(),
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let jobs = new_jobs(&state, &key.tenant, vec![body], idempotency_key).await?;
+    let inserted = state
+        .store
+        .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
+        .await
+        .map_err(enqueue_error)?;
+    let first = inserted
+        .first()
+        .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
+    let job = state
+        .store
+        .job_get(&key.tenant, first.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
+    let status = if first.created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, Json(JobView::of(job)?)))
+}
+
+/// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their ids in order.
+pub async fn create_batch(
+    State(state): State<AppState>,
+    key: TenantKey,
+    super::JsonBody(body): super::JsonBody<CreateBatch>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    if body.jobs.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "invalid",
+            "a batch needs at least one job".into(),
+        ));
+    }
+    let jobs = new_jobs(&state, &key.tenant, body.jobs, None).await?;
+    let inserted = state
+        .store
+        .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
+        .await
+        .map_err(enqueue_error)?;
+    let ids: Vec<uuid::Uuid> = inserted.iter().map(|i| i.id).collect();
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::json!({ "ids": ids })),
+    ))
+}

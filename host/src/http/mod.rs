@@ -69,6 +69,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants/{id}/keys/{key_id}",
             delete(tenants::revoke_key),
         )
+        .route("/v1/jobs", post(jobs::create))
+        .route("/v1/jobs/batch", post(jobs::create_batch))
         .route("/v1/jobs/{id}", get(jobs::get))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
