@@ -20,6 +20,7 @@ corral_tests::on_both_backends!(
     bad_tenant_requests_are_refused_and_store_nothing,
     a_tenant_sees_only_its_own_jobs,
     jobs_are_created_singly_and_in_batches,
+    jobs_are_cancelled_and_their_attempts_and_logs_read,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -643,4 +644,178 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
+}
+
+async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
+    use corral::model::{Attempt, Finish, OutcomeKind, Transition};
+    use corral::store::ClaimRequest;
+    let app = app(&db);
+    let mut keys = Vec::new();
+    for tenant in ["acme", "other"] {
+        call(
+            &app,
+            Method::POST,
+            "/v1/tenants",
+            Some(ADMIN_TOKEN),
+            Some(json!({"id": tenant})),
+        )
+        .await;
+        db.plugin(tenant, "echo", b"component", Limits::default(), 3)
+            .await;
+        let (_, key) = call(
+            &app,
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/keys"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+        keys.push(key["key"].as_str().unwrap().to_string());
+    }
+    let (acme, other) = (keys[0].as_str(), keys[1].as_str());
+    let (_, waiting) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(acme),
+        Some(json!({"plugin": "echo", "input": 1})),
+    )
+    .await;
+    let waiting = waiting["id"].as_str().unwrap().to_string();
+
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            &format!("/v1/jobs/{waiting}/cancel"),
+            Some(other),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        db.store
+            .job_get("acme", waiting.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        corral::model::JobState::Available,
+        "unchanged"
+    );
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        &format!("/v1/jobs/{waiting}/cancel"),
+        Some(acme),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            &format!("/v1/jobs/{waiting}/cancel"),
+            Some(acme),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+
+    // An attempt recorded by a worker shows in the timeline and the logs.
+    let (_, ran) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(acme),
+        Some(json!({"plugin": "echo", "input": 2})),
+    )
+    .await;
+    let ran = ran["id"].as_str().unwrap().to_string();
+    let claimed = db
+        .store
+        .job_claim(&ClaimRequest {
+            host_id: "host-a".into(),
+            now: chrono::Utc::now(),
+            limit: 1,
+            lease: std::time::Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let now = chrono::Utc::now();
+    db.store
+        .job_finish(&[Finish {
+            job_id: claimed.id,
+            lease_token: claimed.lease_token,
+            attempt: Attempt {
+                attempt: 1,
+                outcome: OutcomeKind::Failed,
+                message: Some("try again".into()),
+                started_at: now,
+                finished_at: now,
+                fuel_consumed: 1234,
+                peak_memory_bytes: 65536,
+                host_id: "host-a".into(),
+                log: "[info] hello\n".into(),
+                log_dropped_bytes: 0,
+            },
+            transition: Transition::Retry {
+                run_at: now,
+                error: "try again".into(),
+            },
+        }])
+        .await
+        .unwrap();
+    let (status, attempts) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{ran}/attempts"),
+        Some(acme),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let first = &attempts["attempts"][0];
+    assert_eq!(
+        (
+            first["outcome"].as_str(),
+            first["fuel_consumed"].as_u64(),
+            first["host_id"].as_str()
+        ),
+        (Some("failed"), Some(1234), Some("host-a"))
+    );
+    let (_, logs) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{ran}/logs"),
+        Some(acme),
+        None,
+    )
+    .await;
+    assert_eq!(logs["logs"][0]["log"], "[info] hello\n");
+    assert_eq!(logs["logs"][0]["truncated"], false);
+    for path in ["attempts", "logs"] {
+        assert_error(
+            &call(
+                &app,
+                Method::GET,
+                &format!("/v1/jobs/{ran}/{path}"),
+                Some(other),
+                None,
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
 }

@@ -221,3 +221,109 @@ pub async fn create_batch(
         Json(serde_json::json!({ "ids": ids })),
     ))
 }
+
+fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no job `{id}`")))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: 200 with the job (a waiting job is cancelled
+/// at once; a running one is stopped by its host within a second), 409 if
+/// it already finished.
+pub async fn cancel(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    use crate::store::CancelResult;
+    let job_id = job_id(&id)?;
+    match state
+        .store
+        .job_cancel(&key.tenant, job_id, chrono::Utc::now())
+        .await?
+    {
+        CancelResult::NotFound => return Err(ApiError::NotFound(format!("no job `{id}`"))),
+        CancelResult::AlreadyFinished => {
+            return Err(ApiError::Conflict(format!(
+                "job `{id}` has already finished"
+            )));
+        }
+        CancelResult::Cancelled | CancelResult::Requested => {}
+    }
+    let job = state
+        .store
+        .job_get(&key.tenant, job_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
+    Ok(Json(JobView::of(job)?))
+}
+
+/// One attempt in the timeline (its log is under `/logs`).
+#[derive(Debug, Serialize)]
+struct AttemptView {
+    attempt: u32,
+    outcome: crate::model::OutcomeKind,
+    message: Option<String>,
+    started_at: Timestamp,
+    finished_at: Timestamp,
+    duration_ms: i64,
+    fuel_consumed: u64,
+    peak_memory_bytes: u64,
+    host_id: String,
+}
+
+async fn attempts_of(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+) -> Result<Vec<crate::model::Attempt>, ApiError> {
+    let job_id = job_id(id)?;
+    if state.store.job_get(tenant, job_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no job `{id}`")));
+    }
+    Ok(state.store.attempt_list(tenant, job_id).await?)
+}
+
+/// `GET /v1/jobs/{id}/attempts`: every attempt with outcome, times, fuel, memory.
+pub async fn attempts(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let attempts: Vec<AttemptView> = attempts_of(&state, &key.tenant, &id)
+        .await?
+        .into_iter()
+        .map(|a| AttemptView {
+            duration_ms: (a.finished_at - a.started_at).num_milliseconds(),
+            attempt: a.attempt,
+            outcome: a.outcome,
+            message: a.message,
+            started_at: a.started_at,
+            finished_at: a.finished_at,
+            fuel_consumed: a.fuel_consumed,
+            peak_memory_bytes: a.peak_memory_bytes,
+            host_id: a.host_id,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "attempts": attempts })))
+}
+
+/// `GET /v1/jobs/{id}/logs`: the captured guest log of each attempt.
+pub async fn logs(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let logs: Vec<serde_json::Value> = attempts_of(&state, &key.tenant, &id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({
+                "attempt": a.attempt,
+                "log": a.log,
+                "truncated": a.log_dropped_bytes > 0,
+                "dropped_bytes": a.log_dropped_bytes,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "logs": logs })))
+}
