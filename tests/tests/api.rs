@@ -21,6 +21,9 @@ corral_tests::on_both_backends!(
     a_tenant_sees_only_its_own_jobs,
     jobs_are_created_singly_and_in_batches,
     jobs_are_cancelled_and_their_attempts_and_logs_read,
+    plugins_are_uploaded_and_versioned,
+    bad_uploads_are_refused_and_store_nothing,
+    a_job_runs_end_to_end_through_the_api,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -28,6 +31,7 @@ const ADMIN_TOKEN: &str = "test-admin-token";
 fn app(db: &TestDb) -> axum::Router {
     router(AppState {
         store: db.store.clone(),
+        runtime: Arc::clone(corral_tests::runtime_arc()),
         admin_token_hash: Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
     })
 }
@@ -818,4 +822,366 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
             "not_found",
         );
     }
+}
+
+async fn upload(
+    app: &axum::Router,
+    key: &str,
+    path: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", content_type)
+        .body(Body::from(bytes))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A tenant (with `quotas`) and one of its keys.
+async fn tenant_with_key(app: &axum::Router, id: &str, quotas: Value) -> String {
+    call(
+        app,
+        Method::POST,
+        "/v1/tenants",
+        Some(ADMIN_TOKEN),
+        Some(json!({"id": id, "quotas": quotas})),
+    )
+    .await;
+    let (_, key) = call(
+        app,
+        Method::POST,
+        &format!("/v1/tenants/{id}/keys"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    key["key"].as_str().unwrap().to_string()
+}
+
+async fn plugins_are_uploaded_and_versioned(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let echo = corral_tests::plugin_bytes("echo");
+    let (status, v1) = upload(
+        &app,
+        &key,
+        "/v1/plugins/echo?fuel=5000000&memory_mb=32&max_attempts=5",
+        echo.clone(),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    assert_eq!(
+        (
+            v1["name"].as_str(),
+            v1["version"].as_u64(),
+            v1["size"].as_u64()
+        ),
+        (Some("echo"), Some(1), Some(echo.len() as u64))
+    );
+    assert_eq!(v1["digest"], corral::model::Digest::of(&echo).to_string());
+    assert_eq!(
+        (
+            v1["limits"]["fuel"].as_u64(),
+            v1["limits"]["memory_bytes"].as_u64(),
+            v1["max_attempts"].as_u64()
+        ),
+        (Some(5_000_000), Some(32 << 20), Some(5))
+    );
+    let (status, again) = upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        echo.clone(),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(
+        (status, again["version"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "same bytes, same version"
+    );
+    let (status, v2) = upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("flaky"),
+        "application/octet-stream",
+    )
+    .await;
+    assert_eq!(
+        (status, v2["version"].as_u64()),
+        (StatusCode::CREATED, Some(2))
+    );
+
+    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    assert_eq!(list["plugins"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["plugins"][0]["version"], 2);
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/echo", Some(&key), None).await;
+    let numbers: Vec<_> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![2, 1]);
+    let (status, one) = call(&app, Method::GET, "/v1/plugins/echo/1", Some(&key), None).await;
+    assert_eq!(
+        (status, one["digest"].clone()),
+        (StatusCode::OK, v1["digest"].clone())
+    );
+    for missing in [
+        "/v1/plugins/nope",
+        "/v1/plugins/echo/9",
+        "/v1/plugins/echo/x",
+    ] {
+        assert_error(
+            &call(&app, Method::GET, missing, Some(&key), None).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    // Another tenant sees none of it.
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&other), None).await;
+    assert_eq!(list["plugins"], json!([]));
+    assert_error(
+        &call(&app, Method::GET, "/v1/plugins/echo", Some(&other), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+async fn bad_uploads_are_refused_and_store_nothing(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(
+        &app,
+        "acme",
+        json!({"max_plugin_bytes": 1_000_000, "max_fuel_per_attempt": 1000, "max_memory_mb": 16}),
+    )
+    .await;
+    let echo = corral_tests::plugin_bytes("echo");
+    // Without limits asked for, the defaults are lowered to the quotas.
+    let (status, fitted) = upload(
+        &app,
+        &key,
+        "/v1/plugins/fitted",
+        echo.clone(),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{fitted}");
+    assert_eq!(
+        (
+            fitted["limits"]["fuel"].as_u64(),
+            fitted["limits"]["memory_bytes"].as_u64()
+        ),
+        (Some(1000), Some(16 << 20))
+    );
+    let core = b"\0asm\x01\0\0\0".to_vec();
+    // (path, body, content type, status, error code, what the message says)
+    type Refusal<'a> = (&'a str, Vec<u8>, &'a str, StatusCode, &'a str, &'a str);
+    let cases: Vec<Refusal> = vec![
+        (
+            "/v1/plugins/x?fuel=10",
+            vec![7u8; 3000],
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_component",
+            "not a WebAssembly binary",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            core,
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_component",
+            "core WebAssembly module",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            echo[..echo.len() / 2].to_vec(),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_component",
+            "invalid component",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            corral_tests::plugin_bytes("wrong-world"),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_component",
+            "missing export",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            corral_tests::plugin_bytes("unknown-import"),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_component",
+            "test:unknown/vault",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            vec![0u8; 1_000_001],
+            "application/wasm",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "1000000 bytes",
+        ),
+        (
+            "/v1/plugins/x?fuel=10",
+            echo.clone(),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            "application/wasm",
+        ),
+        (
+            "/v1/plugins/x?fuel=1001",
+            echo.clone(),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over_limit",
+            "max_fuel_per_attempt",
+        ),
+        (
+            "/v1/plugins/x?fuel=10&memory_mb=17",
+            echo.clone(),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over_limit",
+            "max_memory_mb",
+        ),
+        (
+            "/v1/plugins/x?fuel=10&max_attempts=0",
+            echo.clone(),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "max_attempts",
+        ),
+        (
+            "/v1/plugins/Bad%20Name?fuel=10",
+            echo.clone(),
+            "application/wasm",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_plugin_name",
+            "Bad Name",
+        ),
+        (
+            "/v1/plugins/x?colour=red",
+            echo.clone(),
+            "application/wasm",
+            StatusCode::BAD_REQUEST,
+            "",
+            "",
+        ),
+    ];
+    for (path, bytes, content_type, status, code, says) in cases {
+        let response = upload(&app, &key, path, bytes, content_type).await;
+        assert_eq!(response.0, status, "{path} {content_type}: {}", response.1);
+        if !code.is_empty() {
+            assert_error(&response, status, code);
+            let message = response.1["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(says), "{path}: {message}");
+        }
+    }
+    let stored: Vec<_> = db
+        .store
+        .plugin_list("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(stored, vec!["fitted"], "no refused upload stored anything");
+}
+
+async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
+    use corral::worker::{Worker, WorkerConfig};
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let (status, _) = upload(
+        &app,
+        &key,
+        "/v1/plugins/markdown",
+        corral_tests::plugin_bytes("markdown"),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "markdown", "input": {"markdown": "# Hi"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = Worker::new(
+        db.store.clone(),
+        Arc::clone(corral_tests::runtime_arc()),
+        WorkerConfig {
+            host_id: "host-a".into(),
+            ..WorkerConfig::default()
+        },
+    );
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    db.wait_for("acme", id, std::time::Duration::from_secs(120), |s| {
+        s.is_terminal()
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+
+    let (_, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["result"]["html"], "<h1>Hi</h1>\n");
+    let (_, attempts) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/attempts"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(attempts["attempts"][0]["outcome"], "completed");
+    let (_, logs) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/logs"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(
+        logs["logs"][0]["log"]
+            .as_str()
+            .unwrap()
+            .contains("[info] rendered"),
+        "{logs}"
+    );
 }

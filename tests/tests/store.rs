@@ -836,6 +836,29 @@ async fn plugin_versions_are_pinned_at_enqueue(db: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!((latest.version, latest.size), (2, 12));
+    db.plugin("acme", "another", b"x", limits(), 3).await;
+    let listed: Vec<_> = db
+        .store
+        .plugin_list("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.version))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("another".to_string(), 1), ("work".to_string(), 2)]
+    );
+    let versions: Vec<_> = db
+        .store
+        .plugin_versions("acme", "work")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(versions, vec![2, 1]);
+    assert!(db.store.plugin_list("nobody").await.unwrap().is_empty());
 }
 
 async fn tenants_and_keys_are_administered(db: TestDb) {

@@ -31,6 +31,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     store.migrate().await.context("applying migrations")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    // One runtime: the API validates and compiles uploads with it, the worker runs them.
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: args.storage.cache_dir.clone(),
+        compiler: Compiler::current_exe()?,
+    })?);
 
     let api = if args.mode == ServeMode::Worker {
         None
@@ -38,6 +43,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         let state = AppState {
             admin_token_hash: admin_key(store.as_ref(), args.admin_token.as_deref()).await?,
             store: store.clone(),
+            runtime: runtime.clone(),
         };
         let address = std::net::SocketAddr::new(args.host, args.port);
         let listener = tokio::net::TcpListener::bind(address)
@@ -53,10 +59,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     };
 
     if args.mode != ServeMode::Api {
-        let runtime = Arc::new(Runtime::new(RuntimeConfig {
-            cache_dir: args.storage.cache_dir.clone(),
-            compiler: Compiler::current_exe()?,
-        })?);
         let config = args.worker_config();
         tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "the worker is running");
         Worker::new(store, runtime, config)

@@ -4,11 +4,13 @@
 //! - [`error`]: the one error shape;
 //! - [`auth`]: bearer keys, tenant and admin scopes;
 //! - [`tenants`]: tenants and keys (admin);
+//! - [`plugins`]: plugin upload and versions (tenant);
 //! - [`jobs`]: jobs (tenant).
 
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod plugins;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Validates and compiles uploads (and shares its compiled plugins with a worker in the same process).
+    pub runtime: Arc<crate::runtime::Runtime>,
     /// SHA-256 of `CORRAL_ADMIN_TOKEN`, when set.
     pub admin_token_hash: Option<Arc<str>>,
 }
@@ -69,6 +73,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/tenants/{id}/keys/{key_id}",
             delete(tenants::revoke_key),
         )
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            post(plugins::upload).get(plugins::versions),
+        )
+        .route("/v1/plugins/{name}/{version}", get(plugins::get))
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/batch", post(jobs::create_batch))
         .route("/v1/jobs/{id}", get(jobs::get))

@@ -170,6 +170,14 @@ pub trait Store: Send + Sync {
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<PluginVersion>, StoreError>;
+    /// The latest version of each of a tenant's plugins, by name.
+    async fn plugin_list(&self, tenant: &str) -> Result<Vec<PluginVersion>, StoreError>;
+    /// Every version of one plugin, newest first.
+    async fn plugin_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<PluginVersion>, StoreError>;
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Enqueue jobs for one tenant, all or nothing, pinning each to a plugin

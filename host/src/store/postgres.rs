@@ -488,6 +488,35 @@ impl Store for PostgresStore {
         Ok(row.as_ref().map(plugin_from_row).transpose()?)
     }
 
+    async fn plugin_list(&self, tenant: &str) -> Result<Vec<PluginVersion>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+             WHERE p.tenant_id = $1 AND p.version = (SELECT max(version) FROM plugins l \
+                 WHERE l.tenant_id = p.tenant_id AND l.name = p.name) \
+             ORDER BY p.name"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(plugin_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn plugin_versions(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<PluginVersion>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
+             WHERE p.tenant_id = $1 AND p.name = $2 ORDER BY p.version DESC"
+        ))
+        .bind(tenant)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(plugin_from_row).collect::<Result<_, _>>()?)
+    }
+
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT bytes FROM plugin_blobs WHERE digest = $1")

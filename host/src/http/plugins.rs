@@ -1,0 +1,265 @@
+//! Plugins: upload (streamed, capped, validated and compiled before anything
+//! is stored), versions, listing.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::auth::TenantKey;
+use super::{ApiError, AppState};
+use crate::model::{Digest, Limits, PluginVersion, Timestamp};
+use crate::runtime::RuntimeError;
+use crate::runtime::compile::MAX_COMPONENT_BYTES;
+use crate::store::{NewPlugin, valid_name};
+
+/// Limits set at upload (query parameters); absent ones take the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadLimits {
+    fuel: Option<u64>,
+    memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_attempts: Option<u32>,
+}
+
+/// A plugin version in responses. Its config is write-only and never shown.
+#[derive(Debug, Serialize)]
+pub struct PluginView {
+    name: String,
+    version: u32,
+    digest: String,
+    size: u64,
+    limits: Limits,
+    max_attempts: u32,
+    created_at: Timestamp,
+}
+
+impl From<PluginVersion> for PluginView {
+    fn from(p: PluginVersion) -> PluginView {
+        PluginView {
+            name: p.name,
+            version: p.version,
+            digest: p.digest,
+            size: p.size,
+            limits: p.limits,
+            max_attempts: p.max_attempts,
+            created_at: p.created_at,
+        }
+    }
+}
+
+fn over_limit(what: &str, value: u64, quota: &str, max: u64) -> ApiError {
+    ApiError::Unprocessable(
+        "over_limit",
+        format!("{what} {value} is over the tenant's {quota} of {max}"),
+    )
+}
+
+/// `POST /v1/plugins/{name}`: 201 with the new version; 200 with the latest
+/// version when its bytes are the same.
+pub async fn upload(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+    Query(query): Query<UploadLimits>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+    if !valid_name(&name) {
+        return Err(ApiError::Unprocessable(
+            "invalid_plugin_name",
+            format!(
+                "plugin name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
+            ),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !matches!(
+        content_type,
+        "application/wasm" | "application/octet-stream"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the component with `Content-Type: application/wasm`".into(),
+        ));
+    }
+    let quotas = state
+        .store
+        .tenant_get(&key.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
+        .quotas;
+
+    // Limits first: a refusal should not cost an upload. A limit not asked
+    // for is the default, lowered to the tenant's quota where that is smaller;
+    // one asked for above the quota is refused.
+    let defaults = Limits::default();
+    let limits = Limits {
+        fuel: query
+            .fuel
+            .unwrap_or(defaults.fuel.min(quotas.max_fuel_per_attempt)),
+        memory_bytes: query
+            .memory_mb
+            .map(|mb| mb.saturating_mul(1 << 20))
+            .unwrap_or(
+                defaults
+                    .memory_bytes
+                    .min(u64::from(quotas.max_memory_mb) << 20),
+            ),
+        timeout_ms: query
+            .timeout_ms
+            .unwrap_or(defaults.timeout_ms.min(quotas.max_timeout_ms)),
+        ..defaults
+    };
+    if limits.fuel == 0 || limits.memory_bytes == 0 || limits.timeout_ms == 0 {
+        return Err(ApiError::Unprocessable(
+            "invalid",
+            "fuel, memory_mb and timeout_ms must be positive".into(),
+        ));
+    }
+    if limits.fuel > quotas.max_fuel_per_attempt {
+        return Err(over_limit(
+            "fuel",
+            limits.fuel,
+            "max_fuel_per_attempt",
+            quotas.max_fuel_per_attempt,
+        ));
+    }
+    let memory_mb = limits.memory_bytes >> 20;
+    if memory_mb > u64::from(quotas.max_memory_mb) {
+        return Err(over_limit(
+            "memory_mb",
+            memory_mb,
+            "max_memory_mb",
+            u64::from(quotas.max_memory_mb),
+        ));
+    }
+    if limits.timeout_ms > quotas.max_timeout_ms {
+        return Err(over_limit(
+            "timeout_ms",
+            limits.timeout_ms,
+            "max_timeout_ms",
+            quotas.max_timeout_ms,
+        ));
+    }
+    let max_attempts = query
+        .max_attempts
+        .unwrap_or(crate::model::DEFAULT_MAX_ATTEMPTS);
+    if !(1..=crate::model::MAX_ATTEMPTS_PER_JOB).contains(&max_attempts) {
+        return Err(ApiError::Unprocessable(
+            "invalid",
+            format!(
+                "max_attempts must be between 1 and {}",
+                crate::model::MAX_ATTEMPTS_PER_JOB
+            ),
+        ));
+    }
+
+    // The body, streamed, refused as soon as it passes the cap.
+    let cap = quotas.max_plugin_bytes.min(MAX_COMPONENT_BYTES as u64);
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the component is over the limit of {cap} bytes"));
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > cap
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::BadRequest("invalid_body", format!("reading the upload: {e}"))
+        })?;
+        if (bytes.len() + chunk.len()) as u64 > cap {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+
+    // Validated and compiled (bounded) before anything is stored.
+    state.runtime.load(&bytes).await.map_err(|e| match e {
+        RuntimeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        RuntimeError::Cache(_) | RuntimeError::Engine(_) => ApiError::Internal(e.to_string()),
+        _ => ApiError::Unprocessable("invalid_component", e.to_string()),
+    })?;
+    let (plugin, created) = state
+        .store
+        .plugin_insert(
+            &NewPlugin {
+                tenant_id: key.tenant,
+                name,
+                digest: Digest::of(&bytes).to_string(),
+                limits,
+                max_attempts,
+            },
+            &bytes,
+            chrono::Utc::now(),
+        )
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(plugin.into())))
+}
+
+/// `GET /v1/plugins`: the latest version of each plugin.
+pub async fn list(
+    State(state): State<AppState>,
+    key: TenantKey,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let plugins: Vec<PluginView> = state
+        .store
+        .plugin_list(&key.tenant)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "plugins": plugins })))
+}
+
+/// `GET /v1/plugins/{name}`: every version, newest first.
+pub async fn versions(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let versions: Vec<PluginView> = state
+        .store
+        .plugin_versions(&key.tenant, &name)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("no plugin `{name}`")));
+    }
+    Ok(Json(
+        serde_json::json!({ "name": name, "versions": versions }),
+    ))
+}
+
+/// `GET /v1/plugins/{name}/{version}`.
+pub async fn get(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<PluginView>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no version `{version}` of plugin `{name}`"));
+    let number: u32 = version.parse().map_err(|_| not_found())?;
+    let plugin = state
+        .store
+        .plugin_get(&key.tenant, &name, Some(number))
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(plugin.into()))
+}
