@@ -24,6 +24,7 @@ corral_tests::on_both_backends!(
     plugins_are_uploaded_and_versioned,
     bad_uploads_are_refused_and_store_nothing,
     a_job_runs_end_to_end_through_the_api,
+    bad_plugin_updates_are_refused_and_change_nothing,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -107,6 +108,11 @@ async fn health_and_ready_need_no_key(db: TestDb) {
         &call(&app, Method::GET, "/nope", None, None).await,
         StatusCode::NOT_FOUND,
         "not_found",
+    );
+    assert_error(
+        &call(&app, Method::DELETE, "/health", None, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
     );
 }
 
@@ -1122,6 +1128,27 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A setting the guest reads with host.config; its value is never shown again.
+    let (status, patched) = call(
+        &app,
+        Method::PATCH,
+        "/v1/plugins/markdown",
+        Some(&key),
+        Some(json!({"config": {"wrapper_class": "doc"}, "limits": {"max_attempts": 2}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        (
+            patched["config_keys"].clone(),
+            patched["max_attempts"].as_u64()
+        ),
+        (json!(["wrapper_class"]), Some(2))
+    );
+    assert!(
+        !patched.to_string().contains("\"doc\""),
+        "config values are write-only"
+    );
     let (status, job) = call(
         &app,
         Method::POST,
@@ -1159,7 +1186,24 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
     )
     .await;
     assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(job["result"]["html"], "<h1>Hi</h1>\n");
+    assert_eq!(
+        job["result"]["html"], "<div class=\"doc\">\n<h1>Hi</h1>\n</div>\n",
+        "the guest read its config"
+    );
+    assert_eq!(job["max_attempts"], 2);
+    // A new version keeps the config.
+    let (status, v2) = upload(
+        &app,
+        &key,
+        "/v1/plugins/markdown",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(
+        (status, v2["config_keys"].clone()),
+        (StatusCode::CREATED, json!(["wrapper_class"]))
+    );
     let (_, attempts) = call(
         &app,
         Method::GET,
@@ -1183,5 +1227,92 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
             .unwrap()
             .contains("[info] rendered"),
         "{logs}"
+    );
+}
+
+async fn bad_plugin_updates_are_refused_and_change_nothing(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({"max_memory_mb": 64})).await;
+    upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    let before = db
+        .store
+        .plugin_get("acme", "echo", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let long_key = "k".repeat(300);
+    let refusals = [
+        (
+            json!({"limits": {"memory_mb": 65}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over_limit",
+        ),
+        (
+            json!({"limits": {"max_attempts": 0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"config": {"a": "x".repeat(70_000)}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+        ),
+        (
+            json!({"config": {long_key: "v"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+        ),
+        (
+            json!({"config": {"a": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"colour": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in refusals {
+        assert_error(
+            &call(
+                &app,
+                Method::PATCH,
+                "/v1/plugins/echo",
+                Some(&key),
+                Some(body),
+            )
+            .await,
+            status,
+            code,
+        );
+    }
+    assert_error(
+        &call(
+            &app,
+            Method::PATCH,
+            "/v1/plugins/nope",
+            Some(&key),
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        db.store
+            .plugin_get("acme", "echo", None)
+            .await
+            .unwrap()
+            .unwrap(),
+        before,
+        "unchanged"
     );
 }

@@ -76,7 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
-            post(plugins::upload).get(plugins::versions),
+            post(plugins::upload)
+                .get(plugins::versions)
+                .patch(plugins::update),
         )
         .route("/v1/plugins/{name}/{version}", get(plugins::get))
         .route("/v1/jobs", post(jobs::create))
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/attempts", get(jobs::attempts))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .with_state(state)
 }
@@ -107,4 +110,8 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this route does not take that method".into())
 }

@@ -34,6 +34,8 @@ pub struct PluginView {
     size: u64,
     limits: Limits,
     max_attempts: u32,
+    /// The names of its config settings; their values are never returned.
+    config_keys: Vec<String>,
     created_at: Timestamp,
 }
 
@@ -46,6 +48,7 @@ impl From<PluginVersion> for PluginView {
             size: p.size,
             limits: p.limits,
             max_attempts: p.max_attempts,
+            config_keys: p.config.into_keys().collect(),
             created_at: p.created_at,
         }
     }
@@ -116,49 +119,10 @@ pub async fn upload(
             .unwrap_or(defaults.timeout_ms.min(quotas.max_timeout_ms)),
         ..defaults
     };
-    if limits.fuel == 0 || limits.memory_bytes == 0 || limits.timeout_ms == 0 {
-        return Err(ApiError::Unprocessable(
-            "invalid",
-            "fuel, memory_mb and timeout_ms must be positive".into(),
-        ));
-    }
-    if limits.fuel > quotas.max_fuel_per_attempt {
-        return Err(over_limit(
-            "fuel",
-            limits.fuel,
-            "max_fuel_per_attempt",
-            quotas.max_fuel_per_attempt,
-        ));
-    }
-    let memory_mb = limits.memory_bytes >> 20;
-    if memory_mb > u64::from(quotas.max_memory_mb) {
-        return Err(over_limit(
-            "memory_mb",
-            memory_mb,
-            "max_memory_mb",
-            u64::from(quotas.max_memory_mb),
-        ));
-    }
-    if limits.timeout_ms > quotas.max_timeout_ms {
-        return Err(over_limit(
-            "timeout_ms",
-            limits.timeout_ms,
-            "max_timeout_ms",
-            quotas.max_timeout_ms,
-        ));
-    }
     let max_attempts = query
         .max_attempts
         .unwrap_or(crate::model::DEFAULT_MAX_ATTEMPTS);
-    if !(1..=crate::model::MAX_ATTEMPTS_PER_JOB).contains(&max_attempts) {
-        return Err(ApiError::Unprocessable(
-            "invalid",
-            format!(
-                "max_attempts must be between 1 and {}",
-                crate::model::MAX_ATTEMPTS_PER_JOB
-            ),
-        ));
-    }
+    check_limits(&limits, max_attempts, &quotas)?;
 
     // The body, streamed, refused as soon as it passes the cap.
     let cap = quotas.max_plugin_bytes.min(MAX_COMPONENT_BYTES as u64);
@@ -262,4 +226,139 @@ pub async fn get(
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(plugin.into()))
+}
+
+/// Most bytes of one plugin's config (keys and values together): it is
+/// loaded with every claimed job.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePlugin {
+    limits: Option<UploadLimits>,
+    /// Replaces the whole config; values are write-only.
+    config: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `PATCH /v1/plugins/{name}`: change the limits and/or the config of every
+/// version of a plugin (jobs already waiting use the new settings).
+pub async fn update(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+    super::JsonBody(body): super::JsonBody<UpdatePlugin>,
+) -> Result<Json<PluginView>, ApiError> {
+    let latest = state
+        .store
+        .plugin_get(&key.tenant, &name, None)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no plugin `{name}`")))?;
+    let quotas = state
+        .store
+        .tenant_get(&key.tenant)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
+        .quotas;
+    let limits = match body.limits {
+        None => None,
+        Some(asked) => {
+            let limits = Limits {
+                fuel: asked.fuel.unwrap_or(latest.limits.fuel),
+                memory_bytes: asked
+                    .memory_mb
+                    .map(|mb| mb.saturating_mul(1 << 20))
+                    .unwrap_or(latest.limits.memory_bytes),
+                timeout_ms: asked.timeout_ms.unwrap_or(latest.limits.timeout_ms),
+                ..latest.limits
+            };
+            let max_attempts = asked.max_attempts.unwrap_or(latest.max_attempts);
+            check_limits(&limits, max_attempts, &quotas)?;
+            Some((limits, max_attempts))
+        }
+    };
+    if let Some(config) = &body.config {
+        let size: usize = config.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_CONFIG_BYTES {
+            return Err(ApiError::Unprocessable(
+                "invalid_config",
+                format!("config is {size} bytes; the limit is {MAX_CONFIG_BYTES}"),
+            ));
+        }
+        if let Some(long) = config
+            .keys()
+            .find(|k| k.is_empty() || k.len() > crate::runtime::sandbox::MAX_CONFIG_KEY_BYTES)
+        {
+            return Err(ApiError::Unprocessable(
+                "invalid_config",
+                format!(
+                    "config key `{long}` must be 1 to {} bytes",
+                    crate::runtime::sandbox::MAX_CONFIG_KEY_BYTES
+                ),
+            ));
+        }
+        if config
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::Unprocessable(
+                "invalid_config",
+                "config holds a NUL character".into(),
+            ));
+        }
+    }
+    let updated = state
+        .store
+        .plugin_update(&key.tenant, &name, limits, body.config.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no plugin `{name}`")))?;
+    Ok(Json(updated.into()))
+}
+
+/// Limits against the tenant's quotas: 422 naming the first one over.
+fn check_limits(
+    limits: &Limits,
+    max_attempts: u32,
+    quotas: &crate::model::Quotas,
+) -> Result<(), ApiError> {
+    if limits.fuel == 0 || limits.memory_bytes == 0 || limits.timeout_ms == 0 {
+        return Err(ApiError::Unprocessable(
+            "invalid",
+            "fuel, memory_mb and timeout_ms must be positive".into(),
+        ));
+    }
+    if limits.fuel > quotas.max_fuel_per_attempt {
+        return Err(over_limit(
+            "fuel",
+            limits.fuel,
+            "max_fuel_per_attempt",
+            quotas.max_fuel_per_attempt,
+        ));
+    }
+    let memory_mb = limits.memory_bytes >> 20;
+    if memory_mb > u64::from(quotas.max_memory_mb) {
+        return Err(over_limit(
+            "memory_mb",
+            memory_mb,
+            "max_memory_mb",
+            u64::from(quotas.max_memory_mb),
+        ));
+    }
+    if limits.timeout_ms > quotas.max_timeout_ms {
+        return Err(over_limit(
+            "timeout_ms",
+            limits.timeout_ms,
+            "max_timeout_ms",
+            quotas.max_timeout_ms,
+        ));
+    }
+    if !(1..=crate::model::MAX_ATTEMPTS_PER_JOB).contains(&max_attempts) {
+        return Err(ApiError::Unprocessable(
+            "invalid",
+            format!(
+                "max_attempts must be between 1 and {}",
+                crate::model::MAX_ATTEMPTS_PER_JOB
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -178,6 +178,17 @@ pub trait Store: Send + Sync {
         tenant: &str,
         name: &str,
     ) -> Result<Vec<PluginVersion>, StoreError>;
+    /// Change the settings of every version of a plugin: its limits and max
+    /// attempts, and/or its config (replaced whole). Returns the latest
+    /// version, or None when there is no such plugin. New versions inherit
+    /// the latest version's config.
+    async fn plugin_update(
+        &self,
+        tenant: &str,
+        name: &str,
+        limits: Option<(Limits, u32)>,
+        config: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<Option<PluginVersion>, StoreError>;
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Enqueue jobs for one tenant, all or nothing, pinning each to a plugin

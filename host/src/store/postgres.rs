@@ -437,7 +437,8 @@ impl Store for PostgresStore {
         let l = &plugin.limits;
         let inserted = sqlx::query(
             "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
-             log_bytes, max_attempts, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11)",
+             log_bytes, max_attempts, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             COALESCE((SELECT config FROM plugins WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1), '{}'), $11)",
         )
         .bind(&plugin.tenant_id)
         .bind(&plugin.name)
@@ -515,6 +516,38 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(plugin_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn plugin_update(
+        &self,
+        tenant: &str,
+        name: &str,
+        limits: Option<(Limits, u32)>,
+        config: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<Option<PluginVersion>, StoreError> {
+        let config = config
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("config: {e}")))?;
+        let (l, max_attempts) = match limits {
+            Some((l, n)) => (Some(l), Some(n)),
+            None => (None, None),
+        };
+        sqlx::query(
+            "UPDATE plugins SET fuel = COALESCE($3, fuel), memory_bytes = COALESCE($4, memory_bytes), \
+             timeout_ms = COALESCE($5, timeout_ms), max_attempts = COALESCE($6, max_attempts), \
+             config = COALESCE($7::jsonb, config) WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(l.map(|l| to_i64(l.fuel)))
+        .bind(l.map(|l| to_i64(l.memory_bytes)))
+        .bind(l.map(|l| to_i64(l.timeout_ms)))
+        .bind(max_attempts.map(|n| n as i64))
+        .bind(config)
+        .execute(&self.pool)
+        .await?;
+        self.plugin_get(tenant, name, None).await
     }
 
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
