@@ -99,7 +99,8 @@ CREATE INDEX jobs_waiting ON jobs (tenant_id, priority DESC, run_at, id)
 CREATE INDEX jobs_running ON jobs (tenant_id) WHERE state = 'running';
 -- Retention and listings.
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_tenant_created ON jobs (tenant_id, created_at DESC, id DESC);
+-- Listings, newest first: ids are UUIDv7, so they sort by creation time.
+CREATE INDEX jobs_tenant_id ON jobs (tenant_id, id DESC);
 
 -- Wake workers whenever jobs are inserted (once per statement; PostgreSQL
 -- also folds identical notifications within a transaction).

@@ -25,6 +25,7 @@ corral_tests::on_both_backends!(
     bad_uploads_are_refused_and_store_nothing,
     a_job_runs_end_to_end_through_the_api,
     bad_plugin_updates_are_refused_and_change_nothing,
+    jobs_are_listed_newest_first_with_filters_and_cursors,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -1091,8 +1092,8 @@ async fn bad_uploads_are_refused_and_store_nothing(db: TestDb) {
             echo.clone(),
             "application/wasm",
             StatusCode::BAD_REQUEST,
-            "",
-            "",
+            "invalid_query",
+            "colour",
         ),
     ];
     for (path, bytes, content_type, status, code, says) in cases {
@@ -1315,4 +1316,108 @@ async fn bad_plugin_updates_are_refused_and_change_nothing(db: TestDb) {
         before,
         "unchanged"
     );
+}
+
+async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    for tenant in ["acme", "other"] {
+        db.plugin(tenant, "echo", b"component", Limits::default(), 3)
+            .await;
+        db.plugin(tenant, "markdown", b"component 2", Limits::default(), 3)
+            .await;
+    }
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let plugin = if i % 2 == 0 { "echo" } else { "markdown" };
+        let (_, job) = call(&app, Method::POST, "/v1/jobs", Some(&key), Some(json!({"plugin": plugin, "input": i, "queue": if i < 5 { "default" } else { "bulk" }}))).await;
+        created.push(job["id"].as_str().unwrap().to_string());
+    }
+    call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&other),
+        Some(json!({"plugin": "echo", "input": 99})),
+    )
+    .await;
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/jobs/{}/cancel", created[0]),
+        Some(&key),
+        None,
+    )
+    .await;
+
+    // Pages of 3, newest first, until no cursor: every job once, none of the other tenant's.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let uri = match &cursor {
+            Some(c) => format!("/v1/jobs?limit=3&cursor={c}"),
+            None => "/v1/jobs?limit=3".to_string(),
+        };
+        let (status, page) = call(&app, Method::GET, &uri, Some(&key), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let ids = |page: &Value| page["jobs"].as_array().unwrap().len();
+    let (_, cancelled) = call(
+        &app,
+        Method::GET,
+        "/v1/jobs?state=cancelled",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (ids(&cancelled), cancelled["jobs"][0]["id"].as_str()),
+        (1, Some(created[0].as_str()))
+    );
+    let (_, markdown) = call(
+        &app,
+        Method::GET,
+        "/v1/jobs?plugin=markdown",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&markdown), 3);
+    let (_, bulk) = call(
+        &app,
+        Method::GET,
+        "/v1/jobs?queue=bulk&plugin=echo",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&bulk), 1);
+    for bad in [
+        "/v1/jobs?state=sleeping",
+        "/v1/jobs?limit=0",
+        "/v1/jobs?limit=501",
+        "/v1/jobs?cursor=xyz",
+        "/v1/jobs?colour=red",
+    ] {
+        assert_error(
+            &call(&app, Method::GET, bad, Some(&key), None).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+    }
 }

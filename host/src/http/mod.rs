@@ -62,6 +62,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// Query parameters whose rejections use the API's error shape.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> axum::extract::FromRequestParts<AppState> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|e| ApiError::BadRequest("invalid_query", e.body_text()))
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -81,7 +98,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(plugins::update),
         )
         .route("/v1/plugins/{name}/{version}", get(plugins::get))
-        .route("/v1/jobs", post(jobs::create))
+        .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/batch", post(jobs::create_batch))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub async fn upload(
     State(state): State<AppState>,
     key: TenantKey,
     Path(name): Path<String>,
-    Query(query): Query<UploadLimits>,
+    super::QueryParams(query): super::QueryParams<UploadLimits>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {

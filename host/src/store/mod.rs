@@ -56,6 +56,14 @@ pub enum StoreEvent {
     JobState(JobId, JobState),
 }
 
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub queue: Option<String>,
+    pub plugin: Option<String>,
+}
+
 /// What claiming asks for.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -199,6 +207,14 @@ pub trait Store: Send + Sync {
         jobs: &[NewJob],
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError>;
+    /// A tenant's jobs, newest first, filtered, after the cursor (a job id).
+    async fn job_list(
+        &self,
+        tenant: &str,
+        filter: &JobFilter,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError>;
     /// Claim waiting jobs whose time has come, fairly across tenants and
     /// within each tenant's `max_concurrency`, taking a lease on each.

@@ -30,8 +30,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, NewPlugin, Store,
-    StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
+    Store, StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64,
+    validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -654,6 +655,29 @@ impl Store for PostgresStore {
                     })
             })
             .collect()
+    }
+
+    async fn job_list(
+        &self,
+        tenant: &str,
+        filter: &JobFilter,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND ($2::text IS NULL OR state = $2) \
+             AND ($3::text IS NULL OR queue = $3) AND ($4::text IS NULL OR plugin = $4) \
+             AND ($5::uuid IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(tenant)
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(&filter.queue)
+        .bind(&filter.plugin)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {

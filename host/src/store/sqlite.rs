@@ -28,8 +28,9 @@ use uuid::Uuid;
 
 use super::postgres::unknown_plugin_message;
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, NewPlugin, Store,
-    StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64, validate_jobs,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
+    Store, StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64,
+    validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -599,6 +600,30 @@ impl Store for SqliteStore {
         tx.commit().await?;
         self.announce(StoreEvent::JobsAvailable);
         Ok(out)
+    }
+
+    async fn job_list(
+        &self,
+        tenant: &str,
+        filter: &JobFilter,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        // Ids are hyphenated lower-case UUIDv7 text: ordered as text by time.
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR state = ?2) \
+             AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR plugin = ?4) \
+             AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+        )
+        .bind(tenant)
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(&filter.queue)
+        .bind(&filter.plugin)
+        .bind(after.map(|id| id.to_string()))
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {
