@@ -347,6 +347,9 @@ pub struct NewJob {
     /// Per tenant: enqueueing again with the same key returns the first job.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The job this one replays.
+    #[serde(default)]
+    pub replay_of: Option<JobId>,
 }
 
 pub fn default_queue() -> String {
@@ -365,6 +368,7 @@ impl NewJob {
             max_attempts: None,
             timeout_ms: None,
             idempotency_key: None,
+            replay_of: None,
         }
     }
 }
@@ -405,6 +409,8 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     pub cancel_requested: bool,
     pub idempotency_key: Option<String>,
+    /// The job this one replays.
+    pub replay_of: Option<JobId>,
 }
 
 /// A job a host has claimed, with everything needed to run the attempt.

@@ -26,6 +26,7 @@ corral_tests::on_both_backends!(
     a_job_runs_end_to_end_through_the_api,
     bad_plugin_updates_are_refused_and_change_nothing,
     jobs_are_listed_newest_first_with_filters_and_cursors,
+    a_job_is_replayed_as_a_new_linked_job,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -1420,4 +1421,67 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
             "invalid_query",
         );
     }
+}
+
+async fn a_job_is_replayed_as_a_new_linked_job(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    db.plugin("acme", "echo", b"component", Limits::default(), 3)
+        .await;
+    let (_, original) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "echo", "input": {"x": 1}, "priority": 7, "queue": "bulk"})),
+    )
+    .await;
+    // A newer version of the plugin does not change what a replay runs.
+    db.plugin("acme", "echo", b"component v2", Limits::default(), 3)
+        .await;
+    let id = original["id"].as_str().unwrap();
+    let (status, replay) = call(
+        &app,
+        Method::POST,
+        &format!("/v1/jobs/{id}/replay"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{replay}");
+    assert_ne!(replay["id"], original["id"]);
+    assert_eq!(replay["replay_of"].as_str(), Some(id));
+    for field in [
+        "input",
+        "priority",
+        "queue",
+        "version",
+        "digest",
+        "max_attempts",
+    ] {
+        assert_eq!(replay[field], original[field], "{field}");
+    }
+    assert_eq!(replay["state"], "available");
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            &format!("/v1/jobs/{id}/replay"),
+            Some(&other),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        db.store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        2
+    );
 }

@@ -28,6 +28,9 @@ pub struct JobView {
     created_at: Timestamp,
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
+    /// The job this one replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_of: Option<uuid::Uuid>,
 }
 
 /// Stored JSON text as a JSON value (stored text is always valid JSON: it is
@@ -56,6 +59,7 @@ impl JobView {
             created_at: job.created_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
+            replay_of: job.replay_of,
         })
     }
 }
@@ -140,6 +144,7 @@ async fn new_jobs(
                 max_attempts: job.max_attempts,
                 timeout_ms: job.timeout_ms,
                 idempotency_key: idempotency_key.clone(),
+                replay_of: None,
             })
         })
         .collect()
@@ -402,4 +407,44 @@ pub async fn list(
     Ok(Json(
         serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
     ))
+}
+
+/// `POST /v1/jobs/{id}/replay`: 201 a new job with the same plugin version,
+/// input, queue, priority and limits, linked to the original by `replay_of`.
+pub async fn replay(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<JobView>), ApiError> {
+    let original = state
+        .store
+        .job_get(&key.tenant, job_id(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
+    let new = crate::model::NewJob {
+        plugin: original.plugin,
+        version: Some(original.version),
+        input: original.input,
+        queue: original.queue,
+        priority: original.priority,
+        run_at: None,
+        max_attempts: Some(original.max_attempts),
+        timeout_ms: original.timeout_ms,
+        idempotency_key: None,
+        replay_of: Some(original.id),
+    };
+    let inserted = state
+        .store
+        .job_insert_batch(&key.tenant, &[new], chrono::Utc::now())
+        .await
+        .map_err(enqueue_error)?;
+    let first = inserted
+        .first()
+        .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
+    let job = state
+        .store
+        .job_get(&key.tenant, first.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
+    Ok((axum::http::StatusCode::CREATED, Json(JobView::of(job)?)))
 }

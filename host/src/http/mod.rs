@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/batch", post(jobs::create_batch))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/replay", post(jobs::replay))
         .route("/v1/jobs/{id}/attempts", get(jobs::attempts))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .fallback(not_found)

@@ -171,12 +171,13 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         finished_at: row.try_get("finished_at")?,
         cancel_requested: row.try_get("cancel_requested")?,
         idempotency_key: row.try_get("idempotency_key")?,
+        replay_of: row.try_get("replay_of")?,
     })
 }
 
 const JOB_COLUMNS: &str = "id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input::text AS input, \
      result::text AS result, error, attempt, max_attempts, timeout_ms, run_at, created_at, started_at, finished_at, \
-     cancel_requested, idempotency_key";
+     cancel_requested, idempotency_key, replay_of";
 
 fn limits_from_row(row: &PgRow) -> Result<Limits, sqlx::Error> {
     Ok(Limits {
@@ -574,9 +575,9 @@ impl Store for PostgresStore {
         let inserted = sqlx::query_scalar::<_, Uuid>(
             "WITH input AS ( \
                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], \
-                                     $8::timestamptz[], $9::int[], $10::bigint[], $11::text[]) \
+                                     $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $13::uuid[]) \
                     WITH ORDINALITY AS i(id, plugin, version, input, queue, priority, run_at, max_attempts, \
-                                         timeout_ms, idempotency_key, ord) \
+                                         timeout_ms, idempotency_key, replay_of, ord) \
              ), resolved AS ( \
                 SELECT i.*, p.version AS pinned, p.digest, p.max_attempts AS plugin_max_attempts \
                 FROM input i LEFT JOIN LATERAL ( \
@@ -585,10 +586,10 @@ impl Store for PostgresStore {
                     ORDER BY version DESC LIMIT 1) p ON TRUE \
              ) \
              INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
-                               max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
+                               max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
              SELECT id, $1, plugin, pinned, digest, queue, priority, \
                     CASE WHEN run_at > $12 THEN 'scheduled' ELSE 'available' END, input::jsonb, 0, \
-                    COALESCE(max_attempts, plugin_max_attempts), timeout_ms, run_at, $12, idempotency_key \
+                    COALESCE(max_attempts, plugin_max_attempts), timeout_ms, run_at, $12, idempotency_key, replay_of \
              FROM resolved ORDER BY ord \
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id",
@@ -605,6 +606,7 @@ impl Store for PostgresStore {
         .bind(jobs.iter().map(|j| j.timeout_ms.map(to_i64)).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
         .bind(now)
+        .bind(jobs.iter().map(|j| j.replay_of).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await;
         let created: std::collections::HashSet<Uuid> = match inserted {

@@ -93,6 +93,10 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, sqlx::Error> {
         finished_at: opt_time(row.try_get("finished_at")?)?,
         cancel_requested: row.try_get("cancel_requested")?,
         idempotency_key: row.try_get("idempotency_key")?,
+        replay_of: row
+            .try_get::<Option<String>, _>("replay_of")?
+            .map(|id| Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+            .transpose()?,
     })
 }
 
@@ -559,17 +563,19 @@ impl Store for SqliteStore {
                     "timeout_ms": job.timeout_ms.map(to_i64),
                     "run_at": micros(run_at),
                     "key": job.idempotency_key,
+                    "replay_of": job.replay_of.map(|id| id.to_string()),
                 })
             })
             .collect();
         let created: Vec<String> = sqlx::query_scalar(
             "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
-                               max_attempts, timeout_ms, run_at, created_at, idempotency_key) \
+                               max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
              SELECT json_extract(value, '$.id'), ?2, json_extract(value, '$.plugin'), json_extract(value, '$.version'), \
                     json_extract(value, '$.digest'), json_extract(value, '$.queue'), json_extract(value, '$.priority'), \
                     json_extract(value, '$.state'), json_extract(value, '$.input'), 0, \
                     json_extract(value, '$.max_attempts'), json_extract(value, '$.timeout_ms'), \
-                    json_extract(value, '$.run_at'), ?3, json_extract(value, '$.key') \
+                    json_extract(value, '$.run_at'), ?3, json_extract(value, '$.key'), \
+                    json_extract(value, '$.replay_of') \
              FROM json_each(?1) WHERE TRUE ORDER BY key \
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id",
