@@ -27,6 +27,7 @@ corral_tests::on_both_backends!(
     bad_plugin_updates_are_refused_and_change_nothing,
     jobs_are_listed_newest_first_with_filters_and_cursors,
     a_job_is_replayed_as_a_new_linked_job,
+    a_client_follows_a_job_with_server_sent_events,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -1483,5 +1484,93 @@ async fn a_job_is_replayed_as_a_new_linked_job(db: TestDb) {
             .values()
             .sum::<u64>(),
         2
+    );
+}
+
+async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
+    use corral::worker::{Worker, WorkerConfig};
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    let (_, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "echo", "input": 1})),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+
+    let request = Request::builder()
+        .uri(format!("/v1/jobs/{id}/events"))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+
+    // The worker starts only once the stream is open: it must show every step.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut worker = None;
+    let mut states = Vec::new();
+    let patience = std::time::Duration::from_secs(120);
+    while states.last().map(String::as_str) != Some("completed") {
+        let frame = tokio::time::timeout(patience, body.frame())
+            .await
+            .expect("an event within the patience")
+            .expect("the stream goes on until the job finishes")
+            .unwrap();
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&data).lines() {
+            if let Some(json) = line.strip_prefix("data: ") {
+                let event: Value = serde_json::from_str(json).unwrap();
+                states.push(event["state"].as_str().unwrap().to_string());
+            }
+        }
+        if worker.is_none() {
+            let w = Worker::new(
+                db.store.clone(),
+                Arc::clone(corral_tests::runtime_arc()),
+                WorkerConfig {
+                    host_id: "host-a".into(),
+                    ..WorkerConfig::default()
+                },
+            );
+            worker = Some(tokio::spawn(w.run(shutdown.clone())));
+        }
+    }
+    assert_eq!(states, vec!["available", "running", "completed"]);
+    assert!(
+        tokio::time::timeout(patience, body.frame())
+            .await
+            .expect("the stream ends")
+            .is_none(),
+        "ends after a terminal state"
+    );
+    shutdown.cancel();
+    worker.unwrap().await.unwrap();
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            &format!("/v1/jobs/{}/events", uuid::Uuid::now_v7()),
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
     );
 }

@@ -448,3 +448,92 @@ pub async fn replay(
         .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
     Ok((axum::http::StatusCode::CREATED, Json(JobView::of(job)?)))
 }
+
+/// What the event stream of one job remembers between events.
+struct EventCursor {
+    state: AppState,
+    tenant: String,
+    id: uuid::Uuid,
+    events: tokio::sync::broadcast::Receiver<crate::store::StoreEvent>,
+    last: Option<JobState>,
+    /// The first event is the job as it is now; the stream ends after a terminal state.
+    first: Option<Job>,
+    done: bool,
+}
+
+fn state_event(job: &Job) -> axum::response::sse::Event {
+    axum::response::sse::Event::default().event("state").data(
+        serde_json::json!({ "id": job.id, "state": job.state, "attempt": job.attempt, "error": job.error }).to_string(),
+    )
+}
+
+/// `GET /v1/jobs/{id}/events`: Server-Sent Events, one `state` event per
+/// change of the job's state (the first is its state now), until it reaches
+/// a terminal state. Driven by the database's notifications, so it follows
+/// the job whichever host runs it.
+pub async fn events(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    let id = job_id(&id)?;
+    // Subscribe before reading, so no change falls between the two.
+    let events = state.store.subscribe();
+    let job = state
+        .store
+        .job_get(&key.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
+    let cursor = EventCursor {
+        state,
+        tenant: key.tenant,
+        id,
+        events,
+        last: None,
+        first: Some(job),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        if let Some(job) = c.first.take() {
+            c.last = Some(job.state);
+            c.done = job.state.is_terminal();
+            return Some((Ok(state_event(&job)), c));
+        }
+        loop {
+            use tokio::sync::broadcast::error::RecvError;
+            // Notifications of one job arrive in commit order, so each names
+            // the state the job moved to then, even if it has moved on since.
+            let announced = match c.events.recv().await {
+                Ok(crate::store::StoreEvent::JobState(id, state)) if id == c.id => Some(state),
+                Ok(_) => continue,
+                // Missed events: the database says where the job is now.
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => return None,
+            };
+            if announced.is_some() && announced == c.last {
+                continue;
+            }
+            let mut job = match c.state.store.job_get(&c.tenant, c.id).await {
+                Ok(Some(job)) => job,
+                Ok(None) | Err(_) => return None,
+            };
+            if let Some(state) = announced {
+                job.state = state;
+            }
+            if Some(job.state) != c.last {
+                c.last = Some(job.state);
+                c.done = job.state.is_terminal();
+                return Some((Ok(state_event(&job)), c));
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+}

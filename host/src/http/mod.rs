@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/replay", post(jobs::replay))
         .route("/v1/jobs/{id}/attempts", get(jobs::attempts))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
