@@ -14,6 +14,18 @@ pub struct TenantKey {
     pub tenant: String,
 }
 
+impl TenantKey {
+    /// The quotas of the key's tenant.
+    pub async fn quotas(&self, state: &AppState) -> Result<crate::model::Quotas, ApiError> {
+        Ok(state
+            .store
+            .tenant_get(&self.tenant)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
+            .quotas)
+    }
+}
+
 /// The caller holds an admin key.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminKey;

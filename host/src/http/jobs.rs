@@ -108,16 +108,11 @@ const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// quotas (limit caps answer 422 and store nothing).
 async fn new_jobs(
     state: &AppState,
-    tenant: &str,
+    key: &TenantKey,
     jobs: Vec<CreateJob>,
     idempotency_key: Option<String>,
 ) -> Result<Vec<crate::model::NewJob>, ApiError> {
-    let quotas = state
-        .store
-        .tenant_get(tenant)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
-        .quotas;
+    let quotas = key.quotas(state).await?;
     let many = jobs.len() > 1;
     jobs.into_iter()
         .enumerate()
@@ -158,6 +153,29 @@ fn enqueue_error(e: crate::store::StoreError) -> ApiError {
     }
 }
 
+/// Enqueue one job and read it back; `created` is false when an
+/// idempotency key matched an earlier job (which is the one returned).
+async fn enqueue_one(
+    state: &AppState,
+    tenant: &str,
+    job: &[crate::model::NewJob],
+) -> Result<(Job, bool), ApiError> {
+    let inserted = state
+        .store
+        .job_insert_batch(tenant, job, chrono::Utc::now())
+        .await
+        .map_err(enqueue_error)?;
+    let first = inserted
+        .first()
+        .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
+    let stored = state
+        .store
+        .job_get(tenant, first.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
+    Ok((stored, first.created))
+}
+
 /// `POST /v1/jobs`: 201 with the job; with an `Idempotency-Key` seen before,
 /// 200 with the first job instead.
 pub async fn create(
@@ -180,21 +198,9 @@ pub async fn create(
                 .to_string(),
         ),
     };
-    let jobs = new_jobs(&state, &key.tenant, vec![body], idempotency_key).await?;
-    let inserted = state
-        .store
-        .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
-        .await
-        .map_err(enqueue_error)?;
-    let first = inserted
-        .first()
-        .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
-    let job = state
-        .store
-        .job_get(&key.tenant, first.id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
-    let status = if first.created {
+    let jobs = new_jobs(&state, &key, vec![body], idempotency_key).await?;
+    let (job, created) = enqueue_one(&state, &key.tenant, &jobs).await?;
+    let status = if created {
         axum::http::StatusCode::CREATED
     } else {
         axum::http::StatusCode::OK
@@ -214,7 +220,7 @@ pub async fn create_batch(
             "a batch needs at least one job".into(),
         ));
     }
-    let jobs = new_jobs(&state, &key.tenant, body.jobs, None).await?;
+    let jobs = new_jobs(&state, &key, body.jobs, None).await?;
     let inserted = state
         .store
         .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
@@ -433,19 +439,7 @@ pub async fn replay(
         idempotency_key: None,
         replay_of: Some(original.id),
     };
-    let inserted = state
-        .store
-        .job_insert_batch(&key.tenant, &[new], chrono::Utc::now())
-        .await
-        .map_err(enqueue_error)?;
-    let first = inserted
-        .first()
-        .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
-    let job = state
-        .store
-        .job_get(&key.tenant, first.id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
+    let (job, _) = enqueue_one(&state, &key.tenant, &[new]).await?;
     Ok((axum::http::StatusCode::CREATED, Json(JobView::of(job)?)))
 }
 

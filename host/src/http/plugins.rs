@@ -91,12 +91,7 @@ pub async fn upload(
             "send the component with `Content-Type: application/wasm`".into(),
         ));
     }
-    let quotas = state
-        .store
-        .tenant_get(&key.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
-        .quotas;
+    let quotas = key.quotas(&state).await?;
 
     // Limits first: a refusal should not cost an upload. A limit not asked
     // for is the default, lowered to the tenant's quota where that is smaller;
@@ -253,12 +248,7 @@ pub async fn update(
         .plugin_get(&key.tenant, &name, None)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no plugin `{name}`")))?;
-    let quotas = state
-        .store
-        .tenant_get(&key.tenant)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
-        .quotas;
+    let quotas = key.quotas(&state).await?;
     let limits = match body.limits {
         None => None,
         Some(asked) => {
