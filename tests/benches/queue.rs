@@ -86,16 +86,38 @@ async fn enqueue_all(db: &TestDb) -> f64 {
     JOBS as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn wait_drained(db: &TestDb) {
+/// Jobs of the bench tenant in a terminal state (a table scan: used rarely).
+async fn finished(db: &TestDb) -> u64 {
+    let counts = db.store.job_counts(Some("bench")).await.expect("counts");
+    counts
+        .iter()
+        .filter(|(state, _)| state.is_terminal())
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Wait, on the store's notifications, until all `JOBS` jobs finished.
+/// Counting jobs by state scans the table, so it is done only to confirm the
+/// end and after missed notifications, never as a polling loop that would
+/// load the database the benchmark measures. `events` must be subscribed
+/// before the first job can finish.
+async fn wait_drained(db: &TestDb, mut events: tokio::sync::broadcast::Receiver<StoreEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut done = finished(db).await;
     loop {
-        let counts = db.store.job_counts(Some("bench")).await.expect("counts");
-        if counts
-            .iter()
-            .all(|(state, n)| state.is_terminal() || *n == 0)
-        {
-            return;
+        if done >= JOBS as u64 {
+            done = finished(db).await;
+            if done >= JOBS as u64 {
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+            Ok(Ok(StoreEvent::JobState(_, state))) if state.is_terminal() => done += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(RecvError::Lagged(_))) => done = finished(db).await,
+            Ok(Err(RecvError::Closed)) => panic!("the store stopped"),
+            Err(_) => panic!("no job finished for 60 s ({done} of {JOBS} done)"),
+        }
     }
 }
 
@@ -105,9 +127,10 @@ async fn bench(kind: Kind) {
     let enqueue_per_s = enqueue_all(&db).await;
     let shutdown = CancellationToken::new();
     let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), worker_config());
+    let events = db.store.subscribe();
     let started = Instant::now();
     let task = tokio::spawn(worker.run(shutdown.clone()));
-    wait_drained(&db).await;
+    wait_drained(&db, events).await;
     let pipeline_per_s = JOBS as f64 / started.elapsed().as_secs_f64();
     eprintln!("{kind:?}: enqueue {enqueue_per_s:.0}/s, pipeline {pipeline_per_s:.0}/s");
     shutdown.cancel();
