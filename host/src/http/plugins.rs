@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::TenantKey;
 use super::{ApiError, AppState};
-use crate::model::{Digest, Limits, PluginVersion, Timestamp};
+use crate::model::{Limits, PluginVersion, Timestamp};
 use crate::runtime::RuntimeError;
 use crate::runtime::compile::MAX_COMPONENT_BYTES;
 use crate::store::{NewPlugin, valid_name};
@@ -144,7 +144,7 @@ pub async fn upload(
     }
 
     // Validated and compiled (bounded) before anything is stored.
-    state.runtime.load(&bytes).await.map_err(|e| match e {
+    let loaded = state.runtime.load(&bytes).await.map_err(|e| match e {
         RuntimeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
         RuntimeError::Cache(_) | RuntimeError::Engine(_) => ApiError::Internal(e.to_string()),
         _ => ApiError::Unprocessable("invalid_component", e.to_string()),
@@ -155,7 +155,7 @@ pub async fn upload(
             &NewPlugin {
                 tenant_id: key.tenant,
                 name,
-                digest: Digest::of(&bytes).to_string(),
+                digest: loaded.digest().to_string(),
                 limits,
                 max_attempts,
             },

@@ -77,7 +77,6 @@ pub struct RuntimeConfig {
 /// A plugin compiled, checked against the world, and ready to instantiate.
 pub struct Plugin {
     digest: Digest,
-    size: usize,
     pre: JobHandlerPre<HostState>,
     /// How it was obtained, for metrics and benchmarks.
     pub source: LoadSource,
@@ -96,10 +95,6 @@ pub enum LoadSource {
 impl Plugin {
     pub fn digest(&self) -> Digest {
         self.digest
-    }
-
-    pub fn size(&self) -> usize {
-        self.size
     }
 }
 
@@ -172,7 +167,6 @@ impl Runtime {
                     let pre = world::fit(&self.engine, &self.linker, &component)?;
                     return Ok(Arc::new(Plugin {
                         digest,
-                        size: bytes.len(),
                         pre,
                         source: LoadSource::DiskCache,
                         load_time: started.elapsed(),
@@ -194,7 +188,6 @@ impl Runtime {
             .map_err(|e| RuntimeError::Cache(e.to_string()))??;
         Ok(Arc::new(Plugin {
             digest,
-            size: bytes.len(),
             pre,
             source: LoadSource::Compiled,
             load_time: started.elapsed(),
@@ -215,9 +208,5 @@ impl Runtime {
         // The semaphore is never closed, so acquiring cannot fail.
         let _slot = self.slots.acquire().await;
         attempt::run(&self.engine, &plugin.pre, request).await
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 }

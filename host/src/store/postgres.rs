@@ -82,10 +82,6 @@ impl PostgresStore {
             listener,
         })
     }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 /// Follow the notification channels for as long as the store lives,

@@ -149,10 +149,6 @@ impl Worker {
         })
     }
 
-    pub fn config(&self) -> &WorkerConfig {
-        &self.config
-    }
-
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
