@@ -244,6 +244,16 @@ pub mod db {
             plugin.version
         }
 
+        /// How many jobs a tenant has, in any state.
+        pub async fn job_total(&self, tenant: &str) -> u64 {
+            self.store
+                .job_counts(Some(tenant))
+                .await
+                .expect("counts")
+                .values()
+                .sum()
+        }
+
         /// Wait (on the store's notifications, never by sleeping) until the
         /// job is in a state `done` accepts; panics after `patience`.
         pub async fn wait_for(

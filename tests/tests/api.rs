@@ -389,34 +389,13 @@ async fn bad_tenant_requests_are_refused_and_store_nothing(db: TestDb) {
 
 async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
     let app = app(&db);
+    let mut keys = Vec::new();
     for tenant in ["acme", "other"] {
-        call(
-            &app,
-            Method::POST,
-            "/v1/tenants",
-            Some(ADMIN_TOKEN),
-            Some(json!({"id": tenant})),
-        )
-        .await;
+        keys.push(tenant_with_key(&app, tenant, json!({})).await);
         db.plugin(tenant, "echo", b"component", Limits::default(), 3)
             .await;
     }
-    let (_, acme_key) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants/acme/keys",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
-    let (_, other_key) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants/other/keys",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let (acme_key, other_key) = (keys[0].as_str(), keys[1].as_str());
     let id = db
         .store
         .job_insert_batch(
@@ -432,7 +411,7 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/jobs/{id}"),
-        acme_key["key"].as_str(),
+        Some(acme_key),
         None,
     )
     .await;
@@ -450,7 +429,7 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/jobs/{id}"),
-        other_key["key"].as_str(),
+        Some(other_key),
         None,
     )
     .await;
@@ -458,7 +437,7 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/jobs/{}", uuid::Uuid::now_v7()),
-        other_key["key"].as_str(),
+        Some(other_key),
         None,
     )
     .await;
@@ -469,7 +448,7 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
             &app,
             Method::GET,
             "/v1/jobs/not-a-uuid",
-            acme_key["key"].as_str(),
+            Some(acme_key),
             None,
         )
         .await,
@@ -480,33 +459,9 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
 
 async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
     let app = app(&db);
-    call(
-        &app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": "acme", "quotas": {"max_timeout_ms": 60000}})),
-    )
-    .await;
+    let key = tenant_with_key(&app, "acme", json!({"max_timeout_ms": 60000})).await;
     db.plugin("acme", "echo", b"component", Limits::default(), 3)
         .await;
-    let (_, key) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants/acme/keys",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
-    let key = key["key"].as_str().unwrap().to_string();
-    let count = || async {
-        db.store
-            .job_counts(Some("acme"))
-            .await
-            .unwrap()
-            .values()
-            .sum::<u64>()
-    };
 
     let body = json!({"plugin": "echo", "input": {"b": [1, 2], "a": "x"}, "priority": 5, "timeout_ms": 1000});
     let (status, job) = call(
@@ -553,7 +508,7 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         (StatusCode::CREATED, StatusCode::OK)
     );
     assert_eq!(first["id"], again["id"]);
-    assert_eq!(count().await, 2);
+    assert_eq!(db.job_total("acme").await, 2);
 
     let jobs: Vec<Value> = (0..3)
         .map(|i| json!({"plugin": "echo", "input": i}))
@@ -580,7 +535,7 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         .await;
         assert_eq!(job["input"], json!(i), "ids come back in order");
     }
-    assert_eq!(count().await, 5);
+    assert_eq!(db.job_total("acme").await, 5);
 
     // Refusals name the problem and store nothing.
     let refusals = [
@@ -644,7 +599,11 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
-    assert_eq!(count().await, 5, "nothing stored by a refused request");
+    assert_eq!(
+        db.job_total("acme").await,
+        5,
+        "nothing stored by a refused request"
+    );
     assert_error(
         &call(
             &app,
@@ -665,25 +624,9 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
     let app = app(&db);
     let mut keys = Vec::new();
     for tenant in ["acme", "other"] {
-        call(
-            &app,
-            Method::POST,
-            "/v1/tenants",
-            Some(ADMIN_TOKEN),
-            Some(json!({"id": tenant})),
-        )
-        .await;
+        keys.push(tenant_with_key(&app, tenant, json!({})).await);
         db.plugin(tenant, "echo", b"component", Limits::default(), 3)
             .await;
-        let (_, key) = call(
-            &app,
-            Method::POST,
-            &format!("/v1/tenants/{tenant}/keys"),
-            Some(ADMIN_TOKEN),
-            None,
-        )
-        .await;
-        keys.push(key["key"].as_str().unwrap().to_string());
     }
     let (acme, other) = (keys[0].as_str(), keys[1].as_str());
     let (_, waiting) = call(
@@ -1476,15 +1419,7 @@ async fn a_job_is_replayed_as_a_new_linked_job(db: TestDb) {
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    assert_eq!(
-        db.store
-            .job_counts(Some("acme"))
-            .await
-            .unwrap()
-            .values()
-            .sum::<u64>(),
-        2
-    );
+    assert_eq!(db.job_total("acme").await, 2);
 }
 
 async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
