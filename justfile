@@ -42,5 +42,9 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cd plugins && cargo clippy --target wasm32-wasip2 --target-dir "{{plugins_target}}" -- -D warnings
 
+# Fuzz the HTTP API against its OpenAPI document with schemathesis (from PyPI): no 5xx, no response off the schema.
+schemathesis:
+    scripts/schemathesis
+
 # What CI runs.
-ci: lint test
+ci: lint test schemathesis

@@ -28,6 +28,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Print the OpenAPI document of the HTTP API (JSON), as `GET /openapi.json` serves it.
+    Openapi,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,10 @@ fn main() -> ExitCode {
             Command::Run(args) => corral::cli::run::run(args).await,
             Command::Serve(args) => corral::cli::serve::serve(args).await,
             Command::Migrate(args) => corral::cli::serve::migrate(args).await,
+            Command::Openapi => {
+                println!("{}", corral::http::openapi::document());
+                Ok(0)
+            }
         }
     });
     match result {

@@ -23,7 +23,7 @@ pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// The limits of one attempt of one plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Fuel units (roughly one per wasm instruction).
     pub fuel: u64,
@@ -56,7 +56,7 @@ impl Limits {
 }
 
 /// The kind of outcome of one attempt (PLUGIN.md, "Outcomes of an attempt").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// `run` returned Ok with valid JSON.
@@ -186,7 +186,19 @@ pub type JobId = uuid::Uuid;
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// The job state machine (docs/job-states.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Scheduled,
@@ -260,7 +272,7 @@ impl OutcomeKind {
 }
 
 /// A tenant's quotas (API.md, "Tenants and keys").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quotas {
     /// Attempts of the tenant running at once, across all hosts.
     pub max_concurrency: u32,
@@ -286,11 +298,12 @@ impl Default for Quotas {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
     pub quotas: Quotas,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -411,6 +424,23 @@ pub struct Job {
     pub idempotency_key: Option<String>,
     /// The job this one replays.
     pub replay_of: Option<JobId>,
+    /// The last progress a guest reported (any attempt).
+    pub progress: Option<Progress>,
+}
+
+/// A progress report from a guest (`host.progress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub percent: u8,
+    pub message: String,
+}
+
+/// A running job's latest progress, to be recorded (fenced by its lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub job_id: JobId,
+    pub lease_token: uuid::Uuid,
+    pub progress: Progress,
 }
 
 /// A job a host has claimed, with everything needed to run the attempt.
@@ -479,6 +509,9 @@ pub struct Finish {
     pub lease_token: uuid::Uuid,
     pub attempt: Attempt,
     pub transition: Transition,
+    /// The attempt's last progress report, recorded with the outcome (the
+    /// periodic progress writes may not have caught the last one).
+    pub progress: Option<Progress>,
 }
 
 #[cfg(test)]

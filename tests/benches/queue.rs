@@ -162,6 +162,7 @@ async fn bench(kind: Kind) {
                     let finishes: Vec<Finish> = claimed
                         .into_iter()
                         .map(|job| Finish {
+                            progress: None,
                             job_id: job.id,
                             lease_token: job.lease_token,
                             attempt: Attempt {

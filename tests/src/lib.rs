@@ -132,7 +132,7 @@ pub mod db {
     use std::time::Duration;
 
     use corral::model::{JobId, JobState, Limits, Quotas, Tenant};
-    use corral::store::{NewPlugin, Store, StoreEvent};
+    use corral::store::{NewPlugin, Store};
     use sqlx::Connection;
 
     /// The server tests create their databases on.
@@ -276,11 +276,7 @@ pub mod db {
                     return job.state;
                 }
                 match tokio::time::timeout_at(deadline, events.recv()).await {
-                    Ok(Ok(
-                        StoreEvent::JobState(..)
-                        | StoreEvent::JobsAvailable
-                        | StoreEvent::CancelRequested(_),
-                    )) => {}
+                    Ok(Ok(_)) => {}
                     Ok(Err(_)) => events = self.store.subscribe(),
                     Err(_) => panic!("job {id} still {} after {patience:?}", job.state),
                 }

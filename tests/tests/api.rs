@@ -28,6 +28,11 @@ corral_tests::on_both_backends!(
     jobs_are_listed_newest_first_with_filters_and_cursors,
     a_job_is_replayed_as_a_new_linked_job,
     a_client_follows_a_job_with_server_sent_events,
+    a_client_sees_progress_as_server_sent_events,
+    plugin_versions_are_deleted_unless_jobs_need_them,
+    the_queued_jobs_quota_answers_429_and_stores_nothing,
+    the_enqueue_rate_quota_answers_429_with_retry_after,
+    the_openapi_document_and_offline_docs_are_served,
 );
 
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -37,6 +42,7 @@ fn app(db: &TestDb) -> axum::Router {
         store: db.store.clone(),
         runtime: Arc::clone(corral_tests::runtime_arc()),
         admin_token_hash: Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
+        queued: Default::default(),
     })
 }
 
@@ -711,6 +717,7 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
     let now = chrono::Utc::now();
     db.store
         .job_finish(&[Finish {
+            progress: None,
             job_id: claimed.id,
             lease_token: claimed.lease_token,
             attempt: Attempt {
@@ -1508,4 +1515,531 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+}
+
+/// Open `GET /v1/jobs/{id}/events` and return its body.
+async fn open_events(app: &axum::Router, key: &str, id: &str) -> Body {
+    let request = Request::builder()
+        .uri(format!("/v1/jobs/{id}/events"))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
+/// Server-Sent Events as (event, data) pairs, parsed across frames.
+struct SseReader {
+    body: Body,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn next(&mut self, patience: std::time::Duration) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        event = name.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data.push_str(d);
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((event, serde_json::from_str(&data).unwrap()));
+            }
+            let frame = tokio::time::timeout(patience, self.body.frame())
+                .await
+                .expect("an event within the patience")?
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+}
+
+async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
+    use corral::worker::{Worker, WorkerConfig};
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    // `spin` reports progress (0, "spinning"), then computes until stopped.
+    upload(
+        &app,
+        &key,
+        "/v1/plugins/spin?timeout_ms=600000",
+        corral_tests::plugin_bytes("spin"),
+        "application/wasm",
+    )
+    .await;
+    let (_, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "spin", "input": null, "max_attempts": 1})),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(job["progress"], Value::Null);
+    let mut events = SseReader {
+        body: open_events(&app, &key, &id).await,
+        buffer: String::new(),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = Worker::new(
+        db.store.clone(),
+        Arc::clone(corral_tests::runtime_arc()),
+        WorkerConfig {
+            host_id: "host-a".into(),
+            ..WorkerConfig::default()
+        },
+    );
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+
+    // The progress arrives as a `progress` event, or inside the `running`
+    // state event when it was recorded before the stream read the job.
+    let patience = std::time::Duration::from_secs(120);
+    let expected = json!({"percent": 0, "message": "spinning"});
+    let mut seen_progress = false;
+    let mut cancelled = false;
+    loop {
+        let (event, data) = events.next(patience).await.expect("the stream goes on");
+        match event.as_str() {
+            "progress" => {
+                assert_eq!(data, expected);
+                seen_progress = true;
+            }
+            "state" => {
+                assert_eq!(data["id"], id.as_str(), "a state event carries the job");
+                if data["progress"] == expected {
+                    seen_progress = true;
+                }
+                if data["state"] == "cancelled" {
+                    break;
+                }
+            }
+            other => panic!("unexpected event {other}"),
+        }
+        if seen_progress && !cancelled {
+            let (status, _) = call(
+                &app,
+                Method::POST,
+                &format!("/v1/jobs/{id}/cancel"),
+                Some(&key),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            cancelled = true;
+        }
+    }
+    assert!(seen_progress);
+    let (_, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        job["progress"], expected,
+        "the last progress is kept: {job}"
+    );
+    shutdown.cancel();
+    worker.await.unwrap();
+}
+
+async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    let echo = corral_tests::plugin_bytes("echo");
+    let markdown = corral_tests::plugin_bytes("markdown");
+    assert_eq!(
+        upload(
+            &app,
+            &key,
+            "/v1/plugins/tool",
+            echo.clone(),
+            "application/wasm"
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload(
+            &app,
+            &key,
+            "/v1/plugins/tool",
+            markdown.clone(),
+            "application/wasm"
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    // A job pinned to version 2, waiting (no worker runs here).
+    let (_, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "tool", "version": 2, "input": {}})),
+    )
+    .await;
+    let job_id = job["id"].as_str().unwrap().to_string();
+
+    let delete = |key: Option<String>, path: &'static str| {
+        let app = app.clone();
+        async move { call(&app, Method::DELETE, path, key.as_deref(), None).await }
+    };
+    assert_error(
+        &delete(None, "/v1/plugins/tool/2").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &delete(Some(other.clone()), "/v1/plugins/tool/2").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &delete(Some(key.clone()), "/v1/plugins/tool/9").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &delete(Some(key.clone()), "/v1/plugins/tool/two").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let refused = delete(Some(key.clone()), "/v1/plugins/tool/2").await;
+    assert_error(&refused, StatusCode::CONFLICT, "conflict");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 unfinished job"),
+        "{}",
+        refused.1
+    );
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool", Some(&key), None).await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "nothing changed"
+    );
+
+    // Once the job is finished (cancelled), the version can go.
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/jobs/{job_id}/cancel"),
+        Some(&key),
+        None,
+    )
+    .await;
+    let (status, body) = delete(Some(key.clone()), "/v1/plugins/tool/2").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_error(
+        &delete(Some(key.clone()), "/v1/plugins/tool/2").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &call(&app, Method::GET, "/v1/plugins/tool/2", Some(&key), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool", Some(&key), None).await;
+    let numbers: Vec<u64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1]);
+    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    assert_eq!(list["plugins"][0]["version"], 1, "latest is now 1: {list}");
+    // The finished job still names its version.
+    let (_, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{job_id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(job["version"], 2);
+    // The deleted version cannot be enqueued; "latest" resolves to 1.
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            Some(&key),
+            Some(json!({"plugin": "tool", "version": 2, "input": {}})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_plugin",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            &format!("/v1/jobs/{job_id}/replay"),
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_plugin",
+    );
+    let (_, latest) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "tool", "input": {}})),
+    )
+    .await;
+    assert_eq!(latest["version"], 1);
+    // Its number is not reused: the same bytes again are version 3.
+    let (status, again) =
+        upload(&app, &key, "/v1/plugins/tool", markdown, "application/wasm").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["version"], 3);
+}
+
+/// Jobs of a tenant in the database, to check a refusal stored nothing.
+async fn stored_jobs(db: &TestDb, tenant: &str) -> u64 {
+    db.job_total(tenant).await
+}
+
+async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({"max_queued_jobs": 3})).await;
+    upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    let job = json!({"plugin": "echo", "input": 1});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(json!({"jobs": [job, job]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let refused = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(json!({"jobs": [job, job]})),
+    )
+    .await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "queue_full");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_queued_jobs is 3"),
+        "{}",
+        refused.1
+    );
+    assert_eq!(stored_jobs(&db, "acme").await, 2);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(job.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "the third fits");
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            Some(&key),
+            Some(job.clone()),
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "queue_full",
+    );
+    assert_eq!(stored_jobs(&db, "acme").await, 3);
+}
+
+async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
+    use chrono::Timelike;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({"enqueue_per_minute": 3})).await;
+    upload(
+        &app,
+        &key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    let job = json!({"plugin": "echo", "input": 1});
+    // A batch over the rate can never pass.
+    let too_big = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(json!({"jobs": [job, job, job, job]})),
+    )
+    .await;
+    assert_error(&too_big, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(stored_jobs(&db, "acme").await, 0);
+    // A refused enqueue gives its share back: an unknown plugin uses none.
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            Some(&key),
+            Some(json!({"plugin": "nope", "input": 1})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_plugin",
+    );
+    // The window is the minute: should one end mid-test, try again in the next.
+    for _ in 0..3 {
+        let minute = chrono::Utc::now().minute();
+        let before = stored_jobs(&db, "acme").await;
+        let mut created = 0;
+        let mut refusal = None;
+        for _ in 0..4 {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/v1/jobs")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Body::from(job.to_string()))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            if response.status() == StatusCode::CREATED {
+                created += 1;
+            } else {
+                refusal = Some(response);
+                break;
+            }
+        }
+        if chrono::Utc::now().minute() != minute {
+            continue;
+        }
+        let response = refusal.expect("the fourth job of the minute is refused");
+        assert_eq!(created, 3 - before.min(3));
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert_eq!(stored_jobs(&db, "acme").await, before + created);
+        return;
+    }
+    panic!("three minute boundaries in a row");
+}
+
+async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
+    let app = app(&db);
+    let (status, doc) = call(&app, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/v1/tenants", "post"),
+        ("/v1/tenants", "get"),
+        ("/v1/tenants/{id}", "get"),
+        ("/v1/tenants/{id}", "patch"),
+        ("/v1/tenants/{id}/keys", "post"),
+        ("/v1/tenants/{id}/keys/{key_id}", "delete"),
+        ("/v1/plugins", "get"),
+        ("/v1/plugins/{name}", "post"),
+        ("/v1/plugins/{name}", "get"),
+        ("/v1/plugins/{name}", "patch"),
+        ("/v1/plugins/{name}/{version}", "get"),
+        ("/v1/plugins/{name}/{version}", "delete"),
+        ("/v1/jobs", "post"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/batch", "post"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}/cancel", "post"),
+        ("/v1/jobs/{id}/replay", "post"),
+        ("/v1/jobs/{id}/attempts", "get"),
+        ("/v1/jobs/{id}/logs", "get"),
+        ("/v1/jobs/{id}/events", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    assert!(doc["components"]["schemas"]["Job"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    // The same document from the binary.
+    let printed = std::process::Command::new(corral_tests::corral_bin())
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let printed: Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(printed, doc);
+
+    // /docs works offline: the page and its assets come from the binary.
+    let fetch = |uri: &'static str| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let (status, page) = fetch("/docs/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "no asset from the network: {page}"
+    );
+    let (status, bundle) = fetch("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bundle.len() > 100_000);
+    let (status, init) = fetch("/docs/swagger-initializer.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(init.contains("/openapi.json"), "{init}");
 }

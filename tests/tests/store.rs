@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use corral::model::{
-    Attempt, ClaimedJob, Finish, JobState, Limits, MAX_BATCH_JOBS, NewJob, OutcomeKind,
+    Attempt, ClaimedJob, Finish, JobState, Limits, MAX_BATCH_JOBS, NewJob, OutcomeKind, Progress,
+    ProgressUpdate,
 };
-use corral::store::{CancelResult, ClaimRequest, StoreError, StoreEvent};
+use corral::store::{CancelResult, ClaimRequest, PluginDelete, StoreError, StoreEvent};
 use corral::worker::{Backoff, retry};
 use corral_tests::db::TestDb;
 
@@ -29,6 +30,10 @@ corral_tests::on_both_backends!(
     tenants_see_only_their_own_jobs,
     plugin_versions_are_pinned_at_enqueue,
     tenants_and_keys_are_administered,
+    progress_is_recorded_fenced_and_announced,
+    deleted_versions_leave_tombstones,
+    the_enqueue_rate_window_counts_per_minute,
+    waiting_jobs_are_counted_up_to_a_cap,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -86,6 +91,7 @@ fn finish(
     now: DateTime<Utc>,
 ) -> Finish {
     Finish {
+        progress: None,
         job_id: job.id,
         lease_token: job.lease_token,
         attempt: attempt(job, outcome, now),
@@ -949,4 +955,204 @@ async fn tenants_and_keys_are_administered(db: TestDb) {
             .revoked_at,
         Some(at(1.0))
     );
+}
+
+async fn progress_is_recorded_fenced_and_announced(db: TestDb) {
+    setup(&db).await;
+    let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let progress = |percent, message: &str| Progress {
+        percent,
+        message: message.into(),
+    };
+    let mut events = db.store.subscribe();
+    let c = db
+        .store
+        .job_claim(&claim_at(at(0.0), 1))
+        .await
+        .unwrap()
+        .remove(0);
+    let update = ProgressUpdate {
+        job_id: id,
+        lease_token: c.lease_token,
+        progress: progress(40, "reading"),
+    };
+    db.store
+        .job_progress(std::slice::from_ref(&update))
+        .await
+        .unwrap();
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.progress, Some(progress(40, "reading")));
+    let announced = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(StoreEvent::JobProgress(job)) = events.recv().await {
+                return job;
+            }
+        }
+    })
+    .await
+    .expect("a progress event");
+    assert_eq!(announced, id);
+
+    // A stale lease changes nothing.
+    let forged = ProgressUpdate {
+        lease_token: uuid::Uuid::new_v4(),
+        progress: progress(99, "forged"),
+        ..update.clone()
+    };
+    db.store.job_progress(&[forged]).await.unwrap();
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.progress, Some(progress(40, "reading")));
+
+    // The outcome carries the last report.
+    let mut done = finish(&c, OutcomeKind::Completed, Some("1"), at(1.0));
+    done.progress = Some(progress(100, "done"));
+    assert_eq!(db.store.job_finish(&[done]).await.unwrap(), vec![true]);
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.progress, Some(progress(100, "done")));
+    // After the finish, a late periodic write is fenced out.
+    db.store.job_progress(&[update]).await.unwrap();
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.progress, Some(progress(100, "done")));
+}
+
+async fn deleted_versions_leave_tombstones(db: TestDb) {
+    setup(&db).await;
+    db.plugin("acme", "work", b"component v2", limits(), 3)
+        .await;
+    let mut pinned = NewJob::new("work", "{}");
+    pinned.version = Some(1);
+    let id = enqueue(&db, "acme", pinned.clone(), at(0.0)).await;
+    assert_eq!(
+        db.store
+            .plugin_delete("acme", "work", 1, at(1.0))
+            .await
+            .unwrap(),
+        PluginDelete::InUse(1)
+    );
+    assert_eq!(
+        db.store
+            .plugin_delete("acme", "work", 7, at(1.0))
+            .await
+            .unwrap(),
+        PluginDelete::NotFound
+    );
+    assert_eq!(
+        db.store
+            .plugin_delete("other", "work", 1, at(1.0))
+            .await
+            .unwrap(),
+        PluginDelete::NotFound
+    );
+    assert_eq!(
+        db.store.job_cancel("acme", id, at(2.0)).await.unwrap(),
+        CancelResult::Cancelled
+    );
+    assert_eq!(
+        db.store
+            .plugin_delete("acme", "work", 1, at(3.0))
+            .await
+            .unwrap(),
+        PluginDelete::Deleted
+    );
+    assert_eq!(
+        db.store
+            .plugin_delete("acme", "work", 1, at(3.0))
+            .await
+            .unwrap(),
+        PluginDelete::NotFound
+    );
+    assert!(
+        db.store
+            .plugin_get("acme", "work", Some(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let versions: Vec<u32> = db
+        .store
+        .plugin_versions("acme", "work")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(versions, vec![2]);
+    // The job that named it keeps its record.
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.version, 1);
+    assert!(matches!(
+        db.store.job_insert_batch("acme", &[pinned], at(4.0)).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Deleting the latest makes the one before it the latest; numbers are
+    // never reused.
+    assert_eq!(
+        db.store
+            .plugin_delete("acme", "work", 2, at(5.0))
+            .await
+            .unwrap(),
+        PluginDelete::Deleted
+    );
+    assert!(
+        db.store
+            .plugin_get("acme", "work", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.store.plugin_list("acme").await.unwrap().is_empty());
+    assert!(matches!(
+        db.store
+            .job_insert_batch("acme", &[NewJob::new("work", "{}")], at(6.0))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    db.plugin("acme", "work", b"component v2", limits(), 3)
+        .await;
+    let latest = db
+        .store
+        .plugin_get("acme", "work", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.version, 3);
+}
+
+async fn the_enqueue_rate_window_counts_per_minute(db: TestDb) {
+    setup(&db).await;
+    let rate = |jobs, now| {
+        let store = db.store.clone();
+        async move { store.enqueue_rate_take("acme", jobs, 5, now).await.unwrap() }
+    };
+    // T0 is a whole minute.
+    assert!(rate(3, at(0.0)).await);
+    assert!(rate(2, at(30.0)).await);
+    assert!(!rate(1, at(59.9)).await, "5 of 5 used");
+    assert!(!rate(6, at(60.0)).await, "more than the rate never fits");
+    assert!(rate(5, at(60.0)).await, "a new minute");
+    db.store
+        .enqueue_rate_return("acme", 2, at(61.0))
+        .await
+        .unwrap();
+    assert!(rate(2, at(62.0)).await, "given back");
+    assert!(!rate(1, at(63.0)).await);
+    assert!(matches!(
+        db.store.enqueue_rate_take("nobody", 1, 5, at(0.0)).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn waiting_jobs_are_counted_up_to_a_cap(db: TestDb) {
+    setup(&db).await;
+    let jobs: Vec<NewJob> = (0..5).map(|_| NewJob::new("work", "{}")).collect();
+    db.store
+        .job_insert_batch("acme", &jobs, at(0.0))
+        .await
+        .unwrap();
+    assert_eq!(db.store.job_waiting_count("acme", 100).await.unwrap(), 5);
+    assert_eq!(db.store.job_waiting_count("acme", 3).await.unwrap(), 3);
+    db.store.job_claim(&claim_at(at(0.0), 2)).await.unwrap();
+    assert_eq!(db.store.job_waiting_count("acme", 100).await.unwrap(), 3);
+    assert_eq!(db.store.job_waiting_count("other", 100).await.unwrap(), 0);
 }

@@ -44,6 +44,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             admin_token_hash: admin_key(store.as_ref(), args.admin_token.as_deref()).await?,
             store: store.clone(),
             runtime: runtime.clone(),
+            queued: Default::default(),
         };
         let address = std::net::SocketAddr::new(args.host, args.port);
         let listener = tokio::net::TcpListener::bind(address)

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 422: well-formed, but breaks a rule.
     #[error("{1}")]
     Unprocessable(&'static str, String),
+    /// 429: over a rate or size quota; `Retry-After` (seconds) when known.
+    #[error("{1}")]
+    TooManyRequests(&'static str, String, Option<u64>),
     /// 503: not ready (the database is away).
     #[error("{0}")]
     Unavailable(String),
@@ -61,6 +64,7 @@ impl ApiError {
                 "unsupported_content_type",
             ),
             ApiError::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::TooManyRequests(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -87,10 +91,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error answering a request");
         }
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooManyRequests(_, _, Some(seconds)) = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+        }
+        response
     }
 }

@@ -4,13 +4,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
+use super::openapi::{ErrorBody, TenantErrors};
 use super::{ApiError, AppState};
 use crate::model::{Job, JobState, Timestamp};
 
 /// A job in API responses (API.md, "Jobs"). Input and result are JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
     id: uuid::Uuid,
     plugin: String,
@@ -19,15 +22,24 @@ pub struct JobView {
     queue: String,
     priority: i32,
     state: JobState,
+    #[schema(value_type = serde_json::Value)]
     input: Box<RawValue>,
+    /// The plugin's JSON result, once `completed`.
+    #[schema(value_type = Option<serde_json::Value>)]
     result: Option<Box<RawValue>>,
     error: Option<String>,
     attempt: u32,
     max_attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     run_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     finished_at: Option<Timestamp>,
+    /// The last progress its plugin reported (`host.progress`), if any.
+    progress: Option<crate::model::Progress>,
     /// The job this one replays.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_of: Option<uuid::Uuid>,
@@ -59,12 +71,16 @@ impl JobView {
             created_at: job.created_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
+            progress: job.progress,
             replay_of: job.replay_of,
         })
     }
 }
 
 /// Another tenant's job answers 404 like a missing one: ids leak nothing.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = JobView), TenantErrors))]
 pub async fn get(
     State(state): State<AppState>,
     key: TenantKey,
@@ -81,24 +97,34 @@ pub async fn get(
 }
 
 /// A job to create (API.md, `POST /v1/jobs`).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     plugin: String,
+    /// The plugin version to pin; the latest when absent.
     version: Option<u32>,
     /// Any JSON value, kept as the client wrote it.
+    #[schema(value_type = serde_json::Value)]
     input: Box<RawValue>,
     queue: Option<String>,
     priority: Option<i32>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     run_at: Option<Timestamp>,
     max_attempts: Option<u32>,
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBatch {
+    /// 1 to 1000 jobs, enqueued all or nothing.
     jobs: Vec<CreateJob>,
+}
+
+/// The ids of a batch's jobs, in the order they were sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchCreated {
+    ids: Vec<uuid::Uuid>,
 }
 
 /// The header that makes a retried create return the first job.
@@ -111,10 +137,11 @@ async fn new_jobs(
     key: &TenantKey,
     jobs: Vec<CreateJob>,
     idempotency_key: Option<String>,
-) -> Result<Vec<crate::model::NewJob>, ApiError> {
+) -> Result<(Vec<crate::model::NewJob>, crate::model::Quotas), ApiError> {
     let quotas = key.quotas(state).await?;
     let many = jobs.len() > 1;
-    jobs.into_iter()
+    let jobs = jobs
+        .into_iter()
         .enumerate()
         .map(|(i, job)| {
             let at = |m: String| if many { format!("job {i}: {m}") } else { m };
@@ -142,7 +169,21 @@ async fn new_jobs(
                 replay_of: None,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((jobs, quotas))
+}
+
+/// Enqueue one job within the tenant's quotas and read it back.
+async fn enqueue_one_admitted(
+    state: &AppState,
+    tenant: &str,
+    quotas: &crate::model::Quotas,
+    job: &[crate::model::NewJob],
+) -> Result<(Job, bool), ApiError> {
+    let admission = super::quotas::admit(state, tenant, quotas, 1).await?;
+    let outcome = enqueue_one(state, tenant, job).await;
+    admission.done(state, &outcome).await;
+    outcome
 }
 
 /// Unknown plugins in a request body are a broken rule (422), not a missing route.
@@ -178,6 +219,13 @@ async fn enqueue_one(
 
 /// `POST /v1/jobs`: 201 with the job; with an `Idempotency-Key` seen before,
 /// 200 with the first job instead.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = CreateJob,
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "A retried request with the same key returns the first job (200)")),
+    responses((status = 201, description = "The new job", body = JobView),
+              (status = 200, description = "The job first created with this Idempotency-Key", body = JobView),
+              (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
+              TenantErrors))]
 pub async fn create(
     State(state): State<AppState>,
     key: TenantKey,
@@ -198,8 +246,8 @@ pub async fn create(
                 .to_string(),
         ),
     };
-    let jobs = new_jobs(&state, &key, vec![body], idempotency_key).await?;
-    let (job, created) = enqueue_one(&state, &key.tenant, &jobs).await?;
+    let (jobs, quotas) = new_jobs(&state, &key, vec![body], idempotency_key).await?;
+    let (job, created) = enqueue_one_admitted(&state, &key.tenant, &quotas, &jobs).await?;
     let status = if created {
         axum::http::StatusCode::CREATED
     } else {
@@ -209,28 +257,32 @@ pub async fn create(
 }
 
 /// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their ids in order.
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = CreateBatch,
+    responses((status = 201, description = "The jobs' ids, in order", body = BatchCreated),
+              (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
+              TenantErrors))]
 pub async fn create_batch(
     State(state): State<AppState>,
     key: TenantKey,
     super::JsonBody(body): super::JsonBody<CreateBatch>,
-) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(axum::http::StatusCode, Json<BatchCreated>), ApiError> {
     if body.jobs.is_empty() {
         return Err(ApiError::Unprocessable(
             "invalid",
             "a batch needs at least one job".into(),
         ));
     }
-    let jobs = new_jobs(&state, &key, body.jobs, None).await?;
-    let inserted = state
+    let (jobs, quotas) = new_jobs(&state, &key, body.jobs, None).await?;
+    let admission = super::quotas::admit(&state, &key.tenant, &quotas, jobs.len() as u64).await?;
+    let outcome = state
         .store
         .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
         .await
-        .map_err(enqueue_error)?;
+        .map_err(enqueue_error);
+    admission.done(&state, &outcome).await;
+    let inserted = outcome?;
     let ids: Vec<uuid::Uuid> = inserted.iter().map(|i| i.id).collect();
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(serde_json::json!({ "ids": ids })),
-    ))
+    Ok((axum::http::StatusCode::CREATED, Json(BatchCreated { ids })))
 }
 
 fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
@@ -240,6 +292,11 @@ fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
 /// `POST /v1/jobs/{id}/cancel`: 200 with the job (a waiting job is cancelled
 /// at once; a running one is stopped by its host within a second), 409 if
 /// it already finished.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, cancelled or being stopped", body = JobView),
+              (status = 409, description = "The job has already finished", body = ErrorBody),
+              TenantErrors))]
 pub async fn cancel(
     State(state): State<AppState>,
     key: TenantKey,
@@ -269,12 +326,15 @@ pub async fn cancel(
 }
 
 /// One attempt in the timeline (its log is under `/logs`).
-#[derive(Debug, Serialize)]
-struct AttemptView {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Attempt)]
+pub struct AttemptView {
     attempt: u32,
     outcome: crate::model::OutcomeKind,
     message: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     started_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     finished_at: Timestamp,
     duration_ms: i64,
     fuel_consumed: u64,
@@ -294,12 +354,36 @@ async fn attempts_of(
     Ok(state.store.attempt_list(tenant, job_id).await?)
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    attempts: Vec<AttemptView>,
+}
+
+/// The captured guest log of one attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptLog {
+    attempt: u32,
+    log: String,
+    /// Whether the log was cut at the plugin's log limit.
+    truncated: bool,
+    dropped_bytes: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogList {
+    logs: Vec<AttemptLog>,
+}
+
 /// `GET /v1/jobs/{id}/attempts`: every attempt with outcome, times, fuel, memory.
+#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Every attempt, first first", body = AttemptList),
+              TenantErrors))]
 pub async fn attempts(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AttemptList>, ApiError> {
     let attempts: Vec<AttemptView> = attempts_of(&state, &key.tenant, &id)
         .await?
         .into_iter()
@@ -315,28 +399,30 @@ pub async fn attempts(
             host_id: a.host_id,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "attempts": attempts })))
+    Ok(Json(AttemptList { attempts }))
 }
 
 /// `GET /v1/jobs/{id}/logs`: the captured guest log of each attempt.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The log of each attempt", body = LogList),
+              TenantErrors))]
 pub async fn logs(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let logs: Vec<serde_json::Value> = attempts_of(&state, &key.tenant, &id)
+) -> Result<Json<LogList>, ApiError> {
+    let logs = attempts_of(&state, &key.tenant, &id)
         .await?
         .into_iter()
-        .map(|a| {
-            serde_json::json!({
-                "attempt": a.attempt,
-                "log": a.log,
-                "truncated": a.log_dropped_bytes > 0,
-                "dropped_bytes": a.log_dropped_bytes,
-            })
+        .map(|a| AttemptLog {
+            attempt: a.attempt,
+            log: a.log,
+            truncated: a.log_dropped_bytes > 0,
+            dropped_bytes: a.log_dropped_bytes,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "logs": logs })))
+    Ok(Json(LogList { logs }))
 }
 
 /// Jobs per page unless `limit` says otherwise.
@@ -344,22 +430,40 @@ const DEFAULT_PAGE: u32 = 50;
 /// Most jobs per page: bounds one response.
 const MAX_PAGE: u32 = 500;
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Only jobs of this queue.
     queue: Option<String>,
+    /// Only jobs of this plugin.
     plugin: Option<String>,
+    /// Jobs per page, 1 to 500 (default 50).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
 /// `GET /v1/jobs`: newest first; `next_cursor` is there when more remain.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, description = "A page of jobs, newest first", body = JobList),
+              TenantErrors))]
 pub async fn list(
     State(state): State<AppState>,
     key: TenantKey,
     super::QueryParams(query): super::QueryParams<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let job_state = query
         .state
         .as_deref()
@@ -410,13 +514,16 @@ pub async fn list(
         .into_iter()
         .map(JobView::of)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(
-        serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(JobList { jobs, next_cursor }))
 }
 
 /// `POST /v1/jobs/{id}/replay`: 201 a new job with the same plugin version,
 /// input, queue, priority and limits, linked to the original by `replay_of`.
+#[utoipa::path(post, path = "/v1/jobs/{id}/replay", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 201, description = "The new job", body = JobView),
+              (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
+              TenantErrors))]
 pub async fn replay(
     State(state): State<AppState>,
     key: TenantKey,
@@ -439,7 +546,8 @@ pub async fn replay(
         idempotency_key: None,
         replay_of: Some(original.id),
     };
-    let (job, _) = enqueue_one(&state, &key.tenant, &[new]).await?;
+    let quotas = key.quotas(&state).await?;
+    let (job, _) = enqueue_one_admitted(&state, &key.tenant, &quotas, &[new]).await?;
     Ok((axum::http::StatusCode::CREATED, Json(JobView::of(job)?)))
 }
 
@@ -450,28 +558,102 @@ struct EventCursor {
     id: uuid::Uuid,
     events: tokio::sync::broadcast::Receiver<crate::store::StoreEvent>,
     last: Option<JobState>,
+    last_progress: Option<crate::model::Progress>,
     /// The first event is the job as it is now; the stream ends after a terminal state.
     first: Option<Job>,
     done: bool,
 }
 
-fn state_event(job: &Job) -> axum::response::sse::Event {
-    axum::response::sse::Event::default().event("state").data(
-        serde_json::json!({ "id": job.id, "state": job.state, "attempt": job.attempt, "error": job.error }).to_string(),
-    )
+type SseEvent = axum::response::sse::Event;
+
+/// `state`: the whole job, as `GET /v1/jobs/{id}` shows it.
+fn state_event(job: Job) -> SseEvent {
+    let data = JobView::of(job)
+        .ok()
+        .and_then(|view| serde_json::to_string(&view).ok())
+        .unwrap_or_default();
+    SseEvent::default().event("state").data(data)
 }
 
-/// `GET /v1/jobs/{id}/events`: Server-Sent Events, one `state` event per
-/// change of the job's state (the first is its state now), until it reaches
-/// a terminal state. Driven by the database's notifications, so it follows
-/// the job whichever host runs it.
+/// `progress`: `{"percent", "message"}`.
+fn progress_event(progress: &crate::model::Progress) -> SseEvent {
+    SseEvent::default()
+        .event("progress")
+        .data(serde_json::to_string(progress).unwrap_or_default())
+}
+
+impl EventCursor {
+    /// The next event to send, or None when the stream is over.
+    async fn next(&mut self) -> Option<SseEvent> {
+        use crate::store::StoreEvent;
+        use tokio::sync::broadcast::error::RecvError;
+        if self.done {
+            return None;
+        }
+        if let Some(job) = self.first.take() {
+            self.last = Some(job.state);
+            self.last_progress = job.progress.clone();
+            self.done = job.state.is_terminal();
+            return Some(state_event(job));
+        }
+        loop {
+            // Notifications of one job arrive in commit order, so a state
+            // notification names the state the job moved to then, even if it
+            // has moved on since.
+            let (announced, progress) = match self.events.recv().await {
+                Ok(StoreEvent::JobState(id, state)) if id == self.id => (Some(state), false),
+                Ok(StoreEvent::JobProgress(id)) if id == self.id => (None, true),
+                Ok(_) => continue,
+                // Missed events: the database says where the job is now.
+                Err(RecvError::Lagged(_)) => (None, false),
+                Err(RecvError::Closed) => return None,
+            };
+            if announced.is_some() && announced == self.last {
+                continue;
+            }
+            let mut job = match self.state.store.job_get(&self.tenant, self.id).await {
+                Ok(Some(job)) => job,
+                Ok(None) | Err(_) => return None,
+            };
+            if let Some(state) = announced {
+                job.state = state;
+            }
+            if Some(job.state) != self.last {
+                self.last = Some(job.state);
+                self.last_progress = job.progress.clone();
+                self.done = job.state.is_terminal();
+                return Some(state_event(job));
+            }
+            if (progress || announced.is_none())
+                && job.progress.is_some()
+                && job.progress != self.last_progress
+            {
+                self.last_progress = job.progress.clone();
+                return job.progress.as_ref().map(progress_event);
+            }
+        }
+    }
+}
+
+/// `GET /v1/jobs/{id}/events`: Server-Sent Events until the job is
+/// terminal: a `state` event with the whole job first and on every change of
+/// state, and a `progress` event (`{"percent", "message"}`) whenever its
+/// plugin's reported progress is recorded (at most a few times a second).
+/// Driven by the database's notifications, whichever host runs the job.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+               description = "`event: state` (data: the job) first and on every change of state; \
+                              `event: progress` (data: `{\"percent\", \"message\"}`) on progress; \
+                              the stream ends after a terminal state"),
+              TenantErrors))]
 pub async fn events(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
 ) -> Result<
     axum::response::sse::Sse<
-        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+        impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>,
     >,
     ApiError,
 > {
@@ -489,45 +671,12 @@ pub async fn events(
         id,
         events,
         last: None,
+        last_progress: None,
         first: Some(job),
         done: false,
     };
     let stream = futures_util::stream::unfold(cursor, |mut c| async move {
-        if c.done {
-            return None;
-        }
-        if let Some(job) = c.first.take() {
-            c.last = Some(job.state);
-            c.done = job.state.is_terminal();
-            return Some((Ok(state_event(&job)), c));
-        }
-        loop {
-            use tokio::sync::broadcast::error::RecvError;
-            // Notifications of one job arrive in commit order, so each names
-            // the state the job moved to then, even if it has moved on since.
-            let announced = match c.events.recv().await {
-                Ok(crate::store::StoreEvent::JobState(id, state)) if id == c.id => Some(state),
-                Ok(_) => continue,
-                // Missed events: the database says where the job is now.
-                Err(RecvError::Lagged(_)) => None,
-                Err(RecvError::Closed) => return None,
-            };
-            if announced.is_some() && announced == c.last {
-                continue;
-            }
-            let mut job = match c.state.store.job_get(&c.tenant, c.id).await {
-                Ok(Some(job)) => job,
-                Ok(None) | Err(_) => return None,
-            };
-            if let Some(state) = announced {
-                job.state = state;
-            }
-            if Some(job.state) != c.last {
-                c.last = Some(job.state);
-                c.done = job.state.is_terminal();
-                return Some((Ok(state_event(&job)), c));
-            }
-        }
+        c.next().await.map(|event| (Ok(event), c))
     });
     Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
 }

@@ -5,12 +5,16 @@
 //! - [`auth`]: bearer keys, tenant and admin scopes;
 //! - [`tenants`]: tenants and keys (admin);
 //! - [`plugins`]: plugin upload and versions (tenant);
-//! - [`jobs`]: jobs (tenant).
+//! - [`jobs`]: jobs (tenant);
+//! - [`quotas`]: the enqueue quotas (429);
+//! - [`openapi`]: the OpenAPI document and `/docs`.
 
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod openapi;
 pub mod plugins;
+pub mod quotas;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -38,6 +42,8 @@ pub struct AppState {
     pub runtime: Arc<crate::runtime::Runtime>,
     /// SHA-256 of `CORRAL_ADMIN_TOKEN`, when set.
     pub admin_token_hash: Option<Arc<str>>,
+    /// Recent counts of waiting jobs per tenant (the `max_queued_jobs` quota).
+    pub queued: Arc<quotas::QueuedCounts>,
 }
 
 /// A JSON body whose rejections (bad JSON, wrong shape, wrong content type)
@@ -97,7 +103,10 @@ pub fn router(state: AppState) -> Router {
                 .get(plugins::versions)
                 .patch(plugins::update),
         )
-        .route("/v1/plugins/{name}/{version}", get(plugins::get))
+        .route(
+            "/v1/plugins/{name}/{version}",
+            get(plugins::get).delete(plugins::delete),
+        )
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/batch", post(jobs::create_batch))
         .route("/v1/jobs/{id}", get(jobs::get))
@@ -106,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/attempts", get(jobs::attempts))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/events", get(jobs::events))
+        .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
@@ -113,11 +123,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The process is alive.
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "Alive", body = openapi::Status)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The database answers and its migrations are applied.
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = openapi::Status),
+              (status = 503, description = "Not ready", body = openapi::ErrorBody)))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store

@@ -7,17 +7,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
+use super::openapi::{ErrorBody, TenantErrors};
 use super::{ApiError, AppState};
 use crate::model::{Limits, PluginVersion, Timestamp};
 use crate::runtime::RuntimeError;
 use crate::runtime::compile::MAX_COMPONENT_BYTES;
 use crate::store::{NewPlugin, valid_name};
 
-/// Limits set at upload (query parameters); absent ones take the defaults.
-#[derive(Debug, Default, Deserialize)]
+/// Limits set at upload (query parameters); absent ones take the defaults,
+/// lowered to the tenant's quotas.
+#[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadLimits {
     fuel: Option<u64>,
     memory_mb: Option<u64>,
@@ -26,7 +30,7 @@ pub struct UploadLimits {
 }
 
 /// A plugin version in responses. Its config is write-only and never shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PluginView {
     name: String,
     version: u32,
@@ -36,6 +40,7 @@ pub struct PluginView {
     max_attempts: u32,
     /// The names of its config settings; their values are never returned.
     config_keys: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
 }
 
@@ -63,6 +68,16 @@ fn over_limit(what: &str, value: u64, quota: &str, max: u64) -> ApiError {
 
 /// `POST /v1/plugins/{name}`: 201 with the new version; 200 with the latest
 /// version when its bytes are the same.
+#[utoipa::path(post, path = "/v1/plugins/{name}", tag = "plugins",
+    description = "Upload a WebAssembly component as the next version of a plugin. It is validated \
+                   against the `corral:plugin/job-handler` world and compiled before anything is stored.",
+    params(("name" = String, Path, description = "The plugin's name"), UploadLimits),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, description = "A new version", body = PluginView),
+              (status = 200, description = "The bytes are the latest version's", body = PluginView),
+              (status = 413, description = "Over the tenant's max_plugin_bytes", body = ErrorBody),
+              (status = 415, description = "Not `application/wasm`", body = ErrorBody),
+              TenantErrors))]
 pub async fn upload(
     State(state): State<AppState>,
     key: TenantKey,
@@ -171,11 +186,26 @@ pub async fn upload(
     Ok((status, Json(plugin.into())))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginList {
+    plugins: Vec<PluginView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginVersions {
+    name: String,
+    /// Newest first.
+    versions: Vec<PluginView>,
+}
+
 /// `GET /v1/plugins`: the latest version of each plugin.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, description = "The latest version of each plugin", body = PluginList),
+              TenantErrors))]
 pub async fn list(
     State(state): State<AppState>,
     key: TenantKey,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PluginList>, ApiError> {
     let plugins: Vec<PluginView> = state
         .store
         .plugin_list(&key.tenant)
@@ -183,15 +213,19 @@ pub async fn list(
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(serde_json::json!({ "plugins": plugins })))
+    Ok(Json(PluginList { plugins }))
 }
 
 /// `GET /v1/plugins/{name}`: every version, newest first.
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "Every version, newest first", body = PluginVersions),
+              TenantErrors))]
 pub async fn versions(
     State(state): State<AppState>,
     key: TenantKey,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PluginVersions>, ApiError> {
     let versions: Vec<PluginView> = state
         .store
         .plugin_versions(&key.tenant, &name)
@@ -202,12 +236,14 @@ pub async fn versions(
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("no plugin `{name}`")));
     }
-    Ok(Json(
-        serde_json::json!({ "name": name, "versions": versions }),
-    ))
+    Ok(Json(PluginVersions { name, versions }))
 }
 
 /// `GET /v1/plugins/{name}/{version}`.
+#[utoipa::path(get, path = "/v1/plugins/{name}/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"),
+           ("version" = u32, Path, description = "The version number")),
+    responses((status = 200, description = "The version", body = PluginView), TenantErrors))]
 pub async fn get(
     State(state): State<AppState>,
     key: TenantKey,
@@ -223,11 +259,42 @@ pub async fn get(
     Ok(Json(plugin.into()))
 }
 
+/// `DELETE /v1/plugins/{name}/{version}`: 204; 409 while unfinished jobs are
+/// pinned to the version. Finished jobs keep naming it (a tombstone stays);
+/// its number is never given to another upload.
+#[utoipa::path(delete, path = "/v1/plugins/{name}/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"),
+           ("version" = u32, Path, description = "The version number")),
+    responses((status = 204, description = "Deleted"),
+              (status = 409, description = "Unfinished jobs are pinned to this version", body = ErrorBody),
+              TenantErrors))]
+pub async fn delete(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    use crate::store::PluginDelete;
+    let not_found = || ApiError::NotFound(format!("no version `{version}` of plugin `{name}`"));
+    let number: u32 = version.parse().map_err(|_| not_found())?;
+    match state
+        .store
+        .plugin_delete(&key.tenant, &name, number, chrono::Utc::now())
+        .await?
+    {
+        PluginDelete::Deleted => Ok(StatusCode::NO_CONTENT),
+        PluginDelete::NotFound => Err(not_found()),
+        PluginDelete::InUse(jobs) => Err(ApiError::Conflict(format!(
+            "version {number} of plugin `{name}` is pinned by {jobs} unfinished job(s); \
+             cancel them or let them finish first"
+        ))),
+    }
+}
+
 /// Most bytes of one plugin's config (keys and values together): it is
 /// loaded with every claimed job.
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePlugin {
     limits: Option<UploadLimits>,
@@ -237,6 +304,9 @@ pub struct UpdatePlugin {
 
 /// `PATCH /v1/plugins/{name}`: change the limits and/or the config of every
 /// version of a plugin (jobs already waiting use the new settings).
+#[utoipa::path(patch, path = "/v1/plugins/{name}", tag = "plugins", request_body = UpdatePlugin,
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "The latest version", body = PluginView), TenantErrors))]
 pub async fn update(
     State(state): State<AppState>,
     key: TenantKey,

@@ -3,16 +3,17 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::AdminKey;
+use super::openapi::{AdminErrors, ErrorBody};
 use super::{ApiError, AppState, JsonBody};
 use crate::model::{ApiKey, Quotas, Tenant};
 use crate::store::valid_name;
 
 /// Quotas to set; absent ones keep their value (or the default, on creation).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaPatch {
     max_concurrency: Option<u32>,
@@ -80,21 +81,40 @@ impl QuotaPatch {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// 1-63 characters of a-z, 0-9, `_` and `-`, starting with a letter or digit.
     id: String,
+    /// Defaults to the id.
     name: Option<String>,
     #[serde(default)]
     quotas: QuotaPatch,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     quotas: QuotaPatch,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    tenants: Vec<Tenant>,
+}
+
+/// A new key. `key` is shown this once; only its hash is stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    key_id: String,
+    key: String,
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, description = "The tenant", body = Tenant),
+              (status = 409, description = "A tenant with this id exists", body = ErrorBody),
+              AdminErrors))]
 pub async fn create(
     State(state): State<AppState>,
     _: AdminKey,
@@ -119,10 +139,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
-pub async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "tenants": state.store.tenant_list().await? })))
+/// Every tenant.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, description = "The tenants", body = TenantList), AdminErrors))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: AdminKey,
+) -> Result<Json<TenantList>, ApiError> {
+    Ok(Json(TenantList {
+        tenants: state.store.tenant_list().await?,
+    }))
 }
 
+/// One tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, description = "The tenant", body = Tenant), AdminErrors))]
 pub async fn get(
     State(state): State<AppState>,
     _: AdminKey,
@@ -134,6 +166,10 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{id}`")))
 }
 
+/// Change a tenant's quotas (absent ones keep their value).
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", request_body = UpdateTenant,
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, description = "The tenant", body = Tenant), AdminErrors))]
 pub async fn update(
     State(state): State<AppState>,
     _: AdminKey,
@@ -152,11 +188,15 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{id}`")))
 }
 
+/// Create an API key for a tenant.
+#[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 201, description = "The key, shown once", body = CreatedKey), AdminErrors))]
 pub async fn create_key(
     State(state): State<AppState>,
     _: AdminKey,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     if state.store.tenant_get(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no tenant `{id}`")));
     }
@@ -174,10 +214,18 @@ pub async fn create_key(
     // The only time the key itself is shown.
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key_id": key.id, "key": key.token })),
+        Json(CreatedKey {
+            key_id: key.id,
+            key: key.token,
+        }),
     ))
 }
 
+/// Revoke a tenant's key.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id"),
+           ("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"), AdminErrors))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: AdminKey,

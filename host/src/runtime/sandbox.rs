@@ -22,12 +22,7 @@ pub const MAX_PROGRESS_MESSAGE_BYTES: usize = 1024;
 /// longer than this are refused without a lookup.
 pub const MAX_CONFIG_KEY_BYTES: usize = 256;
 
-/// A progress report from the guest.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Progress {
-    pub percent: u8,
-    pub message: String,
-}
+pub use crate::model::Progress;
 
 /// Called on every progress report, while the guest waits. Must be quick.
 pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
-    Quotas, Tenant, Timestamp,
+    ProgressUpdate, Quotas, Tenant, Timestamp,
 };
 
 /// Errors at the store boundary.
@@ -54,6 +54,18 @@ pub enum StoreEvent {
     CancelRequested(JobId),
     /// A job moved to another state (enqueueing is announced by `JobsAvailable`).
     JobState(JobId, JobState),
+    /// A running job's progress was recorded.
+    JobProgress(JobId),
+}
+
+/// What deleting a plugin version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginDelete {
+    Deleted,
+    /// No such version (or it was already deleted).
+    NotFound,
+    /// This many unfinished jobs are pinned to the version.
+    InUse(u64),
 }
 
 /// Which jobs a listing shows.
@@ -198,6 +210,16 @@ pub trait Store: Send + Sync {
         config: Option<&std::collections::BTreeMap<String, String>>,
     ) -> Result<Option<PluginVersion>, StoreError>;
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Delete a version unless unfinished jobs are pinned to it. A tombstone
+    /// stays for the finished jobs that name it; its number is not reused,
+    /// and enqueueing it (or resolving "latest" to it) no longer works.
+    async fn plugin_delete(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<PluginDelete, StoreError>;
 
     /// Enqueue jobs for one tenant, all or nothing, pinning each to a plugin
     /// version. Returns one entry per job, in order.
@@ -229,6 +251,31 @@ pub trait Store: Send + Sync {
     /// Record outcomes, each fenced by its lease token. Returns, per finish,
     /// whether it was applied (false: the lease was lost, nothing changed).
     async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError>;
+    /// Record the latest progress of running jobs, each fenced by its lease
+    /// token (a stale update changes nothing), and announce it as
+    /// [`StoreEvent::JobProgress`].
+    async fn job_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError>;
+    /// Count `jobs` against the tenant's enqueue-rate window (the minute
+    /// holding `now`), unless that would take it over `per_minute`: then
+    /// nothing is counted and the answer is false.
+    async fn enqueue_rate_take(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        per_minute: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Give back what [`Store::enqueue_rate_take`] counted for jobs that were
+    /// not enqueued after all.
+    async fn enqueue_rate_return(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The tenant's waiting jobs (`scheduled`, `available`, `retrying`),
+    /// counted up to `cap` (the count stops there, so its cost is bounded).
+    async fn job_waiting_count(&self, tenant: &str, cap: u64) -> Result<u64, StoreError>;
     /// Hand a running job back without using an attempt (host shutting down).
     async fn job_release(&self, id: JobId, lease_token: uuid::Uuid) -> Result<bool, StoreError>;
     async fn job_cancel(
@@ -345,6 +392,12 @@ pub fn valid_name(name: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+/// The start of the enqueue-rate window holding `now` (whole minutes).
+pub(crate) fn rate_window(now: Timestamp) -> Timestamp {
+    use chrono::{DurationRound, TimeDelta};
+    now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
 
 /// A limit stored as a signed 64-bit integer.

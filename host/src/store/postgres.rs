@@ -19,6 +19,12 @@
 //!   (`lease_token` and `state = 'running'` must still match) and the
 //!   `INSERT` of attempt rows for exactly the jobs the update touched.
 //! - **heartbeat**: one `UPDATE` of every lease the host holds.
+//! - **progress**: one `UPDATE` per batch of running jobs (fenced like a
+//!   finish) that also NOTIFYs `corral_job_progress` with their ids.
+//! - **plugin delete** vs **enqueue**: the delete locks the version row
+//!   `FOR UPDATE` before counting the jobs pinned to it; the enqueue reads the
+//!   version `FOR SHARE`. Whichever comes second waits for the first, then
+//!   sees its outcome: no job is ever pinned to a deleted version.
 
 use std::time::Duration;
 
@@ -31,12 +37,12 @@ use uuid::Uuid;
 
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
-    Store, StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64,
-    validate_jobs,
+    PluginDelete, Store, StoreError, StoreEvent, claimed_limits, parse_config, rate_window, to_i64,
+    to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
-    PluginVersion, Quotas, Tenant, Timestamp, Transition,
+    PluginVersion, Progress, ProgressUpdate, Quotas, Tenant, Timestamp, Transition,
 };
 
 /// Connections per host. Workers use a few (claim, finish, heartbeat,
@@ -50,6 +56,10 @@ const CLAIM_LOCK: i64 = 0x636f_7272_616c; // "corral"
 const JOBS_CHANNEL: &str = "corral_jobs";
 const CANCEL_CHANNEL: &str = "corral_cancel";
 const STATE_CHANNEL: &str = "corral_job_state";
+const PROGRESS_CHANNEL: &str = "corral_job_progress";
+/// Job ids per progress notification (payloads are limited to 8000 bytes;
+/// an id and its newline take 37).
+const PROGRESS_IDS_PER_NOTIFY: usize = 100;
 /// Pause before re-listening after the listener's connection failed.
 const LISTENER_RETRY: Duration = Duration::from_millis(500);
 /// Buffered wake-ups per subscriber; a lagging subscriber just polls.
@@ -98,7 +108,12 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
             }
         };
         if let Err(e) = listener
-            .listen_all([JOBS_CHANNEL, CANCEL_CHANNEL, STATE_CHANNEL])
+            .listen_all([
+                JOBS_CHANNEL,
+                CANCEL_CHANNEL,
+                STATE_CHANNEL,
+                PROGRESS_CHANNEL,
+            ])
             .await
         {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
@@ -123,6 +138,16 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
                             if let (Some(id), Some(state)) = (id, state) {
                                 let _ = events.send(StoreEvent::JobState(id, state));
                             }
+                        }
+                    }
+                    // One job id a line.
+                    PROGRESS_CHANNEL => {
+                        for id in notification
+                            .payload()
+                            .lines()
+                            .filter_map(|l| Uuid::parse_str(l).ok())
+                        {
+                            let _ = events.send(StoreEvent::JobProgress(id));
                         }
                     }
                     _ => {
@@ -168,12 +193,25 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         cancel_requested: row.try_get("cancel_requested")?,
         idempotency_key: row.try_get("idempotency_key")?,
         replay_of: row.try_get("replay_of")?,
+        progress: progress_from_row(row)?,
     })
+}
+
+fn progress_from_row(row: &PgRow) -> Result<Option<Progress>, sqlx::Error> {
+    let percent: Option<i16> = row.try_get("progress_percent")?;
+    Ok(percent.map(|percent| Progress {
+        percent: u8::try_from(percent).unwrap_or(0),
+        message: row
+            .try_get::<Option<String>, _>("progress_message")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+    }))
 }
 
 const JOB_COLUMNS: &str = "id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input::text AS input, \
      result::text AS result, error, attempt, max_attempts, timeout_ms, run_at, created_at, started_at, finished_at, \
-     cancel_requested, idempotency_key, replay_of";
+     cancel_requested, idempotency_key, replay_of, progress_percent, progress_message";
 
 fn limits_from_row(row: &PgRow) -> Result<Limits, sqlx::Error> {
     Ok(Limits {
@@ -431,7 +469,15 @@ impl Store for PostgresStore {
             tx.commit().await?;
             return Ok((latest.clone(), false));
         }
-        let version = latest.map(|p| p.version + 1).unwrap_or(1);
+        // Numbers of deleted versions are not reused.
+        let newest: Option<i32> = sqlx::query_scalar(
+            "SELECT max(version) FROM plugins WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(&plugin.tenant_id)
+        .bind(&plugin.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let version = newest.map(|v| to_u32(v) + 1).unwrap_or(1);
         let l = &plugin.limits;
         let inserted = sqlx::query(
             "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
@@ -476,7 +522,7 @@ impl Store for PostgresStore {
     ) -> Result<Option<PluginVersion>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-             WHERE p.tenant_id = $1 AND p.name = $2 AND ($3::int IS NULL OR p.version = $3) \
+             WHERE p.tenant_id = $1 AND p.name = $2 AND ($3::int IS NULL OR p.version = $3) AND p.deleted_at IS NULL \
              ORDER BY p.version DESC LIMIT 1"
         ))
         .bind(tenant)
@@ -491,7 +537,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(&format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
              WHERE p.tenant_id = $1 AND p.version = (SELECT max(version) FROM plugins l \
-                 WHERE l.tenant_id = p.tenant_id AND l.name = p.name) \
+                 WHERE l.tenant_id = p.tenant_id AND l.name = p.name AND l.deleted_at IS NULL) \
              ORDER BY p.name"
         ))
         .bind(tenant)
@@ -507,7 +553,7 @@ impl Store for PostgresStore {
     ) -> Result<Vec<PluginVersion>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-             WHERE p.tenant_id = $1 AND p.name = $2 ORDER BY p.version DESC"
+             WHERE p.tenant_id = $1 AND p.name = $2 AND p.deleted_at IS NULL ORDER BY p.version DESC"
         ))
         .bind(tenant)
         .bind(name)
@@ -534,7 +580,7 @@ impl Store for PostgresStore {
         sqlx::query(
             "UPDATE plugins SET fuel = COALESCE($3, fuel), memory_bytes = COALESCE($4, memory_bytes), \
              timeout_ms = COALESCE($5, timeout_ms), max_attempts = COALESCE($6, max_attempts), \
-             config = COALESCE($7::jsonb, config) WHERE tenant_id = $1 AND name = $2",
+             config = COALESCE($7::jsonb, config) WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -555,6 +601,53 @@ impl Store for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    async fn plugin_delete(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<PluginDelete, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE (not the weaker NO KEY UPDATE) also waits for enqueues
+        // holding the row FOR SHARE, so their jobs are counted below.
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT version FROM plugins WHERE tenant_id = $1 AND name = $2 AND version = $3 \
+             AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Ok(PluginDelete::NotFound);
+        }
+        let pinned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE tenant_id = $1 AND plugin = $2 AND plugin_version = $3 \
+             AND state IN ('scheduled', 'available', 'running', 'retrying')",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i32)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pinned > 0 {
+            return Ok(PluginDelete::InUse(to_u64(pinned)));
+        }
+        sqlx::query(
+            "UPDATE plugins SET deleted_at = $4 WHERE tenant_id = $1 AND name = $2 AND version = $3",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i32)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PluginDelete::Deleted)
     }
 
     async fn job_insert_batch(
@@ -579,7 +672,8 @@ impl Store for PostgresStore {
                 FROM input i LEFT JOIN LATERAL ( \
                     SELECT version, digest, max_attempts FROM plugins \
                     WHERE tenant_id = $1 AND name = i.plugin AND (i.version IS NULL OR version = i.version) \
-                    ORDER BY version DESC LIMIT 1) p ON TRUE \
+                      AND deleted_at IS NULL \
+                    ORDER BY version DESC LIMIT 1 FOR SHARE) p ON TRUE \
              ) \
              INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
                                max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
@@ -790,9 +884,10 @@ impl Store for PostgresStore {
             "WITH u AS ( \
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
                                      $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
-                                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::bigint[]) \
+                                     $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::bigint[], \
+                                     $17::smallint[], $18::text[]) \
                     AS u(id, token, state, result, error, run_at, attempt, outcome, message, started_at, finished_at, \
-                         fuel, memory, host, log, dropped) \
+                         fuel, memory, host, log, dropped, percent, progress) \
              ), done AS ( \
                 UPDATE jobs SET \
                        state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' \
@@ -801,7 +896,9 @@ impl Store for PostgresStore {
                        finished_at = CASE WHEN u.state IN ('completed', 'dead', 'cancelled') \
                                             OR (jobs.cancel_requested AND u.state = 'retrying') \
                                           THEN u.finished_at END, \
-                       lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
+                       lease_token = NULL, lease_expires_at = NULL, leased_by = NULL, \
+                       progress_percent = COALESCE(u.percent, jobs.progress_percent), \
+                       progress_message = CASE WHEN u.percent IS NULL THEN jobs.progress_message ELSE u.progress END \
                 FROM u \
                 WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
                   AND jobs.attempt = u.attempt \
@@ -846,6 +943,8 @@ impl Store for PostgresStore {
         .bind(column(|f| Some(f.attempt.host_id.clone())))
         .bind(column(|f| Some(f.attempt.log.clone())))
         .bind(finishes.iter().map(|f| to_i64(f.attempt.log_dropped_bytes)).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| f.progress.as_ref().map(|p| i16::from(p.percent))).collect::<Vec<_>>())
+        .bind(column(|f| f.progress.as_ref().map(|p| p.message.clone())))
         .fetch_all(&self.pool)
         .await?
         .into_iter()
@@ -854,6 +953,102 @@ impl Store for PostgresStore {
             .iter()
             .map(|f| applied.contains(&f.job_id))
             .collect())
+    }
+
+    async fn job_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError> {
+        for chunk in updates.chunks(PROGRESS_IDS_PER_NOTIFY) {
+            sqlx::query(
+                "WITH u AS ( \
+                    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::smallint[], $4::text[]) \
+                        AS u(id, token, percent, message) \
+                 ), changed AS ( \
+                    UPDATE jobs SET progress_percent = u.percent, progress_message = u.message FROM u \
+                    WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+                    RETURNING jobs.id \
+                 ) \
+                 SELECT pg_notify($5, string_agg(id::text, E'\\n')) FROM changed HAVING count(*) > 0",
+            )
+            .bind(chunk.iter().map(|u| u.job_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|u| u.lease_token).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|u| i16::from(u.progress.percent)).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|u| u.progress.message.clone()).collect::<Vec<_>>())
+            .bind(PROGRESS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn enqueue_rate_take(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        per_minute: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // A lost count after a crash is harmless, so this commit does not
+        // wait for the disk: the row lock it takes is held for microseconds,
+        // and one tenant's enqueues do not queue behind each other's fsyncs.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) \
+             SELECT $1, $2, $3 WHERE $3 <= $4 \
+             ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
+                 jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                             ELSE EXCLUDED.jobs END \
+             WHERE (CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                         ELSE EXCLUDED.jobs END) <= $4",
+        )
+        .bind(tenant)
+        .bind(rate_window(now))
+        .bind(to_i64(jobs))
+        .bind(to_i64(per_minute))
+        .execute(&mut *tx)
+        .await;
+        let taken = match taken {
+            Ok(done) => done.rows_affected() == 1,
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!(
+                    "tenant `{tenant}` does not exist"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn enqueue_rate_return(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tenant_enqueue_rate SET jobs = GREATEST(jobs - $3, 0) \
+             WHERE tenant_id = $1 AND window_start = $2",
+        )
+        .bind(tenant)
+        .bind(rate_window(now))
+        .bind(to_i64(jobs))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_waiting_count(&self, tenant: &str, cap: u64) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 \
+                 AND state IN ('scheduled', 'available', 'retrying') LIMIT $2) w",
+        )
+        .bind(tenant)
+        .bind(to_i64(cap))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(to_u64(count))
     }
 
     async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
@@ -1049,7 +1244,7 @@ async fn plugin_latest(
 ) -> Result<Option<PluginVersion>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-         WHERE p.tenant_id = $1 AND p.name = $2 ORDER BY p.version DESC LIMIT 1"
+         WHERE p.tenant_id = $1 AND p.name = $2 AND p.deleted_at IS NULL ORDER BY p.version DESC LIMIT 1"
     ))
     .bind(tenant)
     .bind(name)

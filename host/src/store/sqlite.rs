@@ -29,12 +29,12 @@ use uuid::Uuid;
 use super::postgres::unknown_plugin_message;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
-    Store, StoreError, StoreEvent, claimed_limits, parse_config, to_i64, to_u32, to_u64,
-    validate_jobs,
+    PluginDelete, Store, StoreError, StoreEvent, claimed_limits, parse_config, rate_window, to_i64,
+    to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
-    PluginVersion, Quotas, Tenant, Timestamp, Transition,
+    PluginVersion, Progress, ProgressUpdate, Quotas, Tenant, Timestamp, Transition,
 };
 
 /// Reader connections. Reads never block the writer in WAL mode.
@@ -96,6 +96,17 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, sqlx::Error> {
         replay_of: row
             .try_get::<Option<String>, _>("replay_of")?
             .map(|id| Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+            .transpose()?,
+        progress: row
+            .try_get::<Option<i64>, _>("progress_percent")?
+            .map(|percent| -> Result<Progress, sqlx::Error> {
+                Ok(Progress {
+                    percent: u8::try_from(percent).unwrap_or(0),
+                    message: row
+                        .try_get::<Option<String>, _>("progress_message")?
+                        .unwrap_or_default(),
+                })
+            })
             .transpose()?,
     })
 }
@@ -183,7 +194,7 @@ async fn plugin_version<'e>(
 ) -> Result<Option<PluginVersion>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-         WHERE p.tenant_id = ?1 AND p.name = ?2 AND (?3 IS NULL OR p.version = ?3) \
+         WHERE p.tenant_id = ?1 AND p.name = ?2 AND (?3 IS NULL OR p.version = ?3) AND p.deleted_at IS NULL \
          ORDER BY p.version DESC LIMIT 1"
     ))
     .bind(tenant)
@@ -397,7 +408,15 @@ impl Store for SqliteStore {
             tx.commit().await?;
             return Ok((latest.clone(), false));
         }
-        let version = latest.map(|p| p.version + 1).unwrap_or(1);
+        // Numbers of deleted versions are not reused.
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT max(version) FROM plugins WHERE tenant_id = ?1 AND name = ?2",
+        )
+        .bind(&plugin.tenant_id)
+        .bind(&plugin.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let version = newest.map(|v| to_u32(v as i32) + 1).unwrap_or(1);
         let l = &plugin.limits;
         sqlx::query(
             "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
@@ -437,7 +456,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(&format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
              WHERE p.tenant_id = ?1 AND p.version = (SELECT max(version) FROM plugins l \
-                 WHERE l.tenant_id = p.tenant_id AND l.name = p.name) \
+                 WHERE l.tenant_id = p.tenant_id AND l.name = p.name AND l.deleted_at IS NULL) \
              ORDER BY p.name"
         ))
         .bind(tenant)
@@ -453,7 +472,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<PluginVersion>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {PLUGIN_COLUMNS} FROM plugins p JOIN plugin_blobs b ON b.digest = p.digest \
-             WHERE p.tenant_id = ?1 AND p.name = ?2 ORDER BY p.version DESC"
+             WHERE p.tenant_id = ?1 AND p.name = ?2 AND p.deleted_at IS NULL ORDER BY p.version DESC"
         ))
         .bind(tenant)
         .bind(name)
@@ -480,7 +499,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE plugins SET fuel = COALESCE(?3, fuel), memory_bytes = COALESCE(?4, memory_bytes), \
              timeout_ms = COALESCE(?5, timeout_ms), max_attempts = COALESCE(?6, max_attempts), \
-             config = COALESCE(?7, config) WHERE tenant_id = ?1 AND name = ?2",
+             config = COALESCE(?7, config) WHERE tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -501,6 +520,52 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?,
         )
+    }
+
+    async fn plugin_delete(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<PluginDelete, StoreError> {
+        // One writer: the count and the delete are atomic against enqueues.
+        let mut tx = self.writer.begin().await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM plugins WHERE tenant_id = ?1 AND name = ?2 AND version = ?3 \
+             AND deleted_at IS NULL",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Ok(PluginDelete::NotFound);
+        }
+        let pinned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE tenant_id = ?1 AND plugin = ?2 AND plugin_version = ?3 \
+             AND state IN ('scheduled', 'available', 'running', 'retrying')",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        if pinned > 0 {
+            return Ok(PluginDelete::InUse(to_u64(pinned)));
+        }
+        sqlx::query(
+            "UPDATE plugins SET deleted_at = ?4 WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i64)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PluginDelete::Deleted)
     }
 
     async fn job_insert_batch(
@@ -814,6 +879,8 @@ impl Store for SqliteStore {
                     "host": a.host_id,
                     "log": a.log,
                     "dropped": to_i64(a.log_dropped_bytes),
+                    "percent": f.progress.as_ref().map(|p| p.percent),
+                    "progress": f.progress.as_ref().map(|p| p.message.as_str()),
                 })
             })
             .collect();
@@ -824,13 +891,16 @@ impl Store for SqliteStore {
                     json_extract(value, '$.state') AS state, json_extract(value, '$.result') AS result, \
                     json_extract(value, '$.error') AS error, json_extract(value, '$.run_at') AS run_at, \
                     json_extract(value, '$.attempt') AS attempt, json_extract(value, '$.outcome') AS outcome, \
-                    json_extract(value, '$.finished_at') AS finished_at FROM json_each(?1)) \
+                    json_extract(value, '$.finished_at') AS finished_at, json_extract(value, '$.percent') AS percent, \
+                    json_extract(value, '$.progress') AS progress FROM json_each(?1)) \
              UPDATE jobs SET \
                 state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' ELSE u.state END, \
                 result = u.result, error = u.error, run_at = COALESCE(u.run_at, jobs.run_at), \
                 finished_at = CASE WHEN u.state IN ('completed', 'dead', 'cancelled') \
                                      OR (jobs.cancel_requested AND u.state = 'retrying') THEN u.finished_at END, \
-                lease_token = NULL, lease_expires_at = NULL, leased_by = NULL \
+                lease_token = NULL, lease_expires_at = NULL, leased_by = NULL, \
+                progress_percent = COALESCE(u.percent, jobs.progress_percent), \
+                progress_message = CASE WHEN u.percent IS NULL THEN jobs.progress_message ELSE u.progress END \
              FROM u \
              WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
                AND jobs.attempt = u.attempt AND (u.outcome <> 'lease_expired' OR jobs.lease_expires_at < u.finished_at) \
@@ -877,6 +947,99 @@ impl Store for SqliteStore {
             .iter()
             .map(|f| applied.contains(&f.job_id))
             .collect())
+    }
+
+    async fn job_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = updates
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "id": u.job_id.to_string(),
+                    "token": u.lease_token.simple().to_string(),
+                    "percent": u.progress.percent,
+                    "message": u.progress.message,
+                })
+            })
+            .collect();
+        let changed = sqlx::query(
+            "WITH u AS (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, \
+                    json_extract(value, '$.percent') AS percent, json_extract(value, '$.message') AS message \
+                    FROM json_each(?1)) \
+             UPDATE jobs SET progress_percent = u.percent, progress_message = u.message FROM u \
+             WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+             RETURNING jobs.id",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&self.writer)
+        .await?;
+        for row in &changed {
+            self.announce(StoreEvent::JobProgress(uuid(row, "id")?));
+        }
+        Ok(())
+    }
+
+    async fn enqueue_rate_take(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        per_minute: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let taken = sqlx::query(
+            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) \
+             SELECT ?1, ?2, ?3 WHERE ?3 <= ?4 \
+             ON CONFLICT (tenant_id) DO UPDATE SET window_start = excluded.window_start, \
+                 jobs = CASE WHEN r.window_start = excluded.window_start THEN r.jobs + excluded.jobs \
+                             ELSE excluded.jobs END \
+             WHERE (CASE WHEN r.window_start = excluded.window_start THEN r.jobs + excluded.jobs \
+                         ELSE excluded.jobs END) <= ?4",
+        )
+        .bind(tenant)
+        .bind(micros(rate_window(now)))
+        .bind(to_i64(jobs))
+        .bind(to_i64(per_minute))
+        .execute(&self.writer)
+        .await;
+        match taken {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(
+                StoreError::NotFound(format!("tenant `{tenant}` does not exist")),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn enqueue_rate_return(
+        &self,
+        tenant: &str,
+        jobs: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tenant_enqueue_rate SET jobs = max(jobs - ?3, 0) \
+             WHERE tenant_id = ?1 AND window_start = ?2",
+        )
+        .bind(tenant)
+        .bind(micros(rate_window(now)))
+        .bind(to_i64(jobs))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_waiting_count(&self, tenant: &str, cap: u64) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE tenant_id = ?1 \
+                 AND state IN ('scheduled', 'available', 'retrying') LIMIT ?2)",
+        )
+        .bind(tenant)
+        .bind(to_i64(cap))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(to_u64(count))
     }
 
     async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {

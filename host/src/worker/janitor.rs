@@ -61,6 +61,7 @@ pub async fn expire_leases(
                 lease.leased_by
             );
             Finish {
+                progress: None,
                 job_id: lease.job_id,
                 lease_token: lease.lease_token,
                 transition: retry::transition(

@@ -15,9 +15,12 @@
 //!   which leases were lost (their attempts are stopped and forgotten);
 //! - the **janitor** turns expired leases into `lease_expired` attempts and
 //!   prunes old finished jobs;
-//! - the **event listener** turns cancel notifications into stopped attempts.
+//! - the **event listener** turns cancel notifications into stopped attempts;
+//! - the **progress writer** records guests' progress reports, throttled
+//!   (see [`progress`]).
 
 pub mod janitor;
+pub mod progress;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -133,6 +136,7 @@ pub struct Worker {
     /// Wakes the claim loop: new jobs, or a free slot.
     wake: Notify,
     slots: Arc<Semaphore>,
+    progress: Arc<progress::ProgressBoard>,
 }
 
 impl Worker {
@@ -146,6 +150,7 @@ impl Worker {
             plugins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             slots,
+            progress: Arc::default(),
         })
     }
 
@@ -165,6 +170,11 @@ impl Worker {
                 .follow_events(self.store.subscribe(), background.clone()),
         );
         let heartbeat = tokio::spawn(self.clone().heartbeat(background.clone()));
+        let progress = tokio::spawn(
+            self.progress
+                .clone()
+                .run(self.store.clone(), background.clone()),
+        );
         let janitor = tokio::spawn(janitor::run(
             self.store.clone(),
             self.config.clone(),
@@ -193,7 +203,7 @@ impl Worker {
         drop(finish_tx);
         let _ = recorder.await;
         background.cancel();
-        let _ = tokio::join!(events, heartbeat, janitor);
+        let _ = tokio::join!(events, heartbeat, janitor, progress);
     }
 
     async fn claim_loop(
@@ -313,7 +323,7 @@ impl Worker {
                     limits: job.limits,
                     config: Arc::new(std::mem::take(&mut job.config)),
                     cancel,
-                    progress: None,
+                    progress: Some(self.progress.sink(job.id, job.lease_token)),
                 };
                 self.runtime.run(&plugin, request).await
             }
@@ -324,6 +334,7 @@ impl Worker {
         };
         let finished_at = Utc::now();
         self.running().remove(&job.id);
+        self.progress.forget(job.id);
         let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
         match reason {
             Some(StopReason::Shutdown) if report.outcome == OutcomeKind::Cancelled => {
@@ -367,6 +378,7 @@ impl Worker {
                 log_dropped_bytes: report.log.dropped_bytes,
             },
             transition,
+            progress: report.progress,
         };
         // The recorder outlives every attempt task (see `run`).
         let _ = finish_tx.send(finish);
@@ -474,7 +486,7 @@ impl Worker {
                 }
                 // A released job is claimable again.
                 Ok(StoreEvent::JobState(_, JobState::Available)) => self.wake.notify_one(),
-                Ok(StoreEvent::JobState(..)) => {}
+                Ok(StoreEvent::JobState(..) | StoreEvent::JobProgress(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }

@@ -1,0 +1,140 @@
+//! The OpenAPI document, generated from the handlers' annotations: served at
+//! `GET /openapi.json`, browsable at `GET /docs` (Swagger UI, whose assets are
+//! compiled into the binary, so it works offline), printed by `corral openapi`.
+
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use super::{jobs, plugins, tenants};
+
+/// The error shape every 4xx and 5xx answer has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `unknown_plugin`.
+    code: String,
+    /// A sentence naming the problem.
+    message: String,
+}
+
+/// The refusals every tenant route may answer with.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its shape is used, by the OpenAPI document.
+pub enum TenantErrors {
+    /// Malformed request (bad JSON, query or header).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No key, or a key Corral does not know.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// An admin key on a tenant route.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Nothing by that name for this key's tenant (another tenant's ids included).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Well-formed, but breaks a rule (the message names it).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// The database cannot be reached.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The refusals every admin route may answer with.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only its shape is used, by the OpenAPI document.
+pub enum AdminErrors {
+    /// Malformed request (bad JSON).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No key, or a key Corral does not know.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// A tenant's key on an admin route.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such tenant or key.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Well-formed, but breaks a rule (the message names it).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// The database cannot be reached.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` or `ready`.
+    status: String,
+}
+
+/// Every `/v1` route takes `Authorization: Bearer <api key>`.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A tenant's key for plugins and jobs; the admin key for tenants and keys.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Corral",
+        description = "A WebAssembly-plugin job host: upload components, enqueue jobs, follow them. \
+                       Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        super::health, super::ready,
+        tenants::create, tenants::list, tenants::get, tenants::update, tenants::create_key,
+        tenants::revoke_key,
+        plugins::upload, plugins::list, plugins::versions, plugins::get, plugins::update,
+        plugins::delete,
+        jobs::create, jobs::create_batch, jobs::list, jobs::get, jobs::cancel, jobs::replay,
+        jobs::attempts, jobs::logs, jobs::events,
+    ),
+    components(schemas(ErrorBody, crate::model::OutcomeKind)),
+    modifiers(&BearerKey),
+    security(("api_key" = [])),
+    tags(
+        (name = "tenants", description = "Tenants and their keys (admin key)"),
+        (name = "plugins", description = "WebAssembly components and their versions"),
+        (name = "jobs", description = "Jobs: enqueue, follow, cancel, replay"),
+        (name = "operations", description = "Health and readiness (no key)"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document as JSON text.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs`.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", ApiDoc::openapi())
+        .into()
+}

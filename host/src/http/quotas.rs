@@ -1,0 +1,141 @@
+//! The enqueue quotas of API.md: `max_queued_jobs` (jobs waiting at once)
+//! and `enqueue_per_minute`, checked before anything is stored. Both answer
+//! 429; the rate limit says when to come back (`Retry-After`).
+//!
+//! - **Rate**: a per-tenant counter in the database for the current minute
+//!   (a fixed window), taken atomically, so it holds across API hosts. A
+//!   burst of up to twice the rate can straddle a minute boundary.
+//! - **Queued jobs**: counted in the database (the count stops at the
+//!   quota, so its cost is bounded), at most once per [`QUEUED_COUNT_TTL`]
+//!   per tenant and host; in between, the host adds what it enqueued itself.
+//!   Only other hosts' enqueues of that last second can pass the quota.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{Timelike, Utc};
+
+use super::{ApiError, AppState};
+use crate::model::Quotas;
+
+/// How long a tenant's count of waiting jobs is trusted. A tenant close to a
+/// large quota would otherwise make every enqueue count up to a million rows.
+pub const QUEUED_COUNT_TTL: Duration = Duration::from_secs(1);
+
+/// Recent counts of waiting jobs, per tenant.
+#[derive(Debug, Default)]
+pub struct QueuedCounts {
+    counts: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl QueuedCounts {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u64)>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, tenant: &str) -> Option<u64> {
+        self.counts()
+            .get(tenant)
+            .filter(|(at, _)| at.elapsed() < QUEUED_COUNT_TTL)
+            .map(|(_, n)| *n)
+    }
+
+    fn add(&self, tenant: &str, jobs: u64) {
+        if let Some((_, n)) = self.counts().get_mut(tenant) {
+            *n = n.saturating_add(jobs);
+        }
+    }
+}
+
+/// Jobs let through the quotas, to be enqueued now. Call [`Admission::done`]
+/// with the outcome of the enqueue.
+#[must_use]
+pub struct Admission {
+    tenant: String,
+    jobs: u64,
+    at: chrono::DateTime<Utc>,
+}
+
+/// Check `jobs` new jobs of `tenant` against its quotas, counting them
+/// against its enqueue rate.
+pub async fn admit(
+    state: &AppState,
+    tenant: &str,
+    quotas: &Quotas,
+    jobs: u64,
+) -> Result<Admission, ApiError> {
+    let max_queued = quotas.max_queued_jobs;
+    let queued = match state.queued.fresh(tenant) {
+        Some(n) => n,
+        None => {
+            let n = state
+                .store
+                .job_waiting_count(tenant, max_queued.saturating_add(1))
+                .await?;
+            state
+                .queued
+                .counts()
+                .insert(tenant.to_string(), (Instant::now(), n));
+            n
+        }
+    };
+    if queued.saturating_add(jobs) > max_queued {
+        return Err(ApiError::TooManyRequests(
+            "queue_full",
+            format!(
+                "the tenant has {queued} job(s) waiting and its max_queued_jobs is {max_queued}; \
+                 {jobs} more would pass it"
+            ),
+            None,
+        ));
+    }
+    let per_minute = u64::from(quotas.enqueue_per_minute);
+    if jobs > per_minute {
+        return Err(ApiError::TooManyRequests(
+            "rate_limited",
+            format!(
+                "{jobs} jobs in one request is more than the tenant's enqueue_per_minute of \
+                 {per_minute}; split the batch"
+            ),
+            None,
+        ));
+    }
+    let at = Utc::now();
+    if !state
+        .store
+        .enqueue_rate_take(tenant, jobs, per_minute, at)
+        .await?
+    {
+        let retry_after = 60 - u64::from(at.second());
+        return Err(ApiError::TooManyRequests(
+            "rate_limited",
+            format!(
+                "the tenant's enqueue_per_minute of {per_minute} is used up for this minute; \
+                 retry in {retry_after} s"
+            ),
+            Some(retry_after),
+        ));
+    }
+    Ok(Admission {
+        tenant: tenant.to_string(),
+        jobs,
+        at,
+    })
+}
+
+impl Admission {
+    /// The enqueue succeeded: count the jobs as waiting. It failed: give
+    /// their share of the rate back (nothing was stored).
+    pub async fn done<T>(self, state: &AppState, outcome: &Result<T, ApiError>) {
+        if outcome.is_ok() {
+            state.queued.add(&self.tenant, self.jobs);
+        } else if let Err(e) = state
+            .store
+            .enqueue_rate_return(&self.tenant, self.jobs, self.at)
+            .await
+        {
+            tracing::warn!(tenant = %self.tenant, error = %e, "could not give back an enqueue-rate share");
+        }
+    }
+}
