@@ -560,6 +560,12 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
         ),
+        // i32::MIN has no absolute value: this once panicked (found by schemathesis).
+        (
+            json!({"plugin": "echo", "input": 1, "priority": i32::MIN}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
         (
             json!({"plugin": "echo", "input": 1, "queue": "Bad Queue"}),
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -575,6 +575,26 @@ fn state_event(job: Job) -> SseEvent {
     SseEvent::default().event("state").data(data)
 }
 
+/// One Server-Sent Event of `GET /v1/jobs/{id}/events`, as the OpenAPI
+/// document describes it (the stream writes these with [`state_event`] and
+/// [`progress_event`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JobEvent {
+    event: JobEventKind,
+    /// JSON: for `state`, the whole job (as `GET /v1/jobs/{id}` answers);
+    /// for `progress`, `{"percent": 0-100, "message": "..."}`.
+    data: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum JobEventKind {
+    State,
+    Progress,
+}
+
 /// `progress`: `{"percent", "message"}`.
 fn progress_event(progress: &crate::model::Progress) -> SseEvent {
     SseEvent::default()
@@ -642,7 +662,7 @@ impl EventCursor {
 /// Driven by the database's notifications, whichever host runs the job.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
+    responses((status = 200, content_type = "text/event-stream", body = JobEvent,
                description = "`event: state` (data: the job) first and on every change of state; \
                               `event: progress` (data: `{\"percent\", \"message\"}`) on progress; \
                               the stream ends after a terminal state"),

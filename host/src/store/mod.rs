@@ -357,7 +357,8 @@ pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
                 job.queue
             )));
         }
-        if job.priority.abs() > MAX_PRIORITY {
+        // Not `abs()`: i32::MIN has no absolute value (schemathesis found that).
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&job.priority) {
             return Err(at(format!(
                 "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
             )));
