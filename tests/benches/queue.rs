@@ -9,7 +9,12 @@
 //!   run), so the sandbox's share is visible;
 //! - `pickup_p50_ms` / `pickup_p99_ms`: on an idle worker, from enqueue
 //!   (one job, single insert) to the attempt's start, just before the guest is
-//!   instantiated (tens of microseconds before its entry).
+//!   instantiated (tens of microseconds before its entry);
+//! - `api_batch_enqueue_per_s`: `POST /v1/jobs/batch` (1000 jobs a request)
+//!   through the HTTP API over a real socket, beside `enqueue_per_s` (the
+//!   store called directly, same run): the cost of HTTP, JSON and quotas;
+//! - `api_pickup_p50_ms` / `api_pickup_p99_ms`: from sending `POST /v1/jobs`
+//!   to the attempt's start, beside `pickup_*` (enqueued directly).
 //!
 //! Targets on a 2-core machine with PostgreSQL on the same box: >= 10,000
 //! jobs/s through the full pipeline, >= 30,000 jobs/s batch enqueue, pickup
@@ -121,6 +126,122 @@ async fn wait_drained(db: &TestDb, mut events: tokio::sync::broadcast::Receiver<
     }
 }
 
+/// The API served on a local port, and a tenant key for it.
+async fn serve_api(db: &TestDb) -> (String, String, CancellationToken) {
+    let key = corral::keys::generate().expect("key");
+    db.store
+        .api_key_insert(&corral::model::ApiKey {
+            id: key.id.clone(),
+            tenant_id: Some("bench".into()),
+            secret_hash: key.secret_hash,
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        })
+        .await
+        .expect("key");
+    let app = corral::http::router(corral::http::AppState {
+        store: db.store.clone(),
+        runtime: Arc::clone(runtime_arc()),
+        admin_token_hash: None,
+        queued: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
+            .await
+            .expect("serve");
+    });
+    (base, key.token, stop)
+}
+
+/// `POST /v1/jobs/batch` of 1000 jobs at a time, `JOBS` in all.
+async fn api_enqueue_all(db: &TestDb) -> f64 {
+    let (base, key, stop) = serve_api(db).await;
+    let client = reqwest::Client::new();
+    let body = json!({
+        "jobs": (0..1000).map(|i| json!({"plugin": "echo", "input": {"n": i}})).collect::<Vec<_>>()
+    })
+    .to_string();
+    let started = Instant::now();
+    for _ in 0..JOBS / 1000 {
+        let response = client
+            .post(format!("{base}/v1/jobs/batch"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    }
+    let per_s = JOBS as f64 / started.elapsed().as_secs_f64();
+    stop.cancel();
+    per_s
+}
+
+/// Pickup latency on an idle worker: from enqueueing one job (through `api`
+/// when given, else straight into the store) to the attempt's start.
+async fn pickups(db: &TestDb, api: Option<(&str, &str)>) -> (Duration, Duration) {
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), worker_config());
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let client = reqwest::Client::new();
+    let mut events = db.store.subscribe();
+    let mut pickups = Vec::with_capacity(PICKUPS);
+    for i in 0..PICKUPS + 10 {
+        let enqueued = chrono::Utc::now();
+        let id = match api {
+            Some((base, key)) => {
+                let job: serde_json::Value = client
+                    .post(format!("{base}/v1/jobs"))
+                    .bearer_auth(key)
+                    .json(&json!({"plugin": "echo", "input": {}}))
+                    .send()
+                    .await
+                    .expect("request")
+                    .json()
+                    .await
+                    .expect("job");
+                uuid::Uuid::parse_str(job["id"].as_str().expect("id")).expect("uuid")
+            }
+            None => {
+                db.store
+                    .job_insert_batch("bench", &[NewJob::new("echo", "{}")], enqueued)
+                    .await
+                    .expect("enqueue")[0]
+                    .id
+            }
+        };
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                Ok(Ok(StoreEvent::JobState(done, state))) if done == id && state.is_terminal() => {
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => panic!("job {id} not finished within 30 s"),
+            }
+        }
+        let attempt = &db.store.attempt_list("bench", id).await.expect("attempts")[0];
+        if i >= 10 {
+            // The first few warm the connection pool and the plugin cache.
+            pickups.push((attempt.started_at - enqueued).to_std().unwrap_or_default());
+        }
+    }
+    shutdown.cancel();
+    task.await.expect("worker");
+    pickups.sort();
+    (
+        pickups[pickups.len() / 2],
+        pickups[pickups.len() * 99 / 100],
+    )
+}
+
 async fn bench(kind: Kind) {
     // Full pipeline.
     let db = fresh(kind).await;
@@ -190,42 +311,17 @@ async fn bench(kind: Kind) {
     }
     let no_sandbox_per_s = JOBS as f64 / started.elapsed().as_secs_f64();
 
-    // Pickup latency on an idle worker.
+    // Pickup latency on an idle worker, then the same through the API.
     let db = fresh(kind).await;
-    let shutdown = CancellationToken::new();
-    let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), worker_config());
-    let task = tokio::spawn(worker.run(shutdown.clone()));
-    let mut events = db.store.subscribe();
-    let mut pickups = Vec::with_capacity(PICKUPS);
-    for i in 0..PICKUPS + 10 {
-        let enqueued = chrono::Utc::now();
-        let id = db
-            .store
-            .job_insert_batch("bench", &[NewJob::new("echo", "{}")], enqueued)
-            .await
-            .expect("enqueue")[0]
-            .id;
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-                Ok(Ok(StoreEvent::JobState(done, state))) if done == id && state.is_terminal() => {
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => panic!("job {id} not finished within 30 s"),
-            }
-        }
-        let attempt = &db.store.attempt_list("bench", id).await.expect("attempts")[0];
-        if i >= 10 {
-            // The first few warm the connection pool and the plugin cache.
-            pickups.push((attempt.started_at - enqueued).to_std().unwrap_or_default());
-        }
-    }
-    shutdown.cancel();
-    task.await.expect("worker");
-    pickups.sort();
+    let (p50, p99) = pickups(&db, None).await;
+    let (base, key, stop) = serve_api(&db).await;
+    let (api_p50, api_p99) = pickups(&db, Some((&base, &key))).await;
+    stop.cancel();
     let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
-    let p50 = pickups[pickups.len() / 2];
-    let p99 = pickups[pickups.len() * 99 / 100];
+
+    // Batch enqueue through the API.
+    let db = fresh(kind).await;
+    let api_enqueue_per_s = api_enqueue_all(&db).await;
 
     let line = json!({
         "bench": "queue",
@@ -238,6 +334,9 @@ async fn bench(kind: Kind) {
         "sandbox_share": ((1.0 - pipeline_per_s / no_sandbox_per_s) * 100.0).round() / 100.0,
         "pickup_p50_ms": ms(p50),
         "pickup_p99_ms": ms(p99),
+        "api_batch_enqueue_per_s": api_enqueue_per_s.round(),
+        "api_pickup_p50_ms": ms(api_p50),
+        "api_pickup_p99_ms": ms(api_p99),
         "targets": {"pipeline_per_s": 10_000, "enqueue_per_s": 30_000, "pickup_p50_ms": 5, "pickup_p99_ms": 20},
         "meets_targets": pipeline_per_s >= 10_000.0 && enqueue_per_s >= 30_000.0 && p50 <= Duration::from_millis(5) && p99 <= Duration::from_millis(20),
     });

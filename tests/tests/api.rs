@@ -1456,16 +1456,10 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     )
     .await;
     let id = job["id"].as_str().unwrap().to_string();
-
-    let request = Request::builder()
-        .uri(format!("/v1/jobs/{id}/events"))
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut body = response.into_body();
+    let mut events = SseReader {
+        body: open_events(&app, &key, &id).await,
+        buffer: String::new(),
+    };
 
     // The worker starts only once the stream is open: it must show every step.
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -1473,20 +1467,13 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     let mut states = Vec::new();
     let patience = std::time::Duration::from_secs(120);
     while states.last().map(String::as_str) != Some("completed") {
-        let frame = tokio::time::timeout(patience, body.frame())
+        let (event, data) = events
+            .next(patience)
             .await
-            .expect("an event within the patience")
-            .expect("the stream goes on until the job finishes")
-            .unwrap();
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        for line in String::from_utf8_lossy(&data).lines() {
-            if let Some(json) = line.strip_prefix("data: ") {
-                let event: Value = serde_json::from_str(json).unwrap();
-                states.push(event["state"].as_str().unwrap().to_string());
-            }
-        }
+            .expect("the stream goes on until the job finishes");
+        assert_eq!(event, "state");
+        assert_eq!(data["id"], id.as_str(), "a state event carries the job");
+        states.push(data["state"].as_str().unwrap().to_string());
         if worker.is_none() {
             let w = Worker::new(
                 db.store.clone(),
@@ -1501,10 +1488,7 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     }
     assert_eq!(states, vec!["available", "running", "completed"]);
     assert!(
-        tokio::time::timeout(patience, body.frame())
-            .await
-            .expect("the stream ends")
-            .is_none(),
+        events.next(patience).await.is_none(),
         "ends after a terminal state"
     );
     shutdown.cancel();

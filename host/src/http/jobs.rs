@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
-use super::openapi::{ErrorBody, TenantErrors};
+use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
 use crate::model::{Job, JobState, Timestamp};
 
@@ -80,7 +80,7 @@ impl JobView {
 /// Another tenant's job answers 404 like a missing one: ids leak nothing.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
-    responses((status = 200, description = "The job", body = JobView), TenantErrors))]
+    responses((status = 200, description = "The job", body = JobView), Refusals))]
 pub async fn get(
     State(state): State<AppState>,
     key: TenantKey,
@@ -225,7 +225,7 @@ async fn enqueue_one(
     responses((status = 201, description = "The new job", body = JobView),
               (status = 200, description = "The job first created with this Idempotency-Key", body = JobView),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     key: TenantKey,
@@ -260,7 +260,7 @@ pub async fn create(
 #[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = CreateBatch,
     responses((status = 201, description = "The jobs' ids, in order", body = BatchCreated),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn create_batch(
     State(state): State<AppState>,
     key: TenantKey,
@@ -296,7 +296,7 @@ fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "The job, cancelled or being stopped", body = JobView),
               (status = 409, description = "The job has already finished", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn cancel(
     State(state): State<AppState>,
     key: TenantKey,
@@ -378,7 +378,7 @@ pub struct LogList {
 #[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "Every attempt, first first", body = AttemptList),
-              TenantErrors))]
+              Refusals))]
 pub async fn attempts(
     State(state): State<AppState>,
     key: TenantKey,
@@ -406,7 +406,7 @@ pub async fn attempts(
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "The log of each attempt", body = LogList),
-              TenantErrors))]
+              Refusals))]
 pub async fn logs(
     State(state): State<AppState>,
     key: TenantKey,
@@ -458,7 +458,7 @@ pub struct JobList {
 /// `GET /v1/jobs`: newest first; `next_cursor` is there when more remain.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
     responses((status = 200, description = "A page of jobs, newest first", body = JobList),
-              TenantErrors))]
+              Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     key: TenantKey,
@@ -523,7 +523,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 201, description = "The new job", body = JobView),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn replay(
     State(state): State<AppState>,
     key: TenantKey,
@@ -666,7 +666,7 @@ impl EventCursor {
                description = "`event: state` (data: the job) first and on every change of state; \
                               `event: progress` (data: `{\"percent\", \"message\"}`) on progress; \
                               the stream ends after a terminal state"),
-              TenantErrors))]
+              Refusals))]
 pub async fn events(
     State(state): State<AppState>,
     key: TenantKey,

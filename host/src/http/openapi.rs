@@ -22,44 +22,20 @@ pub struct ErrorDetail {
     message: String,
 }
 
-/// The refusals every tenant route may answer with.
+/// The refusals every `/v1` route may answer with.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Only its shape is used, by the OpenAPI document.
-pub enum TenantErrors {
+pub enum Refusals {
     /// Malformed request (bad JSON, query or header).
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// No key, or a key Corral does not know.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
-    /// An admin key on a tenant route.
+    /// A key of the wrong kind: an admin key on a tenant route, or the reverse.
     #[response(status = 403)]
     Forbidden(ErrorBody),
-    /// Nothing by that name for this key's tenant (another tenant's ids included).
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// Well-formed, but breaks a rule (the message names it).
-    #[response(status = 422)]
-    Unprocessable(ErrorBody),
-    /// The database cannot be reached.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
-
-/// The refusals every admin route may answer with.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // Only its shape is used, by the OpenAPI document.
-pub enum AdminErrors {
-    /// Malformed request (bad JSON).
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// No key, or a key Corral does not know.
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// A tenant's key on an admin route.
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such tenant or key.
+    /// Nothing by that name for this key (another tenant's ids included).
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// Well-formed, but breaks a rule (the message names it).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
-use super::openapi::{ErrorBody, TenantErrors};
+use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
 use crate::model::{Limits, PluginVersion, Timestamp};
 use crate::runtime::RuntimeError;
@@ -77,7 +77,7 @@ fn over_limit(what: &str, value: u64, quota: &str, max: u64) -> ApiError {
               (status = 200, description = "The bytes are the latest version's", body = PluginView),
               (status = 413, description = "Over the tenant's max_plugin_bytes", body = ErrorBody),
               (status = 415, description = "Not `application/wasm`", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn upload(
     State(state): State<AppState>,
     key: TenantKey,
@@ -201,7 +201,7 @@ pub struct PluginVersions {
 /// `GET /v1/plugins`: the latest version of each plugin.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses((status = 200, description = "The latest version of each plugin", body = PluginList),
-              TenantErrors))]
+              Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     key: TenantKey,
@@ -220,7 +220,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name")),
     responses((status = 200, description = "Every version, newest first", body = PluginVersions),
-              TenantErrors))]
+              Refusals))]
 pub async fn versions(
     State(state): State<AppState>,
     key: TenantKey,
@@ -243,7 +243,7 @@ pub async fn versions(
 #[utoipa::path(get, path = "/v1/plugins/{name}/{version}", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name"),
            ("version" = u32, Path, description = "The version number")),
-    responses((status = 200, description = "The version", body = PluginView), TenantErrors))]
+    responses((status = 200, description = "The version", body = PluginView), Refusals))]
 pub async fn get(
     State(state): State<AppState>,
     key: TenantKey,
@@ -267,7 +267,7 @@ pub async fn get(
            ("version" = u32, Path, description = "The version number")),
     responses((status = 204, description = "Deleted"),
               (status = 409, description = "Unfinished jobs are pinned to this version", body = ErrorBody),
-              TenantErrors))]
+              Refusals))]
 pub async fn delete(
     State(state): State<AppState>,
     key: TenantKey,
@@ -306,7 +306,7 @@ pub struct UpdatePlugin {
 /// version of a plugin (jobs already waiting use the new settings).
 #[utoipa::path(patch, path = "/v1/plugins/{name}", tag = "plugins", request_body = UpdatePlugin,
     params(("name" = String, Path, description = "The plugin's name")),
-    responses((status = 200, description = "The latest version", body = PluginView), TenantErrors))]
+    responses((status = 200, description = "The latest version", body = PluginView), Refusals))]
 pub async fn update(
     State(state): State<AppState>,
     key: TenantKey,

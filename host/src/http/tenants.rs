@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::AdminKey;
-use super::openapi::{AdminErrors, ErrorBody};
+use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState, JsonBody};
 use crate::model::{ApiKey, Quotas, Tenant};
 use crate::store::valid_name;
@@ -114,7 +114,7 @@ pub struct CreatedKey {
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, description = "The tenant", body = Tenant),
               (status = 409, description = "A tenant with this id exists", body = ErrorBody),
-              AdminErrors))]
+              Refusals))]
 pub async fn create(
     State(state): State<AppState>,
     _: AdminKey,
@@ -141,7 +141,7 @@ pub async fn create(
 
 /// Every tenant.
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
-    responses((status = 200, description = "The tenants", body = TenantList), AdminErrors))]
+    responses((status = 200, description = "The tenants", body = TenantList), Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     _: AdminKey,
@@ -154,7 +154,7 @@ pub async fn list(
 /// One tenant.
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id")),
-    responses((status = 200, description = "The tenant", body = Tenant), AdminErrors))]
+    responses((status = 200, description = "The tenant", body = Tenant), Refusals))]
 pub async fn get(
     State(state): State<AppState>,
     _: AdminKey,
@@ -169,7 +169,7 @@ pub async fn get(
 /// Change a tenant's quotas (absent ones keep their value).
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", request_body = UpdateTenant,
     params(("id" = String, Path, description = "The tenant's id")),
-    responses((status = 200, description = "The tenant", body = Tenant), AdminErrors))]
+    responses((status = 200, description = "The tenant", body = Tenant), Refusals))]
 pub async fn update(
     State(state): State<AppState>,
     _: AdminKey,
@@ -191,7 +191,7 @@ pub async fn update(
 /// Create an API key for a tenant.
 #[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id")),
-    responses((status = 201, description = "The key, shown once", body = CreatedKey), AdminErrors))]
+    responses((status = 201, description = "The key, shown once", body = CreatedKey), Refusals))]
 pub async fn create_key(
     State(state): State<AppState>,
     _: AdminKey,
@@ -225,7 +225,7 @@ pub async fn create_key(
 #[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id"),
            ("key_id" = String, Path, description = "The key's id")),
-    responses((status = 204, description = "Revoked"), AdminErrors))]
+    responses((status = 204, description = "Revoked"), Refusals))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: AdminKey,
