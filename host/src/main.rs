@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| cli.command.default_log_filter().into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             Command::Run(args) => corral::cli::run::run(args).await,
             Command::Serve(args) => corral::cli::serve::serve(args).await,
             Command::Migrate(args) => corral::cli::serve::migrate(args).await,
+            Command::Client(command) => corral::cli::client::run(command).await,
         }
     });
     match result {
