@@ -21,7 +21,8 @@ pub fn note(text: &str) {
 
 /// One object as aligned `key: value` lines.
 pub fn fields(pairs: &[(&str, String)]) {
-    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    // One more than the longest key, for its colon.
+    let width = pairs.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
     let text: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{:width$}  {v}", format!("{k}:")))

@@ -17,7 +17,7 @@ use super::{ClientOptions, EXIT_OK, PluginCommand, PushArgs};
 const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
 pub(super) const UPLOAD_TEMPLATE: &str =
-    "{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}";
+    "{spinner} {prefix} [{bar:25}] {bytes}/{total_bytes} {msg}";
 
 pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32, ClientError> {
     let api = Api::new(options)?;
@@ -67,6 +67,8 @@ async fn push(api: &Api, options: &ClientOptions, args: PushArgs) -> Result<i32,
     if let Ok(style) = ProgressStyle::with_template(UPLOAD_TEMPLATE) {
         bar.set_style(style.progress_chars("=> "));
     }
+    // The spinner keeps turning while the server validates and compiles.
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
     let body = reqwest::Body::wrap_stream(upload_stream(file, bar.clone()));
 
     let mut query: Vec<(&str, String)> = Vec::new();
@@ -119,7 +121,7 @@ fn upload_stream(
         let mut chunk = vec![0; UPLOAD_CHUNK_BYTES];
         match file.read(&mut chunk).await {
             Ok(0) => {
-                bar.set_message("validating and compiling on the server…");
+                bar.set_message("compiling on the server…");
                 None
             }
             Ok(n) => {
