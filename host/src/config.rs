@@ -30,6 +30,21 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document of the HTTP API (JSON), as `GET /openapi.json` serves it.
     Openapi,
+    /// The client verbs (`tenant`, `key`, `plugin`, `job`), which call a
+    /// running server's API.
+    #[command(flatten)]
+    Client(crate::cli::client::ClientCommand),
+}
+
+impl Command {
+    /// What the tracing output shows unless `RUST_LOG` says otherwise: a
+    /// client command's stderr is for its own messages, so only warnings.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Client(_) => "warn",
+            _ => "info",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| cli.command.default_log_filter().into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
                 println!("{}", corral::http::openapi::document());
                 Ok(0)
             }
+            Command::Client(command) => corral::cli::client::run(command).await,
         }
     });
     match result {

@@ -2,8 +2,9 @@
 //! committed, always built from source), and hands out runtimes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use corral::runtime::{Compiler, Plugin, Runtime, RuntimeConfig};
 
@@ -88,6 +89,78 @@ pub fn corral_bin() -> &'static Path {
             .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
             .expect("cargo reports the corral executable")
     })
+}
+
+/// How long a `corral serve` may take to start listening, and to print
+/// its admin key: generous, for a loaded machine.
+pub const SERVE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Start `corral serve` (API and worker) and wait, by reading its log, until
+/// it listens. Returns the process and the first line it printed on stdout
+/// (the admin key, when one was generated).
+pub fn serve_api(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(corral_bin());
+    command
+        .args(["serve", "--port", &port.to_string()])
+        .env("DATABASE_URL", database_url)
+        .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
+        .env("RUST_LOG", "info")
+        .env_remove("CORRAL_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(token) = admin_token {
+        command.env("CORRAL_ADMIN_TOKEN", token);
+    }
+    let mut child = command.spawn().expect("corral serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (listening_tx, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("the API is listening") {
+                let _ = listening_tx.send(());
+            }
+        }
+    });
+    listening
+        .recv_timeout(SERVE_PATIENCE)
+        .expect("the API starts listening");
+    let printed = if admin_token.is_none() {
+        let stdout = child.stdout.take().expect("stdout");
+        let (line_tx, line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut first);
+            let _ = line_tx.send(first);
+        });
+        line.recv_timeout(SERVE_PATIENCE).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (child, printed)
+}
+
+/// A TCP port nothing listens on now (the OS picks it; it may be taken
+/// again later, which the tests accept).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// SIGTERM a `corral serve` and check that it exits cleanly.
+pub fn stop(mut child: Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "serve exited with {status}");
 }
 
 /// A runtime whose compiled-artifact cache is `cache_dir`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use corral::model::{JobState, Limits, NewJob, OutcomeKind};
 use corral_tests::db::{Kind, TestDb};
-use corral_tests::{corral_bin, plugin_bytes};
+use corral_tests::{corral_bin, free_port, plugin_bytes, serve_api, stop};
 use sqlx::Connection;
 
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -448,71 +448,6 @@ fn http(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
-}
-
-/// Start `corral serve` (API and worker) and wait, by reading its log, until
-/// it listens. Returns the process and the first line it printed on stdout
-/// (the admin key, when one was generated).
-fn serve_api(
-    database_url: &str,
-    port: u16,
-    cache: &Path,
-    admin_token: Option<&str>,
-) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut command = Command::new(corral_bin());
-    command
-        .args(["serve", "--port", &port.to_string()])
-        .env("DATABASE_URL", database_url)
-        .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
-        .env("RUST_LOG", "info")
-        .env_remove("CORRAL_ADMIN_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(token) = admin_token {
-        command.env("CORRAL_ADMIN_TOKEN", token);
-    }
-    let mut child = command.spawn().expect("corral serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (listening_tx, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("the API is listening") {
-                let _ = listening_tx.send(());
-            }
-        }
-    });
-    listening
-        .recv_timeout(PATIENCE)
-        .expect("the API starts listening");
-    let printed = if admin_token.is_none() {
-        let stdout = child.stdout.take().expect("stdout");
-        let (line_tx, line) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = line_tx.send(first);
-        });
-        line.recv_timeout(PATIENCE).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (child, printed)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn stop(mut child: Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "serve exited with {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,6 @@
-//! Client verbs of the `corral` binary.
+//! Verbs of the `corral` binary: `run` (one local attempt), `serve` and
+//! `migrate`, and the API client (`tenant`, `key`, `plugin`, `job`).
 
+pub mod client;
 pub mod run;
 pub mod serve;

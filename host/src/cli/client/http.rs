@@ -1,0 +1,298 @@
+//! The API client: URLs, the bearer key, and one error enum for everything
+//! that can go wrong between the command line and the server.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+
+use super::ClientOptions;
+
+/// How long to wait for a TCP (and TLS) connection. A server that does not
+/// answer in this time is reported as unreachable instead of hanging the
+/// shell. There is no overall timeout: uploads and event streams are long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most bytes of an unexpected (non-API) error body quoted in a message.
+const QUOTED_BODY_CHARS: usize = 200;
+
+/// Everything a client command can fail with. Each prints as one line that
+/// names the problem, and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request: its `{"error": {code, message}}`.
+    #[error("{message} ({code}, HTTP {status}){}", hint.map(|h| format!("; {h}")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        hint: Option<&'static str>,
+    },
+    /// No connection could be made.
+    #[error("cannot connect to the Corral server at {server}: {detail}")]
+    Connect { server: String, detail: String },
+    /// The connection broke, or timed out, during the exchange.
+    #[error("talking to the Corral server at {server}: {detail}")]
+    Transport { server: String, detail: String },
+    /// The server answered something the API does not promise.
+    #[error("unexpected answer from {server}: {detail}")]
+    Protocol { server: String, detail: String },
+    /// Bad input on the command line, or a local file that cannot be read.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The API's error shape.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: String,
+    message: String,
+}
+
+/// A successful answer: its status and its body, as sent and parsed.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// The body as the server sent it (what `--json` prints).
+    pub text: String,
+    /// The body parsed (`Null` for an empty body).
+    pub value: serde_json::Value,
+}
+
+/// A connection to one server with one key.
+pub struct Api {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(options: &ClientOptions) -> Result<Api, ClientError> {
+        let base = Url::parse(&options.server)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "--server `{}` is not an http:// or https:// URL",
+                    options.server
+                ))
+            })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("corral-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Api {
+            http,
+            base,
+            token: options.token.clone().filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// The server as the user named it, for messages.
+    pub fn server(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// `base` + path segments, each percent-encoded (names and ids come
+    /// from the command line and may hold anything).
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// A request to `segments`, with the key.
+    pub fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        let request = self.http.request(method, self.url(segments));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Send; a status other than 2xx becomes [`ClientError::Api`].
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, ClientError> {
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Err(self.refusal(status, &text))
+    }
+
+    /// Send and read the whole (JSON) answer.
+    pub async fn call(&self, request: RequestBuilder) -> Result<Answer, ClientError> {
+        let response = self.send(request).await?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.transport(e))?;
+        let value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| self.protocol(format!("a body that is not JSON ({e})")))?
+        };
+        Ok(Answer {
+            status,
+            text,
+            value,
+        })
+    }
+
+    pub async fn get(&self, segments: &[&str]) -> Result<Answer, ClientError> {
+        self.call(self.request(Method::GET, segments)).await
+    }
+
+    pub async fn post_json(
+        &self,
+        segments: &[&str],
+        body: &impl serde::Serialize,
+    ) -> Result<Answer, ClientError> {
+        self.call(self.request(Method::POST, segments).json(body))
+            .await
+    }
+
+    /// A POST without a body.
+    pub async fn post(&self, segments: &[&str]) -> Result<Answer, ClientError> {
+        self.call(self.request(Method::POST, segments)).await
+    }
+
+    pub fn protocol(&self, detail: impl Into<String>) -> ClientError {
+        ClientError::Protocol {
+            server: self.server(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A reqwest failure, named by what it means to the user.
+    pub fn transport(&self, e: reqwest::Error) -> ClientError {
+        let server = self.server();
+        if e.is_builder() {
+            // The only user input that reaches the builder is the key.
+            return ClientError::Usage(format!(
+                "the request cannot be built (is the token plain ASCII?): {}",
+                root_cause(&e)
+            ));
+        }
+        let detail = root_cause(&e);
+        if e.is_connect() {
+            ClientError::Connect { server, detail }
+        } else {
+            ClientError::Transport { server, detail }
+        }
+    }
+
+    fn refusal(&self, status: StatusCode, text: &str) -> ClientError {
+        let hint = (status == StatusCode::UNAUTHORIZED && self.token.is_none())
+            .then_some("pass --token or set CORRAL_TOKEN");
+        match serde_json::from_str::<ErrorBody>(text) {
+            Ok(body) => ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+                hint,
+            },
+            // Not Corral's error shape: a proxy, or not a Corral server.
+            Err(_) => {
+                let quoted: String = text.trim().chars().take(QUOTED_BODY_CHARS).collect();
+                ClientError::Api {
+                    status: status.as_u16(),
+                    code: "unexpected_response".into(),
+                    message: if quoted.is_empty() {
+                        status
+                            .canonical_reason()
+                            .unwrap_or("no message")
+                            .to_string()
+                    } else {
+                        quoted
+                    },
+                    hint: Some("is --server a Corral server?"),
+                }
+            }
+        }
+    }
+}
+
+/// The innermost cause ("Connection refused (os error 111)"), which is
+/// what a user can act on; reqwest's own message only repeats the URL.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(server: &str, token: Option<&str>) -> Result<Api, ClientError> {
+        Api::new(&ClientOptions {
+            server: server.into(),
+            token: token.map(Into::into),
+            json: false,
+        })
+    }
+
+    #[test]
+    fn urls_encode_their_segments_and_keep_a_base_path() {
+        let api = api("http://h:1", None).unwrap();
+        assert_eq!(
+            api.url(&["v1", "jobs", "a/b c"]).as_str(),
+            "http://h:1/v1/jobs/a%2Fb%20c"
+        );
+        let proxied = super::tests::api("https://h/corral/", None).unwrap();
+        assert_eq!(
+            proxied.url(&["v1", "plugins"]).as_str(),
+            "https://h/corral/v1/plugins"
+        );
+        assert_eq!(proxied.server(), "https://h/corral");
+    }
+
+    #[test]
+    fn a_server_that_is_not_an_http_url_is_refused() {
+        for bad in ["localhost:8080", "ftp://h", "not a url", "http://"] {
+            let Err(ClientError::Usage(message)) = api(bad, None) else {
+                panic!("{bad} was taken");
+            };
+            assert!(message.contains(bad), "{message}");
+        }
+    }
+
+    #[test]
+    fn api_errors_read_as_message_code_and_status() {
+        let api = api("http://h:1", Some("k")).unwrap();
+        let e = api.refusal(
+            StatusCode::NOT_FOUND,
+            r#"{"error": {"code": "not_found", "message": "no job `x`"}}"#,
+        );
+        assert_eq!(e.to_string(), "no job `x` (not_found, HTTP 404)");
+        let e = api.refusal(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
+        assert_eq!(
+            e.to_string(),
+            "<html>bad gateway</html> (unexpected_response, HTTP 502); is --server a Corral server?"
+        );
+    }
+
+    #[test]
+    fn a_401_without_a_token_says_how_to_give_one() {
+        let api = api("http://h:1", None).unwrap();
+        let e = api.refusal(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error": {"code": "unauthorized", "message": "missing key"}}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "missing key (unauthorized, HTTP 401); pass --token or set CORRAL_TOKEN"
+        );
+    }
+}

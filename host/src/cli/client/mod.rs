@@ -1,0 +1,380 @@
+//! The client verbs of `corral` (`tenant`, `key`, `plugin`, `job`): each
+//! calls a running server's HTTP API (docs/api.md) and prints tables and
+//! `key: value` lines, or the API's JSON with `--json`. docs/cli.md shows
+//! every command.
+//!
+//! - this file: the arguments, and dispatch;
+//! - [`http`]: the API client over reqwest, with its one error enum;
+//! - [`sse`]: the Server-Sent Events parser;
+//! - [`output`]: tables, `key: value` lines, cells;
+//! - [`tenants`], [`plugins`], [`jobs`]: one file per resource;
+//! - [`watch`]: following a job's events (`job watch`, `job create --wait`).
+
+pub mod http;
+pub mod jobs;
+pub mod output;
+pub mod plugins;
+pub mod sse;
+pub mod tenants;
+pub mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+pub use http::ClientError;
+
+/// Where the client looks for a server unless told otherwise: `corral
+/// serve`'s own default address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Exit status: the command did what it was asked (with `--wait` and for
+/// `job watch`: the job completed).
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the job that was waited for ended `dead` or `cancelled`.
+pub const EXIT_JOB_FAILED: i32 = 1;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (with --wait, and for `job watch`: the job completed)
+  1  the job ended `dead` or `cancelled` (with --wait, and for `job watch`)
+  2  a usage, connection or API error (printed on stderr as
+     `error: <message> (<code>, HTTP <status>)` for API errors)";
+
+/// How to reach the server; every client command takes these, before or
+/// after its subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOptions {
+    /// The Corral server's URL.
+    #[arg(long, env = "CORRAL_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    pub server: String,
+    /// The API key: the admin key for `tenant` and `key`, a tenant's key for
+    /// `plugin` and `job`.
+    #[arg(long, env = "CORRAL_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON as is (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The client verbs, flattened into the `corral` command beside `serve`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create and inspect tenants (with the admin key).
+    #[command(after_help = EXIT_CODES)]
+    Tenant(TenantArgs),
+    /// Create and revoke tenants' API keys (with the admin key).
+    #[command(after_help = EXIT_CODES)]
+    Key(KeyArgs),
+    /// Upload plugins and list their versions (with a tenant's key).
+    #[command(after_help = EXIT_CODES)]
+    Plugin(PluginArgs),
+    /// Create, follow, inspect, cancel and replay jobs (with a tenant's key).
+    #[command(after_help = EXIT_CODES)]
+    Job(JobArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; quotas not given take the server's defaults.
+    Create {
+        /// 1-63 characters of a-z, 0-9, _ and -.
+        id: String,
+        /// A display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        quotas: QuotaFlags,
+    },
+    /// List every tenant.
+    List,
+    /// Show one tenant and its quotas.
+    Show { id: String },
+    /// Change some of a tenant's quotas; the others keep their value.
+    Update {
+        id: String,
+        #[command(flatten)]
+        quotas: QuotaFlags,
+    },
+}
+
+/// A tenant's quotas; each one not given is left out of the request.
+#[derive(Debug, Clone, Default, Args, serde::Serialize)]
+pub struct QuotaFlags {
+    /// Attempts of the tenant running at once, across all hosts.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Most fuel a plugin of the tenant may give one attempt.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fuel_per_attempt: Option<u64>,
+    /// Most memory, in MiB, a plugin of the tenant may give one attempt.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u32>,
+    /// Longest wall-clock limit, in milliseconds, of one attempt.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_timeout_ms: Option<u64>,
+    /// Largest plugin upload, in bytes.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_plugin_bytes: Option<u64>,
+    /// Most jobs waiting at once.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_jobs: Option<u64>,
+    /// Most jobs created per minute.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enqueue_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a tenant. The key is printed once and cannot be
+    /// shown again.
+    Create { tenant: String },
+    /// Revoke a tenant's key; it stops working at once.
+    Revoke { tenant: String, key_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Upload a component as a new version of a plugin (the same bytes as
+    /// the latest version answer that version). Shows a progress bar on a
+    /// terminal.
+    Push(PushArgs),
+    /// The latest version of each plugin.
+    List,
+    /// Every version of a plugin, newest first, or one version.
+    Show { name: String, version: Option<u32> },
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The plugin's name: 1-63 characters of a-z, 0-9, _ and -.
+    pub name: String,
+    /// The component: a `.wasm` file built for the world corral:plugin/job-handler.
+    pub file: PathBuf,
+    /// Fuel for each attempt (default: the server's, lowered to the tenant's quota).
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Linear memory for each attempt, in MiB.
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
+    /// Wall-clock limit for each attempt, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Attempts a job of this plugin may use in all.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Enqueue a job; with --wait, follow it to its end and print the result.
+    #[command(after_help = EXIT_CODES)]
+    Create(CreateJobArgs),
+    /// Show a job: state, input, result, error.
+    Get { id: String },
+    /// List jobs, newest first, one page at a time (or every page with --all).
+    List(ListJobsArgs),
+    /// Print each change of a job's state and progress until it ends.
+    #[command(after_help = EXIT_CODES)]
+    Watch { id: String },
+    /// Cancel a job: a waiting job at once, a running one within a heartbeat.
+    Cancel { id: String },
+    /// Each attempt's captured log.
+    Logs { id: String },
+    /// Each attempt: outcome, duration, fuel, memory, host.
+    Attempts { id: String },
+    /// Enqueue a new job with the same plugin version, input, queue, priority and limits.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        id: String,
+        /// Follow the new job to its end and print it.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateJobArgs {
+    /// The plugin to run.
+    pub plugin: String,
+    /// The plugin version to pin (default: the latest).
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// The job's input, as JSON; `-` reads it from stdin (default: `{}`).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// A file holding the job's input as JSON; `-` is stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// The queue (default: the server's `default`).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Higher runs first within the tenant.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i32>,
+    /// Run no earlier than this: RFC 3339 (`2026-01-01T09:00:00Z`) or from
+    /// now (`+30s`, `+10m`, `+2h`, `+1d`).
+    #[arg(long, value_parser = jobs::parse_run_at)]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Attempts this job may use (default: the plugin's).
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Wall-clock limit of each attempt, in milliseconds (default: the plugin's).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Makes a retried create answer the first job instead of a new one.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Follow the job until it ends (a progress bar on a terminal), then
+    /// print it; exit 1 if it ended `dead` or `cancelled`.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListJobsArgs {
+    /// Only jobs in this state (scheduled, available, running, retrying,
+    /// completed, dead, cancelled).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only jobs of this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only jobs of this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Jobs per page (the server's default is 50, its most 500).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Start after this cursor (the `next_cursor` of the page before).
+    #[arg(long, conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Follow the cursors and list every matching job.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Run a client command; the exit status on success, or the error that
+/// `main` prints (exit 2).
+pub async fn run(command: ClientCommand) -> anyhow::Result<i32> {
+    let result = match command {
+        ClientCommand::Tenant(args) => tenants::tenant(&args.client, args.command).await,
+        ClientCommand::Key(args) => tenants::key(&args.client, args.command).await,
+        ClientCommand::Plugin(args) => plugins::run(&args.client, args.command).await,
+        ClientCommand::Job(args) => jobs::run(&args.client, args.command).await,
+    };
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::config::{Cli, Command};
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_options_go_before_or_after_the_subcommand() {
+        for args in [
+            &[
+                "corral",
+                "job",
+                "--json",
+                "--server",
+                "http://h:1",
+                "get",
+                "x",
+            ][..],
+            &[
+                "corral",
+                "job",
+                "get",
+                "x",
+                "--json",
+                "--server",
+                "http://h:1",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Client(ClientCommand::Job(job)) = cli.command else {
+                panic!("{args:?}")
+            };
+            assert!(job.client.json);
+            assert_eq!(job.client.server, "http://h:1");
+        }
+    }
+
+    #[test]
+    fn input_and_input_file_exclude_each_other() {
+        let e = Cli::try_parse_from([
+            "corral",
+            "job",
+            "create",
+            "echo",
+            "--input",
+            "{}",
+            "--input-file",
+            "f.json",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn a_negative_priority_is_a_value() {
+        let cli =
+            Cli::try_parse_from(["corral", "job", "create", "echo", "--priority", "-5"]).unwrap();
+        let Command::Client(ClientCommand::Job(JobArgs {
+            command: JobCommand::Create(create),
+            ..
+        })) = cli.command
+        else {
+            panic!("not a job create")
+        };
+        assert_eq!(create.priority, Some(-5));
+    }
+}

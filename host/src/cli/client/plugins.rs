@@ -1,0 +1,191 @@
+//! `corral plugin …`: upload (streamed from the file, with a progress bar),
+//! list, show.
+
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use super::http::{Api, ClientError};
+use super::output::{self, at, bytes_at};
+use super::{ClientOptions, EXIT_OK, PluginCommand, PushArgs};
+
+/// Bytes read from the file per chunk of the request body: small enough
+/// for the bar to move smoothly, large enough to cost nothing.
+const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
+
+pub(super) const UPLOAD_TEMPLATE: &str =
+    "{spinner} {prefix} [{bar:25}] {bytes}/{total_bytes} {msg}";
+
+pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32, ClientError> {
+    let api = Api::new(options)?;
+    match command {
+        PluginCommand::Push(args) => push(&api, options, args).await,
+        PluginCommand::List => {
+            let answer = api.get(&["v1", "plugins"]).await?;
+            if options.json {
+                output::line(&answer.text);
+            } else {
+                print_versions(answer.value["plugins"].as_array());
+            }
+            Ok(EXIT_OK)
+        }
+        PluginCommand::Show { name, version } => {
+            let answer = match version {
+                Some(v) => api.get(&["v1", "plugins", &name, &v.to_string()]).await?,
+                None => api.get(&["v1", "plugins", &name]).await?,
+            };
+            if options.json {
+                output::line(&answer.text);
+            } else if version.is_some() {
+                print_plugin(&answer.value);
+            } else {
+                print_versions(answer.value["versions"].as_array());
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// The file is streamed as the request body, so memory stays flat and
+/// the bar counts bytes as the connection takes them.
+async fn push(api: &Api, options: &ClientOptions, args: PushArgs) -> Result<i32, ClientError> {
+    let path = args.file.display().to_string();
+    let unreadable = |e: std::io::Error| ClientError::Usage(format!("cannot read {path}: {e}"));
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .map_err(unreadable)?;
+    let metadata = file.metadata().await.map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(ClientError::Usage(format!("{path} is not a file")));
+    }
+    let length = metadata.len();
+
+    let bar = ProgressBar::new(length).with_prefix(format!("uploading {}", args.name));
+    if let Ok(style) = ProgressStyle::with_template(UPLOAD_TEMPLATE) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    // The spinner keeps turning while the server validates and compiles.
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    let body = reqwest::Body::wrap_stream(upload_stream(file, bar.clone()));
+
+    let mut query: Vec<(&str, String)> = Vec::new();
+    let limits = [
+        ("fuel", args.fuel),
+        ("memory_mb", args.memory_mb),
+        ("timeout_ms", args.timeout_ms),
+        ("max_attempts", args.max_attempts.map(u64::from)),
+    ];
+    for (name, value) in limits {
+        if let Some(value) = value {
+            query.push((name, value.to_string()));
+        }
+    }
+    let request = api
+        .request(Method::POST, &["v1", "plugins", &args.name])
+        .query(&query)
+        .header(CONTENT_TYPE, "application/wasm")
+        // A known length lets the server refuse an oversized upload before
+        // it is sent, instead of partway through.
+        .header(CONTENT_LENGTH, length)
+        .body(body);
+    let answer = api.call(request).await;
+    bar.finish_and_clear();
+    let answer = answer?;
+    if options.json {
+        output::line(&answer.text);
+        return Ok(EXIT_OK);
+    }
+    let version = at(&answer.value, "version");
+    if answer.status == StatusCode::CREATED {
+        output::note(&format!("pushed {} version {version}", args.name));
+    } else {
+        output::note(&format!(
+            "unchanged: version {version} of {} has the same bytes",
+            args.name
+        ));
+    }
+    print_plugin(&answer.value);
+    Ok(EXIT_OK)
+}
+
+/// The file's bytes in chunks, each counted on the bar as it is taken.
+fn upload_stream(
+    file: tokio::fs::File,
+    bar: ProgressBar,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    futures_util::stream::unfold(Some((file, bar)), |state| async move {
+        let (mut file, bar) = state?;
+        let mut chunk = vec![0; UPLOAD_CHUNK_BYTES];
+        match file.read(&mut chunk).await {
+            Ok(0) => {
+                bar.set_message("compiling on the server…");
+                None
+            }
+            Ok(n) => {
+                chunk.truncate(n);
+                bar.inc(n as u64);
+                Some((Ok(Bytes::from(chunk)), Some((file, bar))))
+            }
+            // The error ends the body; nothing is read after it.
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+fn print_plugin(plugin: &Value) {
+    let limits = &plugin["limits"];
+    let config_keys = plugin["config_keys"]
+        .as_array()
+        .map(|keys| keys.iter().map(output::cell).collect::<Vec<_>>().join(", "))
+        .filter(|keys| !keys.is_empty())
+        .unwrap_or_else(|| "-".into());
+    output::fields(&[
+        ("name", at(plugin, "name")),
+        ("version", at(plugin, "version")),
+        ("digest", at(plugin, "digest")),
+        ("size", bytes_at(plugin, "size")),
+        ("fuel", at(limits, "fuel")),
+        ("memory", bytes_at(limits, "memory_bytes")),
+        ("timeout_ms", at(limits, "timeout_ms")),
+        ("result_bytes", bytes_at(limits, "result_bytes")),
+        ("log_bytes", bytes_at(limits, "log_bytes")),
+        ("max_attempts", at(plugin, "max_attempts")),
+        ("config_keys", config_keys),
+        ("created_at", at(plugin, "created_at")),
+    ]);
+}
+
+fn print_versions(versions: Option<&Vec<Value>>) {
+    let rows = versions
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                at(p, "name"),
+                at(p, "version"),
+                bytes_at(p, "size"),
+                at(&p["limits"], "fuel"),
+                bytes_at(&p["limits"], "memory_bytes"),
+                at(&p["limits"], "timeout_ms"),
+                at(p, "max_attempts"),
+                at(p, "created_at"),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "name",
+            "version",
+            "size",
+            "fuel",
+            "memory",
+            "timeout ms",
+            "max attempts",
+            "created",
+        ],
+        rows,
+    );
+}

@@ -1,0 +1,601 @@
+//! The `corral` client verbs, end to end: a real `corral serve` (API and
+//! worker on a SQLite file) driven by the real `corral` binary as a
+//! subprocess, the way a person or a script would.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use corral_tests::{corral_bin, free_port, plugin_path, serve_api};
+use serde_json::Value;
+
+/// The admin key the test servers are started with.
+const ADMIN: &str = "cli-test-admin-token-0123456789";
+
+/// Longest a client command may take (a `--wait` includes compiling and
+/// running a job on a loaded machine); past it, the command is killed and
+/// the test fails.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// A `corral serve` on a fresh SQLite file, stopped when dropped.
+struct Server {
+    child: Option<Child>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = format!("sqlite://{}", dir.path().join("corral.db").display());
+        let port = free_port();
+        let (child, _) = serve_api(&database, port, dir.path(), Some(ADMIN));
+        Server {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// A client command with `token` (none: no key at all).
+    fn corral(&self, token: Option<&str>, args: &[&str]) -> Run {
+        corral(&self.url, token, args, None)
+    }
+
+    /// The admin's command.
+    fn admin(&self, args: &[&str]) -> Run {
+        self.corral(Some(ADMIN), args)
+    }
+
+    /// A tenant with a key, and the `echo` plugin pushed; returns the key.
+    fn tenant_with_echo(&self, tenant: &str) -> String {
+        self.admin(&["tenant", "create", tenant]).success();
+        let key = self
+            .admin(&["key", "create", tenant, "--json"])
+            .success()
+            .json()["key"]
+            .as_str()
+            .expect("a key")
+            .to_string();
+        self.corral(Some(&key), &["plugin", "push", "echo", &path_of("echo")])
+            .success();
+        key
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: sending a signal to our own child process.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+fn path_of(plugin: &str) -> String {
+    plugin_path(plugin).display().to_string()
+}
+
+/// A finished client command.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(self) -> Run {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        self
+    }
+
+    /// Exited with `code`, and said `message` on stderr.
+    fn fails(self, code: i32, message: &str) -> Run {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        assert!(
+            self.stderr.contains(message),
+            "{message:?} not in {self:#?}"
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Run `corral args` against `server`, feeding `stdin` if given; killed
+/// (and the test failed) after `PATIENCE`.
+fn corral(server: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::new(corral_bin());
+    command
+        .args(args)
+        .env("CORRAL_SERVER", server)
+        .env_remove("CORRAL_TOKEN")
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(token) = token {
+        command.env("CORRAL_TOKEN", token);
+    }
+    let mut child = command.spawn().expect("corral starts");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let pid = child.id() as i32;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    let output = match done.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("corral runs"),
+        Err(_) => {
+            // SAFETY: killing our own child process, which outlived its patience.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!(
+                "`corral {}` did not finish within {PATIENCE:?}",
+                args.join(" ")
+            );
+        }
+    };
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_admin_manages_tenants_and_keys_and_a_tenant_pushes_plugins() {
+    let server = Server::start();
+
+    let acme = server
+        .admin(&[
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme Inc",
+            "--max-concurrency",
+            "4",
+            "--max-memory-mb",
+            "128",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(acme["id"], "acme");
+    assert_eq!(acme["name"], "Acme Inc");
+    assert_eq!(acme["quotas"]["max_concurrency"], 4);
+    assert_eq!(acme["quotas"]["max_memory_mb"], 128);
+
+    let beta = server
+        .admin(&["tenant", "create", "beta", "--enqueue-per-minute", "60"])
+        .success();
+    assert!(beta.stdout.contains("enqueue_per_minute:"), "{beta:#?}");
+    assert!(
+        beta.stderr.is_empty(),
+        "a client command logs nothing: {beta:#?}"
+    );
+
+    let list = server.admin(&["tenant", "list"]).success();
+    assert!(list.stdout.starts_with("ID"), "{list:#?}");
+    assert!(
+        list.stdout.contains("acme") && list.stdout.contains("beta"),
+        "{list:#?}"
+    );
+    let tenants = server.admin(&["tenant", "list", "--json"]).success().json();
+    assert_eq!(tenants["tenants"].as_array().map(Vec::len), Some(2));
+    let show = server.admin(&["tenant", "show", "acme"]).success();
+    assert!(
+        show.stdout
+            .lines()
+            .any(|l| l.starts_with("max_memory_mb:") && l.ends_with(" 128")),
+        "{show:#?}"
+    );
+    let updated = server
+        .admin(&[
+            "tenant",
+            "update",
+            "acme",
+            "--max-concurrency",
+            "8",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(updated["quotas"]["max_concurrency"], 8);
+    assert_eq!(updated["quotas"]["max_memory_mb"], 128, "kept");
+
+    // Keys: printed once (human and JSON), revoked at once.
+    let human = server.admin(&["key", "create", "acme"]).success();
+    assert!(human.stdout.contains("key:") && human.stdout.contains("corral_"));
+    assert!(human.stderr.contains("shown only this once"), "{human:#?}");
+    let spare = server
+        .admin(&["key", "create", "acme", "--json"])
+        .success()
+        .json();
+    let key = server
+        .admin(&["key", "create", "acme", "--json"])
+        .success()
+        .json()["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let spare_key = spare["key"].as_str().expect("key");
+    server
+        .corral(Some(spare_key), &["plugin", "list"])
+        .success();
+    server
+        .admin(&[
+            "key",
+            "revoke",
+            "acme",
+            spare["key_id"].as_str().expect("key_id"),
+        ])
+        .success();
+    server
+        .corral(Some(spare_key), &["plugin", "list"])
+        .fails(2, "(unauthorized, HTTP 401)");
+
+    // Push: a new version, then the same bytes again.
+    let pushed = server
+        .corral(
+            Some(&key),
+            &[
+                "plugin",
+                "push",
+                "echo",
+                &path_of("echo"),
+                "--max-attempts",
+                "2",
+                "--fuel",
+                "5000000",
+            ],
+        )
+        .success();
+    assert!(
+        pushed.stderr.contains("pushed echo version 1"),
+        "{pushed:#?}"
+    );
+    assert!(pushed.stdout.contains("digest:") && pushed.stdout.contains("sha256:"));
+    let again = server
+        .corral(Some(&key), &["plugin", "push", "echo", &path_of("echo")])
+        .success();
+    assert!(
+        again.stderr.contains("unchanged: version 1 of echo"),
+        "{again:#?}"
+    );
+    let markdown = server
+        .corral(
+            Some(&key),
+            &["plugin", "push", "markdown", &path_of("markdown"), "--json"],
+        )
+        .success()
+        .json();
+    assert_eq!(
+        (markdown["name"].as_str(), markdown["version"].as_u64()),
+        (Some("markdown"), Some(1))
+    );
+
+    let listed = server
+        .corral(Some(&key), &["plugin", "list", "--json"])
+        .success()
+        .json();
+    let mut names: Vec<&str> = listed["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["echo", "markdown"]);
+    let table = server.corral(Some(&key), &["plugin", "list"]).success();
+    assert!(table.stdout.contains("echo") && table.stdout.contains("markdown"));
+    let versions = server
+        .corral(Some(&key), &["plugin", "show", "echo"])
+        .success();
+    assert!(versions.stdout.starts_with("NAME"), "{versions:#?}");
+    let one = server
+        .corral(Some(&key), &["plugin", "show", "echo", "1", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        (one["max_attempts"].as_u64(), one["limits"]["fuel"].as_u64()),
+        (Some(2), Some(5_000_000))
+    );
+
+    // Refusals name the problem.
+    server
+        .corral(Some(&key), &["plugin", "show", "echo", "9"])
+        .fails(
+            2,
+            "error: no version `9` of plugin `echo` (not_found, HTTP 404)",
+        );
+    server
+        .corral(Some(&key), &["plugin", "push", "x", "/no/such/file.wasm"])
+        .fails(2, "cannot read /no/such/file.wasm");
+    let not_wasm = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(not_wasm.path(), b"not a component").expect("write");
+    server
+        .corral(
+            Some(&key),
+            &[
+                "plugin",
+                "push",
+                "x",
+                &not_wasm.path().display().to_string(),
+            ],
+        )
+        .fails(2, "(invalid_component, HTTP 422)");
+    server
+        .corral(
+            Some(&key),
+            &[
+                "plugin",
+                "push",
+                "echo",
+                &path_of("echo"),
+                "--memory-mb",
+                "4096",
+            ],
+        )
+        .fails(2, "(over_limit, HTTP 422)");
+    server
+        .corral(Some(&key), &["tenant", "list"])
+        .fails(2, "(forbidden, HTTP 403)");
+}
+
+#[test]
+fn jobs_from_creation_to_replay() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    let tenant = |args: &[&str]| server.corral(Some(&key), args);
+
+    // --wait follows the job to its end and prints it.
+    let waited = tenant(&[
+        "job",
+        "create",
+        "echo",
+        "--input",
+        r#"{"hello": "world"}"#,
+        "--wait",
+    ])
+    .success();
+    assert!(
+        waited
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("state:") && l.ends_with("completed")),
+        "{waited:#?}"
+    );
+    assert!(
+        waited
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("result:") && l.contains(r#"{"hello":"world"}"#)),
+        "{waited:#?}"
+    );
+    let waited_json = tenant(&[
+        "job", "create", "echo", "--input", "[1, 2]", "--wait", "--json",
+    ])
+    .success()
+    .json();
+    assert_eq!(
+        (waited_json["state"].as_str(), &waited_json["result"]),
+        (Some("completed"), &serde_json::json!([1, 2]))
+    );
+
+    // Input from stdin, then get, watch, list, logs, attempts.
+    let created = corral(
+        &server.url,
+        Some(&key),
+        &[
+            "job",
+            "create",
+            "echo",
+            "--input-file",
+            "-",
+            "--json",
+            "--priority",
+            "-5",
+        ],
+        Some(r#"{"n": 1}"#),
+    )
+    .success()
+    .json();
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        (created["input"].clone(), created["priority"].as_i64()),
+        (serde_json::json!({"n": 1}), Some(-5))
+    );
+
+    let watched = tenant(&["job", "watch", &id]).success();
+    let last = watched.stdout.lines().last().unwrap_or_default();
+    assert!(last.contains("completed"), "{watched:#?}");
+    let events = tenant(&["job", "watch", &id, "--json"]).success();
+    let events: Vec<Value> = events
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect();
+    let final_event = events.last().expect("an event");
+    assert_eq!(
+        (
+            final_event["event"].as_str(),
+            final_event["data"]["state"].as_str()
+        ),
+        (Some("state"), Some("completed"))
+    );
+
+    let job = tenant(&["job", "get", &id, "--json"]).success().json();
+    assert_eq!(
+        (job["state"].as_str(), &job["result"]),
+        (Some("completed"), &serde_json::json!({"n": 1}))
+    );
+    let human = tenant(&["job", "get", &id]).success();
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("plugin:") && l.ends_with("echo (version 1)")),
+        "{human:#?}"
+    );
+
+    let logs = tenant(&["job", "logs", &id, "--json"]).success().json();
+    assert_eq!(logs["logs"][0]["attempt"], 1);
+    tenant(&["job", "logs", &id]).success();
+    let attempts = tenant(&["job", "attempts", &id, "--json"]).success().json();
+    assert_eq!(attempts["attempts"][0]["outcome"], "completed");
+    let table = tenant(&["job", "attempts", &id]).success();
+    assert!(
+        table.stdout.starts_with("ATTEMPT") && table.stdout.contains("completed"),
+        "{table:#?}"
+    );
+
+    // A scheduled job is cancelled at once; watching it ends in `cancelled` (exit 1).
+    let scheduled = tenant(&["job", "create", "echo", "--run-at", "+1h", "--json"])
+        .success()
+        .json();
+    assert_eq!(scheduled["state"], "scheduled");
+    let later = scheduled["id"].as_str().expect("id");
+    let cancelled = tenant(&["job", "cancel", later, "--json"]).success().json();
+    assert_eq!(cancelled["state"], "cancelled");
+    tenant(&["job", "watch", later]).fails(1, "");
+    tenant(&["job", "cancel", later]).fails(2, "(conflict, HTTP 409)");
+
+    // Lists: filters, pages, --all.
+    let all = tenant(&["job", "list", "--json"]).success().json();
+    assert_eq!(all["jobs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(all["next_cursor"], Value::Null);
+    let page = tenant(&[
+        "job",
+        "list",
+        "--state",
+        "completed",
+        "--plugin",
+        "echo",
+        "--limit",
+        "1",
+        "--json",
+    ])
+    .success()
+    .json();
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(1));
+    let cursor = page["next_cursor"].as_str().expect("more pages");
+    let next = tenant(&[
+        "job",
+        "list",
+        "--state",
+        "completed",
+        "--limit",
+        "1",
+        "--cursor",
+        cursor,
+        "--json",
+    ])
+    .success()
+    .json();
+    assert_ne!(next["jobs"][0]["id"], page["jobs"][0]["id"]);
+    let followed = tenant(&["job", "list", "--all", "--limit", "1", "--json"])
+        .success()
+        .json();
+    assert_eq!(followed["jobs"], all["jobs"], "--all follows every cursor");
+    let human = tenant(&["job", "list", "--limit", "1"]).success();
+    assert!(human.stdout.starts_with("ID"), "{human:#?}");
+    assert!(human.stderr.contains("--cursor"), "{human:#?}");
+    let cancelled_only = tenant(&["job", "list", "--state", "cancelled", "--json"])
+        .success()
+        .json();
+    assert_eq!(cancelled_only["jobs"][0]["id"].as_str(), Some(later));
+
+    // Replay: a new job linked to the original.
+    let replayed = tenant(&["job", "replay", &id, "--json"]).success().json();
+    assert_eq!(replayed["replay_of"].as_str(), Some(id.as_str()));
+    let replay_waited = tenant(&["job", "replay", &id, "--wait"]).success();
+    assert!(
+        replay_waited.stdout.contains("replay_of:"),
+        "{replay_waited:#?}"
+    );
+
+    // Bad input is refused before anything is sent.
+    tenant(&["job", "create", "echo", "--input", "{oops"])
+        .fails(2, "error: --input is not valid JSON");
+    tenant(&["job", "create", "echo", "--run-at", "soon"]).fails(2, "`soon` is neither RFC 3339");
+    tenant(&["job", "create", "nope"]).fails(2, "(unknown_plugin, HTTP 422)");
+    tenant(&["job", "get", "0190a0d4-0000-7000-8000-000000000000"])
+        .fails(2, "(not_found, HTTP 404)");
+}
+
+#[test]
+fn failures_exit_1_for_a_dead_job_and_2_for_errors() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    server
+        .corral(Some(&key), &["plugin", "push", "panic", &path_of("panic")])
+        .success();
+
+    let dead = server
+        .corral(
+            Some(&key),
+            &["job", "create", "panic", "--max-attempts", "1", "--wait"],
+        )
+        .fails(1, "");
+    assert!(
+        dead.stdout
+            .lines()
+            .any(|l| l.starts_with("state:") && l.ends_with("dead")),
+        "{dead:#?}"
+    );
+    assert!(
+        dead.stdout
+            .lines()
+            .any(|l| l.starts_with("error:") && !l.ends_with(" -")),
+        "the error is shown: {dead:#?}"
+    );
+
+    // A wrong key, no key, and a wrong kind of key.
+    server
+        .corral(Some("corral_0000000000000000_nope"), &["job", "list"])
+        .fails(2, "(unauthorized, HTTP 401)");
+    server.corral(None, &["job", "list"]).fails(
+        2,
+        "(unauthorized, HTTP 401); pass --token or set CORRAL_TOKEN",
+    );
+
+    // No server at all: the message names the URL.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let run = corral(&nowhere, Some(&key), &["job", "list"], None).fails(
+        2,
+        &format!("error: cannot connect to the Corral server at {nowhere}"),
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {run:#?}");
+    corral("localhost:8080", Some(&key), &["job", "list"], None).fails(
+        2,
+        "--server `localhost:8080` is not an http:// or https:// URL",
+    );
+    // --server on the command line wins over CORRAL_SERVER.
+    corral(
+        &server.url,
+        Some(&key),
+        &["job", "list", "--server", &nowhere],
+        None,
+    )
+    .fails(2, &nowhere);
+
+    // Usage errors are clap's, also exit 2.
+    server
+        .corral(Some(&key), &["job", "frobnicate"])
+        .fails(2, "unrecognized subcommand");
+    let help = server.corral(None, &["job", "create", "--help"]).success();
+    assert!(help.stdout.contains("Exit codes:"), "{help:#?}");
+}
