@@ -37,6 +37,7 @@ fn app(db: &TestDb) -> axum::Router {
         store: db.store.clone(),
         runtime: Arc::clone(corral_tests::runtime_arc()),
         admin_token_hash: Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
+        metrics: Arc::new(corral::metrics::Metrics::new()),
     })
 }
 

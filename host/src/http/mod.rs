@@ -5,12 +5,16 @@
 //! - [`auth`]: bearer keys, tenant and admin scopes;
 //! - [`tenants`]: tenants and keys (admin);
 //! - [`plugins`]: plugin upload and versions (tenant);
-//! - [`jobs`]: jobs (tenant).
+//! - [`jobs`]: jobs (tenant);
+//! - [`ops`]: `/metrics`, and the routes of a worker-only host;
+//! - [`request_span`]: a span and a closing log line per request.
 
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod ops;
 pub mod plugins;
+pub mod request_span;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -38,6 +42,8 @@ pub struct AppState {
     pub runtime: Arc<crate::runtime::Runtime>,
     /// SHA-256 of `CORRAL_ADMIN_TOKEN`, when set.
     pub admin_token_hash: Option<Arc<str>>,
+    /// Shared with the worker of the same process; served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A JSON body whose rejections (bad JSON, wrong shape, wrong content type)
@@ -83,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(ops::metrics))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
@@ -109,6 +116,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_span::trace,
+        ))
         .with_state(state)
 }
 
