@@ -502,8 +502,10 @@ impl Worker {
     /// it was applied.
     pub async fn write_outcomes(&self, batch: &[Finish]) -> Vec<bool> {
         let mut applied = vec![false; batch.len()];
-        let mut pending = vec![0..batch.len()];
-        while let Some(range) = pending.pop() {
+        // Parts of the batch still to write, as (start, end) indexes into it.
+        let mut pending = vec![(0, batch.len())];
+        while let Some((start, end)) = pending.pop() {
+            let range = start..end;
             let part = &batch[range.clone()];
             loop {
                 match self.store.job_finish(part).await {
@@ -519,9 +521,9 @@ impl Worker {
                     }
                     Err(StoreError::Database(sqlx::Error::Database(e))) => {
                         if part.len() > 1 {
-                            let middle = range.start + part.len() / 2;
-                            pending.push(range.start..middle);
-                            pending.push(middle..range.end);
+                            let middle = start + part.len() / 2;
+                            pending.push((start, middle));
+                            pending.push((middle, end));
                         } else {
                             tracing::error!(job = %part[0].job_id, error = %e, "the database refuses this outcome; dropping it");
                         }
