@@ -72,10 +72,10 @@ pub struct ServeArgs {
     /// What to run.
     #[arg(long, env = "CORRAL_MODE", value_enum, default_value = "all")]
     pub mode: ServeMode,
-    /// Address the API listens on.
+    /// Address the API listens on (in worker mode: /health, /ready and /metrics).
     #[arg(long, env = "CORRAL_HOST", default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// Port the API listens on.
+    /// Port the API listens on (in worker mode: /health, /ready and /metrics).
     #[arg(long, env = "CORRAL_PORT", default_value_t = 8080)]
     pub port: u16,
     /// The admin key. When unset and the database has no admin key yet, one
@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// Only run jobs of these queues (comma-separated); all when unset.
     #[arg(long, env = "CORRAL_QUEUES", value_delimiter = ',')]
     pub queues: Option<Vec<String>>,
+    /// Log lines on stderr as `json` (one object per line) or `text`
+    /// (default: text when stderr is a terminal, json otherwise).
+    #[arg(long, env = "CORRAL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 impl ServeArgs {

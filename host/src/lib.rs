@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod store;

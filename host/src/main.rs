@@ -17,13 +17,14 @@ fn main() -> ExitCode {
     }
 
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| cli.command.default_log_filter().into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => None,
+    };
+    corral::logging::init(
+        log_format.unwrap_or_else(corral::logging::LogFormat::detect),
+        cli.command.default_log_filter(),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

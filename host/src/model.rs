@@ -460,6 +460,8 @@ pub struct ClaimedJob {
     pub config: std::collections::BTreeMap<String, String>,
     /// Fences every write about this attempt.
     pub lease_token: uuid::Uuid,
+    /// When the job became due: its pickup delay is measured from here.
+    pub run_at: Timestamp,
 }
 
 /// A recorded attempt.

@@ -139,12 +139,12 @@ async fn serve_api(db: &TestDb) -> (String, String, CancellationToken) {
         })
         .await
         .expect("key");
-    let app = corral::http::router(corral::http::AppState {
-        store: db.store.clone(),
-        runtime: Arc::clone(runtime_arc()),
-        admin_token_hash: None,
-        queued: Default::default(),
-    });
+    let app = corral::http::router(corral::http::AppState::new(
+        db.store.clone(),
+        Arc::clone(runtime_arc()),
+        None,
+        Arc::new(corral::metrics::Metrics::new()),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -38,12 +38,12 @@ corral_tests::on_both_backends!(
 const ADMIN_TOKEN: &str = "test-admin-token";
 
 fn app(db: &TestDb) -> axum::Router {
-    router(AppState {
-        store: db.store.clone(),
-        runtime: Arc::clone(corral_tests::runtime_arc()),
-        admin_token_hash: Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
-        queued: Default::default(),
-    })
+    router(AppState::new(
+        db.store.clone(),
+        Arc::clone(corral_tests::runtime_arc()),
+        Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
+        Arc::new(corral::metrics::Metrics::new()),
+    ))
 }
 
 async fn call(

@@ -26,6 +26,8 @@ impl ServeProcess {
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(corral_bin())
             .args(["serve", "--mode", "worker"])
+            // Several workers share this machine: each takes a free port for its ops routes.
+            .args(["--port", "0"])
             .args([
                 "--host-id",
                 host_id,

@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DatabaseArgs, ServeArgs, ServeMode};
+use crate::http::ops::ops_router;
 use crate::http::{AppState, router};
+use crate::metrics::Metrics;
 use crate::model::ApiKey;
 use crate::runtime::{Compiler, Runtime, RuntimeConfig};
 use crate::store::Store;
@@ -37,42 +39,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         compiler: Compiler::current_exe()?,
     })?);
 
-    let api = if args.mode == ServeMode::Worker {
-        None
+    let metrics = Arc::new(Metrics::new());
+    // A worker-only host serves /health, /ready and /metrics on the same port.
+    let (app, listening) = if args.mode == ServeMode::Worker {
+        let state = AppState::new(store.clone(), runtime.clone(), None, metrics.clone());
+        (ops_router(state), "the ops endpoints are listening")
     } else {
-        let state = AppState {
-            admin_token_hash: admin_key(store.as_ref(), args.admin_token.as_deref()).await?,
-            store: store.clone(),
-            runtime: runtime.clone(),
-            queued: Default::default(),
-        };
-        let address = std::net::SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        tracing::info!(%address, "the API is listening");
-        let stop = shutdown.clone();
-        Some(tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        }))
+        let admin_token_hash = admin_key(store.as_ref(), args.admin_token.as_deref()).await?;
+        let state = AppState::new(
+            store.clone(),
+            runtime.clone(),
+            admin_token_hash,
+            metrics.clone(),
+        );
+        (router(state), "the API is listening")
     };
+    let address = std::net::SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    // With --port 0 the system picks the port: log the one bound.
+    let address = listener.local_addr().unwrap_or(address);
+    tracing::info!(%address, "{listening}");
+    let stop = shutdown.clone();
+    let api = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
 
     if args.mode != ServeMode::Api {
         let config = args.worker_config();
         tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "the worker is running");
-        Worker::new(store, runtime, config)
+        Worker::with_metrics(store, runtime, config, metrics)
             .run(shutdown.clone())
             .await;
     } else {
         shutdown.cancelled().await;
     }
-    if let Some(api) = api {
-        api.await
-            .context("the API task")?
-            .context("serving the API")?;
-    }
+    api.await
+        .context("the API task")?
+        .context("serving the API")?;
     tracing::info!("stopped");
     Ok(0)
 }

@@ -54,7 +54,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             key.filter(|k| k.revoked_at.is_none() && keys::verify(secret, &k.secret_hash))
         {
             return Ok(match key.tenant_id {
-                Some(tenant) => Principal::Tenant(tenant),
+                Some(tenant) => {
+                    // The request's span (see request_span) declares the field.
+                    tracing::Span::current().record("tenant", tenant.as_str());
+                    Principal::Tenant(tenant)
+                }
                 None => Principal::Admin,
             });
         }

@@ -7,14 +7,18 @@
 //! - [`plugins`]: plugin upload and versions (tenant);
 //! - [`jobs`]: jobs (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
-//! - [`openapi`]: the OpenAPI document and `/docs`.
+//! - [`openapi`]: the OpenAPI document and `/docs`;
+//! - [`ops`]: `/metrics`, and the routes of a worker-only host;
+//! - [`request_span`]: a span and a closing log line per request.
 
 pub mod auth;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
+pub mod ops;
 pub mod plugins;
 pub mod quotas;
+pub mod request_span;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -44,6 +48,25 @@ pub struct AppState {
     pub admin_token_hash: Option<Arc<str>>,
     /// Recent counts of waiting jobs per tenant (the `max_queued_jobs` quota).
     pub queued: Arc<quotas::QueuedCounts>,
+    /// Shared with the worker of the same process; served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<crate::runtime::Runtime>,
+        admin_token_hash: Option<Arc<str>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> AppState {
+        AppState {
+            store,
+            runtime,
+            admin_token_hash,
+            queued: Arc::default(),
+            metrics,
+        }
+    }
 }
 
 /// A JSON body whose rejections (bad JSON, wrong shape, wrong content type)
@@ -89,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(ops::metrics))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
@@ -119,6 +143,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_span::trace,
+        ))
         .with_state(state)
 }
 

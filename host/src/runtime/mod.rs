@@ -203,6 +203,17 @@ impl Runtime {
         })
     }
 
+    /// Sandbox slots (pooled instances) in use, and their number.
+    pub fn sandbox_slots(&self) -> (usize, usize) {
+        let total = engine::MAX_CONCURRENT_ATTEMPTS as usize;
+        (total.saturating_sub(self.slots.available_permits()), total)
+    }
+
+    /// Plugins compiled or loaded into memory (one per distinct component).
+    pub fn plugins_loaded(&self) -> usize {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Run one attempt. Waits for a free sandbox slot first.
     pub async fn run(&self, plugin: &Plugin, request: AttemptRequest) -> AttemptReport {
         // The semaphore is never closed, so acquiring cannot fail.

@@ -298,6 +298,25 @@ pub trait Store: Send + Sync {
         &self,
         tenant: Option<&str>,
     ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError>;
+    /// What a metrics scrape shows: jobs waiting or running (never the
+    /// terminal states, which can be millions of rows), and the jobs due to
+    /// run per queue. Served by the partial indexes of waiting and running jobs.
+    async fn job_live_counts(&self, now: Timestamp) -> Result<LiveJobCounts, StoreError>;
+}
+
+/// Queues reported by [`Store::job_live_counts`] at most, the deepest first.
+/// Queue names are chosen by tenants: this bounds the metric series one
+/// tenant can create by enqueueing into many queues.
+pub const MAX_QUEUES_REPORTED: u32 = 100;
+
+/// Jobs not yet finished, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveJobCounts {
+    /// Jobs per non-terminal state (`scheduled`, `available`, `running`, `retrying`).
+    pub by_state: std::collections::BTreeMap<JobState, u64>,
+    /// Waiting jobs whose `run_at` has passed, per queue (the deepest
+    /// [`MAX_QUEUES_REPORTED`] queues).
+    pub due_by_queue: std::collections::BTreeMap<String, u64>,
 }
 
 /// The embedded default when `DATABASE_URL` is not set.

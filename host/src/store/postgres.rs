@@ -36,9 +36,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
-    PluginDelete, Store, StoreError, StoreEvent, claimed_limits, parse_config, rate_window, to_i64,
-    to_u32, to_u64, validate_jobs,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter,
+    LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
+    claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -817,6 +817,7 @@ impl Store for PostgresStore {
                AND p.version = jobs.plugin_version \
              RETURNING jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
                        jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
+                       jobs.run_at, \
                        p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
                        p.config::text AS config",
         )
@@ -843,6 +844,7 @@ impl Store for PostgresStore {
                     limits: claimed_limits(limits_from_row(row)?, row.try_get("timeout_ms")?),
                     config: parse_config(&config),
                     lease_token: row.try_get("lease_token")?,
+                    run_at: row.try_get("run_at")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -1193,6 +1195,39 @@ impl Store for PostgresStore {
         tenant: Option<&str>,
     ) -> Result<std::collections::BTreeMap<JobState, u64>, StoreError> {
         self.counts(tenant).await
+    }
+
+    async fn job_live_counts(&self, now: Timestamp) -> Result<LiveJobCounts, StoreError> {
+        // Each branch's WHERE matches one partial index (jobs_waiting,
+        // jobs_running), so finished jobs are never read.
+        let rows = sqlx::query(
+            "SELECT state, count(*) FROM jobs WHERE state IN ('scheduled', 'available', 'retrying') GROUP BY state \
+             UNION ALL SELECT 'running', count(*) FROM jobs WHERE state = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = LiveJobCounts::default();
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            if let Some(state) = JobState::parse(&state) {
+                counts.by_state.insert(state, to_u64(row.try_get(1)?));
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT queue, count(*) AS n FROM jobs \
+             WHERE state IN ('scheduled', 'available', 'retrying') AND run_at <= $1 \
+             GROUP BY queue ORDER BY n DESC, queue LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(MAX_QUEUES_REPORTED))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            counts
+                .due_by_queue
+                .insert(row.try_get(0)?, to_u64(row.try_get(1)?));
+        }
+        Ok(counts)
     }
 }
 

@@ -28,9 +28,9 @@ use uuid::Uuid;
 
 use super::postgres::unknown_plugin_message;
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, NewPlugin,
-    PluginDelete, Store, StoreError, StoreEvent, claimed_limits, parse_config, rate_window, to_i64,
-    to_u32, to_u64, validate_jobs,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter,
+    LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
+    claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -769,7 +769,7 @@ impl Store for SqliteStore {
              lease_expires_at = ?2, leased_by = ?3, started_at = COALESCE(started_at, ?4), attempt_started_at = ?4 \
              WHERE id IN (SELECT value FROM json_each(?1)) \
              RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
-             lease_token, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
+             lease_token, run_at, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
              'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
              WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
         )
@@ -805,6 +805,7 @@ impl Store for SqliteStore {
                 ),
                 config: plugin.config,
                 lease_token: uuid(row, "lease_token")?,
+                run_at: time(row.try_get("run_at")?)?,
             });
         }
         // RETURNING has no order: restore the fair order of the claim.
@@ -1191,6 +1192,41 @@ impl Store for SqliteStore {
             if let Some(state) = JobState::parse(&state) {
                 counts.insert(state, to_u64(row.try_get(1)?));
             }
+        }
+        Ok(counts)
+    }
+
+    async fn job_live_counts(&self, now: Timestamp) -> Result<LiveJobCounts, StoreError> {
+        // INDEXED BY: read only the partial indexes of waiting and running
+        // jobs, never the finished ones (SQLite fails the statement rather
+        // than scan the table if the index cannot serve it).
+        let rows = sqlx::query(
+            "SELECT state, count(*) FROM jobs INDEXED BY jobs_waiting \
+             WHERE state IN ('scheduled', 'available', 'retrying') GROUP BY state \
+             UNION ALL SELECT 'running', count(*) FROM jobs INDEXED BY jobs_running WHERE state = 'running'",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = LiveJobCounts::default();
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            if let Some(state) = JobState::parse(&state) {
+                counts.by_state.insert(state, to_u64(row.try_get(1)?));
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT queue, count(*) AS n FROM jobs INDEXED BY jobs_waiting \
+             WHERE state IN ('scheduled', 'available', 'retrying') AND run_at <= ?1 \
+             GROUP BY queue ORDER BY n DESC, queue LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(MAX_QUEUES_REPORTED))
+        .fetch_all(&self.reader)
+        .await?;
+        for row in rows {
+            counts
+                .due_by_queue
+                .insert(row.try_get(0)?, to_u64(row.try_get(1)?));
         }
         Ok(counts)
     }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::WorkerConfig;
 use super::retry;
+use crate::metrics::Metrics;
 use crate::model::{Attempt, Finish, OutcomeKind, Timestamp};
 use crate::store::{Store, StoreError};
 
@@ -18,7 +19,12 @@ const EXPIRED_PER_PASS: u32 = 500;
 /// Finished jobs deleted per statement: bounds the time locks are held.
 const PRUNE_BATCH: u32 = 1000;
 
-pub async fn run(store: Arc<dyn Store>, config: WorkerConfig, stop: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let mut expiry = tokio::time::interval(config.janitor_interval);
     let mut retention = tokio::time::interval(config.retention_interval);
     for tick in [&mut expiry, &mut retention] {
@@ -27,8 +33,13 @@ pub async fn run(store: Arc<dyn Store>, config: WorkerConfig, stop: Cancellation
     loop {
         tokio::select! {
             _ = expiry.tick() => {
-                if let Err(e) = expire_leases(store.as_ref(), &config, Utc::now()).await {
-                    tracing::warn!(error = %e, "janitor: expiring leases failed");
+                match expire(store.as_ref(), &config, Utc::now()).await {
+                    Ok((finishes, applied)) => {
+                        for (finish, _) in finishes.iter().zip(applied).filter(|(_, a)| *a) {
+                            metrics.attempt_recorded(finish.attempt.outcome, finish.transition.state());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "janitor: expiring leases failed"),
                 }
             }
             _ = retention.tick() => {
@@ -49,9 +60,19 @@ pub async fn expire_leases(
     config: &WorkerConfig,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
+    let (_, applied) = expire(store, config, now).await?;
+    Ok(applied.iter().filter(|a| **a).count())
+}
+
+/// The outcomes written by one pass, and which of them applied.
+async fn expire(
+    store: &dyn Store,
+    config: &WorkerConfig,
+    now: Timestamp,
+) -> Result<(Vec<Finish>, Vec<bool>), StoreError> {
     let expired = store.job_expired_leases(now, EXPIRED_PER_PASS).await?;
     if expired.is_empty() {
-        return Ok(0);
+        return Ok((Vec::new(), Vec::new()));
     }
     let finishes: Vec<Finish> = expired
         .into_iter()
@@ -96,7 +117,7 @@ pub async fn expire_leases(
     if count > 0 {
         tracing::info!(count, "janitor: expired leases recorded as lease_expired");
     }
-    Ok(count)
+    Ok((finishes, applied))
 }
 
 /// Delete finished jobs older than `before`, in batches. Returns how many.

@@ -31,7 +31,10 @@ use chrono::Utc;
 use tokio::sync::{Notify, OnceCell, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind};
+use tracing::{Instrument, Span};
+
+use crate::metrics::Metrics;
+use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind, Transition};
 use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Store, StoreError, StoreEvent};
 pub use retry::Backoff;
@@ -137,10 +140,26 @@ pub struct Worker {
     wake: Notify,
     slots: Arc<Semaphore>,
     progress: Arc<progress::ProgressBoard>,
+    metrics: Arc<Metrics>,
 }
 
+/// An outcome on its way to the recorder, with the span of its attempt so
+/// that what the recorder logs about it carries the job's fields.
+type Outcome = (Finish, Span);
+
 impl Worker {
+    /// A worker with metrics of its own (nobody serves them).
     pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, config: WorkerConfig) -> Arc<Worker> {
+        Worker::with_metrics(store, runtime, config, Arc::new(Metrics::new()))
+    }
+
+    /// A worker recording into `metrics` (shared with the process's API).
+    pub fn with_metrics(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        config: WorkerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Worker> {
         let slots = Arc::new(Semaphore::new(config.concurrency));
         Arc::new(Worker {
             store,
@@ -151,6 +170,7 @@ impl Worker {
             wake: Notify::new(),
             slots,
             progress: Arc::default(),
+            metrics,
         })
     }
 
@@ -162,6 +182,7 @@ impl Worker {
     /// running attempts get `grace` to finish, the rest are stopped and handed
     /// back without using an attempt, and every outcome is written.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.metrics.worker_running(self.config.concurrency, true);
         let background = CancellationToken::new();
         let (finish_tx, finish_rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(self.clone().record(finish_rx));
@@ -178,6 +199,7 @@ impl Worker {
         let janitor = tokio::spawn(janitor::run(
             self.store.clone(),
             self.config.clone(),
+            self.metrics.clone(),
             background.clone(),
         ));
         let mut attempts = tokio::task::JoinSet::new();
@@ -204,12 +226,13 @@ impl Worker {
         let _ = recorder.await;
         background.cancel();
         let _ = tokio::join!(events, heartbeat, janitor, progress);
+        self.metrics.worker_running(self.config.concurrency, false);
     }
 
     async fn claim_loop(
         self: &Arc<Self>,
         shutdown: &CancellationToken,
-        finish_tx: &mpsc::UnboundedSender<Finish>,
+        finish_tx: &mpsc::UnboundedSender<Outcome>,
         attempts: &mut tokio::task::JoinSet<()>,
     ) {
         loop {
@@ -230,10 +253,25 @@ impl Worker {
                     lease: self.config.lease,
                     queues: self.config.queues.clone(),
                 };
-                match self.store.job_claim(&request).await {
+                let sent = Instant::now();
+                let claimed = self.store.job_claim(&request).await;
+                self.metrics.claim_round_trip(sent.elapsed());
+                match claimed {
                     Ok(jobs) => {
                         claimed_full_batch = jobs.len() as u32 == limit;
                         for job in jobs {
+                            // A job claimed early (clocks of hosts differ) waited zero.
+                            self.metrics.job_claimed(
+                                (request.now - job.run_at).to_std().unwrap_or_default(),
+                            );
+                            let span = tracing::info_span!(
+                                "attempt",
+                                tenant = %job.tenant_id,
+                                job = %job.id,
+                                attempt = job.attempt,
+                                plugin = %job.plugin,
+                                version = job.version,
+                            );
                             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                                 // Only this loop takes slots, and it claimed no more than were free.
                                 tracing::error!(
@@ -243,11 +281,14 @@ impl Worker {
                             };
                             let worker = self.clone();
                             let finish_tx = finish_tx.clone();
-                            attempts.spawn(async move {
-                                worker.clone().attempt(job, finish_tx).await;
-                                drop(permit);
-                                worker.wake.notify_one();
-                            });
+                            attempts.spawn(
+                                async move {
+                                    worker.clone().attempt(job, finish_tx).await;
+                                    drop(permit);
+                                    worker.wake.notify_one();
+                                }
+                                .instrument(span),
+                            );
                         }
                     }
                     Err(e) => {
@@ -295,8 +336,10 @@ impl Worker {
     async fn attempt(
         self: Arc<Self>,
         mut job: ClaimedJob,
-        finish_tx: mpsc::UnboundedSender<Finish>,
+        finish_tx: mpsc::UnboundedSender<Outcome>,
     ) {
+        tracing::debug!(max_attempts = job.max_attempts, "claimed");
+        let _in_flight = self.metrics.attempt_in_flight();
         let cancel = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
         self.running().insert(
@@ -325,7 +368,13 @@ impl Worker {
                     cancel,
                     progress: Some(self.progress.sink(job.id, job.lease_token)),
                 };
-                self.runtime.run(&plugin, request).await
+                let report = self.runtime.run(&plugin, request).await;
+                self.metrics.attempt_ran(
+                    report.duration,
+                    report.fuel_consumed,
+                    report.peak_memory_bytes,
+                );
+                report
             }
             Err(e) => AttemptReport::host_failure(
                 format!("cannot load plugin {} ({}): {e}", job.plugin, job.digest),
@@ -338,18 +387,28 @@ impl Worker {
         let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
         match reason {
             Some(StopReason::Shutdown) if report.outcome == OutcomeKind::Cancelled => {
-                if let Err(e) = self.store.job_release(job.id, job.lease_token).await {
-                    tracing::warn!(job = %job.id, error = %e, "could not hand the job back; its lease will expire");
+                match self.store.job_release(job.id, job.lease_token).await {
+                    Ok(_) => tracing::info!("shutting down: job handed back"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
+                    }
                 }
                 return;
             }
             Some(StopReason::LeaseLost) => {
-                tracing::info!(job = %job.id, "lease lost to another host; dropping this attempt's outcome");
+                tracing::info!("lease lost to another host; dropping this attempt's outcome");
                 return;
             }
             _ => {}
         }
-        tracing::debug!(job = %job.id, attempt = job.attempt, outcome = %report.outcome, "attempt finished");
+        tracing::info!(
+            outcome = %report.outcome,
+            duration_ms = report.duration.as_secs_f64() * 1000.0,
+            fuel_consumed = report.fuel_consumed,
+            peak_memory_bytes = report.peak_memory_bytes,
+            message = report.message.as_deref(),
+            "attempt finished"
+        );
         let transition = retry::transition(
             report.outcome,
             report.result.clone(),
@@ -381,7 +440,7 @@ impl Worker {
             progress: report.progress,
         };
         // The recorder outlives every attempt task (see `run`).
-        let _ = finish_tx.send(finish);
+        let _ = finish_tx.send((finish, Span::current()));
     }
 
     /// The compiled plugin for `digest`, fetching its bytes from the store once.
@@ -414,16 +473,35 @@ impl Worker {
     }
 
     /// Write outcomes in batches until every sender is gone.
-    async fn record(self: Arc<Self>, mut finishes: mpsc::UnboundedReceiver<Finish>) {
-        while let Some(first) = finishes.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_FINISH_BATCH {
-                match finishes.try_recv() {
-                    Ok(finish) => batch.push(finish),
-                    Err(_) => break,
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
+        while let Some(first) = outcomes.recv().await {
+            let (mut batch, mut spans) = (Vec::new(), Vec::new());
+            let mut next = Some(first);
+            while let Some((finish, span)) = next.take() {
+                batch.push(finish);
+                spans.push(span);
+                if batch.len() < MAX_FINISH_BATCH {
+                    next = outcomes.try_recv().ok();
                 }
             }
-            self.write_outcomes(&batch).await;
+            let applied = self.write_outcomes(&batch).await;
+            for ((finish, span), applied) in batch.iter().zip(&spans).zip(applied) {
+                if applied {
+                    span.in_scope(|| self.recorded(finish));
+                }
+            }
+        }
+    }
+
+    /// Count and log an outcome that was written (in its attempt's span).
+    fn recorded(&self, finish: &Finish) {
+        self.metrics
+            .attempt_recorded(finish.attempt.outcome, finish.transition.state());
+        match &finish.transition {
+            Transition::Complete { .. } => tracing::debug!("job completed"),
+            Transition::Retry { run_at, .. } => tracing::info!(%run_at, "retry scheduled"),
+            Transition::Dead { error } => tracing::info!(error = %error, "job dead"),
+            Transition::Cancel => tracing::info!("job cancelled"),
         }
     }
 
@@ -432,24 +510,32 @@ impl Worker {
     /// lease moved on). An error of the database itself (the server refused
     /// the statement) would repeat forever, so the batch is split to isolate
     /// the outcome it refuses; that one is dropped and logged, its lease
-    /// expires, and the janitor retries the job.
-    pub async fn write_outcomes(&self, batch: &[Finish]) {
-        let mut pending = vec![batch];
-        while let Some(part) = pending.pop() {
+    /// expires, and the janitor retries the job. Returns, per finish, whether
+    /// it was applied.
+    pub async fn write_outcomes(&self, batch: &[Finish]) -> Vec<bool> {
+        let mut applied = vec![false; batch.len()];
+        // Parts of the batch still to write, as (start, end) indexes into it.
+        let mut pending = vec![(0, batch.len())];
+        while let Some((start, end)) = pending.pop() {
+            let range = start..end;
+            let part = &batch[range.clone()];
             loop {
                 match self.store.job_finish(part).await {
-                    Ok(applied) => {
-                        let stale = applied.iter().filter(|a| !**a).count();
+                    Ok(done) => {
+                        let stale = done.iter().filter(|a| !**a).count();
                         if stale > 0 {
                             tracing::info!(stale, "outcomes fenced out: their leases had moved on");
+                        }
+                        for (slot, done) in applied[range.clone()].iter_mut().zip(done) {
+                            *slot = done;
                         }
                         break;
                     }
                     Err(StoreError::Database(sqlx::Error::Database(e))) => {
                         if part.len() > 1 {
-                            let (left, right) = part.split_at(part.len() / 2);
-                            pending.push(left);
-                            pending.push(right);
+                            let middle = start + part.len() / 2;
+                            pending.push((start, middle));
+                            pending.push((middle, end));
                         } else {
                             tracing::error!(job = %part[0].job_id, error = %e, "the database refuses this outcome; dropping it");
                         }
@@ -462,6 +548,7 @@ impl Worker {
                 }
             }
         }
+        applied
     }
 
     /// Cancel requests arrive as events; new jobs wake the claim loop.
