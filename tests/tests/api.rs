@@ -1968,6 +1968,7 @@ async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
     for (path, method) in [
         ("/health", "get"),
         ("/ready", "get"),
+        ("/metrics", "get"),
         ("/v1/tenants", "post"),
         ("/v1/tenants", "get"),
         ("/v1/tenants/{id}", "get"),
@@ -1996,6 +1997,14 @@ async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
         );
     }
     assert!(doc["components"]["schemas"]["Job"].is_object());
+    // Client generators need every operation id to be unique.
+    let ids: Vec<&str> = paths
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "{ids:?}");
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
     // The same document from the binary.
     let printed = std::process::Command::new(corral_tests::corral_bin())

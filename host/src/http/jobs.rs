@@ -78,7 +78,7 @@ impl JobView {
 }
 
 /// Another tenant's job answers 404 like a missing one: ids leak nothing.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "get_job", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "The job", body = JobView), Refusals))]
 pub async fn get(
@@ -219,7 +219,7 @@ async fn enqueue_one(
 
 /// `POST /v1/jobs`: 201 with the job; with an `Idempotency-Key` seen before,
 /// 200 with the first job instead.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = CreateJob,
+#[utoipa::path(post, path = "/v1/jobs", operation_id = "create_job", tag = "jobs", request_body = CreateJob,
     params(("Idempotency-Key" = Option<String>, Header,
             description = "A retried request with the same key returns the first job (200)")),
     responses((status = 201, description = "The new job", body = JobView),
@@ -257,7 +257,7 @@ pub async fn create(
 }
 
 /// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their ids in order.
-#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = CreateBatch,
+#[utoipa::path(post, path = "/v1/jobs/batch", operation_id = "create_jobs", tag = "jobs", request_body = CreateBatch,
     responses((status = 201, description = "The jobs' ids, in order", body = BatchCreated),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
               Refusals))]
@@ -292,7 +292,7 @@ fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
 /// `POST /v1/jobs/{id}/cancel`: 200 with the job (a waiting job is cancelled
 /// at once; a running one is stopped by its host within a second), 409 if
 /// it already finished.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", operation_id = "cancel_job", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "The job, cancelled or being stopped", body = JobView),
               (status = 409, description = "The job has already finished", body = ErrorBody),
@@ -375,7 +375,7 @@ pub struct LogList {
 }
 
 /// `GET /v1/jobs/{id}/attempts`: every attempt with outcome, times, fuel, memory.
-#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", operation_id = "list_attempts", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "Every attempt, first first", body = AttemptList),
               Refusals))]
@@ -403,7 +403,7 @@ pub async fn attempts(
 }
 
 /// `GET /v1/jobs/{id}/logs`: the captured guest log of each attempt.
-#[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", operation_id = "list_logs", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, description = "The log of each attempt", body = LogList),
               Refusals))]
@@ -456,7 +456,7 @@ pub struct JobList {
 }
 
 /// `GET /v1/jobs`: newest first; `next_cursor` is there when more remain.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "list_jobs", tag = "jobs", params(ListQuery),
     responses((status = 200, description = "A page of jobs, newest first", body = JobList),
               Refusals))]
 pub async fn list(
@@ -519,7 +519,7 @@ pub async fn list(
 
 /// `POST /v1/jobs/{id}/replay`: 201 a new job with the same plugin version,
 /// input, queue, priority and limits, linked to the original by `replay_of`.
-#[utoipa::path(post, path = "/v1/jobs/{id}/replay", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/replay", operation_id = "replay_job", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 201, description = "The new job", body = JobView),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
@@ -660,7 +660,7 @@ impl EventCursor {
 /// state, and a `progress` event (`{"percent", "message"}`) whenever its
 /// plugin's reported progress is recorded (at most a few times a second).
 /// Driven by the database's notifications, whichever host runs the job.
-#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", operation_id = "job_events", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, content_type = "text/event-stream", body = JobEvent,
                description = "`event: state` (data: the job) first and on every change of state; \

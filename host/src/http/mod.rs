@@ -151,14 +151,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "operations", security(()),
     responses((status = 200, description = "Alive", body = openapi::Status)))]
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// The database answers and its migrations are applied.
-#[utoipa::path(get, path = "/ready", tag = "operations", security(()),
+#[utoipa::path(get, path = "/ready", operation_id = "ready", tag = "operations", security(()),
     responses((status = 200, description = "Ready", body = openapi::Status),
               (status = 503, description = "Not ready", body = openapi::ErrorBody)))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

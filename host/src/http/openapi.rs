@@ -81,7 +81,7 @@ impl Modify for BearerKey {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        super::health, super::ready,
+        super::health, super::ready, super::ops::metrics,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::create_key,
         tenants::revoke_key,
         plugins::upload, plugins::list, plugins::versions, plugins::get, plugins::update,
@@ -96,7 +96,7 @@ impl Modify for BearerKey {
         (name = "tenants", description = "Tenants and their keys (admin key)"),
         (name = "plugins", description = "WebAssembly components and their versions"),
         (name = "jobs", description = "Jobs: enqueue, follow, cancel, replay"),
-        (name = "operations", description = "Health and readiness (no key)"),
+        (name = "operations", description = "Health, readiness and metrics (no key)"),
     ),
 )]
 pub struct ApiDoc;

@@ -20,6 +20,9 @@ const SCRAPE_DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /metrics`: no key, like `/health`. It shows counts, never a
 /// tenant's data; bind the port to a private network.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", security(()),
+    responses((status = 200, description = "OpenMetrics text (Prometheus scrapes it; docs/operations.md lists every metric)",
+               content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let live = match tokio::time::timeout(
         SCRAPE_DATABASE_TIMEOUT,

@@ -68,7 +68,7 @@ fn over_limit(what: &str, value: u64, quota: &str, max: u64) -> ApiError {
 
 /// `POST /v1/plugins/{name}`: 201 with the new version; 200 with the latest
 /// version when its bytes are the same.
-#[utoipa::path(post, path = "/v1/plugins/{name}", tag = "plugins",
+#[utoipa::path(post, path = "/v1/plugins/{name}", operation_id = "upload_plugin", tag = "plugins",
     description = "Upload a WebAssembly component as the next version of a plugin. It is validated \
                    against the `corral:plugin/job-handler` world and compiled before anything is stored.",
     params(("name" = String, Path, description = "The plugin's name"), UploadLimits),
@@ -199,7 +199,7 @@ pub struct PluginVersions {
 }
 
 /// `GET /v1/plugins`: the latest version of each plugin.
-#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+#[utoipa::path(get, path = "/v1/plugins", operation_id = "list_plugins", tag = "plugins",
     responses((status = 200, description = "The latest version of each plugin", body = PluginList),
               Refusals))]
 pub async fn list(
@@ -217,7 +217,7 @@ pub async fn list(
 }
 
 /// `GET /v1/plugins/{name}`: every version, newest first.
-#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
+#[utoipa::path(get, path = "/v1/plugins/{name}", operation_id = "list_plugin_versions", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name")),
     responses((status = 200, description = "Every version, newest first", body = PluginVersions),
               Refusals))]
@@ -240,7 +240,7 @@ pub async fn versions(
 }
 
 /// `GET /v1/plugins/{name}/{version}`.
-#[utoipa::path(get, path = "/v1/plugins/{name}/{version}", tag = "plugins",
+#[utoipa::path(get, path = "/v1/plugins/{name}/{version}", operation_id = "get_plugin_version", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name"),
            ("version" = u32, Path, description = "The version number")),
     responses((status = 200, description = "The version", body = PluginView), Refusals))]
@@ -262,7 +262,7 @@ pub async fn get(
 /// `DELETE /v1/plugins/{name}/{version}`: 204; 409 while unfinished jobs are
 /// pinned to the version. Finished jobs keep naming it (a tombstone stays);
 /// its number is never given to another upload.
-#[utoipa::path(delete, path = "/v1/plugins/{name}/{version}", tag = "plugins",
+#[utoipa::path(delete, path = "/v1/plugins/{name}/{version}", operation_id = "delete_plugin_version", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name"),
            ("version" = u32, Path, description = "The version number")),
     responses((status = 204, description = "Deleted"),
@@ -304,7 +304,7 @@ pub struct UpdatePlugin {
 
 /// `PATCH /v1/plugins/{name}`: change the limits and/or the config of every
 /// version of a plugin (jobs already waiting use the new settings).
-#[utoipa::path(patch, path = "/v1/plugins/{name}", tag = "plugins", request_body = UpdatePlugin,
+#[utoipa::path(patch, path = "/v1/plugins/{name}", operation_id = "update_plugin", tag = "plugins", request_body = UpdatePlugin,
     params(("name" = String, Path, description = "The plugin's name")),
     responses((status = 200, description = "The latest version", body = PluginView), Refusals))]
 pub async fn update(

@@ -111,7 +111,7 @@ pub struct CreatedKey {
 }
 
 /// Create a tenant.
-#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+#[utoipa::path(post, path = "/v1/tenants", operation_id = "create_tenant", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, description = "The tenant", body = Tenant),
               (status = 409, description = "A tenant with this id exists", body = ErrorBody),
               Refusals))]
@@ -140,7 +140,7 @@ pub async fn create(
 }
 
 /// Every tenant.
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+#[utoipa::path(get, path = "/v1/tenants", operation_id = "list_tenants", tag = "tenants",
     responses((status = 200, description = "The tenants", body = TenantList), Refusals))]
 pub async fn list(
     State(state): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn list(
 }
 
 /// One tenant.
-#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants",
+#[utoipa::path(get, path = "/v1/tenants/{id}", operation_id = "get_tenant", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id")),
     responses((status = 200, description = "The tenant", body = Tenant), Refusals))]
 pub async fn get(
@@ -167,7 +167,7 @@ pub async fn get(
 }
 
 /// Change a tenant's quotas (absent ones keep their value).
-#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", request_body = UpdateTenant,
+#[utoipa::path(patch, path = "/v1/tenants/{id}", operation_id = "update_tenant", tag = "tenants", request_body = UpdateTenant,
     params(("id" = String, Path, description = "The tenant's id")),
     responses((status = 200, description = "The tenant", body = Tenant), Refusals))]
 pub async fn update(
@@ -189,7 +189,7 @@ pub async fn update(
 }
 
 /// Create an API key for a tenant.
-#[utoipa::path(post, path = "/v1/tenants/{id}/keys", tag = "tenants",
+#[utoipa::path(post, path = "/v1/tenants/{id}/keys", operation_id = "create_key", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id")),
     responses((status = 201, description = "The key, shown once", body = CreatedKey), Refusals))]
 pub async fn create_key(
@@ -222,7 +222,7 @@ pub async fn create_key(
 }
 
 /// Revoke a tenant's key.
-#[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", tag = "tenants",
+#[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", operation_id = "revoke_key", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id"),
            ("key_id" = String, Path, description = "The key's id")),
     responses((status = 204, description = "Revoked"), Refusals))]
