@@ -401,14 +401,26 @@ impl Worker {
             }
             _ => {}
         }
-        tracing::info!(
-            outcome = %report.outcome,
-            duration_ms = report.duration.as_secs_f64() * 1000.0,
-            fuel_consumed = report.fuel_consumed,
-            peak_memory_bytes = report.peak_memory_bytes,
-            message = report.message.as_deref(),
-            "attempt finished"
-        );
+        // A completed attempt is the common case: at thousands a second, a
+        // line each would cost more than the attempt. It is a debug line;
+        // every other outcome is worth an operator's attention.
+        macro_rules! attempt_finished {
+            ($level:ident) => {
+                tracing::$level!(
+                    outcome = %report.outcome,
+                    duration_ms = report.duration.as_secs_f64() * 1000.0,
+                    fuel_consumed = report.fuel_consumed,
+                    peak_memory_bytes = report.peak_memory_bytes,
+                    message = report.message.as_deref(),
+                    "attempt finished"
+                )
+            };
+        }
+        if report.outcome == OutcomeKind::Completed {
+            attempt_finished!(debug);
+        } else {
+            attempt_finished!(info);
+        }
         let transition = retry::transition(
             report.outcome,
             report.result.clone(),
