@@ -2,14 +2,14 @@
 //! object per line, attempts' lines carry the job's fields and requests'
 //! lines the request's; a `--mode worker` host answers `/metrics`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use corral::model::{JobState, Limits};
-use corral_tests::corral_bin;
 use corral_tests::db::{Kind, TestDb};
+use corral_tests::{corral_bin, free_port, http_exchange as http};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -98,51 +98,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-struct Response {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// One HTTP/1.1 exchange over a plain socket.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    Response {
-        status: head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        headers: head.to_ascii_lowercase(),
-        body: body.to_string(),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
