@@ -3,7 +3,8 @@
 //! Transactions, locks and round trips, operation by operation:
 //! - **enqueue**: one `INSERT … SELECT FROM UNNEST(…)` for the whole batch
 //!   (one round trip, atomic). The plugin version is resolved in the same
-//!   statement; an unknown plugin leaves `digest` NULL, which the NOT NULL
+//!   statement, once per distinct plugin (and locked `FOR SHARE` once per
+//!   plugin, not once per job); an unknown plugin leaves `digest` NULL, which the NOT NULL
 //!   constraint turns into an error for the whole batch. A statement-level
 //!   trigger NOTIFYs `corral_jobs`.
 //! - **claim**: one transaction: `pg_advisory_xact_lock(CLAIM_LOCK)` then one
@@ -667,13 +668,19 @@ impl Store for PostgresStore {
                                      $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $13::uuid[]) \
                     WITH ORDINALITY AS i(id, plugin, version, input, queue, priority, run_at, max_attempts, \
                                          timeout_ms, idempotency_key, replay_of, ord) \
-             ), resolved AS ( \
-                SELECT i.*, p.version AS pinned, p.digest, p.max_attempts AS plugin_max_attempts \
-                FROM input i LEFT JOIN LATERAL ( \
+             ), wanted AS ( \
+                SELECT DISTINCT plugin, version FROM input \
+             ), found AS ( \
+                SELECT w.plugin, w.version, p.version AS pinned, p.digest, p.max_attempts \
+                FROM wanted w LEFT JOIN LATERAL ( \
                     SELECT version, digest, max_attempts FROM plugins \
-                    WHERE tenant_id = $1 AND name = i.plugin AND (i.version IS NULL OR version = i.version) \
+                    WHERE tenant_id = $1 AND name = w.plugin AND (w.version IS NULL OR version = w.version) \
                       AND deleted_at IS NULL \
                     ORDER BY version DESC LIMIT 1 FOR SHARE) p ON TRUE \
+             ), resolved AS ( \
+                SELECT i.*, f.pinned, f.digest, f.max_attempts AS plugin_max_attempts \
+                FROM input i LEFT JOIN found f \
+                  ON f.plugin = i.plugin AND f.version IS NOT DISTINCT FROM i.version \
              ) \
              INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
                                max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
