@@ -1192,14 +1192,7 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
 async fn bad_plugin_updates_are_refused_and_change_nothing(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({"max_memory_mb": 64})).await;
-    upload(
-        &app,
-        &key,
-        "/v1/plugins/echo",
-        corral_tests::plugin_bytes("echo"),
-        "application/wasm",
-    )
-    .await;
+    push(&app, &key, "echo").await;
     let before = db
         .store
         .plugin_get("acme", "echo", None)
@@ -1439,14 +1432,7 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     use corral::worker::{Worker, WorkerConfig};
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    upload(
-        &app,
-        &key,
-        "/v1/plugins/echo",
-        corral_tests::plugin_bytes("echo"),
-        "application/wasm",
-    )
-    .await;
+    push(&app, &key, "echo").await;
     let (_, job) = call(
         &app,
         Method::POST,
@@ -1811,22 +1797,23 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
     assert_eq!(again["version"], 3);
 }
 
-/// Jobs of a tenant in the database, to check a refusal stored nothing.
-async fn stored_jobs(db: &TestDb, tenant: &str) -> u64 {
-    db.job_total(tenant).await
+/// Upload the test plugin `name` under its own name: 201.
+async fn push(app: &axum::Router, key: &str, name: &str) {
+    let (status, body) = upload(
+        app,
+        key,
+        &format!("/v1/plugins/{name}"),
+        corral_tests::plugin_bytes(name),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({"max_queued_jobs": 3})).await;
-    upload(
-        &app,
-        &key,
-        "/v1/plugins/echo",
-        corral_tests::plugin_bytes("echo"),
-        "application/wasm",
-    )
-    .await;
+    push(&app, &key, "echo").await;
     let job = json!({"plugin": "echo", "input": 1});
     let (status, _) = call(
         &app,
@@ -1854,7 +1841,7 @@ async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
         "{}",
         refused.1
     );
-    assert_eq!(stored_jobs(&db, "acme").await, 2);
+    assert_eq!(db.job_total("acme").await, 2);
     let (status, _) = call(
         &app,
         Method::POST,
@@ -1876,21 +1863,14 @@ async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
         StatusCode::TOO_MANY_REQUESTS,
         "queue_full",
     );
-    assert_eq!(stored_jobs(&db, "acme").await, 3);
+    assert_eq!(db.job_total("acme").await, 3);
 }
 
 async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
     use chrono::Timelike;
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({"enqueue_per_minute": 3})).await;
-    upload(
-        &app,
-        &key,
-        "/v1/plugins/echo",
-        corral_tests::plugin_bytes("echo"),
-        "application/wasm",
-    )
-    .await;
+    push(&app, &key, "echo").await;
     let job = json!({"plugin": "echo", "input": 1});
     // A batch over the rate can never pass.
     let too_big = call(
@@ -1902,7 +1882,7 @@ async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
     )
     .await;
     assert_error(&too_big, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    assert_eq!(stored_jobs(&db, "acme").await, 0);
+    assert_eq!(db.job_total("acme").await, 0);
     // A refused enqueue gives its share back: an unknown plugin uses none.
     assert_error(
         &call(
@@ -1919,7 +1899,7 @@ async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
     // The window is the minute: should one end mid-test, try again in the next.
     for _ in 0..3 {
         let minute = chrono::Utc::now().minute();
-        let before = stored_jobs(&db, "acme").await;
+        let before = db.job_total("acme").await;
         let mut created = 0;
         let mut refusal = None;
         for _ in 0..4 {
@@ -1953,7 +1933,7 @@ async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error"]["code"], "rate_limited");
-        assert_eq!(stored_jobs(&db, "acme").await, before + created);
+        assert_eq!(db.job_total("acme").await, before + created);
         return;
     }
     panic!("three minute boundaries in a row");
