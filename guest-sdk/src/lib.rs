@@ -107,7 +107,8 @@ pub struct Job {
     pub attempt: u32,
     /// How many attempts the job may use in all.
     pub max_attempts: u32,
-    /// For a workflow step: upstream results keyed by step name.
+    /// For a workflow step: `{"input": <the run input>, "steps": {<upstream
+    /// step>: <its result>}}` (and `item`, `index` for a `for_each` element).
     pub context: Option<serde_json::Value>,
 }
 

@@ -11,3 +11,4 @@ pub mod model;
 pub mod runtime;
 pub mod store;
 pub mod worker;
+pub mod workflow;

@@ -426,6 +426,10 @@ pub struct Job {
     pub replay_of: Option<JobId>,
     /// The last progress a guest reported (any attempt).
     pub progress: Option<Progress>,
+    /// The workflow run this job is a step of.
+    pub workflow_run_id: Option<uuid::Uuid>,
+    /// The step of that run.
+    pub workflow_step: Option<String>,
 }
 
 /// A progress report from a guest (`host.progress`).
@@ -462,6 +466,10 @@ pub struct ClaimedJob {
     pub lease_token: uuid::Uuid,
     /// When the job became due: its pickup delay is measured from here.
     pub run_at: Timestamp,
+    /// For a workflow step: JSON text of the run input and upstream results.
+    pub context: Option<String>,
+    /// The workflow run this job is a step of.
+    pub workflow_run_id: Option<uuid::Uuid>,
 }
 
 /// A recorded attempt.
@@ -514,6 +522,9 @@ pub struct Finish {
     /// The attempt's last progress report, recorded with the outcome (the
     /// periodic progress writes may not have caught the last one).
     pub progress: Option<Progress>,
+    /// The workflow run the job is a step of: its run is locked before the
+    /// job, the order every writer of runs follows.
+    pub workflow_run_id: Option<uuid::Uuid>,
 }
 
 #[cfg(test)]

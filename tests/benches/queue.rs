@@ -283,6 +283,7 @@ async fn bench(kind: Kind) {
                     let finishes: Vec<Finish> = claimed
                         .into_iter()
                         .map(|job| Finish {
+                            workflow_run_id: None,
                             progress: None,
                             job_id: job.id,
                             lease_token: job.lease_token,

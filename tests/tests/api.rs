@@ -723,6 +723,7 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
     let now = chrono::Utc::now();
     db.store
         .job_finish(&[Finish {
+            workflow_run_id: None,
             progress: None,
             job_id: claimed.id,
             lease_token: claimed.lease_token,

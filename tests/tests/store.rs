@@ -91,6 +91,7 @@ fn finish(
     now: DateTime<Utc>,
 ) -> Finish {
     Finish {
+        workflow_run_id: None,
         progress: None,
         job_id: job.id,
         lease_token: job.lease_token,

@@ -295,6 +295,7 @@ async fn a_refused_outcome_does_not_block_the_rest() {
         .iter()
         .enumerate()
         .map(|(i, job)| Finish {
+            workflow_run_id: None,
             progress: None,
             job_id: job.id,
             lease_token: job.lease_token,

@@ -43,6 +43,12 @@ pub struct JobView {
     /// The job this one replays.
     #[serde(skip_serializing_if = "Option::is_none")]
     replay_of: Option<uuid::Uuid>,
+    /// The workflow run this job is a step of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow_run_id: Option<uuid::Uuid>,
+    /// The step of that run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow_step: Option<String>,
 }
 
 /// Stored JSON text as a JSON value (stored text is always valid JSON: it is
@@ -73,6 +79,8 @@ impl JobView {
             finished_at: job.finished_at,
             progress: job.progress,
             replay_of: job.replay_of,
+            workflow_run_id: job.workflow_run_id,
+            workflow_step: job.workflow_step,
         })
     }
 }

@@ -6,13 +6,18 @@
 //! Every method that compares times takes `now`, so tests control the clock.
 
 pub mod postgres;
+pub mod schedules;
 pub mod sqlite;
+pub mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
+
+pub use schedules::ScheduleStore;
+pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
@@ -56,6 +61,8 @@ pub enum StoreEvent {
     JobState(JobId, JobState),
     /// A running job's progress was recorded.
     JobProgress(JobId),
+    /// A workflow run finished in this state.
+    RunState(crate::workflow::RunId, crate::workflow::RunState),
 }
 
 /// What deleting a plugin version did.
@@ -64,7 +71,8 @@ pub enum PluginDelete {
     Deleted,
     /// No such version (or it was already deleted).
     NotFound,
-    /// This many unfinished jobs are pinned to the version.
+    /// This many unfinished jobs, or steps of running workflow runs, are
+    /// pinned to the version.
     InUse(u64),
 }
 
@@ -98,6 +106,8 @@ pub struct ExpiredLease {
     pub max_attempts: u32,
     pub leased_by: String,
     pub started_at: Timestamp,
+    /// The workflow run the job is a step of.
+    pub workflow_run_id: Option<crate::workflow::RunId>,
 }
 
 /// What a cancel did.
@@ -140,7 +150,7 @@ pub struct Heartbeat {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Apply the migrations that have not been applied yet.
@@ -290,7 +300,9 @@ pub trait Store: Send + Sync {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<ExpiredLease>, StoreError>;
-    /// Delete up to `limit` jobs that finished before `before`.
+    /// Delete up to `limit` jobs that finished before `before`, and the
+    /// workflow runs that finished before it (the jobs of a run still
+    /// running are kept: its fan-out steps gather their results).
     async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
     async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError>;
     /// How many jobs are in each state, for one tenant or for all.

@@ -83,6 +83,7 @@ async fn expire(
             );
             Finish {
                 progress: None,
+                workflow_run_id: lease.workflow_run_id,
                 job_id: lease.job_id,
                 lease_token: lease.lease_token,
                 transition: retry::transition(

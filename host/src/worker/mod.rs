@@ -361,7 +361,7 @@ impl Worker {
                         attempt: job.attempt,
                         max_attempts: job.max_attempts,
                         input: std::mem::take(&mut job.input),
-                        context: None,
+                        context: job.context.take(),
                     },
                     limits: job.limits,
                     config: Arc::new(std::mem::take(&mut job.config)),
@@ -434,6 +434,7 @@ impl Worker {
             },
         );
         let finish = Finish {
+            workflow_run_id: job.workflow_run_id,
             job_id: job.id,
             lease_token: job.lease_token,
             attempt: Attempt {
@@ -585,7 +586,11 @@ impl Worker {
                 }
                 // A released job is claimable again.
                 Ok(StoreEvent::JobState(_, JobState::Available)) => self.wake.notify_one(),
-                Ok(StoreEvent::JobState(..) | StoreEvent::JobProgress(_)) => {}
+                Ok(
+                    StoreEvent::JobState(..)
+                    | StoreEvent::JobProgress(_)
+                    | StoreEvent::RunState(..),
+                ) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }

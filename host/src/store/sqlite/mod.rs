@@ -13,6 +13,9 @@
 //!
 //! Wake-ups are in-process: the store itself announces what it wrote.
 
+mod schedules;
+mod workflows;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -108,7 +111,15 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, sqlx::Error> {
                 })
             })
             .transpose()?,
+        workflow_run_id: opt_uuid(row, "workflow_run_id")?,
+        workflow_step: row.try_get("workflow_step")?,
     })
+}
+
+fn opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    row.try_get::<Option<String>, _>(column)?
+        .map(|id| Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
 }
 
 fn limits_from_row(row: &SqliteRow) -> Result<Limits, sqlx::Error> {
@@ -544,8 +555,10 @@ impl Store for SqliteStore {
             return Ok(PluginDelete::NotFound);
         }
         let pinned: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE tenant_id = ?1 AND plugin = ?2 AND plugin_version = ?3 \
-             AND state IN ('scheduled', 'available', 'running', 'retrying')",
+            "SELECT (SELECT count(*) FROM jobs WHERE tenant_id = ?1 AND plugin = ?2 AND plugin_version = ?3 \
+                     AND state IN ('scheduled', 'available', 'running', 'retrying')) \
+                  + (SELECT count(*) FROM workflow_steps WHERE tenant_id = ?1 AND plugin = ?2 \
+                     AND plugin_version = ?3 AND state IN ('pending', 'running'))",
         )
         .bind(tenant)
         .bind(name)
@@ -769,7 +782,7 @@ impl Store for SqliteStore {
              lease_expires_at = ?2, leased_by = ?3, started_at = COALESCE(started_at, ?4), attempt_started_at = ?4 \
              WHERE id IN (SELECT value FROM json_each(?1)) \
              RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
-             lease_token, run_at, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
+             lease_token, run_at, context, workflow_run_id, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
              'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
              WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
         )
@@ -806,6 +819,8 @@ impl Store for SqliteStore {
                 config: plugin.config,
                 lease_token: uuid(row, "lease_token")?,
                 run_at: time(row.try_get("run_at")?)?,
+                context: row.try_get("context")?,
+                workflow_run_id: opt_uuid(row, "workflow_run_id")?,
             });
         }
         // RETURNING has no order: restore the fair order of the claim.
@@ -939,10 +954,25 @@ impl Store for SqliteStore {
         .bind(applied_ids)
         .execute(&mut *tx)
         .await?;
+        // Workflow steps: advance their runs in the same transaction.
+        let mut events = Vec::new();
+        if finishes.iter().any(|f| f.workflow_run_id.is_some()) {
+            let now = finishes
+                .iter()
+                .map(|f| f.attempt.finished_at)
+                .max()
+                .unwrap_or_else(chrono::Utc::now);
+            let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
+            let done = workflows::finished_step_jobs(&mut tx, &ids).await?;
+            events = workflows::advance_runs(&mut tx, done, now).await?;
+        }
         tx.commit().await?;
         let applied: std::collections::HashSet<JobId> = changed.iter().map(|(id, _)| *id).collect();
         for (id, state) in changed {
             self.announce(StoreEvent::JobState(id, state));
+        }
+        for event in events {
+            self.announce(event);
         }
         Ok(finishes
             .iter()
@@ -1067,6 +1097,7 @@ impl Store for SqliteStore {
         id: JobId,
         now: Timestamp,
     ) -> Result<CancelResult, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET \
                 state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
@@ -1079,18 +1110,27 @@ impl Store for SqliteStore {
         .bind(tenant)
         .bind(id.to_string())
         .bind(micros(now))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
         match state.as_deref() {
             Some("running") => {
+                tx.commit().await?;
                 self.announce(StoreEvent::CancelRequested(id));
                 Ok(CancelResult::Requested)
             }
             Some(_) => {
+                // A workflow step's job: its run goes on without it.
+                let done = workflows::finished_step_jobs(&mut tx, &[id]).await?;
+                let events = workflows::advance_runs(&mut tx, done, now).await?;
+                tx.commit().await?;
                 self.announce(StoreEvent::JobState(id, JobState::Cancelled));
+                for event in events {
+                    self.announce(event);
+                }
                 Ok(CancelResult::Cancelled)
             }
             None => {
+                drop(tx);
                 let exists: Option<i64> =
                     sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = ?1 AND id = ?2")
                         .bind(tenant)
@@ -1112,7 +1152,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ExpiredLease>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at FROM jobs \
+            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at, workflow_run_id FROM jobs \
              WHERE state = 'running' AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT ?2",
         )
         .bind(micros(now))
@@ -1128,6 +1168,7 @@ impl Store for SqliteStore {
                     max_attempts: to_u32(row.try_get("max_attempts")?),
                     leased_by: row.try_get("leased_by")?,
                     started_at: opt_time(row.try_get("attempt_started_at")?)?.unwrap_or(now),
+                    workflow_run_id: opt_uuid(row, "workflow_run_id")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -1136,13 +1177,25 @@ impl Store for SqliteStore {
 
     async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs j WHERE finished_at < ?1 \
+               AND (workflow_run_id IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM workflow_runs r WHERE r.id = j.workflow_run_id AND r.state = 'running')) \
+             ORDER BY finished_at LIMIT ?2)",
         )
         .bind(micros(before))
         .bind(limit as i64)
         .execute(&self.writer)
         .await?
-        .rows_affected())
+        .rows_affected()
+            + sqlx::query(
+                "DELETE FROM workflow_runs WHERE id IN ( \
+                    SELECT id FROM workflow_runs WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
+            )
+            .bind(micros(before))
+            .bind(limit as i64)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
     }
 
     async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {

@@ -27,6 +27,9 @@
 //!   version `FOR SHARE`. Whichever comes second waits for the first, then
 //!   sees its outcome: no job is ever pinned to a deleted version.
 
+mod schedules;
+mod workflows;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +61,8 @@ const JOBS_CHANNEL: &str = "corral_jobs";
 const CANCEL_CHANNEL: &str = "corral_cancel";
 const STATE_CHANNEL: &str = "corral_job_state";
 const PROGRESS_CHANNEL: &str = "corral_job_progress";
+/// `<run id> <state>` when a workflow run finishes.
+const RUN_CHANNEL: &str = "corral_run_state";
 /// Job ids per progress notification (payloads are limited to 8000 bytes;
 /// an id and its newline take 37).
 const PROGRESS_IDS_PER_NOTIFY: usize = 100;
@@ -114,6 +119,7 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
                 CANCEL_CHANNEL,
                 STATE_CHANNEL,
                 PROGRESS_CHANNEL,
+                RUN_CHANNEL,
             ])
             .await
         {
@@ -149,6 +155,14 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
                             .filter_map(|l| Uuid::parse_str(l).ok())
                         {
                             let _ = events.send(StoreEvent::JobProgress(id));
+                        }
+                    }
+                    RUN_CHANNEL => {
+                        let mut parts = notification.payload().split(' ');
+                        let id = parts.next().and_then(|id| Uuid::parse_str(id).ok());
+                        let state = parts.next().and_then(crate::workflow::RunState::parse);
+                        if let (Some(id), Some(state)) = (id, state) {
+                            let _ = events.send(StoreEvent::RunState(id, state));
                         }
                     }
                     _ => {
@@ -195,6 +209,8 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         idempotency_key: row.try_get("idempotency_key")?,
         replay_of: row.try_get("replay_of")?,
         progress: progress_from_row(row)?,
+        workflow_run_id: row.try_get("workflow_run_id")?,
+        workflow_step: row.try_get("workflow_step")?,
     })
 }
 
@@ -212,7 +228,7 @@ fn progress_from_row(row: &PgRow) -> Result<Option<Progress>, sqlx::Error> {
 
 const JOB_COLUMNS: &str = "id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input::text AS input, \
      result::text AS result, error, attempt, max_attempts, timeout_ms, run_at, created_at, started_at, finished_at, \
-     cancel_requested, idempotency_key, replay_of, progress_percent, progress_message";
+     cancel_requested, idempotency_key, replay_of, progress_percent, progress_message, workflow_run_id, workflow_step";
 
 fn limits_from_row(row: &PgRow) -> Result<Limits, sqlx::Error> {
     Ok(Limits {
@@ -627,8 +643,10 @@ impl Store for PostgresStore {
             return Ok(PluginDelete::NotFound);
         }
         let pinned: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE tenant_id = $1 AND plugin = $2 AND plugin_version = $3 \
-             AND state IN ('scheduled', 'available', 'running', 'retrying')",
+            "SELECT (SELECT count(*) FROM jobs WHERE tenant_id = $1 AND plugin = $2 AND plugin_version = $3 \
+                     AND state IN ('scheduled', 'available', 'running', 'retrying')) \
+                  + (SELECT count(*) FROM workflow_steps WHERE tenant_id = $1 AND plugin = $2 \
+                     AND plugin_version = $3 AND state IN ('pending', 'running'))",
         )
         .bind(tenant)
         .bind(name)
@@ -824,7 +842,7 @@ impl Store for PostgresStore {
                AND p.version = jobs.plugin_version \
              RETURNING jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
                        jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
-                       jobs.run_at, \
+                       jobs.run_at, jobs.context::text AS context, jobs.workflow_run_id, \
                        p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
                        p.config::text AS config",
         )
@@ -852,6 +870,8 @@ impl Store for PostgresStore {
                     config: parse_config(&config),
                     lease_token: row.try_get("lease_token")?,
                     run_at: row.try_get("run_at")?,
+                    context: row.try_get("context")?,
+                    workflow_run_id: row.try_get("workflow_run_id")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -889,7 +909,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let column = |f: fn(&Finish) -> Option<String>| finishes.iter().map(f).collect::<Vec<_>>();
-        let applied: std::collections::HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+        let statement = sqlx::query_scalar::<_, Uuid>(
             "WITH u AS ( \
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
                                      $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
@@ -953,11 +973,29 @@ impl Store for PostgresStore {
         .bind(column(|f| Some(f.attempt.log.clone())))
         .bind(finishes.iter().map(|f| to_i64(f.attempt.log_dropped_bytes)).collect::<Vec<_>>())
         .bind(finishes.iter().map(|f| f.progress.as_ref().map(|p| i16::from(p.percent))).collect::<Vec<_>>())
-        .bind(column(|f| f.progress.as_ref().map(|p| p.message.clone())))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .collect();
+        .bind(column(|f| f.progress.as_ref().map(|p| p.message.clone())));
+        let runs: Vec<Uuid> = finishes.iter().filter_map(|f| f.workflow_run_id).collect();
+        let applied: Vec<Uuid> = if runs.is_empty() {
+            statement.fetch_all(&self.pool).await?
+        } else {
+            // Workflow steps: lock their runs first (the order every writer
+            // of runs follows), record the outcomes, and advance the runs in
+            // the same transaction, so a finished step's dependents exist
+            // exactly when its outcome does.
+            let now = finishes
+                .iter()
+                .map(|f| f.attempt.finished_at)
+                .max()
+                .unwrap_or_else(chrono::Utc::now);
+            let mut tx = self.pool.begin().await?;
+            workflows::lock_runs(&mut tx, &runs).await?;
+            let applied = statement.fetch_all(&mut *tx).await?;
+            let done = workflows::finished_step_jobs(&mut tx, &applied).await?;
+            workflows::advance_runs(&mut tx, done, now).await?;
+            tx.commit().await?;
+            applied
+        };
+        let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
         Ok(finishes
             .iter()
             .map(|f| applied.contains(&f.job_id))
@@ -1081,6 +1119,18 @@ impl Store for PostgresStore {
         id: JobId,
         now: Timestamp,
     ) -> Result<CancelResult, StoreError> {
+        // A workflow step's job: lock its run first, and advance the run if
+        // the job is cancelled now (a waiting job).
+        let run: Option<Option<Uuid>> =
+            sqlx::query_scalar("SELECT workflow_run_id FROM jobs WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(Some(run)) = run {
+            workflows::lock_runs(&mut tx, &[run]).await?;
+        }
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET \
                 state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
@@ -1093,19 +1143,28 @@ impl Store for PostgresStore {
         .bind(tenant)
         .bind(id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         match state.as_deref() {
             Some("running") => {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CANCEL_CHANNEL)
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(CancelResult::Requested)
             }
-            Some(_) => Ok(CancelResult::Cancelled),
+            Some(_) => {
+                if matches!(run, Some(Some(_))) {
+                    let done = workflows::finished_step_jobs(&mut tx, &[id]).await?;
+                    workflows::advance_runs(&mut tx, done, now).await?;
+                }
+                tx.commit().await?;
+                Ok(CancelResult::Cancelled)
+            }
             None => {
+                drop(tx);
                 let exists: Option<i32> =
                     sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant)
@@ -1127,7 +1186,7 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<ExpiredLease>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at FROM jobs \
+            "SELECT id, lease_token, attempt, max_attempts, leased_by, attempt_started_at, workflow_run_id FROM jobs \
              WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2",
         )
         .bind(now)
@@ -1143,6 +1202,7 @@ impl Store for PostgresStore {
                     max_attempts: to_u32(row.try_get(3)?),
                     leased_by: row.try_get(4)?,
                     started_at: row.try_get::<Option<Timestamp>, _>(5)?.unwrap_or(now),
+                    workflow_run_id: row.try_get(6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -1152,13 +1212,26 @@ impl Store for PostgresStore {
     async fn job_prune(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
         Ok(sqlx::query(
             "DELETE FROM jobs WHERE id IN ( \
-                SELECT id FROM jobs WHERE finished_at < $1 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                SELECT id FROM jobs j WHERE finished_at < $1 \
+                  AND (workflow_run_id IS NULL OR NOT EXISTS ( \
+                      SELECT 1 FROM workflow_runs r WHERE r.id = j.workflow_run_id AND r.state = 'running')) \
+                ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
         )
         .bind(before)
         .bind(limit as i64)
         .execute(&self.pool)
         .await?
-        .rows_affected())
+        .rows_affected()
+            + sqlx::query(
+                "DELETE FROM workflow_runs WHERE id IN ( \
+                    SELECT id FROM workflow_runs WHERE finished_at < $1 ORDER BY finished_at LIMIT $2 \
+                    FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(before)
+            .bind(limit as i64)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {

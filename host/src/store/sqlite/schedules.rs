@@ -1,0 +1,6 @@
+//! Cron schedules on SQLite.
+
+use super::SqliteStore;
+use crate::store::ScheduleStore;
+
+impl ScheduleStore for SqliteStore {}

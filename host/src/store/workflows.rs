@@ -1,0 +1,208 @@
+//! What the store keeps of workflows and their runs (docs/workflows.md).
+//! Each backend implements it in its `workflows.rs`, around the pure rules
+//! of [`crate::workflow::engine`].
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::model::Timestamp;
+use crate::workflow::engine::{Plan, Snapshot, StepJob};
+use crate::workflow::{
+    RunId, RunState, RunSummary, StepRun, StepSpec, Workflow, WorkflowRun, WorkflowSpec,
+};
+
+/// Which runs a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub state: Option<RunState>,
+}
+
+/// What cancelling a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunCancel {
+    /// The run is `cancelled`; its unfinished jobs are cancelled (running ones
+    /// are asked to stop).
+    Cancelled,
+    /// The run had already finished in this state.
+    AlreadyFinished(RunState),
+    NotFound,
+}
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub workflow: &'a str,
+    /// The latest when none.
+    pub version: Option<u32>,
+    /// JSON text.
+    pub input: &'a str,
+    /// The schedule starting it, if any.
+    pub schedule: Option<&'a str>,
+}
+
+#[async_trait]
+pub trait WorkflowStore {
+    /// Store a new version of a workflow after checking that every step's
+    /// plugin (and version) exists. When the latest version has the same
+    /// definition, returns it with `false`.
+    async fn workflow_insert(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: &WorkflowSpec,
+        now: Timestamp,
+    ) -> Result<(Workflow, bool), StoreError>;
+    /// A version of a workflow; the latest when `version` is none.
+    async fn workflow_get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<Workflow>, StoreError>;
+    /// The latest version of each of a tenant's workflows, by name.
+    async fn workflow_list(&self, tenant: &str) -> Result<Vec<Workflow>, StoreError>;
+    /// Start a run: pin each step's plugin version, create the jobs of the
+    /// steps with no dependencies, all in one transaction.
+    async fn run_start(
+        &self,
+        tenant: &str,
+        run: &NewRun<'_>,
+        now: Timestamp,
+    ) -> Result<WorkflowRun, StoreError>;
+    async fn run_get(&self, tenant: &str, id: RunId) -> Result<Option<WorkflowRun>, StoreError>;
+    /// A tenant's runs, newest first, filtered, after the cursor (a run id).
+    async fn run_list(
+        &self,
+        tenant: &str,
+        filter: &RunFilter,
+        after: Option<RunId>,
+        limit: u32,
+    ) -> Result<Vec<RunSummary>, StoreError>;
+    /// Cancel a run and every unfinished step, running ones included.
+    async fn run_cancel(
+        &self,
+        tenant: &str,
+        id: RunId,
+        now: Timestamp,
+    ) -> Result<RunCancel, StoreError>;
+}
+
+/// Checks on a run's input, the same for both backends, before anything is written.
+pub fn validate_run_input(input: &str) -> Result<serde_json::Value, StoreError> {
+    use crate::model::MAX_INPUT_BYTES;
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+            input.len()
+        )));
+    }
+    if crate::model::json_has_nul(input) {
+        return Err(StoreError::Invalid(
+            "input holds a NUL character (\\u0000) in a string, which cannot be stored".into(),
+        ));
+    }
+    serde_json::from_str(input)
+        .map_err(|e| StoreError::Invalid(format!("input is not valid JSON: {e}")))
+}
+
+/// Stored JSON text read back.
+pub(crate) fn json_value(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("stored JSON does not parse: {e}").into(),
+        ))
+    })
+}
+
+/// A stored definition read back.
+pub(crate) fn spec_value(text: &str) -> Result<WorkflowSpec, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("stored workflow definition does not parse: {e}").into(),
+        ))
+    })
+}
+
+/// What a loaded run is besides its engine snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct RunHead {
+    pub workflow: String,
+    pub workflow_version: u32,
+    pub schedule: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A run as the API shows it.
+pub(crate) fn run_view(head: RunHead, snapshot: &Snapshot) -> WorkflowRun {
+    WorkflowRun {
+        id: snapshot.id,
+        workflow: head.workflow,
+        workflow_version: head.workflow_version,
+        state: snapshot.state,
+        input: snapshot.input.clone(),
+        error: snapshot.error.clone(),
+        schedule: head.schedule,
+        created_at: head.created_at,
+        finished_at: snapshot.finished_at,
+        steps: snapshot
+            .spec
+            .steps
+            .iter()
+            .zip(&snapshot.steps)
+            .map(|(spec, row)| StepRun {
+                name: spec.name.clone(),
+                plugin: spec.plugin.clone(),
+                version: row.plugin_version,
+                state: row.state,
+                depends_on: spec.depends_on.clone(),
+                on_failure: spec.on_failure,
+                job_id: row.job_id,
+                items: row.item_count,
+                items_started: row.items_started,
+                items_done: row.items_done,
+                result: row.result.clone(),
+                error: row.error.clone(),
+                skipped_by: row.skipped_by.clone(),
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+            })
+            .collect(),
+    }
+}
+
+/// The message for a step whose plugin (version) cannot be used.
+pub(crate) fn unknown_step_plugin(step: &str, plugin: &str, version: Option<u32>) -> StoreError {
+    StoreError::Invalid(match version {
+        Some(v) => format!("step `{step}`: plugin `{plugin}` has no version {v}"),
+        None => format!("step `{step}`: plugin `{plugin}` does not exist"),
+    })
+}
+
+/// A job of a step, for the store's insert: its spec's options resolved.
+pub(crate) struct StepJobRow<'a> {
+    pub job: &'a StepJob,
+    pub step: &'a StepSpec,
+    pub plugin_version: u32,
+}
+
+impl StepJobRow<'_> {
+    pub fn queue(&self) -> String {
+        self.step
+            .queue
+            .clone()
+            .unwrap_or_else(crate::model::default_queue)
+    }
+}
+
+/// Pair each planned job with its step.
+pub(crate) fn step_job_rows<'a>(snapshot: &'a Snapshot, plan: &'a Plan) -> Vec<StepJobRow<'a>> {
+    plan.jobs
+        .iter()
+        .map(|job| StepJobRow {
+            job,
+            step: &snapshot.spec.steps[job.step],
+            plugin_version: snapshot.steps[job.step].plugin_version,
+        })
+        .collect()
+}

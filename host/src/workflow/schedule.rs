@@ -1,0 +1,1 @@
+//! (issue 5: to be written)
