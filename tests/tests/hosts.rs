@@ -478,3 +478,102 @@ async fn the_real_binary_serves_the_api_over_http() {
     );
     stop(child);
 }
+
+/// A workflow run survives its host: SIGKILL while a fan-out step's
+/// elements run, and another host finishes the run with every step's job
+/// created exactly once (each step, and each element, has one job).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hosts_workflow_run_resumes_with_no_step_lost_or_duplicated() {
+    use corral::store::NewRun;
+    use corral::workflow::RunState;
+    use serde_json::json;
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 64).await;
+    db.plugin("acme", "sleep", &plugin_bytes("sleep"), Limits::default(), 3)
+        .await;
+    let spec = serde_json::from_value(json!({"steps": [
+        {"name": "first", "plugin": "sleep", "input": {"ms": 10}},
+        {"name": "fan", "plugin": "sleep", "depends_on": ["first"],
+         "for_each": "input.naps", "max_parallel": 2},
+        {"name": "last", "plugin": "sleep", "depends_on": ["fan"], "input": {"ms": 10}},
+    ]}))
+    .unwrap();
+    db.store
+        .workflow_insert("acme", "naps", &spec, chrono::Utc::now())
+        .await
+        .unwrap();
+    let naps: Vec<_> = (0..4).map(|_| json!({"ms": 2000})).collect();
+    let input = json!({ "naps": naps }).to_string();
+    let run = db
+        .store
+        .run_start(
+            "acme",
+            &NewRun {
+                workflow: "naps",
+                version: None,
+                input: &input,
+                schedule: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut doomed = ServeProcess::start(&db.url, "doomed", cache.path(), &["--concurrency", "4"]);
+    // Wait (on notifications) until the fan-out's elements run on the doomed host.
+    let mut events = db.store.subscribe();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while scalar(
+        &db.url,
+        "SELECT count(*) FROM jobs WHERE workflow_step = 'fan' AND state = 'running'",
+    )
+    .await
+        < 2
+    {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => events = db.store.subscribe(),
+            Err(_) => panic!("the fan-out never ran; log:\n{}", doomed.log_text()),
+        }
+    }
+    doomed.kill();
+
+    let survivor = ServeProcess::start(&db.url, "survivor", cache.path(), &["--concurrency", "4"]);
+    loop {
+        let now = db.store.run_get("acme", run.id).await.unwrap().unwrap();
+        if now.state.is_terminal() {
+            assert_eq!(now.state, RunState::Completed, "{now:#?}");
+            assert_eq!(now.steps[1].items_done, 4);
+            break;
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => events = db.store.subscribe(),
+            Err(_) => panic!("run still {} ; log:\n{}", now.state, survivor.log_text()),
+        }
+    }
+    survivor.terminate();
+    assert_eq!(
+        scalar(&db.url, "SELECT count(*) FROM jobs").await,
+        6,
+        "one job per step and per element: first, 4 elements, last"
+    );
+    assert_eq!(
+        scalar(
+            &db.url,
+            "SELECT count(*) FROM (SELECT 1 FROM jobs GROUP BY workflow_step, workflow_item HAVING count(*) > 1) d"
+        )
+        .await,
+        0,
+        "no step or element has two jobs"
+    );
+    assert!(
+        scalar(
+            &db.url,
+            "SELECT count(*) FROM attempts WHERE outcome = 'lease_expired' AND host_id = 'doomed'"
+        )
+        .await
+            >= 2,
+        "the killed host's attempts expired and were retried"
+    );
+}

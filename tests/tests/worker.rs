@@ -18,6 +18,7 @@ corral_tests::on_both_backends!(
     a_running_attempt_is_cancelled,
     shutdown_hands_running_jobs_back,
     a_small_tenant_is_not_starved_by_a_backlog,
+    a_workflow_runs_end_to_end,
 );
 
 fn config(host: &str) -> WorkerConfig {
@@ -334,5 +335,80 @@ async fn a_refused_outcome_does_not_block_the_rest() {
         counts.get(&JobState::Running),
         Some(&1),
         "the refused one waits for its lease to expire"
+    );
+}
+
+/// Wait (on the store's notifications) until the run finishes.
+async fn wait_for_run(db: &TestDb, tenant: &str, id: uuid::Uuid) -> corral::workflow::WorkflowRun {
+    let mut events = db.store.subscribe();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let run = db
+            .store
+            .run_get(tenant, id)
+            .await
+            .expect("run_get")
+            .expect("run exists");
+        if run.state.is_terminal() {
+            return run;
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => events = db.store.subscribe(),
+            Err(_) => panic!("run {id} still {} after {PATIENCE:?}", run.state),
+        }
+    }
+}
+
+/// A diamond whose middle fans out, run by a real worker with the `step`
+/// plugin (which returns its input and the context it received): the
+/// guest sees the run input and the upstream results.
+async fn a_workflow_runs_end_to_end(db: TestDb) {
+    use corral::store::NewRun;
+    use serde_json::json;
+    db.tenant("acme", 16).await;
+    install(&db, "acme", &["step"]).await;
+    let spec = serde_json::from_value(json!({"steps": [
+        {"name": "split", "plugin": "step", "input": {"parts": ["x", "y", "z"]}},
+        {"name": "each", "plugin": "step", "depends_on": ["split"],
+         "for_each": "steps.split.input.parts", "max_parallel": 2},
+        {"name": "side", "plugin": "step", "depends_on": ["split"]},
+        {"name": "join", "plugin": "step", "depends_on": ["each", "side"]},
+    ]}))
+    .unwrap();
+    db.store
+        .workflow_insert("acme", "diamond", &spec, chrono::Utc::now())
+        .await
+        .expect("definition");
+    let host = Host::start(&db, config("host-a"));
+    let run = db
+        .store
+        .run_start(
+            "acme",
+            &NewRun {
+                workflow: "diamond",
+                version: None,
+                input: r#"{"order": 42}"#,
+                schedule: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("run");
+    let done = wait_for_run(&db, "acme", run.id).await;
+    host.stop().await;
+    assert_eq!(done.state, corral::workflow::RunState::Completed, "{done:#?}");
+    let each = done.steps[1].result.clone().unwrap();
+    assert_eq!(each.as_array().map(Vec::len), Some(3));
+    assert_eq!(each[1]["input"], json!("y"), "element 1's input is its element");
+    assert_eq!(each[1]["context"]["item"], json!("y"));
+    assert_eq!(each[1]["context"]["index"], json!(1));
+    assert_eq!(done.steps[2].result.clone().unwrap()["input"], json!({"order": 42}));
+    let join = done.steps[3].result.clone().unwrap();
+    assert_eq!(join["context"]["input"], json!({"order": 42}));
+    assert_eq!(join["context"]["steps"]["each"], each, "join sees the fan-out's results");
+    assert_eq!(
+        join["context"]["steps"]["split"]["input"],
+        json!({"parts": ["x", "y", "z"]})
     );
 }
