@@ -32,6 +32,10 @@ bench-runtime:
 bench-queue:
     cargo bench -p corral-tests --bench queue
 
+# Workflows: a 10-step chain and a 100-way fan-out of `echo`, beside plain jobs (overhead per step).
+bench-workflows:
+    cargo bench -p corral-tests --bench workflows
+
 fmt:
     cargo fmt --all
     cd plugins && cargo fmt --all

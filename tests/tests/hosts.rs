@@ -489,8 +489,14 @@ async fn a_killed_hosts_workflow_run_resumes_with_no_step_lost_or_duplicated() {
     use serde_json::json;
     let db = TestDb::new(Kind::Postgres).await;
     db.tenant("acme", 64).await;
-    db.plugin("acme", "sleep", &plugin_bytes("sleep"), Limits::default(), 3)
-        .await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        3,
+    )
+    .await;
     let spec = serde_json::from_value(json!({"steps": [
         {"name": "first", "plugin": "sleep", "input": {"ms": 10}},
         {"name": "fan", "plugin": "sleep", "depends_on": ["first"],

@@ -397,16 +397,30 @@ async fn a_workflow_runs_end_to_end(db: TestDb) {
         .expect("run");
     let done = wait_for_run(&db, "acme", run.id).await;
     host.stop().await;
-    assert_eq!(done.state, corral::workflow::RunState::Completed, "{done:#?}");
+    assert_eq!(
+        done.state,
+        corral::workflow::RunState::Completed,
+        "{done:#?}"
+    );
     let each = done.steps[1].result.clone().unwrap();
     assert_eq!(each.as_array().map(Vec::len), Some(3));
-    assert_eq!(each[1]["input"], json!("y"), "element 1's input is its element");
+    assert_eq!(
+        each[1]["input"],
+        json!("y"),
+        "element 1's input is its element"
+    );
     assert_eq!(each[1]["context"]["item"], json!("y"));
     assert_eq!(each[1]["context"]["index"], json!(1));
-    assert_eq!(done.steps[2].result.clone().unwrap()["input"], json!({"order": 42}));
+    assert_eq!(
+        done.steps[2].result.clone().unwrap()["input"],
+        json!({"order": 42})
+    );
     let join = done.steps[3].result.clone().unwrap();
     assert_eq!(join["context"]["input"], json!({"order": 42}));
-    assert_eq!(join["context"]["steps"]["each"], each, "join sees the fan-out's results");
+    assert_eq!(
+        join["context"]["steps"]["each"], each,
+        "join sees the fan-out's results"
+    );
     assert_eq!(
         join["context"]["steps"]["split"]["input"],
         json!({"parts": ["x", "y", "z"]})
