@@ -193,14 +193,16 @@ pub fn advance(snapshot: &mut Snapshot, done: &[JobDone], now: Timestamp) -> Pla
                 Some(Err(format!("element {item}: {}", job_error(d))))
             }
         };
-        match outcome {
-            None => {}
-            Some(Ok(result)) => complete(&mut snapshot.steps[i], result, now),
-            Some(Err(error)) => {
-                if fail(snapshot, i, error, now, &mut plan) {
-                    return plan;
-                }
+        let halted = match outcome {
+            None => false,
+            Some(Ok(result)) => {
+                complete(&mut snapshot.steps[i], result, now);
+                false
             }
+            Some(Err(error)) => fail(snapshot, i, error, now, &mut plan),
+        };
+        if halted {
+            return plan;
         }
     }
     if start_ready(snapshot, now, &mut plan) {

@@ -550,11 +550,11 @@ impl WorkflowStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         let latest = workflow_latest(&mut tx, tenant, name, None).await?;
-        if let Some(latest) = latest {
-            if &latest.spec == spec {
-                tx.commit().await?;
-                return Ok((latest, false));
-            }
+        if let Some(latest) = latest
+            && &latest.spec == spec
+        {
+            tx.commit().await?;
+            return Ok((latest, false));
         }
         let definition = serde_json::to_string(spec)
             .map_err(|e| StoreError::Invalid(format!("the definition does not serialize: {e}")))?;
