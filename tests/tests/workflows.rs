@@ -24,6 +24,7 @@ corral_tests::on_both_backends!(
     a_step_job_cancelled_alone_fails_its_step,
     versions_are_idempotent_and_pinned,
     retention_prunes_finished_runs,
+    a_fan_out_whose_results_are_too_large_fails,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -696,5 +697,29 @@ async fn retention_prunes_finished_runs(db: TestDb) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn a_fan_out_whose_results_are_too_large_fails(db: TestDb) {
+    setup(&db).await;
+    define(
+        &db,
+        "big",
+        json!([{"name": "each", "plugin": "work", "for_each": "input", "on_failure": "continue"}]),
+    )
+    .await;
+    let started = start(&db, "big", json!([1, 2, 3, 4, 5])).await;
+    let megabyte = "x".repeat(1 << 20);
+    for job in claim(&db, at(2.0)).await {
+        finish(&db, &job, Ok(json!(megabyte)), at(3.0)).await;
+    }
+    let done = run(&db, started.id).await;
+    assert_eq!(done.state, RunState::PartiallyFailed);
+    assert_eq!(done.steps[0].state, StepState::Failed);
+    let error = done.steps[0].error.clone().unwrap();
+    assert!(
+        error.starts_with("the elements' results add up to 52428")
+            && error.ends_with("a step's result is at most 4194304"),
+        "{error}"
     );
 }

@@ -106,6 +106,17 @@ pub fn validate_run_input(input: &str) -> Result<serde_json::Value, StoreError> 
         .map_err(|e| StoreError::Invalid(format!("input is not valid JSON: {e}")))
 }
 
+/// Why a fan-out step's gathered results (`bytes` of them) cannot be its result.
+pub(crate) fn too_large(bytes: Option<i64>) -> Option<String> {
+    use crate::workflow::engine::MAX_FAN_OUT_RESULT_BYTES;
+    let bytes = bytes.unwrap_or(0);
+    (bytes > MAX_FAN_OUT_RESULT_BYTES as i64).then(|| {
+        format!(
+            "the elements' results add up to {bytes} bytes; a step's result is at most {MAX_FAN_OUT_RESULT_BYTES}"
+        )
+    })
+}
+
 /// Stored JSON text read back.
 pub(crate) fn json_value(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(|e| {

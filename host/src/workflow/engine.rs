@@ -31,6 +31,15 @@ use crate::model::{JobId, JobState, MAX_INPUT_BYTES, Timestamp};
 /// Protects the database (the context is stored with each job) and the
 /// guest's memory; a step whose context would be larger fails, named.
 pub const MAX_CONTEXT_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of a fan-out step's result (its elements' results together). The
+/// store sums their sizes before it loads them, so 10,000 elements of 1 MiB
+/// each cannot make a host load 10 GB; a larger result could not be handed
+/// to a dependent's context anyway.
+pub const MAX_FAN_OUT_RESULT_BYTES: usize = MAX_CONTEXT_BYTES;
+/// Bytes of the contexts of one fan-out step's element jobs together (each
+/// element job stores the context). Bounds what one result can make the
+/// database store: 10,000 elements of a 4 MiB context would be 40 GB.
+pub const MAX_FAN_OUT_CONTEXT_BYTES: usize = 256 * 1024 * 1024;
 
 /// A run as stored, loaded under its lock.
 #[derive(Debug, Clone)]
@@ -64,8 +73,9 @@ pub struct StepRow {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     /// A fan-out step whose last element is among the finished jobs: its
-    /// elements' results in order, gathered by the store (see [`to_gather`]).
-    pub gathered: Option<Vec<Value>>,
+    /// elements' results in order, gathered by the store (see [`to_gather`]),
+    /// or why they could not be (too large).
+    pub gathered: Option<Result<Vec<Value>, String>>,
     /// Set by the engine on every step it changes: the store writes these.
     pub changed: bool,
 }
@@ -267,8 +277,11 @@ fn element_completed(
     step.changed = true;
     let count = step.item_count.unwrap_or(0);
     if step.items_done >= count {
-        let results = step.gathered.take().unwrap_or_default();
-        return Some(Ok(Value::Array(results)));
+        return Some(match step.gathered.take() {
+            Some(Ok(results)) => Ok(Value::Array(results)),
+            Some(Err(error)) => Err(error),
+            None => Err("the elements' results were not gathered".into()),
+        });
     }
     if step.items_started < count {
         let item = step.items_started;
@@ -455,6 +468,13 @@ fn start(snapshot: &mut Snapshot, i: usize, now: Timestamp, plan: &mut Plan) -> 
         ));
     }
     let count = items.len() as u32;
+    let context_bytes = view.to_string().len().saturating_mul(items.len());
+    if context_bytes > MAX_FAN_OUT_CONTEXT_BYTES {
+        return Err(format!(
+            "for_each: {} elements would store {context_bytes} bytes of context (the run input and upstream results, once per element); the limit is {MAX_FAN_OUT_CONTEXT_BYTES}",
+            items.len()
+        ));
+    }
     let parallel = snapshot.spec.steps[i]
         .max_parallel
         .unwrap_or(count)
@@ -783,7 +803,7 @@ mod tests {
         // The last element: the store gathers the results first.
         let last = [done(&e2, &s, JobState::Completed, json!(3))];
         assert_eq!(to_gather(&s, &last), vec![0]);
-        s.steps[0].gathered = Some(vec![json!(1), json!(2), json!(3)]);
+        s.steps[0].gathered = Some(Ok(vec![json!(1), json!(2), json!(3)]));
         let plan = advance(&mut s, &last, now());
         assert_eq!(s.steps[0].result, Some(json!([1, 2, 3])));
         assert_eq!(names(&s, &plan), ["after"]);

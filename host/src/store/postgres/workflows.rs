@@ -18,7 +18,7 @@ use super::{CANCEL_CHANNEL, PostgresStore, RUN_CHANNEL, is_unique_violation};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
     NewRun, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view, spec_value,
-    step_job_rows, unknown_step_plugin, validate_run_input,
+    step_job_rows, too_large, unknown_step_plugin, validate_run_input,
 };
 use crate::store::{StoreError, to_i64, to_u32};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
@@ -177,6 +177,19 @@ async fn gather(
     done: &[JobDone],
 ) -> Result<(), StoreError> {
     for i in engine::to_gather(snapshot, done) {
+        // Sum the sizes before loading anything: the results are bounded together.
+        let bytes: Option<i64> = sqlx::query_scalar(
+            "SELECT sum(octet_length(result::text)) FROM jobs WHERE workflow_run_id = $1 \
+             AND workflow_step = $2 AND state = 'completed'",
+        )
+        .bind(snapshot.id)
+        .bind(&snapshot.spec.steps[i].name)
+        .fetch_one(&mut *conn)
+        .await?;
+        if let Some(error) = too_large(bytes) {
+            snapshot.steps[i].gathered = Some(Err(error));
+            continue;
+        }
         let results: Vec<String> = sqlx::query_scalar(
             "SELECT result::text FROM jobs WHERE workflow_run_id = $1 AND workflow_step = $2 \
              AND state = 'completed' ORDER BY workflow_item",
@@ -185,12 +198,10 @@ async fn gather(
         .bind(&snapshot.spec.steps[i].name)
         .fetch_all(&mut *conn)
         .await?;
-        snapshot.steps[i].gathered = Some(
-            results
-                .iter()
-                .map(|r| json_value(r))
-                .collect::<Result<_, _>>()?,
-        );
+        snapshot.steps[i].gathered = Some(Ok(results
+            .iter()
+            .map(|r| json_value(r))
+            .collect::<Result<_, _>>()?));
     }
     Ok(())
 }
