@@ -544,7 +544,7 @@ impl Worker {
                         }
                         break;
                     }
-                    Err(StoreError::Database(sqlx::Error::Database(e))) => {
+                    Err(e) if refused(&e) => {
                         if part.len() > 1 {
                             let middle = start + part.len() / 2;
                             pending.push((start, middle));
@@ -630,5 +630,21 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Whether writing outcomes failed in a way that would fail again the same
+/// way (the server refused a statement, a stored value does not decode, a
+/// workflow's step cannot be created): retrying would block the recorder
+/// forever, so the batch is split instead. A deadlock or a serialization
+/// failure is transient and retried.
+fn refused(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            !matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        StoreError::Database(sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }) => true,
+        StoreError::Conflict(_) | StoreError::Invalid(_) | StoreError::NotFound(_) => true,
+        StoreError::Database(_) | StoreError::Migrate(_) => false,
     }
 }
