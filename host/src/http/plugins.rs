@@ -284,8 +284,8 @@ pub async fn delete(
         PluginDelete::Deleted => Ok(StatusCode::NO_CONTENT),
         PluginDelete::NotFound => Err(not_found()),
         PluginDelete::InUse(jobs) => Err(ApiError::Conflict(format!(
-            "version {number} of plugin `{name}` is pinned by {jobs} unfinished job(s); \
-             cancel them or let them finish first"
+            "version {number} of plugin `{name}` is pinned by {jobs} unfinished job(s) or \
+             workflow step(s); cancel them or let them finish first"
         ))),
     }
 }
