@@ -242,6 +242,8 @@ pub async fn load(name: &str) -> Arc<Plugin> {
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
+pub mod api;
+
 pub mod db {
     //! Real databases for tests: a fresh PostgreSQL database per test (on the
     //! server at `CORRAL_TEST_POSTGRES`, default the machine's local one), or

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use corral::http::{AppState, router};
 use corral::model::{Limits, NewJob};
+use corral_tests::api::{
+    ADMIN_TOKEN, app, assert_error, call, call_with, push, tenant_with_key, upload,
+};
 use corral_tests::db::TestDb;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -34,74 +36,6 @@ corral_tests::on_both_backends!(
     the_enqueue_rate_quota_answers_429_with_retry_after,
     the_openapi_document_and_offline_docs_are_served,
 );
-
-const ADMIN_TOKEN: &str = "test-admin-token";
-
-fn app(db: &TestDb) -> axum::Router {
-    router(AppState::new(
-        db.store.clone(),
-        Arc::clone(corral_tests::runtime_arc()),
-        Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
-        Arc::new(corral::metrics::Metrics::new()),
-    ))
-}
-
-async fn call(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call_with(app, method, uri, key, body, &[]).await
-}
-
-async fn call_with(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
-}
-
-fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
-    assert_eq!(response.0, status, "{}", response.1);
-    assert_eq!(response.1["error"]["code"], code, "{}", response.1);
-    assert!(
-        response.1["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
-}
 
 async fn health_and_ready_need_no_key(db: TestDb) {
     let app = app(&db);
@@ -788,50 +722,6 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
             "not_found",
         );
     }
-}
-
-async fn upload(
-    app: &axum::Router,
-    key: &str,
-    path: &str,
-    bytes: Vec<u8>,
-    content_type: &str,
-) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", content_type)
-        .body(Body::from(bytes))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-/// A tenant (with `quotas`) and one of its keys.
-async fn tenant_with_key(app: &axum::Router, id: &str, quotas: Value) -> String {
-    call(
-        app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": id, "quotas": quotas})),
-    )
-    .await;
-    let (_, key) = call(
-        app,
-        Method::POST,
-        &format!("/v1/tenants/{id}/keys"),
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
-    key["key"].as_str().unwrap().to_string()
 }
 
 async fn plugins_are_uploaded_and_versioned(db: TestDb) {
@@ -1796,19 +1686,6 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
         upload(&app, &key, "/v1/plugins/tool", markdown, "application/wasm").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["version"], 3);
-}
-
-/// Upload the test plugin `name` under its own name: 201.
-async fn push(app: &axum::Router, key: &str, name: &str) {
-    let (status, body) = upload(
-        app,
-        key,
-        &format!("/v1/plugins/{name}"),
-        corral_tests::plugin_bytes(name),
-        "application/wasm",
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {

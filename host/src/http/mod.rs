@@ -6,6 +6,7 @@
 //! - [`tenants`]: tenants and keys (admin);
 //! - [`plugins`]: plugin upload and versions (tenant);
 //! - [`jobs`]: jobs (tenant);
+//! - [`workflows`]: workflows and their runs (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
 //! - [`openapi`]: the OpenAPI document and `/docs`;
 //! - [`ops`]: `/metrics`, and the routes of a worker-only host;
@@ -20,12 +21,13 @@ pub mod plugins;
 pub mod quotas;
 pub mod request_span;
 pub mod tenants;
+pub mod workflows;
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -139,6 +141,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/attempts", get(jobs::attempts))
         .route("/v1/jobs/{id}/logs", get(jobs::logs))
         .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/workflows", get(workflows::list))
+        .route(
+            "/v1/workflows/{name}",
+            put(workflows::put).get(workflows::get),
+        )
+        .route("/v1/workflows/{name}/runs", post(workflows::start))
+        .route("/v1/workflow-runs", get(workflows::runs))
+        .route("/v1/workflow-runs/{id}", get(workflows::run))
+        .route("/v1/workflow-runs/{id}/diagram", get(workflows::diagram))
+        .route("/v1/workflow-runs/{id}/cancel", post(workflows::cancel))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{jobs, plugins, tenants};
+use super::{jobs, plugins, tenants, workflows};
 
 /// The error shape every 4xx and 5xx answer has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +88,8 @@ impl Modify for BearerKey {
         plugins::delete,
         jobs::create, jobs::create_batch, jobs::list, jobs::get, jobs::cancel, jobs::replay,
         jobs::attempts, jobs::logs, jobs::events,
+        workflows::put, workflows::list, workflows::get, workflows::start, workflows::runs,
+        workflows::run, workflows::diagram, workflows::cancel,
     ),
     components(schemas(ErrorBody, crate::model::OutcomeKind)),
     modifiers(&BearerKey),
@@ -96,6 +98,7 @@ impl Modify for BearerKey {
         (name = "tenants", description = "Tenants and their keys (admin key)"),
         (name = "plugins", description = "WebAssembly components and their versions"),
         (name = "jobs", description = "Jobs: enqueue, follow, cancel, replay"),
+        (name = "workflows", description = "Workflows (DAGs of plugin steps) and their runs"),
         (name = "operations", description = "Health, readiness and metrics (no key)"),
     ),
 )]

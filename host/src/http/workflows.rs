@@ -1,0 +1,310 @@
+//! Workflows and their runs, as a tenant sees them (API.md, "Workflows";
+//! docs/workflows.md).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::TenantKey;
+use super::openapi::{ErrorBody, Refusals};
+use super::{ApiError, AppState};
+use crate::store::{NewRun, RunCancel, RunFilter, StoreError};
+use crate::workflow::{RunState, RunSummary, Workflow, WorkflowRun, WorkflowSpec};
+
+/// Runs per page unless `limit` says otherwise.
+const DEFAULT_PAGE: u32 = 50;
+/// Most runs per page: bounds one response.
+const MAX_PAGE: u32 = 500;
+
+/// A definition the store refused names its problem: 422 `invalid_workflow`.
+fn definition_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid(m) => ApiError::Unprocessable("invalid_workflow", m),
+        other => other.into(),
+    }
+}
+
+/// `PUT /v1/workflows/{name}`: a new version (201), or the latest when it is
+/// the same definition (200). A cycle, an unknown dependency or step, an
+/// unknown plugin: 422 naming it, nothing stored.
+#[utoipa::path(put, path = "/v1/workflows/{name}", operation_id = "put_workflow", tag = "workflows",
+    request_body = WorkflowSpec,
+    params(("name" = String, Path, description = "The workflow's name: 1-63 characters of a-z, 0-9, _ and -")),
+    responses((status = 201, description = "A new version", body = Workflow),
+              (status = 200, description = "The latest version, identical to this definition", body = Workflow),
+              (status = 409, description = "Changed at the same time by another request; send it again", body = ErrorBody),
+              Refusals))]
+pub async fn put(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+    super::JsonBody(spec): super::JsonBody<WorkflowSpec>,
+) -> Result<(StatusCode, Json<Workflow>), ApiError> {
+    let (workflow, created) = state
+        .store
+        .workflow_insert(&key.tenant, &name, &spec, chrono::Utc::now())
+        .await
+        .map_err(definition_error)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(workflow)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    /// The latest version of each workflow, by name.
+    workflows: Vec<Workflow>,
+}
+
+/// `GET /v1/workflows`: the latest version of each.
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "list_workflows", tag = "workflows",
+    responses((status = 200, description = "The latest version of each workflow", body = WorkflowList),
+              Refusals))]
+pub async fn list(
+    State(state): State<AppState>,
+    key: TenantKey,
+) -> Result<Json<WorkflowList>, ApiError> {
+    let workflows = state.store.workflow_list(&key.tenant).await?;
+    Ok(Json(WorkflowList { workflows }))
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A version; the latest when absent.
+    version: Option<u32>,
+}
+
+/// `GET /v1/workflows/{name}`: the latest version, or `?version=n`.
+#[utoipa::path(get, path = "/v1/workflows/{name}", operation_id = "get_workflow", tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name"), VersionQuery),
+    responses((status = 200, description = "The definition", body = Workflow), Refusals))]
+pub async fn get(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+    super::QueryParams(query): super::QueryParams<VersionQuery>,
+) -> Result<Json<Workflow>, ApiError> {
+    let workflow = state
+        .store
+        .workflow_get(&key.tenant, &name, query.version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(match query.version {
+                Some(v) => format!("workflow `{name}` has no version {v}"),
+                None => format!("no workflow `{name}`"),
+            })
+        })?;
+    Ok(Json(workflow))
+}
+
+/// A run to start.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// The run's input (any JSON value); `{}` when absent.
+    #[schema(value_type = Option<serde_json::Value>)]
+    input: Option<Box<RawValue>>,
+    /// The workflow version to run; the latest when absent.
+    version: Option<u32>,
+}
+
+/// `POST /v1/workflows/{name}/runs`: 201 with the run; the steps without
+/// dependencies have their jobs already. Counts as one job against the
+/// tenant's enqueue quotas.
+#[utoipa::path(post, path = "/v1/workflows/{name}/runs", operation_id = "start_run", tag = "workflows",
+    request_body = CreateRun,
+    params(("name" = String, Path, description = "The workflow's name")),
+    responses((status = 201, description = "The run", body = WorkflowRun),
+              (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
+              Refusals))]
+pub async fn start(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(name): Path<String>,
+    super::JsonBody(body): super::JsonBody<CreateRun>,
+) -> Result<(StatusCode, Json<WorkflowRun>), ApiError> {
+    let quotas = key.quotas(&state).await?;
+    let input = body.input.as_ref().map_or("{}", |raw| raw.get());
+    let admission = super::quotas::admit(&state, &key.tenant, &quotas, 1).await?;
+    let outcome = state
+        .store
+        .run_start(
+            &key.tenant,
+            &NewRun {
+                workflow: &name,
+                version: body.version,
+                input,
+                schedule: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Invalid(m) => ApiError::Unprocessable("invalid", m),
+            other => other.into(),
+        });
+    admission.done(&state, &outcome).await;
+    Ok((StatusCode::CREATED, Json(outcome?)))
+}
+
+fn run_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no workflow run `{id}`")))
+}
+
+async fn load_run(state: &AppState, tenant: &str, id: &str) -> Result<WorkflowRun, ApiError> {
+    state
+        .store
+        .run_get(tenant, run_id(id)?)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow run `{id}`")))
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunListQuery {
+    /// Only runs of this workflow.
+    workflow: Option<String>,
+    /// Only runs in this state.
+    #[param(value_type = Option<RunState>)]
+    state: Option<String>,
+    /// Runs per page, 1 to 500 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    /// Newest first, without their steps.
+    runs: Vec<RunSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/workflow-runs`: newest first; `next_cursor` is there when more remain.
+#[utoipa::path(get, path = "/v1/workflow-runs", operation_id = "list_runs", tag = "workflows",
+    params(RunListQuery),
+    responses((status = 200, description = "A page of runs, newest first", body = RunList), Refusals))]
+pub async fn runs(
+    State(state): State<AppState>,
+    key: TenantKey,
+    super::QueryParams(query): super::QueryParams<RunListQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    let run_state = query
+        .state
+        .as_deref()
+        .map(|s| {
+            RunState::parse(s).ok_or_else(|| {
+                let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(
+                    "invalid_query",
+                    format!("unknown state `{s}`; one of {}", names.join(", ")),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            uuid::Uuid::parse_str(c).map_err(|_| {
+                ApiError::BadRequest("invalid_query", "cursor is not one this API gave".into())
+            })
+        })
+        .transpose()?;
+    let filter = RunFilter {
+        workflow: query.workflow,
+        state: run_state,
+    };
+    // One more than asked tells whether another page exists.
+    let mut runs = state
+        .store
+        .run_list(&key.tenant, &filter, after, limit + 1)
+        .await?;
+    let more = runs.len() > limit as usize;
+    runs.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| runs.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(RunList { runs, next_cursor }))
+}
+
+/// `GET /v1/workflow-runs/{id}`: the run, each step's state, job, result and error.
+#[utoipa::path(get, path = "/v1/workflow-runs/{id}", operation_id = "get_run", tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The run and its steps", body = WorkflowRun), Refusals))]
+pub async fn run(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRun>, ApiError> {
+    Ok(Json(load_run(&state, &key.tenant, &id).await?))
+}
+
+/// `GET /v1/workflow-runs/{id}/diagram`: Mermaid `graph TD` text, one
+/// class per step state.
+#[utoipa::path(get, path = "/v1/workflow-runs/{id}/diagram", operation_id = "get_run_diagram",
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "Mermaid flowchart text", body = String,
+               content_type = "text/plain; charset=utf-8"),
+              Refusals))]
+pub async fn diagram(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let run = load_run(&state, &key.tenant, &id).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        crate::workflow::diagram::mermaid(&run),
+    ))
+}
+
+/// `POST /v1/workflow-runs/{id}/cancel`: 200 with the run, every unfinished
+/// step cancelled (running attempts are stopped); 409 if it already finished.
+#[utoipa::path(post, path = "/v1/workflow-runs/{id}/cancel", operation_id = "cancel_run",
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The run, cancelled", body = WorkflowRun),
+              (status = 409, description = "The run has already finished", body = ErrorBody),
+              Refusals))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowRun>, ApiError> {
+    match state
+        .store
+        .run_cancel(&key.tenant, run_id(&id)?, chrono::Utc::now())
+        .await?
+    {
+        RunCancel::NotFound => return Err(ApiError::NotFound(format!("no workflow run `{id}`"))),
+        RunCancel::AlreadyFinished(run_state) => {
+            return Err(ApiError::Conflict(format!(
+                "workflow run `{id}` has already finished ({run_state})"
+            )));
+        }
+        RunCancel::Cancelled => {}
+    }
+    Ok(Json(load_run(&state, &key.tenant, &id).await?))
+}

@@ -1,0 +1,540 @@
+//! The workflow routes through `router()` with `oneshot`, on both backends:
+//! definitions and their refusals (nothing stored), runs moved forward by
+//! claiming and finishing their jobs through the store as a worker would,
+//! listings, the diagram, cancellation, and tenant scoping.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use corral::model::{Attempt, ClaimedJob, Finish, OutcomeKind, Transition};
+use corral::store::ClaimRequest;
+use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+use corral_tests::db::TestDb;
+use serde_json::{Value, json};
+
+corral_tests::on_both_backends!(
+    definitions_are_versioned_and_read_back,
+    bad_definitions_are_refused_by_name_and_store_nothing,
+    a_run_is_started_followed_and_drawn,
+    runs_are_listed_newest_first_with_filters_and_cursors,
+    a_run_is_cancelled_once,
+    another_tenants_workflows_and_runs_are_not_found,
+);
+
+fn diamond() -> Value {
+    json!({"steps": [
+        {"name": "a", "plugin": "echo"},
+        {"name": "b", "plugin": "echo", "depends_on": ["a"]},
+        {"name": "c", "plugin": "echo", "depends_on": ["a"], "on_failure": "continue"},
+        {"name": "d", "plugin": "echo", "depends_on": ["b", "c"]},
+    ]})
+}
+
+/// Claim every job that is due and complete it with its input as result.
+async fn complete_due_jobs(db: &TestDb) -> usize {
+    let jobs: Vec<ClaimedJob> = db
+        .store
+        .job_claim(&ClaimRequest {
+            host_id: "test".into(),
+            now: chrono::Utc::now(),
+            limit: 100,
+            lease: Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let finishes: Vec<Finish> = jobs
+        .iter()
+        .map(|job| Finish {
+            job_id: job.id,
+            lease_token: job.lease_token,
+            workflow_run_id: job.workflow_run_id,
+            progress: None,
+            attempt: Attempt {
+                attempt: job.attempt,
+                outcome: OutcomeKind::Completed,
+                message: None,
+                started_at: now,
+                finished_at: now,
+                fuel_consumed: 1,
+                peak_memory_bytes: 1,
+                host_id: "test".into(),
+                log: String::new(),
+                log_dropped_bytes: 0,
+            },
+            transition: Transition::Complete {
+                result: job.input.clone(),
+            },
+        })
+        .collect();
+    db.store.job_finish(&finishes).await.unwrap();
+    jobs.len()
+}
+
+async fn definitions_are_versioned_and_read_back(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    let (status, v1) = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    assert_eq!(v1["name"], "diamond");
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["steps"][2]["on_failure"], "continue");
+    assert_eq!(v1["steps"][0]["on_failure"], "halt", "defaults are shown");
+    let (status, again) = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same definition is not a new version"
+    );
+    assert_eq!(again, v1);
+    let changed = json!({"steps": [{"name": "only", "plugin": "echo"}]});
+    let (status, v2) = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(changed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(v2["version"], 2);
+    let (status, latest) = call(&app, Method::GET, "/v1/workflows/diamond", Some(&key), None).await;
+    assert_eq!(
+        (status, latest["version"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    let (status, first) = call(
+        &app,
+        Method::GET,
+        "/v1/workflows/diamond?version=1",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first, v1);
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            "/v1/workflows/diamond?version=9",
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, list) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["workflows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["workflows"][0]["version"], 2);
+}
+
+async fn bad_definitions_are_refused_by_name_and_store_nothing(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    let cases = [
+        (
+            json!({"steps": [
+                {"name": "a", "plugin": "echo", "depends_on": ["c"]},
+                {"name": "b", "plugin": "echo", "depends_on": ["a"]},
+                {"name": "c", "plugin": "echo", "depends_on": ["b"]},
+            ]}),
+            "the steps form a cycle: a -> b -> c -> a",
+        ),
+        (
+            json!({"steps": [{"name": "a", "plugin": "echo", "depends_on": ["ghost"]}]}),
+            "step `a` depends on `ghost`, which is not a step of this workflow",
+        ),
+        (
+            json!({"steps": [{"name": "a", "plugin": "echo"}, {"name": "a", "plugin": "echo"}]}),
+            "step `a` is defined twice",
+        ),
+        (
+            json!({"steps": [{"name": "a", "plugin": "nope"}]}),
+            "step `a`: plugin `nope` does not exist",
+        ),
+        (
+            json!({"steps": [{"name": "a", "plugin": "echo", "when": "input.["}]}),
+            "step `a`: when: `input.[` is not a JMESPath expression",
+        ),
+    ];
+    for (body, message) in cases {
+        let refused = call(
+            &app,
+            Method::PUT,
+            "/v1/workflows/bad",
+            Some(&key),
+            Some(body),
+        )
+        .await;
+        assert_error(
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_workflow",
+        );
+        let got = refused.1["error"]["message"].as_str().unwrap();
+        assert!(got.starts_with(message), "{got}");
+    }
+    assert_error(
+        &call(
+            &app,
+            Method::PUT,
+            "/v1/workflows/bad",
+            Some(&key),
+            Some(json!({"steps": [{"name": "a", "plugin": "echo", "retries": 3}]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::PUT,
+            "/v1/workflows/Bad!",
+            Some(&key),
+            Some(diamond()),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_workflow",
+    );
+    assert_error(
+        &call(&app, Method::GET, "/v1/workflows/bad", Some(&key), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, list) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    assert_eq!(list["workflows"], json!([]), "nothing stored");
+}
+
+async fn a_run_is_started_followed_and_drawn(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    let (status, run) = call(
+        &app,
+        Method::POST,
+        "/v1/workflows/diamond/runs",
+        Some(&key),
+        Some(json!({"input": {"order": 7}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["input"], json!({"order": 7}));
+    assert_eq!(run["steps"][0]["state"], "running");
+    assert_eq!(run["steps"][1]["state"], "pending");
+    let id = run["id"].as_str().unwrap().to_string();
+    // The first step's job is an ordinary job, linked to its run.
+    let job_id = run["steps"][0]["job_id"].as_str().unwrap();
+    let (_, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{job_id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(job["workflow_run_id"], json!(id));
+    assert_eq!(job["workflow_step"], "a");
+
+    let (status, text) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/workflow-runs/{id}/diagram"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(text.starts_with("graph TD\n"), "{text}");
+    assert!(text.contains("class s0 running"), "{text}");
+    assert!(text.contains("class s1,s2,s3 pending"), "{text}");
+    assert!(text.contains("s0 --> s1"), "{text}");
+
+    while complete_due_jobs(&db).await > 0 {}
+    let (status, done) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/workflow-runs/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["steps"][3]["result"], json!({"order": 7}));
+    assert!(done["finished_at"].is_string());
+    let (_, text) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/workflow-runs/{id}/diagram"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("class s0,s1,s2,s3 completed"),
+        "{text}"
+    );
+
+    // A run's input must be JSON the store accepts; an unknown workflow is 404.
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/workflows/nope/runs",
+            Some(&key),
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            "/v1/workflows/diamond/runs",
+            Some(&key),
+            Some(json!({"input": "x\u{0}y"})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+}
+
+async fn runs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/single",
+        Some(&key),
+        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for name in ["diamond", "single", "diamond", "diamond"] {
+        let (_, run) = call(
+            &app,
+            Method::POST,
+            &format!("/v1/workflows/{name}/runs"),
+            Some(&key),
+            Some(json!({})),
+        )
+        .await;
+        ids.push(run["id"].as_str().unwrap().to_string());
+    }
+    let (status, page) = call(
+        &app,
+        Method::GET,
+        "/v1/workflow-runs?workflow=diamond&limit=2",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let got: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[3].as_str(), ids[2].as_str()]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, next) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/workflow-runs?workflow=diamond&limit=2&cursor={cursor}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(next["runs"][0]["id"], json!(ids[0]));
+    assert_eq!(next["next_cursor"], Value::Null);
+    let (_, running) = call(
+        &app,
+        Method::GET,
+        "/v1/workflow-runs?state=running",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(running["runs"].as_array().map(Vec::len), Some(4));
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            "/v1/workflow-runs?state=asleep",
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::GET,
+            "/v1/workflow-runs?limit=0",
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    );
+}
+
+async fn a_run_is_cancelled_once(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    let (_, run) = call(
+        &app,
+        Method::POST,
+        "/v1/workflows/diamond/runs",
+        Some(&key),
+        Some(json!({})),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap();
+    let (status, cancelled) = call(
+        &app,
+        Method::POST,
+        &format!("/v1/workflow-runs/{id}/cancel"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(
+        cancelled["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "cancelled")
+    );
+    let job_id = cancelled["steps"][0]["job_id"].as_str().unwrap();
+    let (_, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{job_id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        job["state"], "cancelled",
+        "the waiting step job is cancelled"
+    );
+    assert_error(
+        &call(
+            &app,
+            Method::POST,
+            &format!("/v1/workflow-runs/{id}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+}
+
+async fn another_tenants_workflows_and_runs_are_not_found(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    push(&app, &key, "echo").await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/diamond",
+        Some(&key),
+        Some(diamond()),
+    )
+    .await;
+    let (_, run) = call(
+        &app,
+        Method::POST,
+        "/v1/workflows/diamond/runs",
+        Some(&key),
+        Some(json!({})),
+    )
+    .await;
+    let id = run["id"].as_str().unwrap();
+    for (method, uri) in [
+        (Method::GET, "/v1/workflows/diamond".to_string()),
+        (Method::POST, "/v1/workflows/diamond/runs".to_string()),
+        (Method::GET, format!("/v1/workflow-runs/{id}")),
+        (Method::GET, format!("/v1/workflow-runs/{id}/diagram")),
+        (Method::POST, format!("/v1/workflow-runs/{id}/cancel")),
+        (Method::GET, "/v1/workflow-runs/not-a-uuid".to_string()),
+    ] {
+        let body = (method == Method::POST).then(|| json!({}));
+        assert_error(
+            &call(&app, method, &uri, Some(&other), body).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    let (_, list) = call(&app, Method::GET, "/v1/workflow-runs", Some(&other), None).await;
+    assert_eq!(list["runs"], json!([]));
+    // The other tenant's workflow of the same name is its own.
+    let (_, theirs) = call(&app, Method::GET, "/v1/workflows", Some(&other), None).await;
+    assert_eq!(theirs["workflows"], json!([]));
+}
