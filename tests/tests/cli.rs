@@ -599,3 +599,159 @@ fn failures_exit_1_for_a_dead_job_and_2_for_errors() {
     let help = server.corral(None, &["job", "create", "--help"]).success();
     assert!(help.stdout.contains("Exit codes:"), "{help:#?}");
 }
+
+#[test]
+fn workflows_from_apply_to_cancel() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    for plugin in ["step", "sleep"] {
+        server
+            .corral(Some(&key), &["plugin", "push", plugin, &path_of(plugin)])
+            .success();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("diamond.yaml");
+    std::fs::write(
+        &file,
+        "name: diamond\n\
+         steps:\n\
+         \x20 - {name: a, plugin: step}\n\
+         \x20 - {name: b, plugin: step, depends_on: [a]}\n\
+         \x20 - {name: c, plugin: step, depends_on: [a], input: {fixed: true}}\n\
+         \x20 - {name: d, plugin: step, depends_on: [b, c]}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let applied = server
+        .corral(Some(&key), &["workflow", "apply", &file])
+        .success();
+    assert!(
+        applied.stderr.contains("applied diamond version 1"),
+        "{applied:#?}"
+    );
+    assert!(applied.stdout.contains("DEPENDS ON"), "{applied:#?}");
+    let again = server
+        .corral(Some(&key), &["workflow", "apply", &file])
+        .success();
+    assert!(again.stderr.contains("unchanged: version 1"), "{again:#?}");
+
+    // Run to the end: the last step saw the run input and every upstream result.
+    let done = server
+        .corral(
+            Some(&key),
+            &[
+                "workflow",
+                "run",
+                "diamond",
+                "--input",
+                r#"{"n": 1}"#,
+                "--wait",
+                "--json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(done["state"], "completed", "{done}");
+    let seen = &done["steps"][3]["result"]["context"];
+    assert_eq!(seen["input"], serde_json::json!({"n": 1}));
+    assert_eq!(
+        seen["steps"]["c"]["input"],
+        serde_json::json!({"fixed": true})
+    );
+    let id = done["id"].as_str().unwrap();
+    let status = server
+        .corral(Some(&key), &["workflow", "status", id])
+        .success();
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("state:") && l.ends_with("completed")),
+        "{status:#?}"
+    );
+    assert!(
+        status.stdout.contains("STEP"),
+        "a table of steps: {status:#?}"
+    );
+    let diagram = server
+        .corral(Some(&key), &["workflow", "diagram", id])
+        .success();
+    assert!(diagram.stdout.starts_with("graph TD\n"), "{diagram:#?}");
+    assert!(
+        diagram.stdout.contains("class s0,s1,s2,s3 completed"),
+        "{diagram:#?}"
+    );
+    let runs = server
+        .corral(Some(&key), &["workflow", "runs", "--workflow", "diamond"])
+        .success();
+    assert!(runs.stdout.contains(id), "{runs:#?}");
+    let list = server.corral(Some(&key), &["workflow", "list"]).success();
+    assert!(list.stdout.contains("diamond"), "{list:#?}");
+
+    // A failing step with the default policy: the run fails, exit 1.
+    let failing = dir.path().join("failing.json");
+    std::fs::write(
+        &failing,
+        r#"{"steps": [{"name": "f", "plugin": "step", "input": {"fail": "boom"}}]}"#,
+    )
+    .unwrap();
+    server
+        .corral(
+            Some(&key),
+            &["workflow", "apply", &failing.display().to_string()],
+        )
+        .success();
+    let failed = server
+        .corral(Some(&key), &["workflow", "run", "failing", "--wait"])
+        .fails(1, "");
+    assert!(
+        failed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("error:") && l.contains("boom")),
+        "{failed:#?}"
+    );
+
+    // Cancel a run while its step sleeps.
+    let slow = dir.path().join("slow.json");
+    std::fs::write(
+        &slow,
+        r#"{"name": "slow", "steps": [{"name": "nap", "plugin": "sleep", "input": {"ms": 60000}}]}"#,
+    )
+    .unwrap();
+    server
+        .corral(
+            Some(&key),
+            &["workflow", "apply", &slow.display().to_string()],
+        )
+        .success();
+    let started = server
+        .corral(Some(&key), &["workflow", "run", "slow", "--json"])
+        .success()
+        .json();
+    let slow_id = started["id"].as_str().unwrap();
+    let cancelled = server
+        .corral(Some(&key), &["workflow", "cancel", slow_id, "--json"])
+        .success()
+        .json();
+    assert_eq!(cancelled["state"], "cancelled");
+    server
+        .corral(Some(&key), &["workflow", "cancel", slow_id])
+        .fails(2, "(conflict, HTTP 409)");
+
+    // A bad definition: exit 2, the server's message.
+    let cycle = dir.path().join("cycle.json");
+    std::fs::write(
+        &cycle,
+        r#"{"name": "cycle", "steps": [
+            {"name": "a", "plugin": "step", "depends_on": ["b"]},
+            {"name": "b", "plugin": "step", "depends_on": ["a"]}]}"#,
+    )
+    .unwrap();
+    server
+        .corral(
+            Some(&key),
+            &["workflow", "apply", &cycle.display().to_string()],
+        )
+        .fails(2, "the steps form a cycle: a -> b -> a");
+}

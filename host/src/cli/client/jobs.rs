@@ -154,7 +154,7 @@ async fn wait_and_print(
 }
 
 /// The input as JSON text, from `--input`, `--input-file` or stdin (`-`).
-async fn read_input(
+pub(super) async fn read_input(
     input: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Box<RawValue>, ClientError> {

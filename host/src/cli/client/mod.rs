@@ -1,4 +1,5 @@
-//! The client verbs of `corral` (`tenant`, `key`, `plugin`, `job`): each
+//! The client verbs of `corral` (`tenant`, `key`, `plugin`, `job`,
+//! `workflow`, `schedule`): each
 //! calls a running server's HTTP API (docs/api.md) and prints tables and
 //! `key: value` lines, or the API's JSON with `--json`. docs/cli.md shows
 //! every command.
@@ -7,9 +8,11 @@
 //! - [`http`]: the API client over reqwest, with its one error enum;
 //! - [`sse`]: the Server-Sent Events parser;
 //! - [`output`]: tables, `key: value` lines, cells;
-//! - [`tenants`], [`plugins`], [`jobs`]: one file per resource;
+//! - [`tenants`], [`plugins`], [`jobs`], [`workflows`]: one file per resource;
+//! - [`files`]: definition files (JSON or YAML) for `apply`;
 //! - [`watch`]: following a job's events (`job watch`, `job create --wait`).
 
+pub mod files;
 pub mod http;
 pub mod jobs;
 pub mod output;
@@ -17,6 +20,7 @@ pub mod plugins;
 pub mod sse;
 pub mod tenants;
 pub mod watch;
+pub mod workflows;
 
 use std::path::PathBuf;
 
@@ -36,8 +40,9 @@ pub const EXIT_JOB_FAILED: i32 = 1;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success (with --wait, and for `job watch`: the job completed)
-  1  the job ended `dead` or `cancelled` (with --wait, and for `job watch`)
+  0  success (with --wait, and for `job watch`: the job or run completed)
+  1  the job ended `dead` or `cancelled`, or the run `failed`,
+     `partially_failed` or `cancelled` (with --wait, and for `job watch`)
   2  a usage, connection or API error (printed on stderr as
      `error: <message> (<code>, HTTP <status>)` for API errors)";
 
@@ -72,6 +77,80 @@ pub enum ClientCommand {
     /// Create, follow, inspect, cancel and replay jobs (with a tenant's key).
     #[command(after_help = EXIT_CODES)]
     Job(JobArgs),
+    /// Define workflows (DAGs of plugin steps), run them, follow and cancel
+    /// runs (with a tenant's key).
+    #[command(after_help = EXIT_CODES)]
+    Workflow(WorkflowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: WorkflowCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Define (a new version of) a workflow from a JSON or YAML file holding
+    /// `name` and `steps` (docs/workflows.md). The same definition as the
+    /// latest version answers that version.
+    Apply {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+        /// The workflow's name (default: `name` in the file, else the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The latest version of each workflow.
+    List,
+    /// A workflow's definition (the latest version, or --version).
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Start a run; with --wait, follow it to its end and print its steps.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunWorkflowArgs),
+    /// A run's state and each step's state, job, elements and error.
+    Status { run: String },
+    /// A run as a Mermaid `graph TD` (paste it into any Mermaid viewer).
+    Diagram { run: String },
+    /// Cancel a run and every unfinished step (running ones are stopped).
+    Cancel { run: String },
+    /// Runs, newest first.
+    Runs {
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only runs in this state (running, completed, failed,
+        /// partially_failed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Runs per page (the server's default is 50, its most 500).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunWorkflowArgs {
+    /// The workflow to run.
+    pub name: String,
+    /// The workflow version (default: the latest).
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// The run's input, as JSON; `-` reads it from stdin (default: `{}`).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// A file holding the run's input as JSON; `-` is stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Follow the run until it ends, then print it; exit 1 unless it completed.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +380,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<i32> {
         ClientCommand::Key(args) => tenants::key(&args.client, args.command).await,
         ClientCommand::Plugin(args) => plugins::run(&args.client, args.command).await,
         ClientCommand::Job(args) => jobs::run(&args.client, args.command).await,
+        ClientCommand::Workflow(args) => workflows::run(&args.client, args.command).await,
     };
     Ok(result?)
 }
