@@ -1,7 +1,69 @@
 //! What the store keeps of cron schedules and their fired ticks
-//! (docs/schedules.md). Each backend implements it in its `schedules.rs`.
+//! (docs/schedules.md). Each backend implements it in its `schedules.rs`,
+//! around the pure rules of [`crate::workflow::schedule`].
 
 use async_trait::async_trait;
 
+use super::StoreError;
+use crate::model::Timestamp;
+use crate::workflow::schedule::{FiredTick, Schedule, ScheduleSpec};
+
+/// Schedules fired by one pass at most: bounds one transaction (the rest
+/// are due in the next pass, a moment later).
+pub const FIRE_BATCH: u32 = 100;
+
 #[async_trait]
-pub trait ScheduleStore {}
+pub trait ScheduleStore {
+    /// Create or replace a schedule after checking its cron expression,
+    /// time zone, target (the plugin or workflow must exist) and input.
+    /// Its next tick is the first after `now`. True when it was created.
+    async fn schedule_put(
+        &self,
+        tenant: &str,
+        name: &str,
+        spec: &ScheduleSpec,
+        now: Timestamp,
+    ) -> Result<(Schedule, bool), StoreError>;
+    /// A schedule with its latest fired ticks.
+    async fn schedule_get(&self, tenant: &str, name: &str) -> Result<Option<Schedule>, StoreError>;
+    /// A tenant's schedules, by name (without their ticks).
+    async fn schedule_list(&self, tenant: &str) -> Result<Vec<Schedule>, StoreError>;
+    /// Delete a schedule and its ticks; false when there is none.
+    async fn schedule_delete(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+    /// Pause, or resume (the next tick is then the first after `now`: ticks
+    /// missed while paused never fire). None when there is no such schedule.
+    async fn schedule_pause(
+        &self,
+        tenant: &str,
+        name: &str,
+        paused: bool,
+        now: Timestamp,
+    ) -> Result<Option<Schedule>, StoreError>;
+    /// Fire the ticks due at `now` of up to `limit` schedules, across all
+    /// tenants. Each tick is recorded once (its row's key is the schedule
+    /// and the tick), in the same transaction as the job or run it starts,
+    /// so any number of hosts may call this at once.
+    async fn schedule_fire(&self, now: Timestamp, limit: u32)
+    -> Result<Vec<FiredTick>, StoreError>;
+}
+
+/// Check a schedule before anything is stored: its name, its definition
+/// and its input (the same rules as a job's).
+pub(crate) fn validate(
+    name: &str,
+    spec: &ScheduleSpec,
+) -> Result<crate::workflow::schedule::Cron, StoreError> {
+    if !super::valid_name(name) {
+        return Err(StoreError::Invalid(format!(
+            "schedule name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
+        )));
+    }
+    let cron = crate::workflow::schedule::validate(spec).map_err(StoreError::Invalid)?;
+    super::workflows::validate_run_input(&spec.target.input.to_string())?;
+    Ok(cron)
+}
+
+/// Why a tick started nothing because the tenant's queue is full.
+pub(crate) fn queue_full(max_queued: u64) -> String {
+    format!("skipped: the tenant already has {max_queued} job(s) waiting (its max_queued_jobs)")
+}

@@ -190,30 +190,49 @@ pub(crate) fn unknown_step_plugin(step: &str, plugin: &str, version: Option<u32>
     })
 }
 
-/// A job of a step, for the store's insert: its spec's options resolved.
-pub(crate) struct StepJobRow<'a> {
-    pub job: &'a StepJob,
-    pub step: &'a StepSpec,
-    pub plugin_version: u32,
+/// A job whose plugin version is already pinned, for the store's insert:
+/// a workflow step's job, or a schedule's.
+pub(crate) struct PinnedJob {
+    pub id: uuid::Uuid,
+    pub plugin: String,
+    pub version: u32,
+    pub queue: String,
+    pub priority: i32,
+    /// JSON text.
+    pub input: String,
+    /// Overrides the plugin's.
+    pub max_attempts: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    /// A workflow step's job: its run, step, element and context.
+    pub run: Option<RunId>,
+    pub step: Option<String>,
+    pub item: Option<u32>,
+    pub context: Option<String>,
 }
 
-impl StepJobRow<'_> {
-    pub fn queue(&self) -> String {
-        self.step
-            .queue
-            .clone()
-            .unwrap_or_else(crate::model::default_queue)
-    }
-}
-
-/// Pair each planned job with its step.
-pub(crate) fn step_job_rows<'a>(snapshot: &'a Snapshot, plan: &'a Plan) -> Vec<StepJobRow<'a>> {
+/// The jobs the engine planned, with their steps' options.
+pub(crate) fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<PinnedJob> {
     plan.jobs
         .iter()
-        .map(|job| StepJobRow {
-            job,
-            step: &snapshot.spec.steps[job.step],
-            plugin_version: snapshot.steps[job.step].plugin_version,
+        .map(|job: &StepJob| {
+            let step: &StepSpec = &snapshot.spec.steps[job.step];
+            PinnedJob {
+                id: job.id,
+                plugin: step.plugin.clone(),
+                version: snapshot.steps[job.step].plugin_version,
+                queue: step
+                    .queue
+                    .clone()
+                    .unwrap_or_else(crate::model::default_queue),
+                priority: step.priority.unwrap_or(0),
+                input: job.input.clone(),
+                max_attempts: step.max_attempts,
+                timeout_ms: step.timeout_ms,
+                run: Some(snapshot.id),
+                step: Some(step.name.clone()),
+                item: job.item,
+                context: Some(job.context.clone()),
+            }
         })
         .collect()
 }

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::{CANCEL_CHANNEL, PostgresStore, RUN_CHANNEL, is_unique_violation};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
-    NewRun, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view, spec_value,
-    step_job_rows, too_large, unknown_step_plugin, validate_run_input,
+    NewRun, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view,
+    spec_value, step_jobs, too_large, unknown_step_plugin, validate_run_input,
 };
 use crate::store::{StoreError, to_i64, to_u32};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
@@ -35,7 +35,7 @@ fn workflow_from_row(row: &PgRow) -> Result<Workflow, StoreError> {
     })
 }
 
-async fn workflow_latest(
+pub(super) async fn workflow_latest(
     conn: &mut PgConnection,
     tenant: &str,
     name: &str,
@@ -54,10 +54,10 @@ async fn workflow_latest(
     row.as_ref().map(workflow_from_row).transpose()
 }
 
-/// The version of `plugin` a step pins: the given one or the latest, not
+/// The version of `plugin` a step (or a schedule's tick) pins: the given one or the latest, not
 /// deleted, read `FOR SHARE` so a concurrent delete waits for this
 /// transaction (and then sees the pinned step).
-async fn plugin_pin(
+pub(super) async fn plugin_pin(
     conn: &mut PgConnection,
     tenant: &str,
     plugin: &str,
@@ -277,7 +277,7 @@ async fn apply(
         .await?;
     }
     if !plan.jobs.is_empty() {
-        insert_jobs(conn, snapshot, plan, now).await?;
+        insert_pinned(conn, &snapshot.tenant_id, &step_jobs(snapshot, plan), now).await?;
     }
     let cancel_steps: Option<Vec<String>> = match &plan.cancel {
         CancelJobs::None => None,
@@ -328,49 +328,47 @@ async fn apply(
     Ok(())
 }
 
-/// Insert the jobs the engine planned, in one statement (the plugin
-/// versions were pinned when the run started).
-async fn insert_jobs(
+/// Insert jobs whose plugin versions are pinned (a run's steps, a
+/// schedule's tick), in one statement; `available` at `now`.
+pub(super) async fn insert_pinned(
     conn: &mut PgConnection,
-    snapshot: &Snapshot,
-    plan: &Plan,
+    tenant: &str,
+    jobs: &[PinnedJob],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let rows = step_job_rows(snapshot, plan);
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
                            max_attempts, timeout_ms, run_at, created_at, workflow_run_id, workflow_step, \
                            workflow_item, context) \
          SELECT u.id, $1, p.name, p.version, p.digest, u.queue, u.priority, 'available', u.input::jsonb, 0, \
-                COALESCE(u.max_attempts, p.max_attempts), u.timeout_ms, $2, $2, $3, u.step, u.item, u.context::jsonb \
-         FROM UNNEST($4::uuid[], $5::text[], $6::int[], $7::text[], $8::int[], $9::text[], $10::int[], \
-                     $11::bigint[], $12::text[], $13::int[], $14::text[]) \
-              AS u(id, plugin, version, queue, priority, input, max_attempts, timeout_ms, step, item, context) \
+                COALESCE(u.max_attempts, p.max_attempts), u.timeout_ms, $2, $2, u.run, u.step, u.item, u.context::jsonb \
+         FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[], $7::int[], $8::text[], $9::int[], \
+                     $10::bigint[], $11::uuid[], $12::text[], $13::int[], $14::text[]) \
+              AS u(id, plugin, version, queue, priority, input, max_attempts, timeout_ms, run, step, item, context) \
          JOIN plugins p ON p.tenant_id = $1 AND p.name = u.plugin AND p.version = u.version",
     )
-    .bind(&snapshot.tenant_id)
+    .bind(tenant)
     .bind(now)
-    .bind(snapshot.id)
-    .bind(rows.iter().map(|r| r.job.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.step.plugin.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.plugin_version as i32).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.queue()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.step.priority.unwrap_or(0)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.job.input.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.step.max_attempts.map(|n| n as i32)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.step.timeout_ms.map(to_i64)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.step.name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.job.item.map(|n| n as i32)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.job.context.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.plugin.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.version as i32).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.input.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.max_attempts.map(|n| n as i32)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.timeout_ms.map(to_i64)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.run).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.step.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.item.map(|n| n as i32)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.context.clone()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    if inserted != rows.len() as u64 {
+    if inserted != jobs.len() as u64 {
         return Err(StoreError::Conflict(format!(
-            "run {}: {} of {} step jobs found their pinned plugin version",
-            snapshot.id,
+            "{} of {} jobs found their pinned plugin version",
             inserted,
-            rows.len()
+            jobs.len()
         )));
     }
     Ok(())

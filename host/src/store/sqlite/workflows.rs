@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{SqliteStore, micros, opt_time, opt_uuid, time, uuid};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
-    NewRun, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view, spec_value,
-    step_job_rows, too_large, unknown_step_plugin, validate_run_input,
+    NewRun, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view,
+    spec_value, step_jobs, too_large, unknown_step_plugin, validate_run_input,
 };
 use crate::store::{StoreError, StoreEvent, to_i64, to_u32};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
@@ -31,7 +31,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<Workflow, StoreError> {
     })
 }
 
-async fn workflow_latest(
+pub(super) async fn workflow_latest(
     conn: &mut SqliteConnection,
     tenant: &str,
     name: &str,
@@ -51,7 +51,7 @@ async fn workflow_latest(
 }
 
 /// The version of `plugin` a step pins: the given one or the latest, not deleted.
-async fn plugin_pin(
+pub(super) async fn plugin_pin(
     conn: &mut SqliteConnection,
     tenant: &str,
     plugin: &str,
@@ -257,7 +257,7 @@ async fn apply(
         .await?;
     }
     if !plan.jobs.is_empty() {
-        insert_jobs(conn, snapshot, plan, now).await?;
+        insert_pinned(conn, &snapshot.tenant_id, &step_jobs(snapshot, plan), now).await?;
         events.push(StoreEvent::JobsAvailable);
     }
     let cancel_steps: Option<Vec<String>> = match &plan.cancel {
@@ -309,15 +309,15 @@ async fn apply(
     Ok(events)
 }
 
-/// Insert the jobs the engine planned (the plugin versions were pinned when
-/// the run started).
-async fn insert_jobs(
+/// Insert jobs whose plugin versions are pinned (a run's steps, a
+/// schedule's tick); `available` at `now`.
+pub(super) async fn insert_pinned(
     conn: &mut SqliteConnection,
-    snapshot: &Snapshot,
-    plan: &Plan,
+    tenant: &str,
+    jobs: &[PinnedJob],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    for row in step_job_rows(snapshot, plan) {
+    for job in jobs {
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
                                max_attempts, timeout_ms, run_at, created_at, workflow_run_id, workflow_step, \
@@ -326,27 +326,27 @@ async fn insert_jobs(
                     ?9, ?10, ?10, ?11, ?12, ?13, ?14 \
              FROM plugins p WHERE p.tenant_id = ?2 AND p.name = ?3 AND p.version = ?4",
         )
-        .bind(row.job.id.to_string())
-        .bind(&snapshot.tenant_id)
-        .bind(&row.step.plugin)
-        .bind(i64::from(row.plugin_version))
-        .bind(row.queue())
-        .bind(row.step.priority.unwrap_or(0))
-        .bind(&row.job.input)
-        .bind(row.step.max_attempts.map(i64::from))
-        .bind(row.step.timeout_ms.map(to_i64))
+        .bind(job.id.to_string())
+        .bind(tenant)
+        .bind(&job.plugin)
+        .bind(i64::from(job.version))
+        .bind(&job.queue)
+        .bind(job.priority)
+        .bind(&job.input)
+        .bind(job.max_attempts.map(i64::from))
+        .bind(job.timeout_ms.map(to_i64))
         .bind(micros(now))
-        .bind(snapshot.id.to_string())
-        .bind(&row.step.name)
-        .bind(row.job.item.map(i64::from))
-        .bind(&row.job.context)
+        .bind(job.run.map(|id| id.to_string()))
+        .bind(&job.step)
+        .bind(job.item.map(i64::from))
+        .bind(&job.context)
         .execute(&mut *conn)
         .await?
         .rows_affected();
         if inserted != 1 {
             return Err(StoreError::Conflict(format!(
-                "run {}: step `{}` did not find its pinned plugin version",
-                snapshot.id, row.step.name
+                "job of plugin `{}` did not find its pinned version {}",
+                job.plugin, job.version
             )));
         }
     }
