@@ -69,11 +69,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     });
 
     if args.mode != ServeMode::Api {
+        // Hosts that run jobs also fire cron schedules.
+        let scheduler = tokio::spawn(crate::workflow::scheduler::run(
+            store.clone(),
+            shutdown.clone(),
+        ));
         let config = args.worker_config();
         tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "the worker is running");
         Worker::with_metrics(store, runtime, config, metrics)
             .run(shutdown.clone())
             .await;
+        scheduler.await.context("the scheduler task")?;
     } else {
         shutdown.cancelled().await;
     }

@@ -7,6 +7,7 @@
 //! - [`plugins`]: plugin upload and versions (tenant);
 //! - [`jobs`]: jobs (tenant);
 //! - [`workflows`]: workflows and their runs (tenant);
+//! - [`schedules`]: cron schedules (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
 //! - [`openapi`]: the OpenAPI document and `/docs`;
 //! - [`ops`]: `/metrics`, and the routes of a worker-only host;
@@ -20,6 +21,7 @@ pub mod ops;
 pub mod plugins;
 pub mod quotas;
 pub mod request_span;
+pub mod schedules;
 pub mod tenants;
 pub mod workflows;
 
@@ -151,6 +153,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workflow-runs/{id}", get(workflows::run))
         .route("/v1/workflow-runs/{id}/diagram", get(workflows::diagram))
         .route("/v1/workflow-runs/{id}/cancel", post(workflows::cancel))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            put(schedules::put)
+                .get(schedules::get)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

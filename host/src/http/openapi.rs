@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{jobs, plugins, tenants, workflows};
+use super::{jobs, plugins, schedules, tenants, workflows};
 
 /// The error shape every 4xx and 5xx answer has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +90,8 @@ impl Modify for BearerKey {
         jobs::attempts, jobs::logs, jobs::events,
         workflows::put, workflows::list, workflows::get, workflows::start, workflows::runs,
         workflows::run, workflows::diagram, workflows::cancel,
+        schedules::put, schedules::list, schedules::get, schedules::delete, schedules::pause,
+        schedules::resume,
     ),
     components(schemas(ErrorBody, crate::model::OutcomeKind)),
     modifiers(&BearerKey),
@@ -99,6 +101,7 @@ impl Modify for BearerKey {
         (name = "plugins", description = "WebAssembly components and their versions"),
         (name = "jobs", description = "Jobs: enqueue, follow, cancel, replay"),
         (name = "workflows", description = "Workflows (DAGs of plugin steps) and their runs"),
+        (name = "schedules", description = "Cron schedules that start jobs or workflow runs"),
         (name = "operations", description = "Health, readiness and metrics (no key)"),
     ),
 )]

@@ -8,7 +8,8 @@
 //! - [`http`]: the API client over reqwest, with its one error enum;
 //! - [`sse`]: the Server-Sent Events parser;
 //! - [`output`]: tables, `key: value` lines, cells;
-//! - [`tenants`], [`plugins`], [`jobs`], [`workflows`]: one file per resource;
+//! - [`tenants`], [`plugins`], [`jobs`], [`workflows`], [`schedules`]: one
+//!   file per resource;
 //! - [`files`]: definition files (JSON or YAML) for `apply`;
 //! - [`watch`]: following a job's events (`job watch`, `job create --wait`).
 
@@ -17,6 +18,7 @@ pub mod http;
 pub mod jobs;
 pub mod output;
 pub mod plugins;
+pub mod schedules;
 pub mod sse;
 pub mod tenants;
 pub mod watch;
@@ -81,6 +83,41 @@ pub enum ClientCommand {
     /// runs (with a tenant's key).
     #[command(after_help = EXIT_CODES)]
     Workflow(WorkflowArgs),
+    /// Fire jobs or workflow runs on a cron schedule (with a tenant's key).
+    #[command(after_help = EXIT_CODES)]
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: ScheduleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create or replace a schedule from a JSON or YAML file holding `name`,
+    /// `cron`, `timezone`, `target` ({plugin|workflow, version, input}),
+    /// `paused` and `catch_up` (docs/schedules.md).
+    Apply {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+        /// The schedule's name (default: `name` in the file, else the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every schedule: cron, time zone, target, state, next tick.
+    List,
+    /// A schedule and its latest fired ticks.
+    Show { name: String },
+    /// Stop firing until resumed.
+    Pause { name: String },
+    /// Fire again from the next tick after now (missed ticks do not fire).
+    Resume { name: String },
+    /// Delete a schedule (the jobs and runs it started stay).
+    Delete { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +418,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<i32> {
         ClientCommand::Plugin(args) => plugins::run(&args.client, args.command).await,
         ClientCommand::Job(args) => jobs::run(&args.client, args.command).await,
         ClientCommand::Workflow(args) => workflows::run(&args.client, args.command).await,
+        ClientCommand::Schedule(args) => schedules::run(&args.client, args.command).await,
     };
     Ok(result?)
 }
