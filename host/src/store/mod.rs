@@ -426,6 +426,13 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
+/// `t` as the databases keep it (microseconds), so what a call returns
+/// equals what a later read returns.
+pub fn stored_time(t: Timestamp) -> Timestamp {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
 /// The start of the enqueue-rate window holding `now` (whole minutes).
 pub(crate) fn rate_window(now: Timestamp) -> Timestamp {
     use chrono::{DurationRound, TimeDelta};

@@ -190,6 +190,7 @@ impl ScheduleStore for PostgresStore {
         spec: &ScheduleSpec,
         now: Timestamp,
     ) -> Result<(Schedule, bool), StoreError> {
+        let now = crate::store::stored_time(now);
         let cron = validate(name, spec)?;
         let mut tx = self.pool.begin().await?;
         check_target(&mut tx, tenant, &spec.target).await?;
@@ -306,6 +307,7 @@ impl ScheduleStore for PostgresStore {
         paused: bool,
         now: Timestamp,
     ) -> Result<Option<Schedule>, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = $1 AND name = $2 FOR UPDATE"
@@ -346,6 +348,7 @@ impl ScheduleStore for PostgresStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<FiredTick>, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.pool.begin().await?;
         let due = sqlx::query(
             "SELECT tenant_id, name, cron, timezone, target::text AS target, catch_up, next_tick \

@@ -451,6 +451,7 @@ pub(super) async fn run_start_in(
     run: &NewRun<'_>,
     now: Timestamp,
 ) -> Result<WorkflowRun, StoreError> {
+    let now = crate::store::stored_time(now);
     let input = validate_run_input(run.input)?;
     let workflow = workflow_latest(conn, tenant, run.workflow, run.version)
         .await?
@@ -534,6 +535,7 @@ impl WorkflowStore for PostgresStore {
         spec: &WorkflowSpec,
         now: Timestamp,
     ) -> Result<(Workflow, bool), StoreError> {
+        let now = crate::store::stored_time(now);
         if !crate::store::valid_name(name) {
             return Err(StoreError::Invalid(format!(
                 "workflow name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
@@ -626,6 +628,7 @@ impl WorkflowStore for PostgresStore {
         run: &NewRun<'_>,
         now: Timestamp,
     ) -> Result<WorkflowRun, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.pool.begin().await?;
         let started = run_start_in(&mut tx, tenant, run, now).await?;
         tx.commit().await?;
@@ -685,6 +688,7 @@ impl WorkflowStore for PostgresStore {
         id: RunId,
         now: Timestamp,
     ) -> Result<RunCancel, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.pool.begin().await?;
         let Some((_, mut snapshot)) = load(&mut tx, Some(tenant), id, true).await? else {
             return Ok(RunCancel::NotFound);

@@ -188,6 +188,7 @@ impl ScheduleStore for SqliteStore {
         spec: &ScheduleSpec,
         now: Timestamp,
     ) -> Result<(Schedule, bool), StoreError> {
+        let now = crate::store::stored_time(now);
         let cron = validate(name, spec)?;
         let mut tx = self.writer.begin().await?;
         check_target(&mut tx, tenant, &spec.target).await?;
@@ -311,6 +312,7 @@ impl ScheduleStore for SqliteStore {
         paused: bool,
         now: Timestamp,
     ) -> Result<Option<Schedule>, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = ?1 AND name = ?2"
@@ -351,6 +353,7 @@ impl ScheduleStore for SqliteStore {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<FiredTick>, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.writer.begin().await?;
         let due = sqlx::query(
             "SELECT tenant_id, name, cron, timezone, target, catch_up, next_tick \

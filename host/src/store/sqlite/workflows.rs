@@ -426,6 +426,7 @@ pub(super) async fn run_start_in(
     run: &NewRun<'_>,
     now: Timestamp,
 ) -> Result<(WorkflowRun, Vec<StoreEvent>), StoreError> {
+    let now = crate::store::stored_time(now);
     let input = validate_run_input(run.input)?;
     let workflow = workflow_latest(conn, tenant, run.workflow, run.version)
         .await?
@@ -510,6 +511,7 @@ impl WorkflowStore for SqliteStore {
         spec: &WorkflowSpec,
         now: Timestamp,
     ) -> Result<(Workflow, bool), StoreError> {
+        let now = crate::store::stored_time(now);
         if !crate::store::valid_name(name) {
             return Err(StoreError::Invalid(format!(
                 "workflow name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
@@ -590,6 +592,7 @@ impl WorkflowStore for SqliteStore {
         run: &NewRun<'_>,
         now: Timestamp,
     ) -> Result<WorkflowRun, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.writer.begin().await?;
         let (started, events) = run_start_in(&mut tx, tenant, run, now).await?;
         tx.commit().await?;
@@ -650,6 +653,7 @@ impl WorkflowStore for SqliteStore {
         id: RunId,
         now: Timestamp,
     ) -> Result<RunCancel, StoreError> {
+        let now = crate::store::stored_time(now);
         let mut tx = self.writer.begin().await?;
         let Some((_, mut snapshot)) = load(&mut tx, Some(tenant), id).await? else {
             return Ok(RunCancel::NotFound);
