@@ -755,3 +755,87 @@ fn workflows_from_apply_to_cancel() {
         )
         .fails(2, "the steps form a cycle: a -> b -> a");
 }
+
+#[test]
+fn schedules_from_apply_to_delete() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nightly.yaml");
+    std::fs::write(
+        &file,
+        "name: nightly\n\
+         cron: \"30 2 * * *\"\n\
+         timezone: Europe/Berlin\n\
+         target:\n\
+         \x20 plugin: echo\n\
+         \x20 input: {report: daily}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let created = server
+        .corral(Some(&key), &["schedule", "apply", &file])
+        .success();
+    assert!(
+        created.stderr.contains("created schedule nightly"),
+        "{created:#?}"
+    );
+    assert!(
+        created
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("time zone:") && l.ends_with("Europe/Berlin")),
+        "{created:#?}"
+    );
+    let replaced = server
+        .corral(Some(&key), &["schedule", "apply", &file])
+        .success();
+    assert!(
+        replaced.stderr.contains("replaced schedule nightly"),
+        "{replaced:#?}"
+    );
+    let list = server.corral(Some(&key), &["schedule", "list"]).success();
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("nightly") && l.contains("plugin echo") && l.contains("active")),
+        "{list:#?}"
+    );
+    let paused = server
+        .corral(Some(&key), &["schedule", "pause", "nightly", "--json"])
+        .success()
+        .json();
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["next_tick"], Value::Null);
+    let resumed = server
+        .corral(Some(&key), &["schedule", "resume", "nightly", "--json"])
+        .success()
+        .json();
+    assert!(resumed["next_tick"].is_string(), "{resumed}");
+    let shown = server
+        .corral(Some(&key), &["schedule", "show", "nightly", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        shown["target"]["input"],
+        serde_json::json!({"report": "daily"})
+    );
+    server
+        .corral(Some(&key), &["schedule", "delete", "nightly"])
+        .success();
+    server
+        .corral(Some(&key), &["schedule", "show", "nightly"])
+        .fails(2, "(not_found, HTTP 404)");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"name": "bad", "cron": "* * *", "target": {"plugin": "echo"}}"#,
+    )
+    .unwrap();
+    server
+        .corral(
+            Some(&key),
+            &["schedule", "apply", &bad.display().to_string()],
+        )
+        .fails(2, "has 3 fields");
+}

@@ -583,3 +583,69 @@ async fn a_killed_hosts_workflow_run_resumes_with_no_step_lost_or_duplicated() {
         "the killed host's attempts expired and were retried"
     );
 }
+
+/// The scheduler runs in the real binary: a schedule firing every second
+/// makes jobs that a worker-mode host runs (two hosts, each tick once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_fires_schedules_once_per_tick() {
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 64).await;
+    db.plugin("acme", "echo", &plugin_bytes("echo"), Limits::default(), 3)
+        .await;
+    let cache = tempfile::tempdir().unwrap();
+    let a = ServeProcess::start(&db.url, "host-a", cache.path(), &[]);
+    let b = ServeProcess::start(&db.url, "host-b", cache.path(), &[]);
+    let mut events = db.store.subscribe();
+    let spec = serde_json::from_value(serde_json::json!({
+        "cron": "* * * * * *", "target": {"plugin": "echo", "input": {"tick": true}}
+    }))
+    .unwrap();
+    db.store
+        .schedule_put("acme", "every-second", &spec, chrono::Utc::now())
+        .await
+        .unwrap();
+    // Wait (on notifications) for three completed ticks' jobs.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let done = db
+            .store
+            .job_counts(Some("acme"))
+            .await
+            .unwrap()
+            .get(&JobState::Completed)
+            .copied()
+            .unwrap_or(0);
+        if done >= 3 {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => events = db.store.subscribe(),
+            Err(_) => panic!(
+                "{done} scheduled jobs completed; logs:\n{}\n{}",
+                a.log_text(),
+                b.log_text()
+            ),
+        }
+    }
+    db.store
+        .schedule_pause("acme", "every-second", true, chrono::Utc::now())
+        .await
+        .unwrap();
+    a.terminate();
+    b.terminate();
+    assert_eq!(
+        scalar(&db.url, "SELECT count(*) FROM schedule_ticks").await,
+        scalar(&db.url, "SELECT count(*) FROM jobs").await,
+        "one job per fired tick"
+    );
+    assert_eq!(
+        scalar(
+            &db.url,
+            "SELECT count(*) - count(DISTINCT tick) FROM schedule_ticks"
+        )
+        .await,
+        0,
+        "no tick fired twice"
+    );
+}
