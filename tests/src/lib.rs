@@ -478,3 +478,46 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The finish a worker writes for a claimed job at `now`: `Ok(result)`
+/// (JSON text) completes it, `Err(message)` is a fatal outcome (dead at once).
+pub fn finish_of(
+    job: &corral::model::ClaimedJob,
+    outcome: Result<String, &str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> corral::model::Finish {
+    use corral::model::{Attempt, Finish, OutcomeKind, Transition};
+    let (kind, transition, message) = match outcome {
+        Ok(result) => (
+            OutcomeKind::Completed,
+            Transition::Complete { result },
+            None,
+        ),
+        Err(message) => (
+            OutcomeKind::Fatal,
+            Transition::Dead {
+                error: message.to_string(),
+            },
+            Some(message.to_string()),
+        ),
+    };
+    Finish {
+        job_id: job.id,
+        lease_token: job.lease_token,
+        workflow_run_id: job.workflow_run_id,
+        progress: None,
+        attempt: Attempt {
+            attempt: job.attempt,
+            outcome: kind,
+            message,
+            started_at: now,
+            finished_at: now,
+            fuel_consumed: 1,
+            peak_memory_bytes: 1,
+            host_id: "test".into(),
+            log: String::new(),
+            log_dropped_bytes: 0,
+        },
+        transition,
+    }
+}

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use corral::model::{Attempt, ClaimedJob, Finish, JobState, Limits, OutcomeKind};
+use corral::model::{ClaimedJob, JobState, Limits};
 use corral::store::{CancelResult, ClaimRequest, NewRun, PluginDelete, RunCancel, StoreError};
-use corral::worker::{Backoff, retry};
 use corral::workflow::{RunState, StepState, WorkflowRun, WorkflowSpec};
 use corral_tests::db::TestDb;
 use serde_json::{Value, json};
@@ -96,45 +95,10 @@ async fn claim_n(db: &TestDb, now: DateTime<Utc>, limit: u32) -> Vec<ClaimedJob>
 /// Finish a claimed job as the worker would: `Ok(result)` completes it,
 /// `Err(message)` is a fatal outcome (dead at once).
 async fn finish(db: &TestDb, job: &ClaimedJob, outcome: Result<Value, &str>, now: DateTime<Utc>) {
-    let (kind, result, message) = match &outcome {
-        Ok(result) => (OutcomeKind::Completed, Some(result.to_string()), None),
-        Err(message) => (OutcomeKind::Fatal, None, Some(*message)),
-    };
+    let outcome = outcome.map(|result| result.to_string());
     let applied = db
         .store
-        .job_finish(&[Finish {
-            job_id: job.id,
-            lease_token: job.lease_token,
-            workflow_run_id: job.workflow_run_id,
-            progress: None,
-            attempt: Attempt {
-                attempt: job.attempt,
-                outcome: kind,
-                message: message.map(String::from),
-                started_at: now,
-                finished_at: now,
-                fuel_consumed: 1,
-                peak_memory_bytes: 1,
-                host_id: "host-a".into(),
-                log: String::new(),
-                log_dropped_bytes: 0,
-            },
-            transition: retry::transition(
-                kind,
-                result,
-                message,
-                job.attempt,
-                job.max_attempts,
-                retry::RetryClock {
-                    now,
-                    backoff: &Backoff {
-                        base: Duration::from_secs(1),
-                        cap: Duration::from_secs(1),
-                    },
-                    unit: 1.0,
-                },
-            ),
-        }])
+        .job_finish(&[corral_tests::finish_of(job, outcome, now)])
         .await
         .expect("finish");
     assert_eq!(applied, vec![true]);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use corral::model::{Attempt, ClaimedJob, Finish, OutcomeKind, Transition};
+use corral::model::ClaimedJob;
 use corral::store::ClaimRequest;
 use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
 use corral_tests::db::TestDb;
@@ -44,29 +44,10 @@ async fn complete_due_jobs(db: &TestDb) -> usize {
         .await
         .unwrap();
     let now = chrono::Utc::now();
-    let finishes: Vec<Finish> = jobs
+    // Each job completes with its input as its result (what `echo` does).
+    let finishes: Vec<_> = jobs
         .iter()
-        .map(|job| Finish {
-            job_id: job.id,
-            lease_token: job.lease_token,
-            workflow_run_id: job.workflow_run_id,
-            progress: None,
-            attempt: Attempt {
-                attempt: job.attempt,
-                outcome: OutcomeKind::Completed,
-                message: None,
-                started_at: now,
-                finished_at: now,
-                fuel_consumed: 1,
-                peak_memory_bytes: 1,
-                host_id: "test".into(),
-                log: String::new(),
-                log_dropped_bytes: 0,
-            },
-            transition: Transition::Complete {
-                result: job.input.clone(),
-            },
-        })
+        .map(|job| corral_tests::finish_of(job, Ok(job.input.clone()), now))
         .collect();
     db.store.job_finish(&finishes).await.unwrap();
     jobs.len()

@@ -433,11 +433,6 @@ pub async fn logs(
     Ok(Json(LogList { logs }))
 }
 
-/// Jobs per page unless `limit` says otherwise.
-const DEFAULT_PAGE: u32 = 50;
-/// Most jobs per page: bounds one response.
-const MAX_PAGE: u32 = 500;
-
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -472,52 +467,18 @@ pub async fn list(
     key: TenantKey,
     super::QueryParams(query): super::QueryParams<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let job_state = query
-        .state
-        .as_deref()
-        .map(|s| {
-            JobState::parse(s).ok_or_else(|| {
-                let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::BadRequest(
-                    "invalid_query",
-                    format!("unknown state `{s}`; one of {}", names.join(", ")),
-                )
-            })
-        })
-        .transpose()?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c).map_err(|_| {
-                ApiError::BadRequest("invalid_query", "cursor is not one this API gave".into())
-            })
-        })
-        .transpose()?;
+    let job_state = super::pages::state(query.state.as_deref(), &JobState::ALL, JobState::as_str)?;
+    let page = super::pages::Page::of(query.limit, query.cursor.as_deref())?;
     let filter = crate::store::JobFilter {
         state: job_state,
         queue: query.queue,
         plugin: query.plugin,
     };
-    // One more than asked tells whether another page exists.
     let mut jobs = state
         .store
-        .job_list(&key.tenant, &filter, after, limit + 1)
+        .job_list(&key.tenant, &filter, page.after, page.fetch())
         .await?;
-    let more = jobs.len() > limit as usize;
-    jobs.truncate(limit as usize);
-    let next_cursor = if more {
-        jobs.last().map(|j| j.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = page.next_cursor(&mut jobs, |j| j.id);
     let jobs = jobs
         .into_iter()
         .map(JobView::of)

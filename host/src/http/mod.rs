@@ -9,6 +9,7 @@
 //! - [`workflows`]: workflows and their runs (tenant);
 //! - [`schedules`]: cron schedules (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
+//! - [`pages`]: paged listings (limit, cursor, state filters);
 //! - [`openapi`]: the OpenAPI document and `/docs`;
 //! - [`ops`]: `/metrics`, and the routes of a worker-only host;
 //! - [`request_span`]: a span and a closing log line per request.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod plugins;
 pub mod quotas;
 pub mod request_span;

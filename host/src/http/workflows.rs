@@ -14,11 +14,6 @@ use super::{ApiError, AppState};
 use crate::store::{NewRun, RunCancel, RunFilter, StoreError};
 use crate::workflow::{RunState, RunSummary, Workflow, WorkflowRun, WorkflowSpec};
 
-/// Runs per page unless `limit` says otherwise.
-const DEFAULT_PAGE: u32 = 50;
-/// Most runs per page: bounds one response.
-const MAX_PAGE: u32 = 500;
-
 /// A definition the store refused names its problem: 422 `invalid_workflow`.
 fn definition_error(e: StoreError) -> ApiError {
     match e {
@@ -199,49 +194,17 @@ pub async fn runs(
     key: TenantKey,
     super::QueryParams(query): super::QueryParams<RunListQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let run_state = query
-        .state
-        .as_deref()
-        .map(|s| {
-            RunState::parse(s).ok_or_else(|| {
-                let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::BadRequest(
-                    "invalid_query",
-                    format!("unknown state `{s}`; one of {}", names.join(", ")),
-                )
-            })
-        })
-        .transpose()?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c).map_err(|_| {
-                ApiError::BadRequest("invalid_query", "cursor is not one this API gave".into())
-            })
-        })
-        .transpose()?;
+    let run_state = super::pages::state(query.state.as_deref(), &RunState::ALL, RunState::as_str)?;
+    let page = super::pages::Page::of(query.limit, query.cursor.as_deref())?;
     let filter = RunFilter {
         workflow: query.workflow,
         state: run_state,
     };
-    // One more than asked tells whether another page exists.
     let mut runs = state
         .store
-        .run_list(&key.tenant, &filter, after, limit + 1)
+        .run_list(&key.tenant, &filter, page.after, page.fetch())
         .await?;
-    let more = runs.len() > limit as usize;
-    runs.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| runs.last().map(|r| r.id.to_string()))
-        .flatten();
+    let next_cursor = page.next_cursor(&mut runs, |r| r.id);
     Ok(Json(RunList { runs, next_cursor }))
 }
 

@@ -182,6 +182,58 @@ pub(crate) fn run_view(head: RunHead, snapshot: &Snapshot) -> WorkflowRun {
     }
 }
 
+/// The plugins (and versions) a run's steps name, once each, with the first
+/// step naming each (for the message when it cannot be pinned).
+pub(crate) fn plugins_to_pin(spec: &WorkflowSpec) -> Vec<(&str, &str, Option<u32>)> {
+    let mut seen = std::collections::BTreeSet::new();
+    spec.steps
+        .iter()
+        .filter(|s| seen.insert((s.plugin.as_str(), s.version)))
+        .map(|s| (s.name.as_str(), s.plugin.as_str(), s.version))
+        .collect()
+}
+
+/// The versions pinned for a run, by (plugin, version asked for).
+pub(crate) type Pinned = std::collections::BTreeMap<(String, Option<u32>), u32>;
+
+/// A new run's snapshot: every step pending, its plugin version pinned.
+pub(crate) fn new_run(
+    tenant: &str,
+    input: serde_json::Value,
+    workflow: &Workflow,
+    pinned: &Pinned,
+) -> Snapshot {
+    Snapshot {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: tenant.to_string(),
+        state: RunState::Running,
+        error: None,
+        input,
+        steps: workflow
+            .spec
+            .steps
+            .iter()
+            .map(|s| {
+                let version = pinned
+                    .get(&(s.plugin.clone(), s.version))
+                    .copied()
+                    .unwrap_or_default();
+                crate::workflow::engine::StepRow::pending(version)
+            })
+            .collect(),
+        spec: workflow.spec.clone(),
+        finished_at: None,
+    }
+}
+
+/// No such workflow (or version) to run.
+pub(crate) fn missing_workflow(run: &NewRun<'_>) -> StoreError {
+    StoreError::NotFound(match run.version {
+        Some(v) => format!("workflow `{}` has no version {v}", run.workflow),
+        None => format!("workflow `{}` does not exist", run.workflow),
+    })
+}
+
 /// The message for a step whose plugin (version) cannot be used.
 pub(crate) fn unknown_step_plugin(step: &str, plugin: &str, version: Option<u32>) -> StoreError {
     StoreError::Invalid(match version {

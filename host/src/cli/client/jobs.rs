@@ -109,7 +109,7 @@ async fn create(
     options: &ClientOptions,
     args: CreateJobArgs,
 ) -> Result<i32, ClientError> {
-    let input = read_input(args.input.as_deref(), args.input_file.as_deref()).await?;
+    let input = read_input(&args.input).await?;
     let body = NewJobBody {
         plugin: &args.plugin,
         version: args.version,
@@ -154,10 +154,8 @@ async fn wait_and_print(
 }
 
 /// The input as JSON text, from `--input`, `--input-file` or stdin (`-`).
-pub(super) async fn read_input(
-    input: Option<&str>,
-    file: Option<&Path>,
-) -> Result<Box<RawValue>, ClientError> {
+pub(super) async fn read_input(args: &super::InputArgs) -> Result<Box<RawValue>, ClientError> {
+    let (input, file) = (args.input.as_deref(), args.input_file.as_deref());
     let stdin = || async {
         let mut text = String::new();
         tokio::io::stdin()

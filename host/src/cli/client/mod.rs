@@ -172,6 +172,17 @@ pub enum WorkflowCommand {
     },
 }
 
+/// The input of a job or a run: JSON from the command line, a file or stdin.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The input, as JSON; `-` reads it from stdin (default: `{}`).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// A file holding the input as JSON; `-` is stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct RunWorkflowArgs {
     /// The workflow to run.
@@ -179,12 +190,8 @@ pub struct RunWorkflowArgs {
     /// The workflow version (default: the latest).
     #[arg(long)]
     pub version: Option<u32>,
-    /// The run's input, as JSON; `-` reads it from stdin (default: `{}`).
-    #[arg(long, conflicts_with = "input_file")]
-    pub input: Option<String>,
-    /// A file holding the run's input as JSON; `-` is stdin.
-    #[arg(long, value_name = "FILE")]
-    pub input_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Follow the run until it ends, then print it; exit 1 unless it completed.
     #[arg(long)]
     pub wait: bool,
@@ -355,12 +362,8 @@ pub struct CreateJobArgs {
     /// The plugin version to pin (default: the latest).
     #[arg(long)]
     pub version: Option<u32>,
-    /// The job's input, as JSON; `-` reads it from stdin (default: `{}`).
-    #[arg(long, conflicts_with = "input_file")]
-    pub input: Option<String>,
-    /// A file holding the job's input as JSON; `-` is stdin.
-    #[arg(long, value_name = "FILE")]
-    pub input_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// The queue (default: the server's `default`).
     #[arg(long)]
     pub queue: Option<String>,

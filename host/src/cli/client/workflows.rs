@@ -149,7 +149,7 @@ async fn start(
     options: &ClientOptions,
     args: RunWorkflowArgs,
 ) -> Result<i32, ClientError> {
-    let input = super::jobs::read_input(args.input.as_deref(), args.input_file.as_deref()).await?;
+    let input = super::jobs::read_input(&args.input).await?;
     let mut body = json!({ "input": input });
     if let Some(version) = args.version {
         body["version"] = json!(version);

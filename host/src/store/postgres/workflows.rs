@@ -17,8 +17,9 @@ use uuid::Uuid;
 use super::{CANCEL_CHANNEL, PostgresStore, RUN_CHANNEL, is_unique_violation};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
-    NewRun, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value, run_view,
-    spec_value, step_jobs, too_large, unknown_step_plugin, validate_run_input,
+    NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value,
+    missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs, too_large,
+    unknown_step_plugin, validate_run_input,
 };
 use crate::store::{StoreError, to_i64, to_u32};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
@@ -455,39 +456,16 @@ pub(super) async fn run_start_in(
     let input = validate_run_input(run.input)?;
     let workflow = workflow_latest(conn, tenant, run.workflow, run.version)
         .await?
-        .ok_or_else(|| {
-            StoreError::NotFound(match run.version {
-                Some(v) => format!("workflow `{}` has no version {v}", run.workflow),
-                None => format!("workflow `{}` does not exist", run.workflow),
-            })
-        })?;
-    let mut pinned: BTreeMap<(String, Option<u32>), u32> = BTreeMap::new();
-    let mut steps = Vec::with_capacity(workflow.spec.steps.len());
-    for step in &workflow.spec.steps {
-        let key = (step.plugin.clone(), step.version);
-        let version = match pinned.get(&key) {
-            Some(v) => *v,
-            None => {
-                let v = plugin_pin(conn, tenant, &step.plugin, step.version)
-                    .await?
-                    .ok_or_else(|| unknown_step_plugin(&step.name, &step.plugin, step.version))?;
-                pinned.insert(key, v);
-                v
-            }
-        };
-        steps.push(StepRow::pending(version));
+        .ok_or_else(|| missing_workflow(run))?;
+    let mut pinned = Pinned::new();
+    for (step, plugin, version) in plugins_to_pin(&workflow.spec) {
+        let v = plugin_pin(conn, tenant, plugin, version)
+            .await?
+            .ok_or_else(|| unknown_step_plugin(step, plugin, version))?;
+        pinned.insert((plugin.to_string(), version), v);
     }
-    let id = Uuid::now_v7();
-    let mut snapshot = Snapshot {
-        id,
-        tenant_id: tenant.to_string(),
-        state: RunState::Running,
-        error: None,
-        input,
-        spec: workflow.spec.clone(),
-        steps,
-        finished_at: None,
-    };
+    let mut snapshot = new_run(tenant, input, &workflow, &pinned);
+    let id = snapshot.id;
     sqlx::query(
         "INSERT INTO workflow_runs (id, tenant_id, workflow, workflow_version, state, input, schedule, created_at) \
          VALUES ($1, $2, $3, $4, 'running', $5::jsonb, $6, $7)",
