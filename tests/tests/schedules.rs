@@ -280,7 +280,7 @@ async fn paused_schedules_fire_nothing_and_resume_from_now(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert!(paused.spec.paused);
+    assert!(paused.paused);
     assert_eq!(paused.next_tick, None);
     assert!(fire(&db, utc(2026, 1, 1, 5, 0)).await.is_empty());
     let resumed = db

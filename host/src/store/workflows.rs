@@ -210,7 +210,6 @@ pub(crate) fn new_run(
         error: None,
         input,
         steps: workflow
-            .spec
             .steps
             .iter()
             .map(|s| {
@@ -221,7 +220,7 @@ pub(crate) fn new_run(
                 crate::workflow::engine::StepRow::pending(version)
             })
             .collect(),
-        spec: workflow.spec.clone(),
+        spec: workflow.spec(),
         finished_at: None,
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::definition::{OnFailure, WorkflowSpec};
+use super::definition::{OnFailure, StepSpec, WorkflowSpec};
 use crate::model::{JobId, Timestamp};
 
 /// A run's id: a UUIDv7, so ids sort by creation time.
@@ -16,10 +16,18 @@ pub type RunId = uuid::Uuid;
 pub struct Workflow {
     pub name: String,
     pub version: u32,
-    #[serde(flatten)]
-    pub spec: WorkflowSpec,
+    /// The definition's steps, with their defaults filled in.
+    pub steps: Vec<StepSpec>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+}
+
+impl Workflow {
+    pub fn spec(&self) -> WorkflowSpec {
+        WorkflowSpec {
+            steps: self.steps.clone(),
+        }
+    }
 }
 
 /// Where a run is (API.md, "Workflows"; docs/workflows.md).

@@ -96,8 +96,11 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Schedule {
     pub name: String,
-    #[serde(flatten)]
-    pub spec: ScheduleSpec,
+    pub cron: String,
+    pub timezone: String,
+    pub target: Target,
+    pub paused: bool,
+    pub catch_up: bool,
     /// The next tick to fire (none while paused).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_tick: Option<Timestamp>,
@@ -108,6 +111,30 @@ pub struct Schedule {
     /// The latest fired ticks, newest first (only when one schedule is read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recent_ticks: Option<Vec<Tick>>,
+}
+
+impl Schedule {
+    /// A stored schedule of this definition (no ticks).
+    pub fn new(
+        name: String,
+        spec: ScheduleSpec,
+        next_tick: Option<Timestamp>,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+    ) -> Schedule {
+        Schedule {
+            name,
+            cron: spec.cron,
+            timezone: spec.timezone,
+            target: spec.target,
+            paused: spec.paused,
+            catch_up: spec.catch_up,
+            next_tick,
+            created_at,
+            updated_at,
+            recent_ticks: None,
+        }
+    }
 }
 
 /// A fired tick: what it started, or why it started nothing.

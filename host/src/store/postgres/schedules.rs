@@ -33,20 +33,19 @@ fn schedule_from_row(row: &PgRow) -> Result<Schedule, StoreError> {
             format!("stored schedule target does not parse: {e}").into(),
         ))
     })?;
-    Ok(Schedule {
-        name: row.try_get("name")?,
-        spec: ScheduleSpec {
+    Ok(Schedule::new(
+        row.try_get("name")?,
+        ScheduleSpec {
             cron: row.try_get("cron")?,
             timezone: row.try_get("timezone")?,
             target,
             paused: row.try_get("paused")?,
             catch_up: row.try_get("catch_up")?,
         },
-        next_tick: row.try_get("next_tick")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        recent_ticks: None,
-    })
+        row.try_get("next_tick")?,
+        row.try_get("created_at")?,
+        row.try_get("updated_at")?,
+    ))
 }
 
 /// Whether the target exists for `tenant` (in the caller's transaction).
@@ -231,14 +230,13 @@ impl ScheduleStore for PostgresStore {
             Err(e) => return Err(e.into()),
         };
         tx.commit().await?;
-        let schedule = Schedule {
-            name: name.to_string(),
-            spec: spec.clone(),
+        let schedule = Schedule::new(
+            name.to_string(),
+            spec.clone(),
             next_tick,
-            created_at: row.try_get("created_at")?,
-            updated_at: now,
-            recent_ticks: None,
-        };
+            row.try_get("created_at")?,
+            now,
+        );
         Ok((schedule, row.try_get("created")?))
     }
 
@@ -321,7 +319,7 @@ impl ScheduleStore for PostgresStore {
         let next_tick = if paused {
             None
         } else {
-            Cron::parse(&schedule.spec.cron, &schedule.spec.timezone)
+            Cron::parse(&schedule.cron, &schedule.timezone)
                 .map_err(StoreError::Invalid)?
                 .next_after(now)
         };
@@ -337,7 +335,7 @@ impl ScheduleStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        schedule.spec.paused = paused;
+        schedule.paused = paused;
         schedule.next_tick = next_tick;
         schedule.updated_at = now;
         Ok(Some(schedule))

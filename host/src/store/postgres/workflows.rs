@@ -31,7 +31,7 @@ fn workflow_from_row(row: &PgRow) -> Result<Workflow, StoreError> {
     Ok(Workflow {
         name: row.try_get("name")?,
         version: to_u32(row.try_get("version")?),
-        spec: spec_value(&row.try_get::<String, _>("definition")?)?,
+        steps: spec_value(&row.try_get::<String, _>("definition")?)?.steps,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -458,7 +458,7 @@ pub(super) async fn run_start_in(
         .await?
         .ok_or_else(|| missing_workflow(run))?;
     let mut pinned = Pinned::new();
-    for (step, plugin, version) in plugins_to_pin(&workflow.spec) {
+    for (step, plugin, version) in plugins_to_pin(&workflow.spec()) {
         let v = plugin_pin(conn, tenant, plugin, version)
             .await?
             .ok_or_else(|| unknown_step_plugin(step, plugin, version))?;
@@ -540,7 +540,7 @@ impl WorkflowStore for PostgresStore {
         .await?;
         let latest = workflow_latest(&mut tx, tenant, name, None).await?;
         if let Some(latest) = latest
-            && &latest.spec == spec
+            && latest.steps == spec.steps
         {
             tx.commit().await?;
             return Ok((latest, false));

@@ -29,20 +29,19 @@ fn schedule_from_row(row: &SqliteRow) -> Result<Schedule, StoreError> {
             format!("stored schedule target does not parse: {e}").into(),
         ))
     })?;
-    Ok(Schedule {
-        name: row.try_get("name")?,
-        spec: ScheduleSpec {
+    Ok(Schedule::new(
+        row.try_get("name")?,
+        ScheduleSpec {
             cron: row.try_get("cron")?,
             timezone: row.try_get("timezone")?,
             target,
             paused: row.try_get("paused")?,
             catch_up: row.try_get("catch_up")?,
         },
-        next_tick: opt_time(row.try_get("next_tick")?)?,
-        created_at: time(row.try_get("created_at")?)?,
-        updated_at: time(row.try_get("updated_at")?)?,
-        recent_ticks: None,
-    })
+        opt_time(row.try_get("next_tick")?)?,
+        time(row.try_get("created_at")?)?,
+        time(row.try_get("updated_at")?)?,
+    ))
 }
 
 /// Whether the target exists for `tenant` (in the caller's transaction).
@@ -236,14 +235,13 @@ impl ScheduleStore for SqliteStore {
             Err(e) => return Err(e.into()),
         }
         tx.commit().await?;
-        let schedule = Schedule {
-            name: name.to_string(),
-            spec: spec.clone(),
+        let schedule = Schedule::new(
+            name.to_string(),
+            spec.clone(),
             next_tick,
-            created_at: existing.map(time).transpose()?.unwrap_or(now),
-            updated_at: now,
-            recent_ticks: None,
-        };
+            existing.map(time).transpose()?.unwrap_or(now),
+            now,
+        );
         Ok((schedule, existing.is_none()))
     }
 
@@ -326,7 +324,7 @@ impl ScheduleStore for SqliteStore {
         let next_tick = if paused {
             None
         } else {
-            Cron::parse(&schedule.spec.cron, &schedule.spec.timezone)
+            Cron::parse(&schedule.cron, &schedule.timezone)
                 .map_err(StoreError::Invalid)?
                 .next_after(now)
         };
@@ -342,7 +340,7 @@ impl ScheduleStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        schedule.spec.paused = paused;
+        schedule.paused = paused;
         schedule.next_tick = next_tick;
         schedule.updated_at = now;
         Ok(Some(schedule))

@@ -27,7 +27,7 @@ fn workflow_from_row(row: &SqliteRow) -> Result<Workflow, StoreError> {
     Ok(Workflow {
         name: row.try_get("name")?,
         version: to_u32(row.try_get("version")?),
-        spec: spec_value(&row.try_get::<String, _>("definition")?)?,
+        steps: spec_value(&row.try_get::<String, _>("definition")?)?.steps,
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -433,7 +433,7 @@ pub(super) async fn run_start_in(
         .await?
         .ok_or_else(|| missing_workflow(run))?;
     let mut pinned = Pinned::new();
-    for (step, plugin, version) in plugins_to_pin(&workflow.spec) {
+    for (step, plugin, version) in plugins_to_pin(&workflow.spec()) {
         let v = plugin_pin(conn, tenant, plugin, version)
             .await?
             .ok_or_else(|| unknown_step_plugin(step, plugin, version))?;
@@ -507,7 +507,7 @@ impl WorkflowStore for SqliteStore {
             }
         }
         if let Some(latest) = workflow_latest(&mut tx, tenant, name, None).await?
-            && &latest.spec == spec
+            && latest.steps == spec.steps
         {
             tx.commit().await?;
             return Ok((latest, false));
