@@ -427,6 +427,64 @@ pub mod db {
         }
     }
 
+    /// Wake-ups when the database changes, whoever changed it: the store's
+    /// notifications on PostgreSQL (NOTIFY crosses processes); on SQLite,
+    /// whose notifications stay in the process that wrote, changes to the
+    /// database's files (its `-wal` file changes on every commit), so a
+    /// test can wait on what a `corral serve` subprocess does.
+    pub enum Changes {
+        Events(tokio::sync::broadcast::Receiver<corral::store::StoreEvent>),
+        Files {
+            _watcher: notify::RecommendedWatcher,
+            changed: tokio::sync::mpsc::UnboundedReceiver<()>,
+        },
+    }
+
+    impl Changes {
+        /// Wait for the next change; false when `deadline` passed first.
+        pub async fn next(&mut self, deadline: tokio::time::Instant) -> bool {
+            match self {
+                // Lagged: some were missed; the caller looks again anyway.
+                Changes::Events(events) => matches!(
+                    tokio::time::timeout_at(deadline, events.recv()).await,
+                    Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)))
+                ),
+                Changes::Files { changed, .. } => {
+                    matches!(
+                        tokio::time::timeout_at(deadline, changed.recv()).await,
+                        Ok(Some(()))
+                    )
+                }
+            }
+        }
+    }
+
+    impl TestDb {
+        /// Subscribe to changes (before doing what will cause them).
+        pub fn changes(&self) -> Changes {
+            let Some(file) = self.url.strip_prefix("sqlite://") else {
+                return Changes::Events(self.store.subscribe());
+            };
+            use notify::Watcher;
+            let dir = std::path::Path::new(file)
+                .parent()
+                .expect("the database file is in a folder")
+                .to_path_buf();
+            let (tx, changed) = tokio::sync::mpsc::unbounded_channel();
+            let mut watcher = notify::recommended_watcher(move |_event| {
+                let _ = tx.send(());
+            })
+            .expect("a file watcher");
+            watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .expect("watching the database's folder");
+            Changes::Files {
+                _watcher: watcher,
+                changed,
+            }
+        }
+    }
+
     impl Drop for TestDb {
         fn drop(&mut self) {
             let Some(name) = self.postgres_name.take() else {
