@@ -71,6 +71,9 @@ pub fn mermaid(run: &WorkflowRun) -> String {
         }
     }
     for (state, style) in CLASSES {
+        let _ = writeln!(out, "    classDef {state} {style}");
+    }
+    for (state, _) in CLASSES {
         let members: Vec<String> = run
             .steps
             .iter()
@@ -78,7 +81,6 @@ pub fn mermaid(run: &WorkflowRun) -> String {
             .filter(|(_, s)| s.state == state)
             .map(|(i, _)| format!("s{i}"))
             .collect();
-        let _ = writeln!(out, "    classDef {state} {style}");
         if !members.is_empty() {
             let _ = writeln!(out, "    class {} {state}", members.join(","));
         }
