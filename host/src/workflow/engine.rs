@@ -65,8 +65,13 @@ pub struct StepRow {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub skipped_by: Option<String>,
-    /// A fan-out step's elements: loaded while elements remain to start.
+    /// A fan-out step's elements, all of them: only while the step starts
+    /// (the store keeps them in the step's row).
     pub items: Option<Vec<Value>>,
+    /// Elements the store loaded (by index) for the elements about to start
+    /// as others finish (see [`elements_to_load`]): a throttled fan-out never
+    /// reads its whole array back.
+    pub next_items: BTreeMap<u32, Value>,
     pub item_count: Option<u32>,
     pub items_started: u32,
     pub items_done: u32,
@@ -91,6 +96,7 @@ impl StepRow {
             error: None,
             skipped_by: None,
             items: None,
+            next_items: BTreeMap::new(),
             item_count: None,
             items_started: 0,
             items_done: 0,
@@ -173,6 +179,35 @@ pub fn to_gather(snapshot: &Snapshot, done: &[JobDone]) -> Vec<usize> {
                 })
         })
         .map(|(i, _)| i)
+        .collect()
+}
+
+/// The elements of throttled fan-out steps (`max_parallel` below their
+/// count) that the finished element jobs in `done` will start: for each
+/// step, the next one per finished element. The store loads them into
+/// [`StepRow::next_items`] before calling [`advance`].
+pub fn elements_to_load(
+    snapshot: &Snapshot,
+    done: &[JobDone],
+) -> Vec<(usize, std::ops::Range<u32>)> {
+    let at = snapshot.spec.positions();
+    let mut finished: BTreeMap<usize, u32> = BTreeMap::new();
+    for d in done {
+        if d.item.is_some()
+            && d.state == JobState::Completed
+            && let Some(&i) = at.get(d.step.as_str())
+        {
+            *finished.entry(i).or_default() += 1;
+        }
+    }
+    finished
+        .into_iter()
+        .filter_map(|(i, n)| {
+            let step = &snapshot.steps[i];
+            let count = step.item_count?;
+            (step.state == StepState::Running && step.items_started < count)
+                .then(|| (i, step.items_started..count.min(step.items_started + n)))
+        })
         .collect()
 }
 
@@ -499,10 +534,12 @@ fn start_element(
     item: u32,
     plan: &mut Plan,
 ) -> Result<(), String> {
-    let element = snapshot.steps[i]
+    let step = &snapshot.steps[i];
+    let element = step
         .items
         .as_ref()
         .and_then(|items| items.get(item as usize))
+        .or_else(|| step.next_items.get(&item))
         .cloned()
         .ok_or_else(|| format!("element {item} of the step's for_each is missing"))?;
     let view = json!({"input": snapshot.input, "steps": upstream_results(snapshot, i)});
@@ -785,20 +822,22 @@ mod tests {
             (json!(20), json!(1))
         );
         let (e0, e1) = (plan.jobs[0].clone(), plan.jobs[1].clone());
-        let plan = {
-            let d = [done(&e1, &s, JobState::Completed, json!(2))];
-            advance(&mut s, &d, now())
-        };
+        // As the store reloads the run: not the whole array, only the
+        // element the finished one starts.
+        s.steps[0].items = None;
+        let d = [done(&e1, &s, JobState::Completed, json!(2))];
+        assert_eq!(elements_to_load(&s, &d), vec![(0, 2..3)]);
+        s.steps[0].next_items.insert(2, json!(30));
+        let plan = advance(&mut s, &d, now());
         assert_eq!(plan.jobs.len(), 1, "one finished, one more starts");
         assert_eq!(
             (plan.jobs[0].item, plan.jobs[0].input.as_str()),
             (Some(2), "30")
         );
         let e2 = plan.jobs[0].clone();
-        let plan = {
-            let d = [done(&e0, &s, JobState::Completed, json!(1))];
-            advance(&mut s, &d, now())
-        };
+        let d = [done(&e0, &s, JobState::Completed, json!(1))];
+        assert!(elements_to_load(&s, &d).is_empty(), "every element started");
+        let plan = advance(&mut s, &d, now());
         assert!(plan.jobs.is_empty());
         // The last element: the store gathers the results first.
         let last = [done(&e2, &s, JobState::Completed, json!(3))];

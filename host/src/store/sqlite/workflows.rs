@@ -102,7 +102,6 @@ async fn load(
     let spec = spec_value(&run.try_get::<String, _>("definition")?)?;
     let rows = sqlx::query(
         "SELECT step, state, plugin_version, job_id, \
-                CASE WHEN state = 'running' AND items_started < item_count THEN items END AS items, \
                 item_count, items_started, items_done, result, error, skipped_by, started_at, finished_at \
          FROM workflow_steps WHERE run_id = ?1 ORDER BY position",
     )
@@ -112,7 +111,6 @@ async fn load(
     let mut by_name = BTreeMap::new();
     for row in &rows {
         let state: String = row.try_get("state")?;
-        let items: Option<String> = row.try_get("items")?;
         let result: Option<String> = row.try_get("result")?;
         by_name.insert(
             row.try_get::<String, _>("step")?,
@@ -123,10 +121,8 @@ async fn load(
                 result: result.as_deref().map(json_value).transpose()?,
                 error: row.try_get("error")?,
                 skipped_by: row.try_get("skipped_by")?,
-                items: match items.as_deref().map(json_value).transpose()? {
-                    Some(serde_json::Value::Array(items)) => Some(items),
-                    _ => None,
-                },
+                items: None,
+                next_items: BTreeMap::new(),
                 item_count: row
                     .try_get::<Option<i64>, _>("item_count")?
                     .and_then(|n| u32::try_from(n).ok()),
@@ -199,6 +195,33 @@ async fn gather(
             .iter()
             .map(|r| json_value(r))
             .collect::<Result<_, _>>()?));
+    }
+    Ok(())
+}
+
+/// Load the elements a throttled fan-out is about to start, one by one
+/// (`items -> '$[n]'`): its whole array is never read back.
+async fn load_next_elements(
+    conn: &mut SqliteConnection,
+    snapshot: &mut Snapshot,
+    done: &[JobDone],
+) -> Result<(), StoreError> {
+    for (i, range) in engine::elements_to_load(snapshot, done) {
+        for item in range {
+            let element: Option<String> = sqlx::query_scalar(
+                "SELECT items -> ('$[' || ?3 || ']') FROM workflow_steps WHERE run_id = ?1 AND step = ?2",
+            )
+            .bind(snapshot.id.to_string())
+            .bind(&snapshot.spec.steps[i].name)
+            .bind(i64::from(item))
+            .fetch_one(&mut *conn)
+            .await?;
+            if let Some(element) = element {
+                snapshot.steps[i]
+                    .next_items
+                    .insert(item, json_value(&element)?);
+            }
+        }
     }
     Ok(())
 }
@@ -371,6 +394,7 @@ pub(super) async fn advance_runs(
             continue;
         };
         gather(conn, &mut snapshot, &done).await?;
+        load_next_elements(conn, &mut snapshot, &done).await?;
         let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
         let plan = engine::advance(&mut snapshot, &done, now);
         events.extend(apply(conn, &snapshot, &before, &plan, now).await?);
