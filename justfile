@@ -12,13 +12,14 @@ default:
 serve *args:
     cargo run --quiet -p corral -- serve {{args}}
 
-# Build every plugin (Rust, for wasm32-wasip2).
-plugins:
-    cd plugins && cargo build --release --target wasm32-wasip2 --target-dir "{{plugins_target}}"
+# Build every plugin: Rust (cargo), Python (componentize-py) and JavaScript (componentize-js); `just plugins python` builds one language. Toolchains install into plugins/python/.venv and plugins/js/node_modules.
+plugins *languages:
+    CORRAL_PLUGINS_TARGET_DIR="{{plugins_target}}" scripts/plugins {{languages}}
 
-# Run one attempt of a plugin locally: `just run echo '{"hello":"world"}'`.
-run plugin="markdown" input='{"markdown":"# Hello\n\nfrom *Corral*"}': plugins
-    cargo run --quiet -p corral -- run "{{plugins_target}}/wasm32-wasip2/release/{{replace(plugin, '-', '_')}}.wasm" --input '{{input}}'
+# Run one attempt of a plugin locally: `just run echo '{"hello":"world"}'`, `just run python/greet '{"name":"Ada"}'`, `just run js/csv-stats …`.
+run plugin="markdown" input='{"markdown":"# Hello\n\nfrom *Corral*"}':
+    CORRAL_PLUGINS_TARGET_DIR="{{plugins_target}}" scripts/plugins {{ if plugin =~ "^python/" { "python" } else if plugin =~ "^js/" { "js" } else { "rust" } }}
+    cargo run --quiet -p corral -- run "{{plugins_target}}/{{ if plugin =~ "/" { plugin } else { "wasm32-wasip2/release/" + replace(plugin, '-', '_') } }}.wasm" --input '{{input}}'
 
 # Every test: unit, conformance and end to end (builds the plugins it needs).
 test:
@@ -51,4 +52,4 @@ schemathesis:
     scripts/schemathesis
 
 # What CI runs.
-ci: lint test schemathesis
+ci: plugins lint test schemathesis

@@ -60,6 +60,56 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// A guest language built by `scripts/plugins` (componentize-py,
+/// componentize-js) rather than by cargo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    Python,
+    JavaScript,
+}
+
+impl Guest {
+    /// Its folder under `plugins/` and under the plugins' target folder, and
+    /// its argument to `scripts/plugins`.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Guest::Python => "python",
+            Guest::JavaScript => "js",
+        }
+    }
+}
+
+/// Build the plugins of `guest` once per test process (installing the
+/// toolchain into the project's ignored folders when missing; the script's
+/// own lock makes concurrent processes safe) and return the output folder.
+pub fn guest_plugins_dir(guest: Guest) -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    static JAVASCRIPT: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match guest {
+        Guest::Python => &PYTHON,
+        Guest::JavaScript => &JAVASCRIPT,
+    };
+    cell.get_or_init(|| {
+        let plugins = root().join("plugins");
+        let target = std::env::var_os("CORRAL_PLUGINS_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| plugins.join("target"));
+        let status = Command::new(root().join("scripts/plugins"))
+            .arg(guest.folder())
+            .env("CORRAL_PLUGINS_TARGET_DIR", &target)
+            .status()
+            .expect("scripts/plugins runs");
+        assert!(status.success(), "building the {guest:?} plugins failed");
+        target.join(guest.folder())
+    })
+}
+
+/// The bytes of a built Python or JavaScript plugin, by folder name.
+pub fn guest_plugin_bytes(guest: Guest, name: &str) -> Vec<u8> {
+    let path = guest_plugins_dir(guest).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
 /// Build the `corral` binary once per test process and return its path.
 pub fn corral_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -243,6 +293,7 @@ pub async fn load(name: &str) -> Arc<Plugin> {
 }
 
 pub mod api;
+pub mod worker;
 
 pub mod db {
     //! Real databases for tests: a fresh PostgreSQL database per test (on the

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use corral::model::{JobState, Limits, NewJob, OutcomeKind};
 use corral::store::CancelResult;
-use corral::worker::{Backoff, Worker, WorkerConfig};
+use corral::worker::Worker;
 use corral_tests::db::TestDb;
+use corral_tests::worker::{Host, config};
 use corral_tests::{plugin_bytes, runtime_arc};
-use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -20,45 +20,6 @@ corral_tests::on_both_backends!(
     a_small_tenant_is_not_starved_by_a_backlog,
     a_workflow_runs_end_to_end,
 );
-
-fn config(host: &str) -> WorkerConfig {
-    WorkerConfig {
-        host_id: host.into(),
-        concurrency: 8,
-        lease: Duration::from_secs(10),
-        heartbeat: Duration::from_millis(200),
-        poll_interval: Duration::from_millis(500),
-        janitor_interval: Duration::from_millis(200),
-        grace: Duration::from_secs(30),
-        backoff: Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(100),
-        },
-        ..WorkerConfig::default()
-    }
-}
-
-struct Host {
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Host {
-    fn start(db: &TestDb, config: WorkerConfig) -> Host {
-        let shutdown = CancellationToken::new();
-        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
-        let task = tokio::spawn(worker.run(shutdown.clone()));
-        Host { shutdown, task }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("worker stops")
-            .expect("worker task");
-    }
-}
 
 async fn install(db: &TestDb, tenant: &str, plugins: &[&str]) {
     for name in plugins {

@@ -184,28 +184,43 @@ fn classify(ending: Ending, state: &HostState, limits: &Limits) -> Classified {
             Some("job cancelled while running".into()),
         ),
         Ending::Errored(error) => classify_error(error, state, limits),
-        Ending::Returned(Err(JobError::Retryable(message))) => {
-            (OutcomeKind::Failed, None, Some(message))
-        }
-        Ending::Returned(Err(JobError::Fatal(message))) => {
-            (OutcomeKind::Fatal, None, Some(message))
+        Ending::Returned(Err(error)) => {
+            // An interpreter survives a refused grow as an exception
+            // (SpiderMonkey's "out of memory") that the guest may turn into
+            // an error: the limit is still why the job failed, and retrying
+            // with the same limit cannot help.
+            let (kind, message) = match error {
+                JobError::Retryable(message) => (OutcomeKind::Failed, message),
+                JobError::Fatal(message) => (OutcomeKind::Fatal, message),
+            };
+            match memory_exceeded(state, limits) {
+                Some(exceeded) => (
+                    OutcomeKind::MemoryExceeded,
+                    None,
+                    Some(format!("{exceeded}; the guest then failed with: {message}")),
+                ),
+                None => (kind, None, Some(message)),
+            }
         }
         Ending::Returned(Ok(result)) => classify_result(result, state, limits),
     }
 }
 
+/// The message of a refused grow, if the limiter refused one.
+fn memory_exceeded(state: &HostState, limits: &Limits) -> Option<String> {
+    state.limiter.refused_at().map(|wanted| {
+        format!(
+            "memory limit of {} bytes reached (the guest asked for {wanted} bytes in all)",
+            limits.memory_bytes
+        )
+    })
+}
+
 fn classify_error(error: wasmtime::Error, state: &HostState, limits: &Limits) -> Classified {
     // A refused grow comes first: a guest whose allocation failed usually
     // dies of it (Rust aborts, i.e. traps on `unreachable`).
-    if let Some(wanted) = state.limiter.refused_at() {
-        return (
-            OutcomeKind::MemoryExceeded,
-            None,
-            Some(format!(
-                "memory limit of {} bytes reached (the guest asked for {wanted} bytes in all)",
-                limits.memory_bytes
-            )),
-        );
+    if let Some(message) = memory_exceeded(state, limits) {
+        return (OutcomeKind::MemoryExceeded, None, Some(message));
     }
     if let Some(Trap::OutOfFuel) = error.downcast_ref::<Trap>() {
         return (

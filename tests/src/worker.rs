@@ -1,0 +1,56 @@
+//! An in-process worker for tests: real store, the shared runtime, short
+//! intervals so retries and wake-ups happen quickly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral::worker::{Backoff, Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::TestDb;
+use crate::runtime_arc;
+
+/// How long a worker may take to stop: generous, for a loaded machine.
+const STOP_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A worker configuration for tests: 8 slots, quick heartbeats and
+/// janitor, backoff of 10 to 100 ms.
+pub fn config(host: &str) -> WorkerConfig {
+    WorkerConfig {
+        host_id: host.into(),
+        concurrency: 8,
+        lease: Duration::from_secs(10),
+        heartbeat: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(500),
+        janitor_interval: Duration::from_millis(200),
+        grace: Duration::from_secs(30),
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+        },
+        ..WorkerConfig::default()
+    }
+}
+
+/// A worker running on the test's tokio runtime until [`Host::stop`].
+pub struct Host {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Host {
+    pub fn start(db: &TestDb, config: WorkerConfig) -> Host {
+        let shutdown = CancellationToken::new();
+        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
+        let task = tokio::spawn(worker.run(shutdown.clone()));
+        Host { shutdown, task }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(STOP_PATIENCE, self.task)
+            .await
+            .expect("worker stops")
+            .expect("worker task");
+    }
+}
