@@ -2,8 +2,9 @@
 //! componentize-py and componentize-js, helpers included) end to end through
 //! the queue on both backends: uploaded and compiled over the API, claimed by
 //! a real worker, their outcomes, retries, logs and memory limit read back
-//! over the API. Also: interpreter components compile once and load from the
-//! cache after a restart, and both csv-stats plugins agree.
+//! over the API. Also: interpreter components, a 40 MB one included, compile
+//! once and load from the cache after a restart, and both csv-stats plugins
+//! agree.
 
 use std::time::Duration;
 
@@ -120,6 +121,13 @@ async fn through_the_queue(db: TestDb, guest: Guest) {
     )
     .await;
     let bad_input = enqueue(&app, &key, "greet", json!({"name": ""})).await;
+    // A 40 MB component: streamed up, compiled, stored and fetched by the worker.
+    let ballast = if guest == Guest::Python {
+        push(&app, &key, guest, "ballast", "").await;
+        Some(enqueue(&app, &key, "ballast", json!({})).await)
+    } else {
+        None
+    };
 
     let host = Host::start(&db, config("host-a"));
     db.wait_until_drained(Some("acme"), PATIENCE).await;
@@ -191,6 +199,11 @@ async fn through_the_queue(db: TestDb, guest: Guest) {
     };
     assert!(log.starts_with("[error] ") && log.contains(error), "{log}");
 
+    if let Some(id) = ballast {
+        let job = get(&app, &key, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(job["result"], ballast_result(), "{job}");
+    }
+
     // Past the memory limit: `memory_exceeded`, dead at once.
     let job = get(&app, &key, &format!("/v1/jobs/{hog}")).await;
     assert_eq!(job["state"], "dead", "{job}");
@@ -228,29 +241,40 @@ fn request(plugin: &str, input: &Value) -> AttemptRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interpreters_compile_once_and_load_from_the_cache_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    for guest in [Guest::Python, Guest::JavaScript] {
-        let bytes = guest_plugin_bytes(guest, "greet");
+    let greeting = json!({"greeting": "Hello, Grace!"});
+    for (guest, name, result) in [
+        (Guest::Python, "greet", &greeting),
+        (Guest::JavaScript, "greet", &greeting),
+        (Guest::Python, "ballast", &ballast_result()),
+    ] {
+        let bytes = guest_plugin_bytes(guest, name);
         let first = runtime_in(dir.path());
         let compiled = first.load(&bytes).await.unwrap();
-        assert_eq!(compiled.source, LoadSource::Compiled, "{guest:?}");
+        assert_eq!(compiled.source, LoadSource::Compiled, "{guest:?} {name}");
         drop(first);
 
         let restarted = runtime_in(dir.path());
         let cached = restarted.load(&bytes).await.unwrap();
-        assert_eq!(cached.source, LoadSource::DiskCache, "{guest:?}");
+        assert_eq!(cached.source, LoadSource::DiskCache, "{guest:?} {name}");
         let report = restarted
-            .run(&cached, request("greet", &json!({"name": "Grace"})))
+            .run(&cached, request(name, &json!({"name": "Grace"})))
             .await;
         assert_eq!(
             report.outcome,
             OutcomeKind::Completed,
-            "{guest:?}: {report:?}"
+            "{guest:?} {name}: {report:?}"
         );
         assert_eq!(
-            serde_json::from_str::<Value>(report.result.as_deref().unwrap()).unwrap(),
-            json!({"greeting": "Hello, Grace!"})
+            &serde_json::from_str::<Value>(report.result.as_deref().unwrap()).unwrap(),
+            result
         );
     }
+}
+
+/// What `ballast` answers: the CRC-32 of its 20 MiB, as CPython computes it
+/// natively, so its memory image arrived intact.
+fn ballast_result() -> Value {
+    json!({"ballast_bytes": 20 << 20, "crc32": 2_569_237_419u32})
 }
 
 /// The Python and JavaScript csv-stats plugins give the same statistics
