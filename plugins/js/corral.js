@@ -122,7 +122,8 @@ export function handler(fn) {
       } catch (e) {
         if (e instanceof Fatal) throw jobError('fatal', e.message);
         if (e instanceof Retryable) throw jobError('retryable', e.message);
-        hostLog('error', e instanceof Error && e.stack ? `${describe(e)}\n${e.stack}` : describe(e));
+        const stack = e instanceof Error && e.stack ? `\n${e.stack.trimEnd()}` : '';
+        hostLog('error', `${describe(e)}${stack}`);
         throw jobError('retryable', describe(e));
       }
       if (result instanceof Promise) {

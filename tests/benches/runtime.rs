@@ -3,6 +3,12 @@
 //! tasks, beside a native Rust function doing the same JSON round trip in the
 //! same run (this machine is shared and noisy; compare within a run only).
 //!
+//! Then the guest languages side by side, Rust's `echo` as their baseline:
+//! Python and JavaScript `probe` (the same JSON round trip through the
+//! helper) and the 40 MB Python `ballast`. For each, the compile on first
+//! load (what an upload pays), the load from the artifact cache in a fresh
+//! runtime (what a restart pays), and per-attempt p50/p99.
+//!
 //! Prints one JSON line. Targets on a 2-core machine: p50 <= 50 us per
 //! attempt, >= 10,000 attempts/s with concurrency.
 
@@ -10,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corral::model::OutcomeKind;
-use corral::runtime::{AttemptRequest, JobInput};
-use corral_tests::{load, shared_runtime};
+use corral::runtime::{AttemptRequest, JobInput, LoadSource};
+use corral_tests::{Guest, guest_plugin_bytes, load, plugin_bytes, runtime_in, shared_runtime};
 use serde_json::{Value, json};
 
 const INPUT: &str = r#"{"id":12345,"name":"corral","tags":["queue","sandbox","wasm"],"nested":{"ratio":1.5,"ok":true}}"#;
@@ -19,6 +25,10 @@ const WARMUP: usize = 2_000;
 const SEQUENTIAL: usize = 20_000;
 const CONCURRENT_TASKS: usize = 64;
 const CONCURRENT_PER_TASK: usize = 500;
+/// Loads from the cache per guest (each in a fresh runtime); the median is kept.
+const CACHE_LOADS: usize = 5;
+/// Attempts per guest for the per-attempt percentiles.
+const GUEST_ATTEMPTS: usize = 400;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -32,18 +42,67 @@ fn native_echo(input: &str) -> String {
 }
 
 fn request() -> AttemptRequest {
+    request_for("echo", INPUT)
+}
+
+fn request_for(plugin: &str, input: &str) -> AttemptRequest {
     AttemptRequest {
         job: JobInput {
             id: "bench".into(),
             tenant: "bench".into(),
-            plugin: "echo".into(),
+            plugin: plugin.into(),
             attempt: 1,
             max_attempts: 1,
-            input: INPUT.into(),
+            input: input.into(),
             context: None,
         },
         ..AttemptRequest::default()
     }
+}
+
+/// One guest's numbers: compile on first load, load from the cache after a
+/// restart, per-attempt percentiles.
+async fn guest(label: &str, bytes: &[u8], plugin: &str, input: &str) -> Value {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let runtime = runtime_in(cache.path());
+    let started = Instant::now();
+    let compiled = runtime.load(bytes).await.expect("compiles");
+    let compile = started.elapsed();
+    assert_eq!(compiled.source, LoadSource::Compiled, "{label}");
+    drop((compiled, runtime));
+
+    let mut loads = Vec::with_capacity(CACHE_LOADS);
+    let mut loaded = None;
+    for _ in 0..CACHE_LOADS {
+        let restarted = runtime_in(cache.path());
+        let started = Instant::now();
+        let plugin = restarted.load(bytes).await.expect("loads");
+        loads.push(started.elapsed());
+        assert_eq!(plugin.source, LoadSource::DiskCache, "{label}");
+        loaded = Some((restarted, plugin));
+    }
+    loads.sort();
+    let (runtime, loaded) = loaded.expect("loaded at least once");
+
+    let check = runtime.run(&loaded, request_for(plugin, input)).await;
+    assert_eq!(check.outcome, OutcomeKind::Completed, "{label}: {check:?}");
+    let mut times = Vec::with_capacity(GUEST_ATTEMPTS);
+    for _ in 0..GUEST_ATTEMPTS {
+        let t = Instant::now();
+        let report = runtime.run(&loaded, request_for(plugin, input)).await;
+        times.push(t.elapsed());
+        debug_assert_eq!(report.outcome, OutcomeKind::Completed);
+    }
+    times.sort();
+    json!({
+        "component_mb": round(bytes.len() as f64 / 1e6),
+        "compile_ms": round(compile.as_secs_f64() * 1e3),
+        "cache_load_ms": round(loads[CACHE_LOADS / 2].as_secs_f64() * 1e3),
+        "attempt_p50_us": round(percentile(&times, 0.50)),
+        "attempt_p99_us": round(percentile(&times, 0.99)),
+        "fuel_per_attempt": check.fuel_consumed,
+        "peak_memory_mb": round(check.peak_memory_bytes as f64 / 1e6),
+    })
 }
 
 fn main() {
@@ -112,8 +171,43 @@ async fn bench() {
     let native_rate = SEQUENTIAL as f64 / started.elapsed().as_secs_f64();
     native.sort();
 
+    // The guest languages, Rust's echo first as their baseline.
+    let rust = guest("rust", &plugin_bytes("echo"), "echo", INPUT).await;
+    let python = guest(
+        "python",
+        &guest_plugin_bytes(Guest::Python, "probe"),
+        "probe",
+        INPUT,
+    )
+    .await;
+    let javascript = guest(
+        "javascript",
+        &guest_plugin_bytes(Guest::JavaScript, "probe"),
+        "probe",
+        INPUT,
+    )
+    .await;
+    let python_40mb = guest(
+        "python_40mb",
+        &guest_plugin_bytes(Guest::Python, "ballast"),
+        "ballast",
+        "{}",
+    )
+    .await;
+    let over_rust = |g: &Value| {
+        round(g["attempt_p50_us"].as_f64().unwrap() / rust["attempt_p50_us"].as_f64().unwrap())
+    };
+
     let p50 = percentile(&times, 0.50);
     let line = json!({
+        "guests": {
+            "rust": rust,
+            "python": python,
+            "javascript": javascript,
+            "python_40mb": python_40mb,
+        },
+        "python_over_rust_p50": over_rust(&python),
+        "javascript_over_rust_p50": over_rust(&javascript),
         "bench": "runtime",
         "plugin": "echo",
         "attempt_p50_us": round(p50),

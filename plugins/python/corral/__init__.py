@@ -184,7 +184,7 @@ class Handler(exports.Handler):
             # which is dead at once (retrying with the same limit cannot help).
             raise
         except Exception as e:
-            host.log(host.LogLevel.ERROR, traceback.format_exc())
+            host.log(host.LogLevel.ERROR, traceback.format_exc().rstrip())
             raise Err(types.JobError_Retryable(f"{type(e).__name__}: {e}")) from None
         try:
             # allow_nan=False: NaN and Infinity are not JSON.
