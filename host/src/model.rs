@@ -130,6 +130,14 @@ impl Digest {
         Digest(sha2::Sha256::digest(bytes).into())
     }
 
+    /// Read `sha256:<64 hex digits>` back (as the store keeps it); None otherwise.
+    pub fn parse(text: &str) -> Option<Digest> {
+        let hex = text.strip_prefix("sha256:")?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex, &mut bytes).ok()?;
+        Some(Digest(bytes))
+    }
+
     /// Lower-case hex of the hash, without the `sha256:` prefix. Safe as a file name.
     pub fn hex(&self) -> String {
         hex::encode(self.0)

@@ -393,8 +393,15 @@ async fn compiled_once_then_loaded_from_the_cache() {
     let bytes = plugin_bytes("echo");
 
     let first = runtime_in(dir.path());
+    let digest = corral::model::Digest::of(&bytes);
+    assert!(
+        first.load_cached(digest).await.unwrap().is_none(),
+        "nothing compiled yet"
+    );
     let a = first.load(&bytes).await.unwrap();
     assert_eq!(a.source, LoadSource::Compiled);
+    let by_digest = first.load_cached(digest).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&a, &by_digest), "in memory, found by digest");
     let again = first.load(&bytes).await.unwrap();
     assert!(
         Arc::ptr_eq(&a, &again),
@@ -402,7 +409,21 @@ async fn compiled_once_then_loaded_from_the_cache() {
     );
     drop(first);
 
-    // A restart: the artifact comes from disk, nothing is recompiled.
+    // A restart: the artifact comes from disk, nothing is recompiled; a
+    // worker finds it by digest alone, without the bytes.
+    let by_digest = runtime_in(dir.path());
+    let cached = by_digest.load_cached(digest).await.unwrap().unwrap();
+    assert_eq!(cached.source, LoadSource::DiskCache);
+    assert_eq!(
+        by_digest.run(&cached, request(json!([1]))).await.outcome,
+        OutcomeKind::Completed
+    );
+    drop(by_digest);
+    assert_eq!(
+        corral::model::Digest::parse(&digest.to_string()),
+        Some(digest)
+    );
+    assert_eq!(corral::model::Digest::parse("sha256:zz"), None);
     let second = runtime_in(dir.path());
     let b = second.load(&bytes).await.unwrap();
     assert_eq!(b.source, LoadSource::DiskCache);

@@ -151,32 +151,67 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// The plugin with this digest if it is in memory or its compiled
+    /// artifact is in the disk cache; None when only its bytes can make it.
+    /// A restarted host loads an interpreter plugin this way without
+    /// fetching and hashing its tens of megabytes first (the cache only
+    /// holds artifacts our compiler made from bytes of this digest).
+    pub async fn load_cached(&self, digest: Digest) -> Result<Option<Arc<Plugin>>, RuntimeError> {
+        let cell = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.entry(digest).or_default().clone()
+        };
+        if let Some(plugin) = cell.get() {
+            return Ok(Some(plugin.clone()));
+        }
+        let started = std::time::Instant::now();
+        let Some(plugin) = self.read_cached(digest, started).await? else {
+            return Ok(None);
+        };
+        // A concurrent `load` may have filled the cell meanwhile: keep one.
+        let plugin = cell.get_or_init(|| async { plugin }).await;
+        Ok(Some(plugin.clone()))
+    }
+
+    /// The plugin from its cached artifact, if one is there and loads.
+    async fn read_cached(
+        &self,
+        digest: Digest,
+        started: std::time::Instant,
+    ) -> Result<Option<Arc<Plugin>>, RuntimeError> {
+        let cache = self.artifacts.clone();
+        let cached = tokio::task::spawn_blocking(move || cache.read(&digest))
+            .await
+            .map_err(|e| RuntimeError::Cache(e.to_string()))??;
+        let Some(artifact) = cached else {
+            return Ok(None);
+        };
+        match self.deserialize(&artifact) {
+            Ok(component) => {
+                let pre = world::fit(&self.engine, &self.linker, &component)?;
+                Ok(Some(Arc::new(Plugin {
+                    digest,
+                    pre,
+                    source: LoadSource::DiskCache,
+                    load_time: started.elapsed(),
+                })))
+            }
+            Err(e) => {
+                tracing::warn!(%digest, error = %e, "dropping an unloadable cached artifact");
+                self.artifacts.remove(&digest);
+                Ok(None)
+            }
+        }
+    }
+
     async fn load_uncached(
         &self,
         digest: Digest,
         bytes: &[u8],
     ) -> Result<Arc<Plugin>, RuntimeError> {
         let started = std::time::Instant::now();
-        let cache = self.artifacts.clone();
-        let cached = tokio::task::spawn_blocking(move || cache.read(&digest))
-            .await
-            .map_err(|e| RuntimeError::Cache(e.to_string()))??;
-        if let Some(artifact) = cached {
-            match self.deserialize(&artifact) {
-                Ok(component) => {
-                    let pre = world::fit(&self.engine, &self.linker, &component)?;
-                    return Ok(Arc::new(Plugin {
-                        digest,
-                        pre,
-                        source: LoadSource::DiskCache,
-                        load_time: started.elapsed(),
-                    }));
-                }
-                Err(e) => {
-                    tracing::warn!(%digest, error = %e, "dropping an unloadable cached artifact");
-                    self.artifacts.remove(&digest);
-                }
-            }
+        if let Some(plugin) = self.read_cached(digest, started).await? {
+            return Ok(plugin);
         }
         let artifact = self.compiler.compile(bytes).await?;
         let component = self.deserialize(&artifact)?;

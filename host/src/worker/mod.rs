@@ -467,6 +467,13 @@ impl Worker {
         };
         let plugin = cell
             .get_or_try_init(|| async {
+                // Compiled before (by this host or an upload): no need for
+                // the bytes, which for an interpreter are tens of megabytes.
+                if let Some(digest) = crate::model::Digest::parse(digest)
+                    && let Ok(Some(plugin)) = self.runtime.load_cached(digest).await
+                {
+                    return Ok(plugin);
+                }
                 let bytes = self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
                     StoreError::NotFound(format!("no component stored for {digest}"))
                 })?;
