@@ -67,7 +67,7 @@ export function progress(percent, message = '') {
   hostProgress(clamped, String(message));
 }
 
-/** Read one of this plugin's settings, set by the operator over the API; undefined when unset. */
+/** Read one of this plugin's settings, set by the operator over the API; nullish when unset. */
 export function config(key) {
   return hostConfig(String(key));
 }
