@@ -469,10 +469,16 @@ impl Worker {
             .get_or_try_init(|| async {
                 // Compiled before (by this host or an upload): no need for
                 // the bytes, which for an interpreter are tens of megabytes.
-                if let Some(digest) = crate::model::Digest::parse(digest)
-                    && let Ok(Some(plugin)) = self.runtime.load_cached(digest).await
-                {
-                    return Ok(plugin);
+                // A cache that cannot be read is not fatal: the bytes below
+                // still make the plugin, so say why and go on.
+                if let Some(parsed) = crate::model::Digest::parse(digest) {
+                    match self.runtime.load_cached(parsed).await {
+                        Ok(Some(plugin)) => return Ok(plugin),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(%digest, error = %e, "loading a cached plugin failed; compiling from its bytes");
+                        }
+                    }
                 }
                 let bytes = self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
                     StoreError::NotFound(format!("no component stored for {digest}"))
