@@ -483,16 +483,22 @@ impl Worker {
                 let bytes = self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
                     StoreError::NotFound(format!("no component stored for {digest}"))
                 })?;
-                let actual = crate::model::Digest::of(&bytes).to_string();
+                // `load` hashes the bytes anyway: check its digest rather than
+                // hash tens of megabytes twice. Bytes that do not match (a
+                // corrupt store) are compiled like any upload, in the
+                // compiler's sandbox, and then refused here.
+                let plugin = self
+                    .runtime
+                    .load(&bytes)
+                    .await
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let actual = plugin.digest().to_string();
                 if actual != digest {
                     return Err(StoreError::Conflict(format!(
                         "stored component has digest {actual}, expected {digest}"
                     )));
                 }
-                self.runtime
-                    .load(&bytes)
-                    .await
-                    .map_err(|e| StoreError::Invalid(e.to_string()))
+                Ok(plugin)
             })
             .await?;
         Ok(plugin.clone())
