@@ -117,6 +117,21 @@ pub struct ServeArgs {
     /// Only run jobs of these queues (comma-separated); all when unset.
     #[arg(long, env = "CORRAL_QUEUES", value_delimiter = ',')]
     pub queues: Option<Vec<String>>,
+    /// Milliseconds a client may take to send a request's headers; a slower
+    /// connection is closed (slowloris).
+    #[arg(long, env = "CORRAL_HEADER_TIMEOUT_MS", default_value_t = crate::http::server::HEADER_READ_TIMEOUT.as_millis() as u64)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds from a request's headers to its response's headers
+    /// (reading the body included); then 408. Event streams run on once
+    /// their headers are sent.
+    #[arg(long, env = "CORRAL_REQUEST_TIMEOUT_MS", default_value_t = crate::http::server::REQUEST_TIMEOUT.as_millis() as u64)]
+    pub request_timeout_ms: u64,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, env = "CORRAL_MAX_CONNECTIONS", default_value_t = crate::http::server::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Open connections from one client address at most; more are closed at once.
+    #[arg(long, env = "CORRAL_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = crate::http::server::MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
     /// Log lines on stderr as `json` (one object per line) or `text`
     /// (default: text when stderr is a terminal, json otherwise).
     #[arg(long, env = "CORRAL_LOG_FORMAT", value_enum)]
@@ -143,7 +158,25 @@ impl ServeArgs {
                 self.heartbeat_ms, self.lease_secs
             ));
         }
+        if self.header_timeout_ms == 0
+            || self.request_timeout_ms == 0
+            || self.max_connections == 0
+            || self.max_connections_per_address == 0
+        {
+            return Err("--header-timeout-ms, --request-timeout-ms, --max-connections and --max-connections-per-address must be positive".into());
+        }
         Ok(())
+    }
+
+    /// The HTTP server's bounds.
+    pub fn server_limits(&self) -> crate::http::server::ServerLimits {
+        use std::time::Duration;
+        crate::http::server::ServerLimits {
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+        }
     }
 
     pub fn worker_config(&self) -> crate::worker::WorkerConfig {

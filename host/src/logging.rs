@@ -1,7 +1,7 @@
 //! Where log lines go and in what shape: human text, or one JSON object per
 //! line for log collectors (docs/operations.md lists the fields).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +39,64 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .with_current_span(true)
             .with_span_list(true)
             .init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(|| OneLine(std::io::stderr()))
+            .init(),
+    }
+}
+
+/// A writer for text logs that keeps each event on one line: newlines and
+/// carriage returns inside an event (a guest's or tenant's text shown with
+/// `%`, an error's message) are written as `\n` and `\r`, so nobody can
+/// forge a log line by putting one in a message. The formatter writes an
+/// event in one call, ending with its own newline. (JSON lines need no
+/// such care: serde escapes every string.)
+pub struct OneLine<W>(pub W);
+
+impl<W: Write> Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (body, newline) = match buf.strip_suffix(b"\n") {
+            Some(body) => (body, true),
+            None => (buf, false),
+        };
+        if !body.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut line = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => line.extend_from_slice(b"\\n"),
+                b'\r' => line.extend_from_slice(b"\\r"),
+                _ => line.push(b),
+            }
+        }
+        if newline {
+            line.push(b'\n');
+        }
+        self.0.write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_stays_on_one_line() {
+        let mut out = OneLine(Vec::new());
+        out.write_all(b"INFO job dead error=a\nINFO forged\r\n")
+            .unwrap();
+        out.write_all(b"INFO plain\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            "INFO job dead error=a\\nINFO forged\\r\nINFO plain\n"
+        );
     }
 }

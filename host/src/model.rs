@@ -179,6 +179,58 @@ pub fn json_has_nul(text: &str) -> bool {
         && serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| walk(&v))
 }
 
+/// Deepest nesting of arrays and objects in any JSON Corral stores (job
+/// inputs, results, workflow inputs). serde_json gives up past 128 levels
+/// (which skipped the NUL check) and PostgreSQL's jsonb fails on its stack
+/// depth (a 500, or an outcome retried until its lease expired): a value
+/// crafted thousands of levels deep is refused up front, by a scan that
+/// neither recurses nor allocates.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How deeply arrays and objects nest in JSON text: a byte scan, no parse.
+pub fn json_depth(text: &str) -> usize {
+    let (mut depth, mut most) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                most = most.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
+}
+
+/// Why valid JSON text cannot be stored, if it cannot: nested deeper than
+/// [`MAX_JSON_DEPTH`], or holding a NUL character. Said of the value, for
+/// the caller to name it: "input {why}", "the result {why}".
+pub fn json_refusal(text: &str) -> Option<String> {
+    let depth = json_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Some(format!(
+            "is nested {depth} levels deep; the limit is {MAX_JSON_DEPTH}"
+        ));
+    }
+    if json_has_nul(text) {
+        return Some("holds a NUL character (\\u0000) in a string, which cannot be stored".into());
+    }
+    None
+}
+
 /// Text for storage with every NUL character replaced (PostgreSQL text cannot hold one).
 pub fn without_nul(text: String) -> String {
     if text.contains('\0') {
@@ -302,6 +354,81 @@ impl Default for Quotas {
             max_plugin_bytes: 64 * 1024 * 1024,
             max_queued_jobs: 1_000_000,
             enqueue_per_minute: 600_000,
+        }
+    }
+}
+
+impl Quotas {
+    /// What these quotas allow one attempt.
+    pub fn attempt_caps(&self) -> AttemptCaps {
+        AttemptCaps {
+            fuel: self.max_fuel_per_attempt,
+            memory_mb: self.max_memory_mb,
+            timeout_ms: self.max_timeout_ms,
+        }
+    }
+}
+
+/// The caps a tenant's quotas put on one attempt, whichever path made the
+/// job (`POST /v1/jobs`, a workflow step, a schedule's tick, a replay): the
+/// one rule, applied twice. Where a tenant asks for a limit (an upload, a
+/// `PATCH`, a job's or a step's `timeout_ms`), [`AttemptCaps::refusal`]
+/// names the first one over its quota (a 422 `over_limit`); at claim,
+/// [`AttemptCaps::apply`] lowers whatever is stored to the caps in force
+/// then, so a job stored before its tenant's quotas were lowered, or by a
+/// path that forgot to ask, still runs within them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptCaps {
+    pub fuel: u64,
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+}
+
+impl AttemptCaps {
+    /// The first asked-for limit over its quota, as a sentence.
+    pub fn refusal(
+        &self,
+        fuel: Option<u64>,
+        memory_bytes: Option<u64>,
+        timeout_ms: Option<u64>,
+    ) -> Option<String> {
+        let over = |what: &str, value: u64, quota: &str, max: u64| {
+            Some(format!(
+                "{what} {value} is over the tenant's {quota} of {max}"
+            ))
+        };
+        if let Some(fuel) = fuel
+            && fuel > self.fuel
+        {
+            return over("fuel", fuel, "max_fuel_per_attempt", self.fuel);
+        }
+        if let Some(bytes) = memory_bytes
+            && bytes >> 20 > u64::from(self.memory_mb)
+        {
+            return over(
+                "memory_mb",
+                bytes >> 20,
+                "max_memory_mb",
+                u64::from(self.memory_mb),
+            );
+        }
+        if let Some(timeout) = timeout_ms
+            && timeout > self.timeout_ms
+        {
+            return over("timeout_ms", timeout, "max_timeout_ms", self.timeout_ms);
+        }
+        None
+    }
+
+    /// `limits` lowered to the caps.
+    pub fn apply(&self, limits: Limits) -> Limits {
+        Limits {
+            fuel: limits.fuel.min(self.fuel),
+            memory_bytes: limits
+                .memory_bytes
+                .min(u64::from(self.memory_mb).saturating_mul(1 << 20)),
+            timeout_ms: limits.timeout_ms.min(self.timeout_ms),
+            ..limits
         }
     }
 }

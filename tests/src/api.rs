@@ -72,6 +72,31 @@ pub async fn call_with(
     (status, value)
 }
 
+/// A request whose JSON body is sent as given (text serde_json would not
+/// build as a value: nested too deep, duplicate keys).
+pub async fn call_raw(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    key: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(response.0, status, "{}", response.1);
     assert_eq!(response.1["error"]["code"], code, "{}", response.1);

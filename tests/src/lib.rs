@@ -154,10 +154,22 @@ pub fn serve_api(
     cache: &Path,
     admin_token: Option<&str>,
 ) -> (Child, String) {
+    serve_api_with(database_url, port, cache, admin_token, &[])
+}
+
+/// [`serve_api`] with more `corral serve` flags.
+pub fn serve_api_with(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+    flags: &[&str],
+) -> (Child, String) {
     use std::io::{BufRead, BufReader};
     let mut command = Command::new(corral_bin());
     command
         .args(["serve", "--port", &port.to_string()])
+        .args(flags)
         .env("DATABASE_URL", database_url)
         .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
         .env("RUST_LOG", "info")
@@ -293,6 +305,7 @@ pub async fn load(name: &str) -> Arc<Plugin> {
 }
 
 pub mod api;
+pub mod serve;
 pub mod worker;
 
 pub mod db {
@@ -586,6 +599,14 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// The lease a claim took, as a heartbeat names it.
+pub fn lease_of(job: &corral::model::ClaimedJob) -> corral::store::Lease {
+    corral::store::Lease {
+        job_id: job.id,
+        lease_token: job.lease_token,
+    }
 }
 
 /// The finish a worker writes for a claimed job at `now`: `Ok(result)`

@@ -5,96 +5,16 @@
 //! scheduler fires each tick once. (Several hosts on one database is the
 //! PostgreSQL deployment; SQLite is one host.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use corral::model::{JobState, Limits, NewJob, OutcomeKind};
 use corral_tests::db::{Kind, TestDb};
+use corral_tests::serve::{ServeProcess, scalar};
 use corral_tests::{corral_bin, free_port, plugin_bytes, serve_api, stop};
-use sqlx::Connection;
 
 const PATIENCE: Duration = Duration::from_secs(300);
-
-/// A `corral serve` process, killed when dropped.
-struct ServeProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ServeProcess {
-    fn start(database_url: &str, host_id: &str, cache: &Path, extra: &[&str]) -> ServeProcess {
-        let log = cache.join(format!("{host_id}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(corral_bin())
-            .args(["serve", "--mode", "worker"])
-            // Several workers share this machine: each takes a free port for its ops routes.
-            .args(["--port", "0"])
-            .args([
-                "--host-id",
-                host_id,
-                "--lease-secs",
-                "2",
-                "--heartbeat-ms",
-                "300",
-                "--janitor-ms",
-                "300",
-            ])
-            .args([
-                "--poll-ms",
-                "500",
-                "--backoff-base-ms",
-                "50",
-                "--backoff-cap-secs",
-                "1",
-            ])
-            .args(extra)
-            .env("DATABASE_URL", database_url)
-            .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("corral serve starts");
-        ServeProcess { child, log }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn terminate(mut self) {
-        let pid = self.child.id() as i32;
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
-        assert!(
-            status.success(),
-            "serve exited with {status}; log:\n{}",
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn scalar(url: &str, sql: &str) -> i64 {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    sqlx::query_scalar(sql)
-        .fetch_one(&mut conn)
-        .await
-        .expect(sql)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_drain_20000_jobs_each_exactly_once() {

@@ -8,9 +8,10 @@ use corral::model::{
     Attempt, ClaimedJob, Finish, JobState, Limits, MAX_BATCH_JOBS, NewJob, OutcomeKind, Progress,
     ProgressUpdate,
 };
-use corral::store::{CancelResult, ClaimRequest, PluginDelete, StoreError, StoreEvent};
+use corral::store::{CancelResult, ClaimRequest, Lease, PluginDelete, StoreError, StoreEvent};
 use corral::worker::{Backoff, retry};
 use corral_tests::db::TestDb;
+use corral_tests::lease_of;
 
 corral_tests::on_both_backends!(
     a_job_runs_and_completes,
@@ -514,7 +515,7 @@ async fn cancellation_of_waiting_and_running_jobs(db: TestDb) {
     // ...and at its next heartbeat too, should the notification be lost.
     let beat = db
         .store
-        .job_heartbeat("host-a", at(5.0), Duration::from_secs(30))
+        .job_heartbeat(&[lease_of(&c)], at(5.0), Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(beat.cancel_requested, vec![running]);
@@ -712,10 +713,10 @@ async fn heartbeats_keep_leases_alive(db: TestDb) {
     let id = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
     let mut req = claim_at(at(0.0), 1);
     req.lease = Duration::from_secs(5);
-    db.store.job_claim(&req).await.unwrap();
+    let c = db.store.job_claim(&req).await.unwrap().remove(0);
     let beat = db
         .store
-        .job_heartbeat("host-a", at(4.0), Duration::from_secs(5))
+        .job_heartbeat(&[lease_of(&c)], at(4.0), Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(beat.held, vec![id]);
@@ -737,7 +738,14 @@ async fn heartbeats_keep_leases_alive(db: TestDb) {
     );
     assert!(
         db.store
-            .job_heartbeat("host-b", at(4.0), Duration::from_secs(5))
+            .job_heartbeat(
+                &[Lease {
+                    job_id: id,
+                    lease_token: uuid::Uuid::new_v4(),
+                }],
+                at(4.0),
+                Duration::from_secs(5)
+            )
             .await
             .unwrap()
             .held

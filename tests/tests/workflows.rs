@@ -9,6 +9,7 @@ use corral::model::{ClaimedJob, JobState, Limits};
 use corral::store::{CancelResult, ClaimRequest, NewRun, PluginDelete, RunCancel, StoreError};
 use corral::workflow::{RunState, StepState, WorkflowRun, WorkflowSpec};
 use corral_tests::db::TestDb;
+use corral_tests::lease_of;
 use serde_json::{Value, json};
 
 corral_tests::on_both_backends!(
@@ -240,7 +241,11 @@ async fn halt_fails_the_run_and_cancels_the_rest(db: TestDb) {
     // The running jobs were asked to stop; `after` was never created.
     let beat = db
         .store
-        .job_heartbeat("host-a", at(3.5), Duration::from_secs(30))
+        .job_heartbeat(
+            &by_step.values().map(lease_of).collect::<Vec<_>>(),
+            at(3.5),
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(beat.cancel_requested, vec![by_step["slow"].id]);
@@ -538,7 +543,7 @@ async fn cancel_mid_run_cancels_every_unfinished_step(db: TestDb) {
     );
     let beat = db
         .store
-        .job_heartbeat("host-a", at(3.5), Duration::from_secs(30))
+        .job_heartbeat(&[lease_of(&running)], at(3.5), Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(

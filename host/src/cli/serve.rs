@@ -61,12 +61,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     // With --port 0 the system picks the port: log the one bound.
     let address = listener.local_addr().unwrap_or(address);
     tracing::info!(%address, "{listening}");
-    let stop = shutdown.clone();
-    let api = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let api = tokio::spawn(crate::http::server::serve(
+        listener,
+        app,
+        args.server_limits(),
+        shutdown.clone(),
+    ));
 
     if args.mode != ServeMode::Api {
         // Hosts that run jobs also fire cron schedules.

@@ -44,6 +44,13 @@ pub enum ApiError {
     /// 503: not ready (the database is away).
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the host is at a limit of its own (compiles at once); try again
+    /// after `Retry-After` seconds.
+    #[error("{0}")]
+    Busy(String, u64),
+    /// 408: the request did not arrive (or was not answered) in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 500: a fault of ours; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -66,6 +73,8 @@ impl ApiError {
             ApiError::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::TooManyRequests(code, ..) => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Busy(..) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -96,7 +105,7 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
-        if let ApiError::TooManyRequests(_, _, Some(seconds)) = &self {
+        if let ApiError::TooManyRequests(_, _, Some(seconds)) | ApiError::Busy(_, seconds) = &self {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, (*seconds).into());

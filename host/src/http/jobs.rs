@@ -153,16 +153,8 @@ async fn new_jobs(
         .enumerate()
         .map(|(i, job)| {
             let at = |m: String| if many { format!("job {i}: {m}") } else { m };
-            if let Some(timeout) = job.timeout_ms
-                && timeout > quotas.max_timeout_ms
-            {
-                return Err(ApiError::Unprocessable(
-                    "over_limit",
-                    at(format!(
-                        "timeout_ms {timeout} is over the tenant's max_timeout_ms of {}",
-                        quotas.max_timeout_ms
-                    )),
-                ));
+            if let Some(why) = quotas.attempt_caps().refusal(None, None, job.timeout_ms) {
+                return Err(ApiError::Unprocessable("over_limit", at(why)));
             }
             Ok(crate::model::NewJob {
                 plugin: job.plugin,

@@ -24,6 +24,7 @@ pub mod plugins;
 pub mod quotas;
 pub mod request_span;
 pub mod schedules;
+pub mod server;
 pub mod tenants;
 pub mod workflows;
 

@@ -59,13 +59,6 @@ impl From<PluginVersion> for PluginView {
     }
 }
 
-fn over_limit(what: &str, value: u64, quota: &str, max: u64) -> ApiError {
-    ApiError::Unprocessable(
-        "over_limit",
-        format!("{what} {value} is over the tenant's {quota} of {max}"),
-    )
-}
-
 /// `POST /v1/plugins/{name}`: 201 with the new version; 200 with the latest
 /// version when its bytes are the same.
 #[utoipa::path(post, path = "/v1/plugins/{name}", operation_id = "upload_plugin", tag = "plugins",
@@ -386,30 +379,12 @@ fn check_limits(
             "fuel, memory_mb and timeout_ms must be positive".into(),
         ));
     }
-    if limits.fuel > quotas.max_fuel_per_attempt {
-        return Err(over_limit(
-            "fuel",
-            limits.fuel,
-            "max_fuel_per_attempt",
-            quotas.max_fuel_per_attempt,
-        ));
-    }
-    let memory_mb = limits.memory_bytes >> 20;
-    if memory_mb > u64::from(quotas.max_memory_mb) {
-        return Err(over_limit(
-            "memory_mb",
-            memory_mb,
-            "max_memory_mb",
-            u64::from(quotas.max_memory_mb),
-        ));
-    }
-    if limits.timeout_ms > quotas.max_timeout_ms {
-        return Err(over_limit(
-            "timeout_ms",
-            limits.timeout_ms,
-            "max_timeout_ms",
-            quotas.max_timeout_ms,
-        ));
+    if let Some(why) = quotas.attempt_caps().refusal(
+        Some(limits.fuel),
+        Some(limits.memory_bytes),
+        Some(limits.timeout_ms),
+    ) {
+        return Err(ApiError::Unprocessable("over_limit", why));
     }
     if !(1..=crate::model::MAX_ATTEMPTS_PER_JOB).contains(&max_attempts) {
         return Err(ApiError::Unprocessable(

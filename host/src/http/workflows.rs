@@ -38,6 +38,17 @@ pub async fn put(
     Path(name): Path<String>,
     super::JsonBody(spec): super::JsonBody<WorkflowSpec>,
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
+    // A step's job is held to the quotas like any job (and capped again at
+    // claim, should the quotas be lowered later).
+    let caps = key.quotas(&state).await?.attempt_caps();
+    for step in &spec.steps {
+        if let Some(why) = caps.refusal(None, None, step.timeout_ms) {
+            return Err(ApiError::Unprocessable(
+                "over_limit",
+                format!("step `{}`: {why}", step.name),
+            ));
+        }
+    }
     let (workflow, created) = state
         .store
         .workflow_insert(&key.tenant, &name, &spec, chrono::Utc::now())

@@ -301,15 +301,14 @@ fn classify_result(result: String, state: &HostState, limits: &Limits) -> Classi
         );
     }
     match serde_json::from_str::<serde::de::IgnoredAny>(&result) {
-        Ok(_) if crate::model::json_has_nul(&result) => (
-            OutcomeKind::InvalidResult,
-            None,
-            Some(
-                "the result holds a NUL character (\\u0000) in a string, which cannot be stored"
-                    .into(),
+        Ok(_) => match crate::model::json_refusal(&result) {
+            Some(why) => (
+                OutcomeKind::InvalidResult,
+                None,
+                Some(format!("the result {why}")),
             ),
-        ),
-        Ok(_) => (OutcomeKind::Completed, Some(result), None),
+            None => (OutcomeKind::Completed, Some(result), None),
+        },
         Err(e) => {
             let mut preview = result;
             truncate_at_char_boundary(&mut preview, 200);

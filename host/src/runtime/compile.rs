@@ -104,6 +104,13 @@ impl Compiler {
         let mut command = tokio::process::Command::new(&self.program);
         command
             .arg(COMPILE_SUBCOMMAND)
+            // The compiler parses a tenant's bytes: it gets nothing of the
+            // host's but those bytes. No environment (the host's holds
+            // `CORRAL_ADMIN_TOKEN` and `DATABASE_URL`), no working folder
+            // of the host's; its file descriptors are the three pipes
+            // (every other one the host opens is close-on-exec).
+            .env_clear()
+            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

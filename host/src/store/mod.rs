@@ -20,8 +20,8 @@ pub use schedules::ScheduleStore;
 pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
 use crate::model::{
-    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
-    ProgressUpdate, Quotas, Tenant, Timestamp,
+    ApiKey, Attempt, AttemptCaps, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob,
+    PluginVersion, ProgressUpdate, Quotas, Tenant, Timestamp,
 };
 
 /// Errors at the store boundary.
@@ -140,10 +140,19 @@ pub struct NewPlugin {
     pub max_attempts: u32,
 }
 
+/// A lease one process holds: the job and the token its claim returned.
+/// Heartbeats name leases by token, never by host id: a host restarted
+/// under the same id must not renew what its dead predecessor held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub job_id: JobId,
+    pub lease_token: uuid::Uuid,
+}
+
 /// A heartbeat's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Heartbeat {
-    /// Jobs this host still holds (their leases were extended).
+    /// Leases still held (extended, or extended at the next beat).
     pub held: Vec<JobId>,
     /// Of those, the ones a client asked to cancel.
     pub cancel_requested: Vec<JobId>,
@@ -251,10 +260,13 @@ pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
     /// Claim waiting jobs whose time has come, fairly across tenants and
     /// within each tenant's `max_concurrency`, taking a lease on each.
     async fn job_claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError>;
-    /// Extend the leases of every job `host_id` holds.
+    /// Extend `leases` (those still running with that token). Never waits
+    /// on a row lock: a row another transaction holds (its outcome being
+    /// written, a cancel) is reported as held but extended at the next beat,
+    /// so a heartbeat can never deadlock with the statements that finish jobs.
     async fn job_heartbeat(
         &self,
-        host_id: &str,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<Heartbeat, StoreError>;
@@ -377,10 +389,8 @@ pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&job.input) {
             return Err(at(format!("input is not valid JSON: {e}")));
         }
-        if crate::model::json_has_nul(&job.input) {
-            return Err(at(
-                "input holds a NUL character (\\u0000) in a string, which cannot be stored".into(),
-            ));
+        if let Some(why) = crate::model::json_refusal(&job.input) {
+            return Err(at(format!("input {why}")));
         }
         if !valid_name(&job.queue) {
             return Err(at(format!(
@@ -453,11 +463,25 @@ pub(crate) fn to_u32(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
-/// Limits of a claimed job: the plugin's, with the job's timeout override.
-pub(crate) fn claimed_limits(plugin: Limits, job_timeout_ms: Option<i64>) -> Limits {
-    Limits {
+/// Limits of a claimed job: the plugin's, with the job's timeout override,
+/// lowered to its tenant's quotas as they are now (see [`AttemptCaps`]).
+pub(crate) fn claimed_limits(
+    plugin: Limits,
+    job_timeout_ms: Option<i64>,
+    caps: AttemptCaps,
+) -> Limits {
+    caps.apply(Limits {
         timeout_ms: job_timeout_ms.map(to_u64).unwrap_or(plugin.timeout_ms),
         ..plugin
+    })
+}
+
+/// A tenant's attempt caps as both claim statements return them.
+pub(crate) fn caps_from(fuel: i64, memory_mb: i64, timeout_ms: i64) -> AttemptCaps {
+    AttemptCaps {
+        fuel: to_u64(fuel),
+        memory_mb: u32::try_from(memory_mb).unwrap_or(0),
+        timeout_ms: to_u64(timeout_ms),
     }
 }
 

@@ -97,10 +97,8 @@ pub fn validate_run_input(input: &str) -> Result<serde_json::Value, StoreError> 
             input.len()
         )));
     }
-    if crate::model::json_has_nul(input) {
-        return Err(StoreError::Invalid(
-            "input holds a NUL character (\\u0000) in a string, which cannot be stored".into(),
-        ));
+    if let Some(why) = crate::model::json_refusal(input) {
+        return Err(StoreError::Invalid(format!("input {why}")));
     }
     serde_json::from_str(input)
         .map_err(|e| StoreError::Invalid(format!("input is not valid JSON: {e}")))

@@ -10,7 +10,9 @@
 //! - **attempt tasks** run the sandbox and hand the outcome to the recorder;
 //! - the **recorder** writes outcomes in batches (whatever accumulated while
 //!   the previous write was in flight), retrying while the database is away;
-//! - the **heartbeat** extends the leases of running jobs, learns which jobs a
+//! - the **heartbeat** extends the leases this process holds (by token, so
+//!   a host restarted under the same id never renews its dead predecessor's
+//!   jobs), from claim until the outcome is written; it learns which jobs a
 //!   client asked to cancel (the fallback when a notification was missed) and
 //!   which leases were lost (their attempts are stopped and forgotten);
 //! - the **janitor** turns expired leases into `lease_expired` attempts and
@@ -18,6 +20,13 @@
 //! - the **event listener** turns cancel notifications into stopped attempts;
 //! - the **progress writer** records guests' progress reports, throttled
 //!   (see [`progress`]).
+//!
+//! A job holds two permits: a *slot* while its attempt runs (`concurrency`
+//! of them), and an *unrecorded* permit from claim until its outcome is
+//! written (`concurrency + MAX_FINISH_BATCH`). The second bounds the jobs a
+//! host has claimed but not recorded: when the database is slow to take
+//! outcomes, the host stops claiming instead of piling up `running` rows
+//! that its heartbeat must keep alive.
 
 pub mod janitor;
 pub mod progress;
@@ -28,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::{Notify, OnceCell, Semaphore, broadcast, mpsc};
+use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use tracing::{Instrument, Span};
@@ -36,11 +45,12 @@ use tracing::{Instrument, Span};
 use crate::metrics::Metrics;
 use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind, Transition};
 use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
-use crate::store::{ClaimRequest, Store, StoreError, StoreEvent};
+use crate::store::{ClaimRequest, Lease, Store, StoreError, StoreEvent};
 pub use retry::Backoff;
 
-/// Outcomes written in one statement at most. Bounds one statement's size.
-const MAX_FINISH_BATCH: usize = 512;
+/// Outcomes written in one statement at most. Bounds one statement's size,
+/// and (beyond `concurrency`) the jobs a host holds claimed but unrecorded.
+pub const MAX_FINISH_BATCH: usize = 512;
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
 /// While attempts run, the claim loop waits up to this long for half a batch
@@ -135,17 +145,23 @@ pub struct Worker {
     runtime: Arc<Runtime>,
     config: WorkerConfig,
     running: Mutex<HashMap<JobId, Running>>,
+    /// Every lease this process holds, from claim until its outcome is
+    /// written (or it is handed back or lost): what the heartbeat extends.
+    leases: Mutex<HashMap<JobId, uuid::Uuid>>,
     plugins: Mutex<HashMap<String, Arc<OnceCell<Arc<Plugin>>>>>,
     /// Wakes the claim loop: new jobs, or a free slot.
     wake: Notify,
     slots: Arc<Semaphore>,
+    /// Claimed jobs whose outcome is not written yet (see the module doc).
+    unrecorded: Arc<Semaphore>,
     progress: Arc<progress::ProgressBoard>,
     metrics: Arc<Metrics>,
 }
 
 /// An outcome on its way to the recorder, with the span of its attempt so
-/// that what the recorder logs about it carries the job's fields.
-type Outcome = (Finish, Span);
+/// that what the recorder logs about it carries the job's fields, and its
+/// unrecorded permit, given back once it is written.
+type Outcome = (Finish, Span, OwnedSemaphorePermit);
 
 impl Worker {
     /// A worker with metrics of its own (nobody serves them).
@@ -161,11 +177,14 @@ impl Worker {
         metrics: Arc<Metrics>,
     ) -> Arc<Worker> {
         let slots = Arc::new(Semaphore::new(config.concurrency));
+        let unrecorded = Arc::new(Semaphore::new(config.concurrency + MAX_FINISH_BATCH));
         Arc::new(Worker {
             store,
             runtime,
             config,
             running: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
+            unrecorded,
             plugins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             slots,
@@ -176,6 +195,15 @@ impl Worker {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, uuid::Uuid>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claimed jobs whose outcome is not written yet.
+    pub fn unrecorded(&self) -> usize {
+        self.config.concurrency + MAX_FINISH_BATCH - self.unrecorded.available_permits()
     }
 
     /// Run until `shutdown` fires, then stop gracefully: no new claims,
@@ -242,7 +270,10 @@ impl Worker {
             // Reap finished attempt tasks so the set does not grow.
             while attempts.try_join_next().is_some() {}
             self.coalesce(shutdown).await;
-            let free = self.slots.available_permits();
+            let free = self
+                .slots
+                .available_permits()
+                .min(self.unrecorded.available_permits());
             let mut claimed_full_batch = false;
             if free > 0 {
                 let limit = (free as u32).min(self.config.claim_batch);
@@ -272,19 +303,23 @@ impl Worker {
                                 plugin = %job.plugin,
                                 version = job.version,
                             );
-                            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                                // Only this loop takes slots, and it claimed no more than were free.
+                            // Only this loop takes permits, and it claimed no more than were free.
+                            let (Ok(slot), Ok(unrecorded)) = (
+                                self.slots.clone().try_acquire_owned(),
+                                self.unrecorded.clone().try_acquire_owned(),
+                            ) else {
                                 tracing::error!(
                                     "no free slot for a claimed job; it will be retried after its lease"
                                 );
                                 continue;
                             };
+                            self.leases().insert(job.id, job.lease_token);
                             let worker = self.clone();
                             let finish_tx = finish_tx.clone();
                             attempts.spawn(
                                 async move {
-                                    worker.clone().attempt(job, finish_tx).await;
-                                    drop(permit);
+                                    worker.clone().attempt(job, unrecorded, finish_tx).await;
+                                    drop(slot);
                                     worker.wake.notify_one();
                                 }
                                 .instrument(span),
@@ -336,6 +371,7 @@ impl Worker {
     async fn attempt(
         self: Arc<Self>,
         mut job: ClaimedJob,
+        unrecorded: OwnedSemaphorePermit,
         finish_tx: mpsc::UnboundedSender<Outcome>,
     ) {
         tracing::debug!(max_attempts = job.max_attempts, "claimed");
@@ -393,10 +429,12 @@ impl Worker {
                         tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
                     }
                 }
+                self.leases().remove(&job.id);
                 return;
             }
             Some(StopReason::LeaseLost) => {
                 tracing::info!("lease lost to another host; dropping this attempt's outcome");
+                self.leases().remove(&job.id);
                 return;
             }
             _ => {}
@@ -411,7 +449,9 @@ impl Worker {
                     duration_ms = report.duration.as_secs_f64() * 1000.0,
                     fuel_consumed = report.fuel_consumed,
                     peak_memory_bytes = report.peak_memory_bytes,
-                    message = report.message.as_deref(),
+                    // The guest's text: a field of its own (never the line's
+                    // `message`), recorded as a string, so it is escaped.
+                    guest_message = report.message.as_deref(),
                     "attempt finished"
                 )
             };
@@ -453,7 +493,7 @@ impl Worker {
             progress: report.progress,
         };
         // The recorder outlives every attempt task (see `run`).
-        let _ = finish_tx.send((finish, Span::current()));
+        let _ = finish_tx.send((finish, Span::current(), unrecorded));
     }
 
     /// The compiled plugin for `digest`, fetching its bytes from the store once.
@@ -507,16 +547,25 @@ impl Worker {
     /// Write outcomes in batches until every sender is gone.
     async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
         while let Some(first) = outcomes.recv().await {
-            let (mut batch, mut spans) = (Vec::new(), Vec::new());
+            let (mut batch, mut spans, mut permits) = (Vec::new(), Vec::new(), Vec::new());
             let mut next = Some(first);
-            while let Some((finish, span)) = next.take() {
+            while let Some((finish, span, permit)) = next.take() {
                 batch.push(finish);
                 spans.push(span);
+                permits.push(permit);
                 if batch.len() < MAX_FINISH_BATCH {
                     next = outcomes.try_recv().ok();
                 }
             }
             let applied = self.write_outcomes(&batch).await;
+            {
+                let mut leases = self.leases();
+                for finish in &batch {
+                    leases.remove(&finish.job_id);
+                }
+            }
+            drop(permits);
+            self.wake.notify_one();
             for ((finish, span), applied) in batch.iter().zip(&spans).zip(applied) {
                 if applied {
                     span.in_scope(|| self.recorded(finish));
@@ -532,7 +581,8 @@ impl Worker {
         match &finish.transition {
             Transition::Complete { .. } => tracing::debug!("job completed"),
             Transition::Retry { run_at, .. } => tracing::info!(%run_at, "retry scheduled"),
-            Transition::Dead { error } => tracing::info!(error = %error, "job dead"),
+            // `error` holds the guest's message: recorded as a string (escaped), not displayed raw.
+            Transition::Dead { error } => tracing::info!(error = error.as_str(), "job dead"),
             Transition::Cancel => tracing::info!("job cancelled"),
         }
     }
@@ -624,10 +674,18 @@ impl Worker {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => return,
             }
+            let leases: Vec<Lease> = self
+                .leases()
+                .iter()
+                .map(|(&job_id, &lease_token)| Lease {
+                    job_id,
+                    lease_token,
+                })
+                .collect();
             let sent = Instant::now();
             let beat = match self
                 .store
-                .job_heartbeat(&self.config.host_id, Utc::now(), self.config.lease)
+                .job_heartbeat(&leases, Utc::now(), self.config.lease)
                 .await
             {
                 Ok(beat) => beat,
@@ -636,6 +694,7 @@ impl Worker {
                     continue;
                 }
             };
+            let held: std::collections::HashSet<JobId> = beat.held.iter().copied().collect();
             let running = self.running();
             for id in &beat.cancel_requested {
                 if let Some(attempt) = running.get(id) {
@@ -644,7 +703,7 @@ impl Worker {
             }
             for (id, attempt) in running.iter() {
                 // A job claimed after the heartbeat was sent is not in its answer.
-                if attempt.claimed_at < sent && !beat.held.contains(id) {
+                if attempt.claimed_at < sent && !held.contains(id) {
                     attempt.stop(StopReason::LeaseLost);
                 }
             }

@@ -234,10 +234,8 @@ impl StepSpec {
                     text.len()
                 )));
             }
-            if crate::model::json_has_nul(&text) {
-                return Err(problem(
-                    "input holds a NUL character (\\u0000), which cannot be stored".into(),
-                ));
+            if let Some(why) = crate::model::json_refusal(&text) {
+                return Err(problem(format!("input {why}")));
             }
         }
         if let Some(when) = &self.when {

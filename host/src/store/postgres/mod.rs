@@ -40,9 +40,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -837,14 +837,15 @@ impl Store for PostgresStore {
              UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease_token = gen_random_uuid(), \
                     lease_expires_at = $1 + $3 * interval '1 millisecond', leased_by = $5, \
                     started_at = COALESCE(jobs.started_at, $1), attempt_started_at = $1 \
-             FROM picked, plugins p \
+             FROM picked, plugins p, tenants t \
              WHERE jobs.id = picked.id AND p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
-               AND p.version = jobs.plugin_version \
+               AND p.version = jobs.plugin_version AND t.id = jobs.tenant_id \
              RETURNING jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
                        jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
                        jobs.run_at, jobs.context::text AS context, jobs.workflow_run_id, \
                        p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
-                       p.config::text AS config",
+                       p.config::text AS config, t.max_fuel_per_attempt, t.max_memory_mb::bigint AS max_memory_mb, \
+                       t.max_timeout_ms",
         )
         .bind(request.now)
         .bind(request.limit as i64)
@@ -866,7 +867,15 @@ impl Store for PostgresStore {
                     input: row.try_get("input")?,
                     attempt: to_u32(row.try_get("attempt")?),
                     max_attempts: to_u32(row.try_get("max_attempts")?),
-                    limits: claimed_limits(limits_from_row(row)?, row.try_get("timeout_ms")?),
+                    limits: claimed_limits(
+                        limits_from_row(row)?,
+                        row.try_get("timeout_ms")?,
+                        caps_from(
+                            row.try_get("max_fuel_per_attempt")?,
+                            row.try_get("max_memory_mb")?,
+                            row.try_get("max_timeout_ms")?,
+                        ),
+                    ),
                     config: parse_config(&config),
                     lease_token: row.try_get("lease_token")?,
                     run_at: row.try_get("run_at")?,
@@ -880,15 +889,31 @@ impl Store for PostgresStore {
 
     async fn job_heartbeat(
         &self,
-        host_id: &str,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<Heartbeat, StoreError> {
+        if leases.is_empty() {
+            return Ok(Heartbeat::default());
+        }
+        // `mine` reads without locking; `extended` skips rows other
+        // transactions hold, so this statement never waits for a lock.
         let rows = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $2 + $3 * interval '1 millisecond' \
-             WHERE state = 'running' AND leased_by = $1 RETURNING id, cancel_requested",
+            "WITH u AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]) AS u(id, token)), \
+             mine AS ( \
+                SELECT j.id, j.cancel_requested FROM jobs j JOIN u ON j.id = u.id AND j.lease_token = u.token \
+                WHERE j.state = 'running' \
+             ), locked AS ( \
+                SELECT j.id FROM jobs j JOIN u ON j.id = u.id AND j.lease_token = u.token \
+                WHERE j.state = 'running' FOR NO KEY UPDATE OF j SKIP LOCKED \
+             ), extended AS ( \
+                UPDATE jobs SET lease_expires_at = $3 + $4 * interval '1 millisecond' \
+                FROM locked WHERE jobs.id = locked.id RETURNING jobs.id \
+             ) \
+             SELECT id, cancel_requested FROM mine",
         )
-        .bind(host_id)
+        .bind(leases.iter().map(|l| l.job_id).collect::<Vec<_>>())
+        .bind(leases.iter().map(|l| l.lease_token).collect::<Vec<_>>())
         .bind(now)
         .bind(lease.as_millis() as f64)
         .fetch_all(&self.pool)
@@ -917,6 +942,8 @@ impl Store for PostgresStore {
                                      $17::smallint[], $18::text[]) \
                     AS u(id, token, state, result, error, run_at, attempt, outcome, message, started_at, finished_at, \
                          fuel, memory, host, log, dropped, percent, progress) \
+             ), locked AS ( \
+                SELECT jobs.id FROM jobs JOIN u ON jobs.id = u.id ORDER BY jobs.id FOR NO KEY UPDATE OF jobs \
              ), done AS ( \
                 UPDATE jobs SET \
                        state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' \
@@ -929,7 +956,8 @@ impl Store for PostgresStore {
                        progress_percent = COALESCE(u.percent, jobs.progress_percent), \
                        progress_message = CASE WHEN u.percent IS NULL THEN jobs.progress_message ELSE u.progress END \
                 FROM u \
-                WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+                WHERE jobs.id = u.id AND jobs.id IN (SELECT id FROM locked) \
+                  AND jobs.lease_token = u.token AND jobs.state = 'running' \
                   AND jobs.attempt = u.attempt \
                   AND (u.outcome <> 'lease_expired' OR jobs.lease_expires_at < u.finished_at) \
                 RETURNING jobs.id, jobs.tenant_id \
@@ -1011,6 +1039,7 @@ impl Store for PostgresStore {
                  ), changed AS ( \
                     UPDATE jobs SET progress_percent = u.percent, progress_message = u.message FROM u \
                     WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+                      AND jobs.id IN (SELECT id FROM jobs WHERE id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED) \
                     RETURNING jobs.id \
                  ) \
                  SELECT pg_notify($5, string_agg(id::text, E'\\n')) FROM changed HAVING count(*) > 0",

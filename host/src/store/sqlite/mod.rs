@@ -31,9 +31,9 @@ use uuid::Uuid;
 
 use super::postgres::unknown_plugin_message;
 use super::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter,
+    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -783,7 +783,9 @@ impl Store for SqliteStore {
              WHERE id IN (SELECT value FROM json_each(?1)) \
              RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
              lease_token, run_at, context, workflow_run_id, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
-             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config)) FROM plugins p \
+             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config), \
+             'max_fuel', t.max_fuel_per_attempt, 'max_memory_mb', t.max_memory_mb, 'max_timeout_ms', t.max_timeout_ms) \
+             FROM plugins p JOIN tenants t ON t.id = p.tenant_id \
              WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
         )
         .bind(ids)
@@ -815,6 +817,7 @@ impl Store for SqliteStore {
                         log_bytes: plugin.log_bytes,
                     },
                     row.try_get("timeout_ms")?,
+                    caps_from(plugin.max_fuel, plugin.max_memory_mb, plugin.max_timeout_ms),
                 ),
                 config: plugin.config,
                 lease_token: uuid(row, "lease_token")?,
@@ -839,15 +842,30 @@ impl Store for SqliteStore {
 
     async fn job_heartbeat(
         &self,
-        host_id: &str,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<Heartbeat, StoreError> {
+        if leases.is_empty() {
+            return Ok(Heartbeat::default());
+        }
+        let rows: Vec<serde_json::Value> = leases
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l.job_id.to_string(),
+                    "token": l.lease_token.simple().to_string(),
+                })
+            })
+            .collect();
         let rows = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?2 WHERE state = 'running' AND leased_by = ?1 \
-             RETURNING id, cancel_requested",
+            "WITH u AS (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token \
+                        FROM json_each(?1)) \
+             UPDATE jobs SET lease_expires_at = ?2 FROM u \
+             WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+             RETURNING jobs.id, jobs.cancel_requested",
         )
-        .bind(host_id)
+        .bind(serde_json::Value::Array(rows).to_string())
         .bind(micros(now) + lease.as_micros() as i64)
         .fetch_all(&self.writer)
         .await?;
@@ -1294,4 +1312,8 @@ struct PluginRow {
     result_bytes: u64,
     log_bytes: u64,
     config: std::collections::BTreeMap<String, String>,
+    /// The tenant's quotas on one attempt.
+    max_fuel: i64,
+    max_memory_mb: i64,
+    max_timeout_ms: i64,
 }

@@ -1,9 +1,14 @@
 //! Returns a fatal error: the job must go to the dead-letter state at once.
+//! The message is the input's `message` when it has one, so tests can send
+//! crafted text (newlines, forged log fields) through a guest's error.
 use corral_sdk::Error;
 use serde_json::Value;
 
-fn refuse(_input: Value) -> Result<Value, Error> {
-    Err(Error::fatal("this input can never be processed"))
+fn refuse(input: Value) -> Result<Value, Error> {
+    let message = input["message"]
+        .as_str()
+        .unwrap_or("this input can never be processed");
+    Err(Error::fatal(message))
 }
 
 corral_sdk::register!(refuse);

@@ -1,0 +1,711 @@
+//! Issue 13: no tenant can hurt another. Each test performs one attack (or
+//! the load that broke a promise) through the public API, a hostile plugin
+//! or the real binary, and asserts the bound that now holds.
+
+use std::time::Duration;
+
+use corral::model::{JobState, Limits, NewJob, OutcomeKind};
+use corral_tests::db::{Kind, TestDb};
+use corral_tests::plugin_bytes;
+use corral_tests::serve::ServeProcess;
+use sqlx::Connection;
+
+const PATIENCE: Duration = Duration::from_secs(300);
+
+// The attacks that touch the database, on both backends.
+corral_tests::on_both_backends!(
+    every_path_is_held_to_the_tenants_attempt_quotas,
+    a_guests_message_cannot_forge_log_lines,
+    deep_json_is_refused_at_enqueue_and_as_a_result,
+);
+
+// ---------------------------------------------------------------------------
+// 14. The worker under load: a host holds at most `concurrency` plus one
+// batch of claimed-but-unrecorded jobs, and its heartbeat never deadlocks
+// with the statement that records outcomes.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_host_holds_a_bounded_number_of_claimed_jobs_and_never_deadlocks() {
+    const JOBS: usize = 50_000;
+    const CONCURRENCY: usize = 256;
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", CONCURRENCY as u32).await;
+    db.plugin("acme", "echo", &plugin_bytes("echo"), Limits::default(), 3)
+        .await;
+    for batch in 0..JOBS / 1000 {
+        let jobs: Vec<NewJob> = (0..1000)
+            .map(|i| NewJob::new("echo", format!("{}", batch * 1000 + i)))
+            .collect();
+        db.store
+            .job_insert_batch("acme", &jobs, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let mut sampler = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut changes = db.changes();
+    let host = ServeProcess::start_with(
+        &db.url,
+        "loaded",
+        cache.path(),
+        &[
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+            "--lease-secs",
+            "60",
+            "--heartbeat-ms",
+            "1000",
+        ],
+    );
+    // Sample the host's `running` rows on every change the database
+    // announces, until nothing is left to run.
+    let bound = (CONCURRENCY + corral::worker::MAX_FINISH_BATCH) as i64;
+    let (mut most, mut samples) = (0i64, 0u32);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (running, open): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'running' AND leased_by = 'loaded'), \
+                    count(*) FILTER (WHERE state IN ('scheduled', 'available', 'running', 'retrying')) \
+             FROM jobs",
+        )
+        .fetch_one(&mut sampler)
+        .await
+        .unwrap();
+        most = most.max(running);
+        samples += 1;
+        if open == 0 {
+            break;
+        }
+        assert!(
+            changes.next(deadline).await,
+            "{open} jobs still open; log:\n{}",
+            host.log_text()
+        );
+    }
+    let log = host.log_text();
+    host.terminate();
+
+    assert!(samples > 10, "sampled while the host ran ({samples})");
+    assert!(
+        most <= bound,
+        "at most {bound} claimed-but-unrecorded jobs, saw {most}"
+    );
+    assert!(
+        !log.contains("deadlock"),
+        "no deadlock in the host's log:\n{}",
+        log.lines()
+            .filter(|l| l.contains("deadlock"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let counts = db.store.job_counts(Some("acme")).await.unwrap();
+    assert_eq!(counts.get(&JobState::Completed), Some(&(JOBS as u64)));
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts")
+        .fetch_one(&mut sampler)
+        .await
+        .unwrap();
+    assert_eq!(attempts, JOBS as i64, "one attempt per job");
+}
+
+// ---------------------------------------------------------------------------
+// 15. A host restarted under the same `--host-id` (a StatefulSet, a systemd
+// unit) must not renew the leases its killed predecessor held.
+
+async fn a_host_restarted_under_its_own_id_lets_its_predecessors_leases_expire(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    db.tenant("acme", 64).await;
+    db.plugin(
+        "acme",
+        "sleep",
+        &plugin_bytes("sleep"),
+        Limits::default(),
+        3,
+    )
+    .await;
+    let jobs: Vec<NewJob> = (0..6)
+        .map(|_| NewJob::new("sleep", r#"{"ms": 3000}"#))
+        .collect();
+    let ids = db
+        .store
+        .job_insert_batch("acme", &jobs, chrono::Utc::now())
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut changes = db.changes();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut first = ServeProcess::start(&db.url, "steady", cache.path(), &["--concurrency", "4"]);
+    let running_when_killed = loop {
+        let counts = db.store.job_counts(Some("acme")).await.unwrap();
+        if let Some(&n) = counts.get(&JobState::Running) {
+            break n;
+        }
+        assert!(
+            changes.next(deadline).await,
+            "nothing ran; log:\n{}",
+            first.log_text()
+        );
+    };
+    first.kill();
+    // The same id again, at once: its heartbeat must leave the dead
+    // process's leases alone, so they expire and the janitor retries them.
+    let again = ServeProcess::start(&db.url, "steady", cache.path(), &["--concurrency", "4"]);
+    loop {
+        let counts = db.store.job_counts(Some("acme")).await.unwrap();
+        if counts.get(&JobState::Completed) == Some(&6) {
+            break;
+        }
+        assert!(
+            changes.next(deadline).await,
+            "jobs still open: {counts:?}; log:\n{}",
+            again.log_text()
+        );
+    }
+    again.terminate();
+    let mut lost = 0;
+    for id in &ids {
+        let attempts = db.store.attempt_list("acme", id.id).await.unwrap();
+        assert_eq!(
+            attempts.last().map(|a| a.outcome),
+            Some(OutcomeKind::Completed)
+        );
+        lost += attempts
+            .iter()
+            .filter(|a| a.outcome == OutcomeKind::LeaseExpired)
+            .count() as u64;
+    }
+    assert!(
+        lost >= running_when_killed,
+        "the killed process's attempts were recorded as lease_expired ({lost})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_restarted_under_its_own_id_lets_its_predecessors_leases_expire_on_postgres() {
+    a_host_restarted_under_its_own_id_lets_its_predecessors_leases_expire(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_restarted_under_its_own_id_lets_its_predecessors_leases_expire_on_sqlite() {
+    a_host_restarted_under_its_own_id_lets_its_predecessors_leases_expire(Kind::Sqlite).await;
+}
+
+// ---------------------------------------------------------------------------
+// 13. The compiler child parses a tenant's bytes: it inherits nothing of the
+// host's environment (which holds `CORRAL_ADMIN_TOKEN`, `DATABASE_URL`).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compiler_child_gets_an_empty_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("environment");
+    // A stand-in compiler that writes down the environment it was given,
+    // then refuses the bytes as a real compiler refuses a bad component.
+    let script = dir.path().join("compiler");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n/usr/bin/env > '{}'\npwd >> '{}'\nexit 2\n",
+            seen.display(),
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        std::env::var_os("PATH").is_some(),
+        "the test process has an environment to leak"
+    );
+    let refused = corral::runtime::Compiler::new(&script)
+        .compile(&plugin_bytes("echo"))
+        .await;
+    assert!(refused.is_err());
+    let environment = std::fs::read_to_string(&seen).expect("the compiler ran");
+    let leaked: Vec<&str> = environment
+        .lines()
+        .filter(|l| l.contains('='))
+        // What the shell sets for itself.
+        .filter(|l| !l.starts_with("PWD=") && !l.starts_with("OLDPWD=") && !l.starts_with("SHLVL="))
+        .collect();
+    assert!(leaked.is_empty(), "inherited: {leaked:?}");
+    assert_eq!(environment.lines().last(), Some("/"), "runs in /");
+}
+
+// ---------------------------------------------------------------------------
+// 11. JSON nested deeper than serde_json's 128 levels skipped the NUL check:
+// SQLite stored it, PostgreSQL answered 500 (an input) or looped through
+// lease expiry (a result). Depth is refused at enqueue and such a result is
+// `invalid_result`.
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+async fn deep_json_is_refused_at_enqueue_and_as_a_result(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+    use serde_json::json;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    push(&app, &key, "deep-result").await;
+    // Sent as text: serde_json would not even build such a value.
+    let deep = format!(r#"{{"plugin": "echo", "input": {}}}"#, nested(10_000));
+    let refused = corral_tests::api::call_raw(&app, Method::POST, "/v1/jobs", &key, &deep).await;
+    assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    let message = refused.1["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the limit is 64"), "{message}");
+    let shallow = format!(r#"{{"plugin": "echo", "input": {}}}"#, nested(64));
+    let created = corral_tests::api::call_raw(&app, Method::POST, "/v1/jobs", &key, &shallow).await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    assert_eq!(
+        db.job_total("acme").await,
+        1,
+        "the refused job stored nothing"
+    );
+
+    let (_, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "deep-result", "input": {"depth": 1000}})),
+    )
+    .await;
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    let host = corral_tests::worker::Host::start(&db, corral_tests::worker::config("deep"));
+    db.wait_until_drained(Some("acme"), PATIENCE).await;
+    host.stop().await;
+    let attempts = db.store.attempt_list("acme", id).await.unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "refused once, never retried by lease expiry"
+    );
+    assert_eq!(attempts[0].outcome, OutcomeKind::InvalidResult);
+    assert!(
+        attempts[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("nested 1000 levels deep")),
+        "{:?}",
+        attempts[0].message
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. A plugin's message with newlines or a second `message` key must not
+// forge log lines: guest text is its own escaped field, in JSON and in text.
+
+async fn a_guests_message_cannot_forge_log_lines(db: TestDb) {
+    db.tenant("acme", 4).await;
+    db.plugin(
+        "acme",
+        "fatal-error",
+        &plugin_bytes("fatal-error"),
+        Limits::default(),
+        1,
+    )
+    .await;
+    let forged = "boom\n{\"level\":\"ERROR\",\"message\":\"forged\"}\nERROR forged line\r";
+    let cache = tempfile::tempdir().unwrap();
+    for format in ["json", "text"] {
+        let input = serde_json::json!({ "message": forged }).to_string();
+        let ids = db
+            .store
+            .job_insert_batch(
+                "acme",
+                &[NewJob::new("fatal-error", input)],
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let mut changes = db.changes();
+        let host = ServeProcess::start(
+            &db.url,
+            &format!("logs-{format}"),
+            cache.path(),
+            &["--log-format", format],
+        );
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while db
+            .store
+            .job_get("acme", ids[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            != JobState::Dead
+        {
+            assert!(changes.next(deadline).await, "log:\n{}", host.log_text());
+        }
+        // The worker logs the outcome before it records it, and the job
+        // is recorded: the lines are in the file.
+        let log = host.log_text();
+        host.terminate();
+        assert!(log.contains("job dead"), "{log}");
+        for line in log.lines() {
+            assert!(
+                !line.starts_with("ERROR forged")
+                    && !line.starts_with("{\"level\":\"ERROR\",\"message\":\"forged\""),
+                "a forged line: {line}"
+            );
+            if format == "json" {
+                let parsed: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+                assert_eq!(
+                    line.matches("\"message\":").count(),
+                    1,
+                    "one `message` key: {line}"
+                );
+                if parsed["message"] == "attempt finished" {
+                    assert_eq!(parsed["guest_message"], forged);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A workflow step's `timeout_ms` bypassed the tenant's `max_timeout_ms`.
+// Every path (job, step, replay, schedule) goes through the one rule:
+// refused where asked for, capped at claim whatever was stored.
+
+async fn every_path_is_held_to_the_tenants_attempt_quotas(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{ADMIN_TOKEN, app, assert_error, call, push, tenant_with_key};
+    use serde_json::json;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({"max_timeout_ms": 1000})).await;
+    push(&app, &key, "echo").await;
+    let greedy = json!({"steps": [{"name": "a", "plugin": "echo", "timeout_ms": 9_000_000_000_000_000_000u64}]});
+    let refused = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/greedy",
+        Some(&key),
+        Some(greedy),
+    )
+    .await;
+    assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "over_limit");
+    let message = refused.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("step `a`") && message.contains("max_timeout_ms of 1000"),
+        "{message}"
+    );
+    let (_, listed) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    assert_eq!(listed["workflows"], json!([]), "nothing stored");
+    let job = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "echo", "input": 1, "timeout_ms": 5000})),
+    )
+    .await;
+    assert_error(&job, StatusCode::UNPROCESSABLE_ENTITY, "over_limit");
+
+    // Stored while the quotas were higher: a step, a job and its replay.
+    let raise = |q: serde_json::Value| {
+        call(
+            &app,
+            Method::PATCH,
+            "/v1/tenants/acme",
+            Some(ADMIN_TOKEN),
+            Some(json!({"quotas": q})),
+        )
+    };
+    assert_eq!(
+        raise(json!({"max_timeout_ms": 600_000})).await.0,
+        StatusCode::OK
+    );
+    let spec = json!({"steps": [{"name": "a", "plugin": "echo", "timeout_ms": 600_000}]});
+    assert_eq!(
+        call(
+            &app,
+            Method::PUT,
+            "/v1/workflows/slow",
+            Some(&key),
+            Some(spec)
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/v1/workflows/slow/runs",
+            Some(&key),
+            Some(json!({"input": {}}))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "echo", "input": 1, "timeout_ms": 600_000})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let replay = call(
+        &app,
+        Method::POST,
+        &format!("/v1/jobs/{}/replay", job["id"].as_str().unwrap()),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(replay.0, StatusCode::CREATED, "{}", replay.1);
+    // Then lowered: every claimed attempt runs within the quotas in force.
+    assert_eq!(
+        raise(json!({"max_timeout_ms": 1000, "max_fuel_per_attempt": 1000, "max_memory_mb": 1}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let claimed = db
+        .store
+        .job_claim(&corral::store::ClaimRequest {
+            host_id: "h".into(),
+            now: chrono::Utc::now() + chrono::TimeDelta::seconds(1),
+            limit: 10,
+            lease: Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3, "the step, the job and its replay");
+    for job in &claimed {
+        assert_eq!(
+            (
+                job.limits.timeout_ms,
+                job.limits.fuel,
+                job.limits.memory_bytes
+            ),
+            (1000, 1000, 1 << 20),
+            "{job:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. Slowloris: a connection sending its headers slowly stayed open for
+// good; nothing bounded a request's time or the connections one client
+// holds. Over real sockets, against the real binary.
+
+/// Drip `bytes` one at a time until the server closes the connection or
+/// answers; the read timeout paces the drip (no sleeping). Returns what the
+/// server sent (empty when it just closed), or None when it never did.
+fn drip_until_closed(
+    stream: &mut std::net::TcpStream,
+    bytes: &[u8],
+    patience: Duration,
+) -> Option<String> {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut next = bytes.iter().cycle();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < patience {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&answer).into_owned()),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !answer.is_empty() {
+                    return Some(String::from_utf8_lossy(&answer).into_owned());
+                }
+                let byte = [*next.next().unwrap()];
+                if stream.write_all(&byte).is_err() {
+                    return Some(String::new());
+                }
+            }
+            Err(_) => return Some(String::from_utf8_lossy(&answer).into_owned()),
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
+    use std::io::Write;
+    const ADMIN: &str = "slowloris-admin-token";
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, _) = corral_tests::serve_api_with(
+        &url,
+        port,
+        dir.path(),
+        Some(ADMIN),
+        &[
+            "--header-timeout-ms",
+            "1000",
+            "--request-timeout-ms",
+            "2000",
+        ],
+    );
+    let server = KillOnDrop(server);
+
+    // Headers a byte at a time: closed once the header timeout passes.
+    let headers = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        drip_until_closed(&mut stream, b"X-Slow: yes\r\n", Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert!(headers.is_some(), "a dripping header was never cut off");
+
+    // A body a byte at a time: 408 once the request timeout passes.
+    let body = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"id\": \""
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        drip_until_closed(&mut stream, b"a", Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+    .expect("a dripping body was never answered");
+    assert!(body.starts_with("HTTP/1.1 408"), "{body}");
+    assert!(body.contains("request_timeout"), "{body}");
+
+    // An event stream outlives the request timeout: its headers went out at once.
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
+    let created = admin(client.post(format!("{base}/v1/tenants")))
+        .json(&serde_json::json!({"id": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let key: serde_json::Value = admin(client.post(format!("{base}/v1/tenants/acme/keys")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    let pushed = client
+        .post(format!("{base}/v1/plugins/sleep"))
+        .bearer_auth(&key)
+        .header("content-type", "application/wasm")
+        .body(plugin_bytes("sleep"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 201);
+    let job: serde_json::Value = client
+        .post(format!("{base}/v1/jobs"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"plugin": "sleep", "input": {"ms": 3000}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut events = client
+        .get(format!(
+            "{base}/v1/jobs/{}/events",
+            job["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !seen.contains("\"state\":\"completed\"") {
+        match tokio::time::timeout_at(deadline, events.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the stream ended before the job completed ({other:?}): {seen}"),
+        }
+    }
+    drop(server);
+
+    // Connections per address: one client holds its share, the rest are
+    // closed at once, and another address is still served.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, _) = corral_tests::serve_api_with(
+        &url,
+        port,
+        dir.path(),
+        Some(ADMIN),
+        &[
+            "--header-timeout-ms",
+            "600000",
+            "--max-connections-per-address",
+            "8",
+        ],
+    );
+    let _server = KillOnDrop(server);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+        held.push(stream);
+    }
+    let refused = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        // The header timeout is ten minutes: only the cap closes this one.
+        drip_until_closed(&mut stream, b"X", Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        refused.as_deref(),
+        Some(""),
+        "the ninth connection is closed unanswered"
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(address).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+}
+
+/// A child process killed (SIGKILL) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
