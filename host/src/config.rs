@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Open connections from one client address at most; more are closed at once.
     #[arg(long, env = "CORRAL_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = crate::http::server::MAX_CONNECTIONS_PER_ADDRESS)]
     pub max_connections_per_address: usize,
+    /// Failed authentications one client address may have in a minute
+    /// before its requests are refused (429) for the rest of that minute.
+    #[arg(long, env = "CORRAL_MAX_AUTH_FAILURES", default_value_t = crate::http::auth_failures::MAX_AUTH_FAILURES)]
+    pub max_auth_failures: u32,
     /// Log lines on stderr as `json` (one object per line) or `text`
     /// (default: text when stderr is a terminal, json otherwise).
     #[arg(long, env = "CORRAL_LOG_FORMAT", value_enum)]

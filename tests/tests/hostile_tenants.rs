@@ -17,6 +17,7 @@ corral_tests::on_both_backends!(
     every_path_is_held_to_the_tenants_attempt_quotas,
     a_guests_message_cannot_forge_log_lines,
     deep_json_is_refused_at_enqueue_and_as_a_result,
+    ready_keeps_the_databases_words_to_itself,
 );
 
 // ---------------------------------------------------------------------------
@@ -708,4 +709,162 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+// ---------------------------------------------------------------------------
+// 12. Admin keys can be listed and revoked; failed authentications are
+// slowed per address; `/ready` keeps the database's words to itself.
+
+/// One request over a plain socket from `source` (a loopback address).
+async fn request_from(
+    source: [u8; 4],
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_keys_are_revocable_and_failed_authentications_are_slowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, printed) = corral_tests::serve_api(&url, port, dir.path(), None);
+    let _server = KillOnDrop(server);
+    let first = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("corral_"))
+        .expect("a generated admin key")
+        .to_string();
+    let local = [127, 0, 0, 1];
+    let (status, listed) = request_from(local, port, "GET", "/v1/admin-keys", Some(&first)).await;
+    assert_eq!(status, 200, "{listed}");
+    let first_id = first.split('_').nth(1).unwrap();
+    assert!(listed.contains(first_id), "{listed}");
+    let (status, created) = request_from(local, port, "POST", "/v1/admin-keys", Some(&first)).await;
+    assert_eq!(status, 201, "{created}");
+    let body = created.split("\r\n\r\n").nth(1).unwrap();
+    let second: serde_json::Value = serde_json::from_str(body).unwrap();
+    let second = second["key"].as_str().unwrap().to_string();
+    let revoke = format!("/v1/admin-keys/{first_id}");
+    assert_eq!(
+        request_from(local, port, "DELETE", &revoke, Some(&second))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        request_from(local, port, "GET", "/v1/tenants", Some(&first))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        request_from(local, port, "GET", "/v1/tenants", Some(&second))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        request_from(local, port, "DELETE", &revoke, Some(&second))
+            .await
+            .0,
+        404
+    );
+
+    // Guessing from one address: refused before the key is looked up, a
+    // valid key included, while another address is served.
+    let attacker = [127, 0, 0, 3];
+    let bad = format!("corral_{}_{}", "0".repeat(16), "0".repeat(64));
+    for _ in 0..corral::http::auth_failures::MAX_AUTH_FAILURES {
+        assert_eq!(
+            request_from(attacker, port, "GET", "/v1/tenants", Some(&bad))
+                .await
+                .0,
+            401
+        );
+    }
+    let (status, refused) = request_from(attacker, port, "GET", "/v1/tenants", Some(&second)).await;
+    assert_eq!(status, 429, "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after:"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("too many failed authentications"),
+        "{refused}"
+    );
+    assert_eq!(
+        request_from([127, 0, 0, 4], port, "GET", "/v1/tenants", Some(&second))
+            .await
+            .0,
+        200
+    );
+}
+
+async fn ready_keeps_the_databases_words_to_itself(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    let app = corral_tests::api::app(&db);
+    assert_eq!(
+        corral_tests::api::call(&app, Method::GET, "/ready", None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Migrations rolled back under the host's feet.
+    db.store.migrate().await.unwrap();
+    match db.url.strip_prefix("sqlite://") {
+        Some(file) => {
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{file}"))
+                    .await
+                    .unwrap();
+            sqlx::query("DELETE FROM _sqlx_migrations")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        None => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query("DELETE FROM _sqlx_migrations")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let answer = corral_tests::api::call(&app, Method::GET, "/ready", None, None).await;
+    corral_tests::api::assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    let message = answer.1["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("migrations applied") && !message.contains("corral migrate"),
+        "{message}"
+    );
 }

@@ -375,8 +375,17 @@ async fn the_real_binary_serves_the_api_over_http() {
     assert_eq!(status, 201, "{body}");
     stop(child);
 
-    // Second start on the same database: the stored admin key still works,
-    // none is printed, and CORRAL_ADMIN_TOKEN works beside it.
+    // Second start: the stored admin key still works and none is printed.
+    let port = free_port();
+    let (child, printed) = serve_api(&url, port, dir.path(), None);
+    assert!(!printed.contains("corral_"), "{printed}");
+    let (status, body) = http(port, "GET", "/v1/tenants", Some(&admin), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("acme"));
+    stop(child);
+
+    // With CORRAL_ADMIN_TOKEN set, that token is the one admin credential:
+    // the generated key stops working (issue 13).
     let port = free_port();
     let (child, _) = serve_api(
         &url,
@@ -385,8 +394,7 @@ async fn the_real_binary_serves_the_api_over_http() {
         Some("an-operator-chosen-admin-token"),
     );
     let (status, body) = http(port, "GET", "/v1/tenants", Some(&admin), None);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("acme"));
+    assert_eq!(status, 401, "{body}");
     assert_eq!(
         http(
             port,

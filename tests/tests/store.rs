@@ -939,19 +939,19 @@ async fn tenants_and_keys_are_administered(db: TestDb) {
     // Only the owning tenant revokes, once.
     assert!(
         !db.store
-            .api_key_revoke("beta", "alpha01", at(1.0))
+            .api_key_revoke(Some("beta"), "alpha01", at(1.0))
             .await
             .unwrap()
     );
     assert!(
         db.store
-            .api_key_revoke("alpha", "alpha01", at(1.0))
+            .api_key_revoke(Some("alpha"), "alpha01", at(1.0))
             .await
             .unwrap()
     );
     assert!(
         !db.store
-            .api_key_revoke("alpha", "alpha01", at(2.0))
+            .api_key_revoke(Some("alpha"), "alpha01", at(2.0))
             .await
             .unwrap()
     );

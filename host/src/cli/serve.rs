@@ -46,12 +46,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         (ops_router(state), "the ops endpoints are listening")
     } else {
         let admin_token_hash = admin_key(store.as_ref(), args.admin_token.as_deref()).await?;
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             runtime.clone(),
             admin_token_hash,
             metrics.clone(),
         );
+        state.auth_failures = Arc::new(crate::http::auth_failures::AuthFailures::new(
+            args.max_auth_failures,
+        ));
         (router(state), "the API is listening")
     };
     let address = std::net::SocketAddr::new(args.host, args.port);

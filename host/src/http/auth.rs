@@ -35,7 +35,33 @@ enum Principal {
     Admin,
 }
 
+/// Who the request's key names. A client address with too many recent
+/// failures is refused before its key is looked up (`auth_failures`).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let now = std::time::Instant::now();
+    if let Some(seconds) = peer.and_then(|ip| state.auth_failures.refused(ip, now)) {
+        return Err(ApiError::TooManyRequests(
+            "rate_limited",
+            format!(
+                "too many failed authentications from this address ({} in {} s); try again later",
+                state.auth_failures.max(),
+                super::auth_failures::AUTH_FAILURE_WINDOW.as_secs()
+            ),
+            Some(seconds),
+        ));
+    }
+    let outcome = check_key(parts, state).await;
+    if let (Err(ApiError::Unauthorized(_)), Some(ip)) = (&outcome, peer) {
+        state.auth_failures.failed(ip, now);
+    }
+    outcome
+}
+
+async fn check_key(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthorized("missing `Authorization: Bearer <api key>` header".into())
     })?;
@@ -53,14 +79,18 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         if let Some(key) =
             key.filter(|k| k.revoked_at.is_none() && keys::verify(secret, &k.secret_hash))
         {
-            return Ok(match key.tenant_id {
+            match key.tenant_id {
                 Some(tenant) => {
                     // The request's span (see request_span) declares the field.
                     tracing::Span::current().record("tenant", tenant.as_str());
-                    Principal::Tenant(tenant)
+                    return Ok(Principal::Tenant(tenant));
                 }
-                None => Principal::Admin,
-            });
+                // With CORRAL_ADMIN_TOKEN set, that token is the one admin
+                // credential: stored admin keys (the generated one
+                // included) stop working.
+                None if state.admin_token_hash.is_none() => return Ok(Principal::Admin),
+                None => {}
+            }
         }
     } else if let Some(admin) = &state.admin_token_hash
         && keys::verify(token, admin)

@@ -14,7 +14,9 @@
 //! - [`ops`]: `/metrics`, and the routes of a worker-only host;
 //! - [`request_span`]: a span and a closing log line per request.
 
+pub mod admin_keys;
 pub mod auth;
+pub mod auth_failures;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub queued: Arc<quotas::QueuedCounts>,
     /// Shared with the worker of the same process; served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<auth_failures::AuthFailures>,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             admin_token_hash,
             queued: Arc::default(),
             metrics,
+            auth_failures: Arc::default(),
         }
     }
 }
@@ -123,6 +128,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route(
+            "/v1/admin-keys",
+            get(admin_keys::list).post(admin_keys::create),
+        )
+        .route("/v1/admin-keys/{key_id}", delete(admin_keys::revoke))
         .route(
             "/v1/tenants/{id}/keys/{key_id}",
             delete(tenants::revoke_key),
@@ -245,11 +255,14 @@ async fn health() -> Json<Value> {
     responses((status = 200, description = "Ready", body = openapi::Status),
               (status = 503, description = "Not ready", body = openapi::ErrorBody)))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state
-        .store
-        .ready()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("not ready: {e}")))?;
+    state.store.ready().await.map_err(|e| {
+        // Anyone may ask: the database's own words (addresses, users,
+        // versions) go to the log, not to the caller.
+        tracing::warn!(error = %e, "not ready");
+        ApiError::Unavailable(
+            "not ready: the database does not answer, or its migrations are not applied".into(),
+        )
+    })?;
     Ok(Json(json!({"status": "ready"})))
 }
 

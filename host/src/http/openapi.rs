@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{jobs, plugins, schedules, tenants, workflows};
+use super::{admin_keys, jobs, plugins, schedules, tenants, workflows};
 
 /// The error shape every 4xx and 5xx answer has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,9 +38,15 @@ pub enum Refusals {
     /// Nothing by that name for this key (another tenant's ids included).
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The request's headers arrived but it was not received and answered in time.
+    #[response(status = 408)]
+    RequestTimeout(ErrorBody),
     /// Well-formed, but breaks a rule (the message names it).
     #[response(status = 422)]
     Unprocessable(ErrorBody),
+    /// Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again.
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
     /// The database cannot be reached.
     #[response(status = 503)]
     Unavailable(ErrorBody),
@@ -83,7 +89,7 @@ impl Modify for BearerKey {
     paths(
         super::health, super::ready, super::ops::metrics,
         tenants::create, tenants::list, tenants::get, tenants::update, tenants::create_key,
-        tenants::revoke_key,
+        tenants::revoke_key, admin_keys::list, admin_keys::create, admin_keys::revoke,
         plugins::upload, plugins::list, plugins::versions, plugins::get, plugins::update,
         plugins::delete,
         jobs::create, jobs::create_batch, jobs::list, jobs::get, jobs::cancel, jobs::replay,

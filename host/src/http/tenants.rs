@@ -106,8 +106,8 @@ pub struct TenantList {
 /// A new key. `key` is shown this once; only its hash is stored.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
-    key_id: String,
-    key: String,
+    pub(super) key_id: String,
+    pub(super) key: String,
 }
 
 /// Create a tenant.
@@ -233,7 +233,7 @@ pub async fn revoke_key(
 ) -> Result<StatusCode, ApiError> {
     if state
         .store
-        .api_key_revoke(&id, &key_id, chrono::Utc::now())
+        .api_key_revoke(Some(&id), &key_id, chrono::Utc::now())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -186,13 +186,21 @@ pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
     async fn api_key_insert(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// A key by id, revoked or not.
     async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
-    /// Revoke a tenant's key; false when it has no such unrevoked key.
+    /// Revoke a tenant's key (an admin key when `tenant` is none); false
+    /// when there is no such unrevoked key.
     async fn api_key_revoke(
         &self,
-        tenant: &str,
+        tenant: Option<&str>,
         id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// A tenant's keys (the admin keys when `tenant` is none), revoked ones
+    /// included, oldest first, at most `limit`.
+    async fn api_key_list(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError>;
     /// Whether an unrevoked admin key exists (the first start makes one).
     async fn admin_key_exists(&self) -> Result<bool, StoreError>;
 

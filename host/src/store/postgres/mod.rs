@@ -432,20 +432,48 @@ impl Store for PostgresStore {
 
     async fn api_key_revoke(
         &self,
-        tenant: &str,
+        tenant: Option<&str>,
         id: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
-                .bind(tenant)
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                == 1,
+        Ok(sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 \
+             WHERE tenant_id IS NOT DISTINCT FROM $1 AND id = $2 AND revoked_at IS NULL",
         )
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    async fn api_key_list(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, secret_hash, created_at, revoked_at FROM api_keys \
+             WHERE tenant_id IS NOT DISTINCT FROM $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiKey {
+                    id: row.try_get(0)?,
+                    tenant_id: row.try_get(1)?,
+                    secret_hash: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                    revoked_at: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     async fn admin_key_exists(&self) -> Result<bool, StoreError> {

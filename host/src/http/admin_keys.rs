@@ -1,0 +1,107 @@
+//! Admin keys: list, create, revoke. The key generated on a first start is
+//! one of them, so it can be replaced and revoked like any other. With
+//! `CORRAL_ADMIN_TOKEN` set, that token is the one admin credential and
+//! stored admin keys are not accepted (see `auth`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::AdminKey;
+use super::openapi::Refusals;
+use super::tenants::CreatedKey;
+use super::{ApiError, AppState};
+use crate::model::{ApiKey, Timestamp};
+
+/// Admin keys listed at most: each is created by an admin, so this only
+/// bounds one answer.
+const MAX_LISTED_KEYS: u32 = 1000;
+
+/// An admin key as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminKeyView {
+    key_id: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminKeyList {
+    /// Oldest first, revoked ones included.
+    keys: Vec<AdminKeyView>,
+}
+
+/// `GET /v1/admin-keys`.
+#[utoipa::path(get, path = "/v1/admin-keys", operation_id = "list_admin_keys", tag = "tenants",
+    responses((status = 200, description = "The admin keys, oldest first", body = AdminKeyList), Refusals))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: AdminKey,
+) -> Result<Json<AdminKeyList>, ApiError> {
+    let keys = state.store.api_key_list(None, MAX_LISTED_KEYS).await?;
+    Ok(Json(AdminKeyList {
+        keys: keys
+            .into_iter()
+            .map(|k| AdminKeyView {
+                key_id: k.id,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /v1/admin-keys`: 201, the key shown once.
+#[utoipa::path(post, path = "/v1/admin-keys", operation_id = "create_admin_key", tag = "tenants",
+    responses((status = 201, description = "The key, shown once", body = CreatedKey), Refusals))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminKey,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let key = crate::keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store
+        .api_key_insert(&ApiKey {
+            id: key.id.clone(),
+            tenant_id: None,
+            secret_hash: key.secret_hash,
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            key_id: key.id,
+            key: key.token,
+        }),
+    ))
+}
+
+/// `DELETE /v1/admin-keys/{key_id}`: 204; the key stops working at once
+/// (the one making the request too). With every admin key revoked, only
+/// `CORRAL_ADMIN_TOKEN` reaches the admin routes.
+#[utoipa::path(delete, path = "/v1/admin-keys/{key_id}", operation_id = "revoke_admin_key", tag = "tenants",
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"), Refusals))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .store
+        .api_key_revoke(None, &key_id, chrono::Utc::now())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no active admin key `{key_id}`"
+        )))
+    }
+}
