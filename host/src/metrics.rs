@@ -77,6 +77,7 @@ pub struct Metrics {
     claim_duration: Histogram,
     pickup_delay: Histogram,
     attempts_in_flight: Gauge,
+    attempts_pool_exhausted: Counter,
     worker_capacity: Gauge,
     http_requests: Family<HttpLabels, Counter>,
 }
@@ -169,6 +170,12 @@ impl Metrics {
             "Attempts this host's worker is running now",
             attempts_in_flight.clone(),
         );
+        let attempts_pool_exhausted = Counter::default();
+        registry.register(
+            "attempts_pool_exhausted",
+            "Attempts the instance pool had no room for (other plugins held it); handed back without using an attempt",
+            attempts_pool_exhausted.clone(),
+        );
         let worker_capacity = Gauge::default();
         registry.register(
             "worker_capacity",
@@ -192,6 +199,7 @@ impl Metrics {
             claim_duration,
             pickup_delay,
             attempts_in_flight,
+            attempts_pool_exhausted,
             worker_capacity,
             http_requests,
         }
@@ -223,6 +231,11 @@ impl Metrics {
     pub fn attempt_in_flight(&self) -> InFlight<'_> {
         self.attempts_in_flight.inc();
         InFlight(&self.attempts_in_flight)
+    }
+
+    /// An attempt found no room in the instance pool and was handed back.
+    pub fn attempt_pool_exhausted(&self) {
+        self.attempts_pool_exhausted.inc();
     }
 
     /// What the sandbox reported about an attempt it ran.

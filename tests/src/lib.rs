@@ -276,6 +276,7 @@ pub fn runtime_in(cache_dir: &Path) -> Runtime {
     Runtime::new(RuntimeConfig {
         cache_dir: cache_dir.to_path_buf(),
         compiler: Compiler::new(corral_bin()),
+        pool: Default::default(),
     })
     .expect("runtime starts")
 }
@@ -504,6 +505,9 @@ pub mod db {
         },
     }
 
+    /// How long after the last file event a waiter looks again (see `next`).
+    const FILE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
     impl Changes {
         /// Wait for the next change; false when `deadline` passed first.
         pub async fn next(&mut self, deadline: tokio::time::Instant) -> bool {
@@ -513,11 +517,21 @@ pub mod db {
                     tokio::time::timeout_at(deadline, events.recv()).await,
                     Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)))
                 ),
+                // A file event can come before the commit it belongs to is
+                // visible (SQLite writes the WAL frame, then updates its
+                // index), and a commit's events may all be taken before it
+                // is: so the caller also looks again a second after the
+                // last event, lest the final change go unseen.
                 Changes::Files { changed, .. } => {
-                    matches!(
-                        tokio::time::timeout_at(deadline, changed.recv()).await,
-                        Ok(Some(()))
-                    )
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    let look_again = (tokio::time::Instant::now() + FILE_RECHECK).min(deadline);
+                    match tokio::time::timeout_at(look_again, changed.recv()).await {
+                        Ok(Some(())) => true,
+                        Ok(None) => false,
+                        Err(_) => tokio::time::Instant::now() < deadline,
+                    }
                 }
             }
         }

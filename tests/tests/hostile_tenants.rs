@@ -18,6 +18,7 @@ corral_tests::on_both_backends!(
     a_guests_message_cannot_forge_log_lines,
     deep_json_is_refused_at_enqueue_and_as_a_result,
     ready_keeps_the_databases_words_to_itself,
+    an_innocent_job_is_not_charged_for_a_full_pool,
 );
 
 // ---------------------------------------------------------------------------
@@ -867,4 +868,83 @@ async fn ready_keeps_the_databases_words_to_itself(db: TestDb) {
         !message.contains("migrations applied") && !message.contains("corral migrate"),
         "{message}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 7. One tenant's plugins can use up the instance pool (core instances,
+// memories, tables) so that another tenant's attempt cannot instantiate.
+// That attempt is handed back without using one of the job's attempts.
+
+async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
+    use corral_tests::worker::config;
+    db.tenant("hog", 4).await;
+    db.tenant("innocent", 4).await;
+    db.plugin("hog", "sleep", &plugin_bytes("sleep"), Limits::default(), 1)
+        .await;
+    db.plugin("innocent", "echo", &plugin_bytes("echo"), Limits::default(), 1)
+        .await;
+    // A pool with one linear memory: whoever holds it holds the pool.
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = corral::runtime::Runtime::new(corral::runtime::RuntimeConfig {
+        cache_dir: cache.path().to_path_buf(),
+        compiler: corral::runtime::Compiler::new(corral_tests::corral_bin()),
+        pool: corral::runtime::PoolSizes {
+            attempts: 4,
+            core_instances: 64,
+            memories: 1,
+            tables: 64,
+        },
+    })
+    .unwrap();
+    let metrics = std::sync::Arc::new(corral::metrics::Metrics::new());
+    let worker = corral::worker::Worker::with_metrics(
+        db.store.clone(),
+        std::sync::Arc::new(runtime),
+        config("pool"),
+        metrics.clone(),
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let host = tokio::spawn(worker.run(shutdown.clone()));
+    let now = chrono::Utc::now();
+    let hog = db
+        .store
+        .job_insert_batch("hog", &[NewJob::new("sleep", r#"{"ms": 1500}"#)], now)
+        .await
+        .unwrap()[0]
+        .id;
+    // Until the hog reports progress, it may not have instantiated yet.
+    let mut events = db.store.subscribe();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while db.store.job_get("hog", hog).await.unwrap().unwrap().progress.is_none() {
+        assert!(
+            tokio::time::timeout_at(deadline, events.recv()).await.is_ok(),
+            "the hog never reported progress"
+        );
+    }
+    let innocent = db
+        .store
+        .job_insert_batch("innocent", &[NewJob::new("echo", "1")], now)
+        .await
+        .unwrap()[0]
+        .id;
+    // One attempt allowed: a charged pool failure would make it dead.
+    let state = db
+        .wait_for("innocent", innocent, PATIENCE, |s| s.is_terminal())
+        .await;
+    assert_eq!(state, JobState::Completed);
+    let attempts = db.store.attempt_list("innocent", innocent).await.unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(
+        db.wait_for("hog", hog, PATIENCE, |s| s.is_terminal()).await,
+        JobState::Completed
+    );
+    let rendered = metrics.render(None, corral_tests::shared_runtime());
+    let met: u64 = rendered
+        .lines()
+        .find_map(|l| l.strip_prefix("corral_attempts_pool_exhausted_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pool counter in:\n{rendered}"));
+    assert!(met >= 1, "the full pool was met (and counted): {met}");
+    shutdown.cancel();
+    host.await.unwrap();
 }

@@ -451,6 +451,7 @@ async fn a_compile_over_its_time_limit_is_stopped() {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: dir.path().to_path_buf(),
         compiler: Compiler::new(corral_bin()).with_timeout(Duration::from_millis(1)),
+        pool: Default::default(),
     })
     .unwrap();
     let message = refusal(runtime.load(&plugin_bytes("markdown")).await);

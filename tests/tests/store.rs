@@ -690,12 +690,12 @@ async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
         .remove(0);
     assert!(
         !db.store
-            .job_release(id, uuid::Uuid::new_v4())
+            .job_release(id, uuid::Uuid::new_v4(), None)
             .await
             .unwrap(),
         "fenced"
     );
-    assert!(db.store.job_release(id, c.lease_token).await.unwrap());
+    assert!(db.store.job_release(id, c.lease_token, None).await.unwrap());
     let job = db.store.job_get("acme", id).await.unwrap().unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Available, 0));
     let again = db

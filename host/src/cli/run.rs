@@ -26,6 +26,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: args.storage.cache_dir.clone(),
         compiler: Compiler::current_exe()?,
+        pool: Default::default(),
     })?;
     let plugin = match runtime.load(&bytes).await {
         Ok(plugin) => plugin,

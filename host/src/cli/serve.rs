@@ -37,6 +37,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: args.storage.cache_dir.clone(),
         compiler: Compiler::current_exe()?,
+        pool: Default::default(),
     })?);
 
     let metrics = Arc::new(Metrics::new());

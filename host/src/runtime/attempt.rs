@@ -65,6 +65,11 @@ pub struct AttemptReport {
     pub log: CapturedLog,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The instance pool had no room for this component (other plugins
+    /// held its core instances, memories or tables): the guest never ran,
+    /// and a worker hands the job back without using an attempt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pool_exhausted: bool,
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -145,6 +150,10 @@ pub(super) async fn run(
         }
     };
 
+    // The pool ran out of what this component needs (core instances,
+    // memories, tables): no fault of the job's, and it never ran.
+    let pool_exhausted = matches!(&ending, Ending::Errored(error)
+        if error.chain().any(|e| e.is::<wasmtime::PoolConcurrencyLimitError>()));
     let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let state = store.data();
     let peak_memory_bytes = state.limiter.peak_bytes();
@@ -163,6 +172,7 @@ pub(super) async fn run(
         duration: started.elapsed(),
         log: log.finish(),
         progress: last_progress,
+        pool_exhausted,
     }
 }
 
@@ -338,6 +348,7 @@ impl AttemptReport {
                 dropped_bytes: 0,
             },
             progress: None,
+            pool_exhausted: false,
         }
     }
 }

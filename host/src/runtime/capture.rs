@@ -64,40 +64,63 @@ impl LogBuffer {
     /// Append raw bytes (stdout/stderr), keeping what fits. NUL bytes
     /// become U+FFFD: the log is stored as text, and PostgreSQL text cannot
     /// hold a NUL.
+    ///
+    /// The work is bounded by the room left, never by what the guest sent:
+    /// only the bytes that fit are looked at and copied (a NUL expands to
+    /// three bytes as it is kept); the rest is only counted. A guest that
+    /// writes 48 MiB of NULs into a 64 KiB log costs 64 KiB of work.
     pub fn append(&self, bytes: &[u8]) {
-        let replaced;
-        let bytes = if bytes.contains(&0) {
-            replaced = bytes
-                .iter()
-                .flat_map(|b| {
-                    if *b == 0 {
-                        &b"\xEF\xBF\xBD"[..]
-                    } else {
-                        std::slice::from_ref(b)
-                    }
-                })
-                .copied()
-                .collect::<Vec<u8>>();
-            &replaced[..]
-        } else {
-            bytes
-        };
-        let mut inner = self.lock();
-        let room = inner.bound.saturating_sub(inner.kept.len());
-        let keep = bytes.len().min(room);
-        inner.kept.extend_from_slice(&bytes[..keep]);
-        inner.dropped += (bytes.len() - keep) as u64;
+        self.append_parts(&[bytes]);
     }
 
-    /// Append one `host.log` line as `[level] message\n`.
+    /// Append several pieces as one write (a `host.log` line), with
+    /// [`LogBuffer::append`]'s bound on the work.
+    fn append_parts(&self, parts: &[&[u8]]) {
+        const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+        let mut inner = self.lock();
+        let bound = inner.bound;
+        let mut dropped: u64 = 0;
+        for (i, part) in parts.iter().enumerate() {
+            let mut rest: &[u8] = part;
+            while !rest.is_empty() {
+                let room = bound.saturating_sub(inner.kept.len());
+                if room == 0 {
+                    break;
+                }
+                // Copy a NUL-free run that fits, then one NUL if it fits.
+                let run = rest[..rest.len().min(room)]
+                    .iter()
+                    .position(|b| *b == 0)
+                    .unwrap_or(rest.len().min(room));
+                inner.kept.extend_from_slice(&rest[..run]);
+                rest = &rest[run..];
+                if rest.first() == Some(&0) {
+                    if bound.saturating_sub(inner.kept.len()) < REPLACEMENT.len() {
+                        break;
+                    }
+                    inner.kept.extend_from_slice(REPLACEMENT);
+                    rest = &rest[1..];
+                }
+            }
+            dropped += rest.len() as u64;
+            dropped += parts[i + 1..].iter().map(|p| p.len() as u64).sum::<u64>();
+            if !rest.is_empty() {
+                break;
+            }
+        }
+        inner.dropped += dropped;
+    }
+
+    /// Append one `host.log` line as `[level] message\n` (no copy of the
+    /// message beyond what fits).
     pub fn line(&self, level: &str, message: &str) {
-        let mut line = Vec::with_capacity(level.len() + message.len() + 4);
-        line.push(b'[');
-        line.extend_from_slice(level.as_bytes());
-        line.extend_from_slice(b"] ");
-        line.extend_from_slice(message.as_bytes());
-        line.push(b'\n');
-        self.append(&line);
+        self.append_parts(&[
+            b"[",
+            level.as_bytes(),
+            b"] ",
+            message.as_bytes(),
+            b"\n",
+        ]);
     }
 
     /// Whether anything was dropped so far.
@@ -219,6 +242,26 @@ mod tests {
         log.append(b"a\0b");
         log.line("info", "c\0d");
         assert_eq!(log.finish().text, "a\u{FFFD}b[info] c\u{FFFD}d\n");
+    }
+
+    #[test]
+    fn nul_floods_cost_only_the_room_left() {
+        let log = LogBuffer::new(10);
+        log.append(&[0u8; 100]);
+        let done = log.finish();
+        assert_eq!(done.dropped_bytes, 97, "three NULs (9 bytes) fit");
+        assert!(done.text.len() <= 10);
+        let log = LogBuffer::new(64);
+        log.line("info", &"\0".repeat(1 << 20));
+        log.line("info", "after");
+        let done = log.finish();
+        assert!(done.text.len() <= 64);
+        assert_eq!(
+            done.dropped_bytes,
+            (1 << 20) - ((64 - 7) / 3) as u64 + 1 + "[info] after\n".len() as u64,
+            "{}",
+            done.dropped_bytes
+        );
     }
 
     #[test]

@@ -62,15 +62,40 @@ fn base_config() -> Config {
     config
 }
 
+/// How many of each pooled resource the engine holds in all. A component
+/// takes one component instance and stack, and as many core instances,
+/// memories and tables as it defines: plugins that define many can use up
+/// a pool before the attempts do. Such an attempt is handed back without
+/// using up one of the job's attempts (see `AttemptReport::pool_exhausted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// Attempts at once (component instances and fiber stacks).
+    pub attempts: u32,
+    pub core_instances: u32,
+    pub memories: u32,
+    pub tables: u32,
+}
+
+impl Default for PoolSizes {
+    /// 8 core instances, 2 memories and 4 tables per attempt on average.
+    fn default() -> Self {
+        PoolSizes {
+            attempts: MAX_CONCURRENT_ATTEMPTS,
+            core_instances: MAX_CONCURRENT_ATTEMPTS * 8,
+            memories: MAX_CONCURRENT_ATTEMPTS * 2,
+            tables: MAX_CONCURRENT_ATTEMPTS * 4,
+        }
+    }
+}
+
 /// The engine used to run plugins: pooling allocator, copy-on-write images.
-pub fn runtime_engine() -> Result<Engine, RuntimeError> {
+pub fn runtime_engine(sizes: PoolSizes) -> Result<Engine, RuntimeError> {
     let mut pool = PoolingAllocationConfig::default();
-    let slots = MAX_CONCURRENT_ATTEMPTS;
-    pool.total_component_instances(slots)
-        .total_core_instances(slots * 8)
-        .total_memories(slots * 2)
-        .total_tables(slots * 4)
-        .total_stacks(slots)
+    pool.total_component_instances(sizes.attempts)
+        .total_core_instances(sizes.core_instances)
+        .total_memories(sizes.memories)
+        .total_tables(sizes.tables)
+        .total_stacks(sizes.attempts)
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)

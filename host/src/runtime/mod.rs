@@ -32,6 +32,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 pub use attempt::{AttemptReport, AttemptRequest, JobInput};
 pub use capture::CapturedLog;
 pub use compile::Compiler;
+pub use engine::PoolSizes;
 pub use sandbox::{Progress, ProgressSink};
 
 use crate::model::Digest;
@@ -72,6 +73,8 @@ pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     /// How to start the compiler process.
     pub compiler: Compiler,
+    /// The instance pool (`PoolSizes::default()` unless a test wants a small one).
+    pub pool: engine::PoolSizes,
 }
 
 /// A plugin compiled, checked against the world, and ready to instantiate.
@@ -106,6 +109,7 @@ pub struct Runtime {
     compiler: Compiler,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Plugin>>>>>,
     slots: Semaphore,
+    total_slots: usize,
     _ticker: engine::EpochTicker,
 }
 
@@ -113,7 +117,7 @@ type ArtifactCacheHandle = Arc<artifacts::ArtifactCache>;
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let engine = engine::runtime_engine()?;
+        let engine = engine::runtime_engine(config.pool)?;
         let mut linker = Linker::new(&engine);
         let link_err =
             |e: wasmtime::Error| RuntimeError::Engine(format!("linking host imports: {e:#}"));
@@ -129,7 +133,8 @@ impl Runtime {
             artifacts: Arc::new(artifacts),
             compiler: config.compiler,
             loaded: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(engine::MAX_CONCURRENT_ATTEMPTS as usize),
+            slots: Semaphore::new(config.pool.attempts as usize),
+            total_slots: config.pool.attempts as usize,
             _ticker: ticker,
         })
     }
@@ -240,7 +245,7 @@ impl Runtime {
 
     /// Sandbox slots (pooled instances) in use, and their number.
     pub fn sandbox_slots(&self) -> (usize, usize) {
-        let total = engine::MAX_CONCURRENT_ATTEMPTS as usize;
+        let total = self.total_slots;
         (total.saturating_sub(self.slots.available_permits()), total)
     }
 

@@ -306,8 +306,15 @@ pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
     /// The tenant's waiting jobs (`scheduled`, `available`, `retrying`),
     /// counted up to `cap` (the count stops there, so its cost is bounded).
     async fn job_waiting_count(&self, tenant: &str, cap: u64) -> Result<u64, StoreError>;
-    /// Hand a running job back without using an attempt (host shutting down).
-    async fn job_release(&self, id: JobId, lease_token: uuid::Uuid) -> Result<bool, StoreError>;
+    /// Hand a running job back without using an attempt (the host is
+    /// shutting down, or had no room to run it), claimable again at once or
+    /// from `not_before`.
+    async fn job_release(
+        &self,
+        id: JobId,
+        lease_token: uuid::Uuid,
+        not_before: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
     async fn job_cancel(
         &self,
         tenant: &str,

@@ -51,6 +51,9 @@ pub use retry::Backoff;
 /// Outcomes written in one statement at most. Bounds one statement's size,
 /// and (beyond `concurrency`) the jobs a host holds claimed but unrecorded.
 pub const MAX_FINISH_BATCH: usize = 512;
+/// How long a job the instance pool had no room for waits before it may be
+/// claimed again (by any host): long enough not to spin on a full pool.
+const POOL_FULL_RETRY: Duration = Duration::from_millis(500);
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
 /// While attempts run, the claim loop waits up to this long for half a batch
@@ -423,7 +426,7 @@ impl Worker {
         let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
         match reason {
             Some(StopReason::Shutdown) if report.outcome == OutcomeKind::Cancelled => {
-                match self.store.job_release(job.id, job.lease_token).await {
+                match self.store.job_release(job.id, job.lease_token, None).await {
                     Ok(_) => tracing::info!("shutting down: job handed back"),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
@@ -438,6 +441,27 @@ impl Worker {
                 return;
             }
             _ => {}
+        }
+        if report.pool_exhausted {
+            // Other plugins hold the pool: the job is not charged for it.
+            let retry_at = finished_at
+                + chrono::TimeDelta::from_std(POOL_FULL_RETRY).unwrap_or_default();
+            self.metrics.attempt_pool_exhausted();
+            match self
+                .store
+                .job_release(job.id, job.lease_token, Some(retry_at))
+                .await
+            {
+                Ok(_) => tracing::warn!(
+                    guest_message = report.message.as_deref(),
+                    "the instance pool is full; job handed back without using an attempt"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
+                }
+            }
+            self.leases().remove(&job.id);
+            return;
         }
         // A completed attempt is the common case: at thousands a second, a
         // line each would cost more than the attempt. It is a debug line;

@@ -1150,13 +1150,19 @@ impl Store for PostgresStore {
         Ok(to_u64(count))
     }
 
-    async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
+    async fn job_release(
+        &self,
+        id: JobId,
+        lease_token: Uuid,
+        not_before: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
         let released = sqlx::query(
             "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_token = NULL, lease_expires_at = NULL, \
-             leased_by = NULL WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+             leased_by = NULL, run_at = COALESCE($3, run_at) WHERE id = $1 AND lease_token = $2 AND state = 'running'",
         )
         .bind(id)
         .bind(lease_token)
+        .bind(not_before)
         .execute(&self.pool)
         .await?
         .rows_affected()

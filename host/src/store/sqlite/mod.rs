@@ -1118,13 +1118,19 @@ impl Store for SqliteStore {
         Ok(to_u64(count))
     }
 
-    async fn job_release(&self, id: JobId, lease_token: Uuid) -> Result<bool, StoreError> {
+    async fn job_release(
+        &self,
+        id: JobId,
+        lease_token: Uuid,
+        not_before: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
         let released = sqlx::query(
             "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_token = NULL, lease_expires_at = NULL, \
-             leased_by = NULL WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+             leased_by = NULL, run_at = COALESCE(?3, run_at) WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
         )
         .bind(id.to_string())
         .bind(lease_token.simple().to_string())
+        .bind(not_before.map(micros))
         .execute(&self.writer)
         .await?
         .rows_affected()
