@@ -19,6 +19,7 @@ corral_tests::on_both_backends!(
     deep_json_is_refused_at_enqueue_and_as_a_result,
     ready_keeps_the_databases_words_to_itself,
     an_innocent_job_is_not_charged_for_a_full_pool,
+    nul_floods_cost_only_the_logs_room,
 );
 
 // ---------------------------------------------------------------------------
@@ -881,8 +882,14 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     db.tenant("innocent", 4).await;
     db.plugin("hog", "sleep", &plugin_bytes("sleep"), Limits::default(), 1)
         .await;
-    db.plugin("innocent", "echo", &plugin_bytes("echo"), Limits::default(), 1)
-        .await;
+    db.plugin(
+        "innocent",
+        "echo",
+        &plugin_bytes("echo"),
+        Limits::default(),
+        1,
+    )
+    .await;
     // A pool with one linear memory: whoever holds it holds the pool.
     let cache = tempfile::tempdir().unwrap();
     let runtime = corral::runtime::Runtime::new(corral::runtime::RuntimeConfig {
@@ -915,9 +922,19 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     // Until the hog reports progress, it may not have instantiated yet.
     let mut events = db.store.subscribe();
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while db.store.job_get("hog", hog).await.unwrap().unwrap().progress.is_none() {
+    while db
+        .store
+        .job_get("hog", hog)
+        .await
+        .unwrap()
+        .unwrap()
+        .progress
+        .is_none()
+    {
         assert!(
-            tokio::time::timeout_at(deadline, events.recv()).await.is_ok(),
+            tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .is_ok(),
             "the hog never reported progress"
         );
     }
@@ -947,4 +964,68 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     assert!(met >= 1, "the full pool was met (and counted): {met}");
     shutdown.cancel();
     host.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 6. `host.log` with NUL bytes was expanded 3x before truncation: four
+// plugins logging 48 MiB of NULs cost the host 432 MB. The work of a log
+// call is now bounded by the room left in the attempt's log.
+
+async fn nul_floods_cost_only_the_logs_room(db: TestDb) {
+    db.tenant("flooder", 8).await;
+    db.tenant("bystander", 8).await;
+    let limits = Limits {
+        memory_bytes: 256 << 20,
+        ..Limits::default()
+    };
+    db.plugin(
+        "flooder",
+        "log-flood",
+        &plugin_bytes("log-flood"),
+        limits,
+        1,
+    )
+    .await;
+    db.plugin(
+        "bystander",
+        "echo",
+        &plugin_bytes("echo"),
+        Limits::default(),
+        1,
+    )
+    .await;
+    let floods: Vec<NewJob> = (0..4)
+        .map(|_| NewJob::new("log-flood", r#"{"megabytes": 48, "nul": true}"#))
+        .collect();
+    let now = chrono::Utc::now();
+    let floods = db
+        .store
+        .job_insert_batch("flooder", &floods, now)
+        .await
+        .unwrap();
+    let bystander = db
+        .store
+        .job_insert_batch("bystander", &[NewJob::new("echo", "7")], now)
+        .await
+        .unwrap()[0]
+        .id;
+    let host = corral_tests::worker::Host::start(&db, corral_tests::worker::config("floods"));
+    assert_eq!(
+        db.wait_for("bystander", bystander, PATIENCE, |s| s.is_terminal())
+            .await,
+        JobState::Completed
+    );
+    db.wait_until_drained(Some("flooder"), PATIENCE).await;
+    host.stop().await;
+    for job in &floods {
+        let attempts = db.store.attempt_list("flooder", job.id).await.unwrap();
+        let attempt = &attempts[0];
+        assert_eq!(attempt.outcome, OutcomeKind::OutputTooLarge, "{attempt:?}");
+        assert!(attempt.log.len() as u64 <= Limits::default().log_bytes);
+        assert!(
+            attempt.log_dropped_bytes > 47 << 20,
+            "{}",
+            attempt.log_dropped_bytes
+        );
+    }
 }

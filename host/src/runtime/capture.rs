@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+
+use super::sandbox::truncate_at_char_boundary;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
@@ -102,9 +104,10 @@ impl LogBuffer {
                     rest = &rest[1..];
                 }
             }
-            dropped += rest.len() as u64;
-            dropped += parts[i + 1..].iter().map(|p| p.len() as u64).sum::<u64>();
             if !rest.is_empty() {
+                // Full: the rest of this part and every later one are only counted.
+                dropped += rest.len() as u64;
+                dropped += parts[i + 1..].iter().map(|p| p.len() as u64).sum::<u64>();
                 break;
             }
         }
@@ -114,13 +117,7 @@ impl LogBuffer {
     /// Append one `host.log` line as `[level] message\n` (no copy of the
     /// message beyond what fits).
     pub fn line(&self, level: &str, message: &str) {
-        self.append_parts(&[
-            b"[",
-            level.as_bytes(),
-            b"] ",
-            message.as_bytes(),
-            b"\n",
-        ]);
+        self.append_parts(&[b"[", level.as_bytes(), b"] ", message.as_bytes(), b"\n"]);
     }
 
     /// Whether anything was dropped so far.
@@ -132,17 +129,23 @@ impl LogBuffer {
     /// that it and the marker together still fit in the bound.
     pub fn finish(&self) -> CapturedLog {
         let inner = self.lock();
-        let mut kept = inner.kept.clone();
-        if inner.dropped > 0 {
-            let marker = truncation_marker(inner.dropped);
-            let cut = inner.bound.saturating_sub(marker.len()).min(kept.len());
-            kept.truncate(cut);
-            kept.extend_from_slice(marker.as_bytes());
-            kept.truncate(inner.bound);
+        // Bytes that are not UTF-8 (a guest's raw stdout) become U+FFFD,
+        // three bytes each: what grows past the bound is dropped too. Cuts
+        // fall on character boundaries, so the text never grows again.
+        let mut text = String::from_utf8_lossy(&inner.kept).into_owned();
+        let mut dropped = inner.dropped;
+        if text.len() > inner.bound {
+            dropped += (text.len() - inner.bound) as u64;
+        }
+        if dropped > 0 {
+            let marker = truncation_marker(dropped);
+            truncate_at_char_boundary(&mut text, inner.bound.saturating_sub(marker.len()));
+            text.push_str(&marker);
+            truncate_at_char_boundary(&mut text, inner.bound);
         }
         CapturedLog {
-            text: String::from_utf8_lossy(&kept).into_owned(),
-            dropped_bytes: inner.dropped,
+            text,
+            dropped_bytes: dropped,
         }
     }
 }
@@ -262,6 +265,15 @@ mod tests {
             "{}",
             done.dropped_bytes
         );
+    }
+
+    #[test]
+    fn invalid_utf8_never_grows_past_the_bound() {
+        let log = LogBuffer::new(100);
+        log.append(&[0xFF; 100]);
+        let done = log.finish();
+        assert!(done.text.len() <= 100, "{}", done.text.len());
+        assert!(done.truncated());
     }
 
     #[test]

@@ -444,8 +444,8 @@ impl Worker {
         }
         if report.pool_exhausted {
             // Other plugins hold the pool: the job is not charged for it.
-            let retry_at = finished_at
-                + chrono::TimeDelta::from_std(POOL_FULL_RETRY).unwrap_or_default();
+            let retry_at =
+                finished_at + chrono::TimeDelta::from_std(POOL_FULL_RETRY).unwrap_or_default();
             self.metrics.attempt_pool_exhausted();
             match self
                 .store

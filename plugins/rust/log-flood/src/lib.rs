@@ -1,5 +1,8 @@
 //! Hostile: writes `megabytes` MiB (4 by default) to stdout, stderr and
 //! `host.log`. The log must stay within its bound and end with a marker.
+//! With `"nul": true`, one `host.log` call of `megabytes` MiB of NUL
+//! characters instead (each would become three bytes in the log): the
+//! host's work must stay bounded by the log's room, not the message.
 use std::io::Write;
 
 use corral_sdk::{Error, log};
@@ -10,6 +13,8 @@ use serde_json::{Value, json};
 struct Input {
     #[serde(default = "four")]
     megabytes: usize,
+    #[serde(default)]
+    nul: bool,
 }
 
 fn four() -> usize {
@@ -17,6 +22,10 @@ fn four() -> usize {
 }
 
 fn flood(input: Input) -> Result<Value, Error> {
+    if input.nul {
+        log::info(&"\0".repeat(input.megabytes << 20));
+        return Ok(json!({ "nul_bytes": input.megabytes << 20 }));
+    }
     let line = "flood ".repeat(170) + "\n"; // ~1 KiB
     let lines = input.megabytes * 1024;
     let mut stdout = std::io::stdout();
