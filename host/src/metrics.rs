@@ -77,7 +77,7 @@ pub struct Metrics {
     claim_duration: Histogram,
     pickup_delay: Histogram,
     attempts_in_flight: Gauge,
-    attempts_pool_exhausted: Counter,
+    attempts_host_full: Counter,
     worker_capacity: Gauge,
     http_requests: Family<HttpLabels, Counter>,
 }
@@ -170,11 +170,11 @@ impl Metrics {
             "Attempts this host's worker is running now",
             attempts_in_flight.clone(),
         );
-        let attempts_pool_exhausted = Counter::default();
+        let attempts_host_full = Counter::default();
         registry.register(
-            "attempts_pool_exhausted",
-            "Attempts the instance pool had no room for (other plugins held it); handed back without using an attempt",
-            attempts_pool_exhausted.clone(),
+            "attempts_host_full",
+            "Attempts this host had no room for (its instance pool, or every compiler slot, was full); handed back without using an attempt",
+            attempts_host_full.clone(),
         );
         let worker_capacity = Gauge::default();
         registry.register(
@@ -199,7 +199,7 @@ impl Metrics {
             claim_duration,
             pickup_delay,
             attempts_in_flight,
-            attempts_pool_exhausted,
+            attempts_host_full,
             worker_capacity,
             http_requests,
         }
@@ -233,9 +233,9 @@ impl Metrics {
         InFlight(&self.attempts_in_flight)
     }
 
-    /// An attempt found no room in the instance pool and was handed back.
-    pub fn attempt_pool_exhausted(&self) {
-        self.attempts_pool_exhausted.inc();
+    /// An attempt found no room on the host and was handed back.
+    pub fn attempt_host_full(&self) {
+        self.attempts_host_full.inc();
     }
 
     /// What the sandbox reported about an attempt it ran.
@@ -330,6 +330,14 @@ impl Metrics {
             "plugins_loaded",
             "Distinct plugin components compiled or loaded into this process",
             loaded,
+        );
+        let loaded_bytes = Gauge::<i64>::default();
+        loaded_bytes.set(i64::try_from(runtime.plugins_loaded_bytes()).unwrap_or(i64::MAX));
+        now.register_with_unit(
+            "plugins_loaded",
+            "Compiled code of the plugins in this process's memory (bounded: least recently used plugins are evicted)",
+            Unit::Bytes,
+            loaded_bytes,
         );
 
         let mut text = String::new();

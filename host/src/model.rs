@@ -342,6 +342,15 @@ pub struct Quotas {
     pub max_plugin_bytes: u64,
     pub max_queued_jobs: u64,
     pub enqueue_per_minute: u32,
+    /// Bytes of components the tenant's live versions name (each distinct
+    /// component once): what its uploads may make the database keep.
+    pub max_stored_plugin_bytes: u64,
+    /// Schedules the tenant may define.
+    pub max_schedules: u32,
+    /// Workflows (by name) the tenant may define.
+    pub max_workflows: u32,
+    /// Versions one workflow may have (each holds a whole definition).
+    pub max_workflow_versions: u32,
 }
 
 impl Default for Quotas {
@@ -354,6 +363,10 @@ impl Default for Quotas {
             max_plugin_bytes: 64 * 1024 * 1024,
             max_queued_jobs: 1_000_000,
             enqueue_per_minute: 600_000,
+            max_stored_plugin_bytes: 1 << 30,
+            max_schedules: 100,
+            max_workflows: 100,
+            max_workflow_versions: 100,
         }
     }
 }

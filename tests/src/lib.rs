@@ -277,6 +277,7 @@ pub fn runtime_in(cache_dir: &Path) -> Runtime {
         cache_dir: cache_dir.to_path_buf(),
         compiler: Compiler::new(corral_bin()),
         pool: Default::default(),
+        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })
     .expect("runtime starts")
 }

@@ -20,6 +20,7 @@ corral_tests::on_both_backends!(
     ready_keeps_the_databases_words_to_itself,
     an_innocent_job_is_not_charged_for_a_full_pool,
     nul_floods_cost_only_the_logs_room,
+    stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected,
 );
 
 // ---------------------------------------------------------------------------
@@ -901,6 +902,7 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
             memories: 1,
             tables: 64,
         },
+        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })
     .unwrap();
     let metrics = std::sync::Arc::new(corral::metrics::Metrics::new());
@@ -958,7 +960,7 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     let rendered = metrics.render(None, corral_tests::shared_runtime());
     let met: u64 = rendered
         .lines()
-        .find_map(|l| l.strip_prefix("corral_attempts_pool_exhausted_total "))
+        .find_map(|l| l.strip_prefix("corral_attempts_host_full_total "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no pool counter in:\n{rendered}"));
     assert!(met >= 1, "the full pool was met (and counted): {met}");
@@ -1028,4 +1030,222 @@ async fn nul_floods_cost_only_the_logs_room(db: TestDb) {
             attempt.log_dropped_bytes
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Compiled plugins were never evicted, uploads unbounded in number and
+// bytes, concurrent compiles unbounded, and deleted versions' bytes kept.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_in_memory_are_bounded_in_bytes() {
+    use corral::runtime::LoadSource;
+    let cache = tempfile::tempdir().unwrap();
+    let config = |max_loaded_bytes| corral::runtime::RuntimeConfig {
+        cache_dir: cache.path().to_path_buf(),
+        compiler: corral::runtime::Compiler::new(corral_tests::corral_bin()),
+        pool: Default::default(),
+        max_loaded_bytes,
+    };
+    let runtime = corral::runtime::Runtime::new(config(1)).unwrap();
+    let echo = runtime.load(&plugin_bytes("echo")).await.unwrap();
+    let markdown = runtime.load(&plugin_bytes("markdown")).await.unwrap();
+    assert_eq!(runtime.plugins_loaded(), 1, "the least recently used went");
+    assert_eq!(runtime.plugins_loaded_bytes(), markdown.size);
+    // An evicted plugin comes back from the disk cache, not the compiler.
+    let again = runtime.load_cached(echo.digest()).await.unwrap().unwrap();
+    assert_eq!(again.source, LoadSource::DiskCache);
+    assert_eq!(runtime.plugins_loaded(), 1);
+    // Garbage never leaves an entry behind.
+    for i in 0..50u8 {
+        assert!(
+            runtime
+                .load(&[0, b'a', b's', b'm', 13, 0, 1, 0, i])
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(runtime.plugins_loaded(), 1);
+    runtime.forget(again.digest());
+    assert_eq!(
+        (runtime.plugins_loaded(), runtime.plugins_loaded_bytes()),
+        (0, 0)
+    );
+}
+
+async fn stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{app, call, tenant_with_key, upload};
+    use serde_json::json;
+    let app = app(&db);
+    let (echo, markdown) = (plugin_bytes("echo"), plugin_bytes("markdown"));
+    let quota = echo.len() + markdown.len() - 1;
+    let key = tenant_with_key(&app, "acme", json!({"max_stored_plugin_bytes": quota})).await;
+    let push = |name: &'static str, bytes: Vec<u8>| {
+        let (app, key) = (app.clone(), key.clone());
+        async move {
+            upload(
+                &app,
+                &key,
+                &format!("/v1/plugins/{name}"),
+                bytes,
+                "application/wasm",
+            )
+            .await
+        }
+    };
+    assert_eq!(push("echo", echo.clone()).await.0, StatusCode::CREATED);
+    // The same bytes under another name are stored once.
+    assert_eq!(push("echo-too", echo.clone()).await.0, StatusCode::CREATED);
+    let refused = push("markdown", markdown.clone()).await;
+    assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.1);
+    assert_eq!(refused.1["error"]["code"], "over_quota");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_stored_plugin_bytes")
+    );
+    let (_, listed) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    assert_eq!(
+        listed["plugins"].as_array().unwrap().len(),
+        2,
+        "nothing stored"
+    );
+
+    // Deleting every version naming the bytes frees the quota and the bytes.
+    let digest = corral::model::Digest::of(&echo).to_string();
+    for name in ["echo", "echo-too"] {
+        let deleted = call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/plugins/{name}/1"),
+            Some(&key),
+            None,
+        )
+        .await;
+        assert_eq!(deleted.0, StatusCode::NO_CONTENT, "{}", deleted.1);
+    }
+    assert_eq!(
+        db.store.plugin_blob_get(&digest).await.unwrap(),
+        None,
+        "collected"
+    );
+    assert_eq!(push("markdown", markdown).await.0, StatusCode::CREATED);
+    // Uploading the bytes again restores them (within the quota).
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        "/v1/plugins/markdown/1",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.0, StatusCode::NO_CONTENT);
+    let restored = push("echo", echo.clone()).await;
+    assert_eq!(restored.0, StatusCode::CREATED, "{}", restored.1);
+    assert_eq!(db.store.plugin_blob_get(&digest).await.unwrap(), Some(echo));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_compile_slots_get_503_with_retry_after() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A compiler that takes its time (as a crafted component makes
+    // Cranelift do); it is killed when its upload is dropped.
+    let script = dir.path().join("slow-compiler");
+    let started = dir.path().join("started");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\ncat > /dev/null\nexec sleep 600\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runtime = corral::runtime::Runtime::new(corral::runtime::RuntimeConfig {
+        cache_dir: dir.path().join("cache"),
+        compiler: corral::runtime::Compiler::new(&script).with_slots(1, Duration::from_millis(200)),
+        pool: Default::default(),
+        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
+    })
+    .unwrap();
+    let app = corral::http::router(corral::http::AppState::new(
+        db.store.clone(),
+        std::sync::Arc::new(runtime),
+        Some(std::sync::Arc::from(corral::keys::hash(
+            corral_tests::api::ADMIN_TOKEN,
+        ))),
+        std::sync::Arc::new(corral::metrics::Metrics::new()),
+    ));
+    let key = corral_tests::api::tenant_with_key(&app, "acme", serde_json::json!({})).await;
+    let (first_app, first_key) = (app.clone(), key.clone());
+    let first = tokio::spawn(async move {
+        corral_tests::api::upload(
+            &first_app,
+            &first_key,
+            "/v1/plugins/echo",
+            plugin_bytes("echo"),
+            "application/wasm",
+        )
+        .await
+    });
+    // Wait (on the folder's events) until the first upload's compiler runs.
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |_| {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    notify::Watcher::watch(
+        &mut watcher,
+        dir.path(),
+        notify::RecursiveMode::NonRecursive,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !started.exists() {
+        assert!(
+            tokio::time::timeout_at(deadline, seen.recv()).await.is_ok(),
+            "the first compile never started"
+        );
+    }
+    let request = axum::http::Request::post("/v1/plugins/markdown")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/wasm")
+        .body(axum::body::Body::from(plugin_bytes("markdown")))
+        .unwrap();
+    let busy = tower::ServiceExt::oneshot(app.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        busy.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
+    let body = http_body_util::BodyExt::collect(busy.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "busy");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compiler slot"),
+        "{body}"
+    );
+    let (_, listed) = corral_tests::api::call(
+        &app,
+        axum::http::Method::GET,
+        "/v1/plugins",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(listed["plugins"], serde_json::json!([]), "nothing stored");
+    first.abort();
 }

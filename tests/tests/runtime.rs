@@ -452,6 +452,7 @@ async fn a_compile_over_its_time_limit_is_stopped() {
         cache_dir: dir.path().to_path_buf(),
         compiler: Compiler::new(corral_bin()).with_timeout(Duration::from_millis(1)),
         pool: Default::default(),
+        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })
     .unwrap();
     let message = refusal(runtime.load(&plugin_bytes("markdown")).await);

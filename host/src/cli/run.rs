@@ -27,6 +27,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         cache_dir: args.storage.cache_dir.clone(),
         compiler: Compiler::current_exe()?,
         pool: Default::default(),
+        max_loaded_bytes: crate::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })?;
     let plugin = match runtime.load(&bytes).await {
         Ok(plugin) => plugin,

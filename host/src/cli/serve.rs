@@ -38,6 +38,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         cache_dir: args.storage.cache_dir.clone(),
         compiler: Compiler::current_exe()?,
         pool: Default::default(),
+        max_loaded_bytes: crate::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })?);
 
     let metrics = Arc::new(Metrics::new());

@@ -59,6 +59,9 @@ impl From<PluginVersion> for PluginView {
     }
 }
 
+/// What a 503 for busy compilers tells the client to wait, in seconds.
+const COMPILE_RETRY_AFTER_SECS: u64 = 10;
+
 /// `POST /v1/plugins/{name}`: 201 with the new version; 200 with the latest
 /// version when its bytes are the same.
 #[utoipa::path(post, path = "/v1/plugins/{name}", operation_id = "upload_plugin", tag = "plugins",
@@ -151,9 +154,34 @@ pub async fn upload(
         bytes.extend_from_slice(&chunk);
     }
 
+    // The tenant's stored components, this one included (once, whatever
+    // the number of versions naming it), within its quota.
+    let bytes = bytes::Bytes::from(bytes);
+    let digest = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || crate::model::Digest::of(&bytes).to_string())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    };
+    let stored = state
+        .store
+        .plugin_stored_bytes(&key.tenant, &digest)
+        .await?;
+    if stored.saturating_add(bytes.len() as u64) > quotas.max_stored_plugin_bytes {
+        return Err(ApiError::Unprocessable(
+            "over_quota",
+            format!(
+                "the tenant's live versions name {stored} bytes of components; with these {} bytes that is over its max_stored_plugin_bytes of {} (delete versions it no longer needs)",
+                bytes.len(),
+                quotas.max_stored_plugin_bytes
+            ),
+        ));
+    }
+
     // Validated and compiled (bounded) before anything is stored.
     let loaded = state.runtime.load(&bytes).await.map_err(|e| match e {
         RuntimeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        RuntimeError::Busy(_) => ApiError::Busy(e.to_string(), COMPILE_RETRY_AFTER_SECS),
         RuntimeError::Cache(_) | RuntimeError::Engine(_) => ApiError::Internal(e.to_string()),
         _ => ApiError::Unprocessable("invalid_component", e.to_string()),
     })?;
@@ -269,12 +297,24 @@ pub async fn delete(
     use crate::store::PluginDelete;
     let not_found = || ApiError::NotFound(format!("no version `{version}` of plugin `{name}`"));
     let number: u32 = version.parse().map_err(|_| not_found())?;
+    let digest = state
+        .store
+        .plugin_get(&key.tenant, &name, Some(number))
+        .await?
+        .and_then(|p| crate::model::Digest::parse(&p.digest));
     match state
         .store
         .plugin_delete(&key.tenant, &name, number, chrono::Utc::now())
         .await?
     {
-        PluginDelete::Deleted => Ok(StatusCode::NO_CONTENT),
+        PluginDelete::Deleted => {
+            // Freed here at once (other hosts' caches let it age out);
+            // were it still named, it loads again from the disk cache.
+            if let Some(digest) = digest {
+                state.runtime.forget(digest);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
         PluginDelete::NotFound => Err(not_found()),
         PluginDelete::InUse(jobs) => Err(ApiError::Conflict(format!(
             "version {number} of plugin `{name}` is pinned by {jobs} unfinished job(s) or \

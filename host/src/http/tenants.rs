@@ -23,6 +23,10 @@ pub struct QuotaPatch {
     max_plugin_bytes: Option<u64>,
     max_queued_jobs: Option<u64>,
     enqueue_per_minute: Option<u32>,
+    max_stored_plugin_bytes: Option<u64>,
+    max_schedules: Option<u32>,
+    max_workflows: Option<u32>,
+    max_workflow_versions: Option<u32>,
 }
 
 impl QuotaPatch {
@@ -76,6 +80,24 @@ impl QuotaPatch {
             enqueue_per_minute: small(
                 "enqueue_per_minute",
                 self.enqueue_per_minute.unwrap_or(base.enqueue_per_minute),
+            )?,
+            max_stored_plugin_bytes: positive(
+                "max_stored_plugin_bytes",
+                self.max_stored_plugin_bytes
+                    .unwrap_or(base.max_stored_plugin_bytes),
+            )?,
+            max_schedules: small(
+                "max_schedules",
+                self.max_schedules.unwrap_or(base.max_schedules),
+            )?,
+            max_workflows: small(
+                "max_workflows",
+                self.max_workflows.unwrap_or(base.max_workflows),
+            )?,
+            max_workflow_versions: small(
+                "max_workflow_versions",
+                self.max_workflow_versions
+                    .unwrap_or(base.max_workflow_versions),
             )?,
         })
     }

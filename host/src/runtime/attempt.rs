@@ -65,11 +65,12 @@ pub struct AttemptReport {
     pub log: CapturedLog,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
-    /// The instance pool had no room for this component (other plugins
-    /// held its core instances, memories or tables): the guest never ran,
+    /// The host had no room for this attempt: the instance pool had none
+    /// for the component (other plugins held its core instances, memories
+    /// or tables), or every compiler slot stayed busy. The guest never ran,
     /// and a worker hands the job back without using an attempt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub pool_exhausted: bool,
+    pub host_full: bool,
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -172,7 +173,7 @@ pub(super) async fn run(
         duration: started.elapsed(),
         log: log.finish(),
         progress: last_progress,
-        pool_exhausted,
+        host_full: pool_exhausted,
     }
 }
 
@@ -336,6 +337,15 @@ impl AttemptReport {
     /// plugin): the guest never ran. Reported as a trap so the job is retried
     /// rather than lost.
     pub fn host_failure(message: String, duration: Duration) -> AttemptReport {
+        AttemptReport::host_ending(message, duration, false)
+    }
+
+    /// The host had no room to run the attempt (see `host_full`).
+    pub fn host_full(message: String) -> AttemptReport {
+        AttemptReport::host_ending(message, Duration::ZERO, true)
+    }
+
+    fn host_ending(message: String, duration: Duration, host_full: bool) -> AttemptReport {
         AttemptReport {
             outcome: OutcomeKind::Trapped,
             result: None,
@@ -348,7 +358,7 @@ impl AttemptReport {
                 dropped_bytes: 0,
             },
             progress: None,
-            pool_exhausted: false,
+            host_full,
         }
     }
 }

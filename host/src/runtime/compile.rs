@@ -35,6 +35,13 @@ pub const COMPILE_ADDRESS_SPACE_BYTES: u64 = 12 << 30;
 pub const MAX_ARTIFACT_BYTES: usize = 1 << 30;
 /// Most of the compiler's stderr kept for an error message.
 const MAX_COMPILER_STDERR_BYTES: usize = 16 * 1024;
+/// Compiler processes at once. Each takes up to all cores (Cranelift is
+/// parallel) and gigabytes of memory for an interpreter component: more at
+/// once only makes each slower and the host's memory the limit.
+pub const MAX_CONCURRENT_COMPILES: usize = 2;
+/// How long an upload waits for a compiler slot before it is refused with
+/// 503 and `Retry-After` (the client uploads again later).
+pub const COMPILE_QUEUE_WAIT: Duration = Duration::from_secs(30);
 /// Exit status the compiler uses for "these bytes are not a valid component".
 const EXIT_INVALID: i32 = 2;
 
@@ -70,11 +77,14 @@ pub fn precheck(bytes: &[u8]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// How to start the compiler process.
+/// How to start the compiler process, and how many may run at once
+/// (clones share the slots).
 #[derive(Debug, Clone)]
 pub struct Compiler {
     program: PathBuf,
     timeout: Duration,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    queue_wait: Duration,
 }
 
 impl Compiler {
@@ -83,7 +93,17 @@ impl Compiler {
         Compiler {
             program: program.into(),
             timeout: COMPILE_TIMEOUT,
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_COMPILES)),
+            queue_wait: COMPILE_QUEUE_WAIT,
         }
+    }
+
+    /// Other than [`MAX_CONCURRENT_COMPILES`] compiles at once, and another
+    /// wait than [`COMPILE_QUEUE_WAIT`] for a slot.
+    pub fn with_slots(mut self, slots: usize, queue_wait: Duration) -> Compiler {
+        self.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
+        self.queue_wait = queue_wait;
+        self
     }
 
     /// Use another wall-clock limit than [`COMPILE_TIMEOUT`].
@@ -101,6 +121,16 @@ impl Compiler {
 
     /// Compile `bytes` into an artifact for [`super::engine::runtime_engine`].
     pub async fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        // The semaphore is never closed; a wait past `queue_wait` is Busy.
+        let _slot = match tokio::time::timeout(self.queue_wait, self.slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                return Err(RuntimeError::Busy(format!(
+                    "every compiler slot stayed busy for {} s",
+                    self.queue_wait.as_secs()
+                )));
+            }
+        };
         let mut command = tokio::process::Command::new(&self.program);
         command
             .arg(COMPILE_SUBCOMMAND)

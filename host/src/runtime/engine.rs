@@ -66,7 +66,7 @@ fn base_config() -> Config {
 /// takes one component instance and stack, and as many core instances,
 /// memories and tables as it defines: plugins that define many can use up
 /// a pool before the attempts do. Such an attempt is handed back without
-/// using up one of the job's attempts (see `AttemptReport::pool_exhausted`).
+/// using up one of the job's attempts (see `AttemptReport::host_full`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSizes {
     /// Attempts at once (component instances and fiber stacks).

@@ -17,15 +17,15 @@ pub mod capture;
 pub mod compile;
 pub mod engine;
 pub mod limiter;
+pub mod loaded;
 pub mod sandbox;
 pub mod world;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -60,6 +60,10 @@ pub enum RuntimeError {
     CompileTimeout { millis: u64 },
     #[error("compiling the component failed: {0}")]
     CompileFailed(String),
+    /// Every compiler slot stayed busy (`MAX_CONCURRENT_COMPILES`): not the
+    /// component's fault; try again later.
+    #[error("the host is busy compiling other components: {0}")]
+    Busy(String),
     #[error("compiled-artifact cache: {0}")]
     Cache(String),
     #[error("engine: {0}")]
@@ -75,6 +79,8 @@ pub struct RuntimeConfig {
     pub compiler: Compiler,
     /// The instance pool (`PoolSizes::default()` unless a test wants a small one).
     pub pool: engine::PoolSizes,
+    /// Bytes of compiled plugins kept in memory ([`loaded::MAX_LOADED_PLUGIN_BYTES`]).
+    pub max_loaded_bytes: usize,
 }
 
 /// A plugin compiled, checked against the world, and ready to instantiate.
@@ -85,6 +91,8 @@ pub struct Plugin {
     pub source: LoadSource,
     /// Time spent compiling or loading it.
     pub load_time: Duration,
+    /// Bytes of its compiled artifact: what it costs the in-memory cache.
+    pub size: usize,
 }
 
 /// Where a plugin's compiled code came from.
@@ -107,7 +115,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     artifacts: ArtifactCacheHandle,
     compiler: Compiler,
-    loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Plugin>>>>>,
+    loaded: loaded::LoadedPlugins,
     slots: Semaphore,
     total_slots: usize,
     _ticker: engine::EpochTicker,
@@ -132,7 +140,7 @@ impl Runtime {
             linker,
             artifacts: Arc::new(artifacts),
             compiler: config.compiler,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: loaded::LoadedPlugins::new(config.max_loaded_bytes),
             slots: Semaphore::new(config.pool.attempts as usize),
             total_slots: config.pool.attempts as usize,
             _ticker: ticker,
@@ -145,15 +153,13 @@ impl Runtime {
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
         compile::precheck(bytes)?;
         let digest = Digest::of(bytes);
-        let cell = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded.entry(digest).or_default().clone()
-        };
+        let cell = self.loaded.cell(digest);
         let plugin = cell
             .get_or_try_init(|| self.load_uncached(digest, bytes))
-            .await?
-            .clone();
-        Ok(plugin)
+            .await
+            .cloned();
+        self.loaded.settle(digest, &cell);
+        plugin
     }
 
     /// The plugin with this digest if it is in memory or its compiled
@@ -162,20 +168,19 @@ impl Runtime {
     /// fetching and hashing its tens of megabytes first (the cache only
     /// holds artifacts our compiler made from bytes of this digest).
     pub async fn load_cached(&self, digest: Digest) -> Result<Option<Arc<Plugin>>, RuntimeError> {
-        let cell = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded.entry(digest).or_default().clone()
-        };
+        let cell = self.loaded.cell(digest);
         if let Some(plugin) = cell.get() {
             return Ok(Some(plugin.clone()));
         }
         let started = std::time::Instant::now();
-        let Some(plugin) = self.read_cached(digest, started).await? else {
-            return Ok(None);
+        let read = self.read_cached(digest, started).await;
+        let plugin = match read {
+            // A concurrent `load` may have filled the cell meanwhile: keep one.
+            Ok(Some(plugin)) => Ok(Some(cell.get_or_init(|| async { plugin }).await.clone())),
+            other => other,
         };
-        // A concurrent `load` may have filled the cell meanwhile: keep one.
-        let plugin = cell.get_or_init(|| async { plugin }).await;
-        Ok(Some(plugin.clone()))
+        self.loaded.settle(digest, &cell);
+        plugin
     }
 
     /// The plugin from its cached artifact, if one is there and loads.
@@ -199,6 +204,7 @@ impl Runtime {
                     pre,
                     source: LoadSource::DiskCache,
                     load_time: started.elapsed(),
+                    size: artifact.len(),
                 })))
             }
             Err(e) => {
@@ -221,6 +227,7 @@ impl Runtime {
         let artifact = self.compiler.compile(bytes).await?;
         let component = self.deserialize(&artifact)?;
         let pre = world::fit(&self.engine, &self.linker, &component)?;
+        let size = artifact.len();
         // Only components that fit are kept on disk.
         let cache = self.artifacts.clone();
         tokio::task::spawn_blocking(move || cache.write(&digest, &artifact))
@@ -231,6 +238,7 @@ impl Runtime {
             pre,
             source: LoadSource::Compiled,
             load_time: started.elapsed(),
+            size,
         }))
     }
 
@@ -251,7 +259,18 @@ impl Runtime {
 
     /// Plugins compiled or loaded into memory (one per distinct component).
     pub fn plugins_loaded(&self) -> usize {
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.loaded.usage().0
+    }
+
+    /// Bytes of the compiled plugins in memory (bounded by `max_loaded_bytes`).
+    pub fn plugins_loaded_bytes(&self) -> usize {
+        self.loaded.usage().1
+    }
+
+    /// Drop a plugin from memory (its bytes are gone from the store); an
+    /// attempt running it keeps it until it ends.
+    pub fn forget(&self, digest: Digest) {
+        self.loaded.forget(digest);
     }
 
     /// Run one attempt. Waits for a free sandbox slot first.

@@ -237,6 +237,9 @@ pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
         config: Option<&std::collections::BTreeMap<String, String>>,
     ) -> Result<Option<PluginVersion>, StoreError>;
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Bytes of the components the tenant's live versions name, each
+    /// distinct component once, leaving out `except` (the `max_stored_plugin_bytes` quota).
+    async fn plugin_stored_bytes(&self, tenant: &str, except: &str) -> Result<u64, StoreError>;
     /// Delete a version unless unfinished jobs are pinned to it. A tombstone
     /// stays for the finished jobs that name it; its number is not reused,
     /// and enqueueing it (or resolving "latest" to it) no longer works.

@@ -415,7 +415,8 @@ impl Worker {
                 );
                 report
             }
-            Err(e) => AttemptReport::host_failure(
+            Err(PluginLoad::Busy(e)) => AttemptReport::host_full(e),
+            Err(PluginLoad::Failed(e)) => AttemptReport::host_failure(
                 format!("cannot load plugin {} ({}): {e}", job.plugin, job.digest),
                 Duration::ZERO,
             ),
@@ -442,11 +443,11 @@ impl Worker {
             }
             _ => {}
         }
-        if report.pool_exhausted {
+        if report.host_full {
             // Other plugins hold the pool: the job is not charged for it.
             let retry_at =
                 finished_at + chrono::TimeDelta::from_std(POOL_FULL_RETRY).unwrap_or_default();
-            self.metrics.attempt_pool_exhausted();
+            self.metrics.attempt_host_full();
             match self
                 .store
                 .job_release(job.id, job.lease_token, Some(retry_at))
@@ -454,7 +455,7 @@ impl Worker {
             {
                 Ok(_) => tracing::warn!(
                     guest_message = report.message.as_deref(),
-                    "the instance pool is full; job handed back without using an attempt"
+                    "no room on this host (instance pool or compilers); job handed back without using an attempt"
                 ),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
@@ -521,7 +522,7 @@ impl Worker {
     }
 
     /// The compiled plugin for `digest`, fetching its bytes from the store once.
-    async fn plugin(&self, digest: &str) -> Result<Arc<Plugin>, StoreError> {
+    async fn plugin(&self, digest: &str) -> Result<Arc<Plugin>, PluginLoad> {
         let cell = {
             let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
             match plugins.get(digest) {
@@ -551,21 +552,28 @@ impl Worker {
                 // hash tens of megabytes twice. Bytes that do not match (a
                 // corrupt store) are compiled like any upload, in the
                 // compiler's sandbox, and then refused here.
-                let plugin = self
-                    .runtime
-                    .load(&bytes)
-                    .await
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let plugin = self.runtime.load(&bytes).await.map_err(|e| match e {
+                    crate::runtime::RuntimeError::Busy(m) => PluginLoad::Busy(m),
+                    other => PluginLoad::Failed(other.to_string()),
+                })?;
                 let actual = plugin.digest().to_string();
                 if actual != digest {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(PluginLoad::Failed(format!(
                         "stored component has digest {actual}, expected {digest}"
                     )));
                 }
                 Ok(plugin)
             })
-            .await?;
-        Ok(plugin.clone())
+            .await;
+        // Loaded plugins live in the runtime's cache (bounded in bytes);
+        // this map only joins concurrent loads of one digest.
+        {
+            let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+            if plugins.get(digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                plugins.remove(digest);
+            }
+        }
+        Ok(plugin?.clone())
     }
 
     /// Write outcomes in batches until every sender is gone.
@@ -732,6 +740,20 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Why a worker could not get a plugin ready.
+#[derive(Debug)]
+enum PluginLoad {
+    /// The host's compiler slots stayed busy: no fault of the job's.
+    Busy(String),
+    Failed(String),
+}
+
+impl From<StoreError> for PluginLoad {
+    fn from(e: StoreError) -> PluginLoad {
+        PluginLoad::Failed(e.to_string())
     }
 }
 

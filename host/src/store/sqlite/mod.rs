@@ -144,6 +144,10 @@ fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
             max_plugin_bytes: to_u64(row.try_get("max_plugin_bytes")?),
             max_queued_jobs: to_u64(row.try_get("max_queued_jobs")?),
             enqueue_per_minute: to_u32(row.try_get("enqueue_per_minute")?),
+            max_stored_plugin_bytes: to_u64(row.try_get("max_stored_plugin_bytes")?),
+            max_schedules: to_u32(row.try_get("max_schedules")?),
+            max_workflows: to_u32(row.try_get("max_workflows")?),
+            max_workflow_versions: to_u32(row.try_get("max_workflow_versions")?),
         },
         created_at: time(row.try_get("created_at")?)?,
     })
@@ -251,8 +255,9 @@ impl Store for SqliteStore {
         let q = &tenant.quotas;
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
-             max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at, max_stored_plugin_bytes, \
+             max_schedules, max_workflows, max_workflow_versions) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .bind(&tenant.id)
         .bind(&tenant.name)
@@ -264,6 +269,10 @@ impl Store for SqliteStore {
         .bind(to_i64(q.max_queued_jobs))
         .bind(q.enqueue_per_minute as i64)
         .bind(micros(tenant.created_at))
+        .bind(to_i64(q.max_stored_plugin_bytes))
+        .bind(q.max_schedules as i32)
+        .bind(q.max_workflows as i32)
+        .bind(q.max_workflow_versions as i32)
         .execute(&self.writer)
         .await;
         match inserted {
@@ -298,7 +307,8 @@ impl Store for SqliteStore {
         let q = quotas;
         let row = sqlx::query(
             "UPDATE tenants SET max_concurrency = ?2, max_fuel_per_attempt = ?3, max_memory_mb = ?4, \
-             max_timeout_ms = ?5, max_plugin_bytes = ?6, max_queued_jobs = ?7, enqueue_per_minute = ?8 \
+             max_timeout_ms = ?5, max_plugin_bytes = ?6, max_queued_jobs = ?7, enqueue_per_minute = ?8, \
+             max_stored_plugin_bytes = ?9, max_schedules = ?10, max_workflows = ?11, max_workflow_versions = ?12 \
              WHERE id = ?1 RETURNING *",
         )
         .bind(id)
@@ -309,6 +319,10 @@ impl Store for SqliteStore {
         .bind(to_i64(q.max_plugin_bytes))
         .bind(to_i64(q.max_queued_jobs))
         .bind(q.enqueue_per_minute as i64)
+        .bind(to_i64(q.max_stored_plugin_bytes))
+        .bind(q.max_schedules as i32)
+        .bind(q.max_workflows as i32)
+        .bind(q.max_workflow_versions as i32)
         .fetch_optional(&self.writer)
         .await?;
         Ok(row.as_ref().map(tenant_from_row).transpose()?)
@@ -432,8 +446,10 @@ impl Store for SqliteStore {
             )));
         }
         sqlx::query(
+            // Restores bytes a delete collected (see plugin_delete).
             "INSERT INTO plugin_blobs (digest, bytes, size, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (digest) DO NOTHING",
+             ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes, size = excluded.size \
+             WHERE plugin_blobs.size = 0",
         )
         .bind(&plugin.digest)
         .bind(bytes)
@@ -553,11 +569,23 @@ impl Store for SqliteStore {
 
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT bytes FROM plugin_blobs WHERE digest = ?1")
+            sqlx::query_scalar("SELECT bytes FROM plugin_blobs WHERE digest = ?1 AND size > 0")
                 .bind(digest)
                 .fetch_optional(&self.reader)
                 .await?,
         )
+    }
+
+    async fn plugin_stored_bytes(&self, tenant: &str, except: &str) -> Result<u64, StoreError> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(size), 0) FROM plugin_blobs WHERE digest <> ?2 AND digest IN \
+                 (SELECT digest FROM plugins WHERE tenant_id = ?1 AND deleted_at IS NULL)",
+        )
+        .bind(tenant)
+        .bind(except)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(to_u64(bytes))
     }
 
     async fn plugin_delete(
@@ -602,6 +630,19 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(version as i64)
         .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        // The bytes go once no live version of any tenant names them (the
+        // tombstones keep the digest; an upload of the same bytes restores
+        // them). One writer: no upload can come in between.
+        sqlx::query(
+            "UPDATE plugin_blobs SET bytes = x'', size = 0 WHERE digest = \
+                 (SELECT digest FROM plugins WHERE tenant_id = ?1 AND name = ?2 AND version = ?3) \
+             AND NOT EXISTS (SELECT 1 FROM plugins WHERE digest = plugin_blobs.digest AND deleted_at IS NULL)",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(version as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
