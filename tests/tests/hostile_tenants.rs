@@ -21,6 +21,7 @@ corral_tests::on_both_backends!(
     an_innocent_job_is_not_charged_for_a_full_pool,
     nul_floods_cost_only_the_logs_room,
     stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected,
+    schedules_ticks_and_workflow_versions_are_bounded,
 );
 
 // ---------------------------------------------------------------------------
@@ -343,10 +344,11 @@ async fn a_guests_message_cannot_forge_log_lines(db: TestDb) {
         {
             assert!(changes.next(deadline).await, "log:\n{}", host.log_text());
         }
-        // The worker logs the outcome before it records it, and the job
-        // is recorded: the lines are in the file.
-        let log = host.log_text();
+        // The host has exited once `terminate` returns: every line it
+        // wrote about the job is in the file.
+        let path = host.log.clone();
         host.terminate();
+        let log = std::fs::read_to_string(path).unwrap();
         assert!(log.contains("job dead"), "{log}");
         for line in log.lines() {
             assert!(
@@ -905,6 +907,11 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
         max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })
     .unwrap();
+    // Compiled up front: the innocent job must meet the hog running, not
+    // the hog gone while its own plugin compiles.
+    for name in ["sleep", "echo"] {
+        runtime.load(&plugin_bytes(name)).await.unwrap();
+    }
     let metrics = std::sync::Arc::new(corral::metrics::Metrics::new());
     let worker = corral::worker::Worker::with_metrics(
         db.store.clone(),
@@ -917,7 +924,7 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     let now = chrono::Utc::now();
     let hog = db
         .store
-        .job_insert_batch("hog", &[NewJob::new("sleep", r#"{"ms": 1500}"#)], now)
+        .job_insert_batch("hog", &[NewJob::new("sleep", r#"{"ms": 4000}"#)], now)
         .await
         .unwrap()[0]
         .id;
@@ -1248,4 +1255,147 @@ async fn uploads_past_the_compile_slots_get_503_with_retry_after() {
     .await;
     assert_eq!(listed["plugins"], serde_json::json!([]), "nothing stored");
     first.abort();
+}
+
+// ---------------------------------------------------------------------------
+// 4. Schedules, their ticks and workflow versions grew without bound.
+
+/// One count on the test's database, whichever backend.
+async fn count_rows(db: &TestDb, sql: &str) -> i64 {
+    match db.url.strip_prefix("sqlite://") {
+        Some(file) => {
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{file}"))
+                    .await
+                    .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+        None => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+}
+
+async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+    use serde_json::json;
+    let app = app(&db);
+    let key = tenant_with_key(
+        &app,
+        "acme",
+        json!({"max_schedules": 2, "max_workflows": 1, "max_workflow_versions": 2}),
+    )
+    .await;
+    push(&app, &key, "echo").await;
+    let every_second = json!({"cron": "* * * * * *", "target": {"plugin": "echo", "input": {}}});
+    for name in ["a", "b"] {
+        let put = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/schedules/{name}"),
+            Some(&key),
+            Some(every_second.clone()),
+        )
+        .await;
+        assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
+    }
+    let third = call(
+        &app,
+        Method::PUT,
+        "/v1/schedules/c",
+        Some(&key),
+        Some(every_second.clone()),
+    )
+    .await;
+    assert_error(&third, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
+    assert!(
+        third.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_schedules")
+    );
+    let replaced = call(
+        &app,
+        Method::PUT,
+        "/v1/schedules/a",
+        Some(&key),
+        Some(every_second),
+    )
+    .await;
+    assert_eq!(replaced.0, StatusCode::OK, "replacing is not adding");
+
+    let definition =
+        |n: u32| json!({"steps": [{"name": "s", "plugin": "echo", "input": {"n": n}}]});
+    for n in 1..=2 {
+        let put = call(
+            &app,
+            Method::PUT,
+            "/v1/workflows/w",
+            Some(&key),
+            Some(definition(n)),
+        )
+        .await;
+        assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
+    }
+    let version = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/w",
+        Some(&key),
+        Some(definition(3)),
+    )
+    .await;
+    assert_error(&version, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
+    assert!(
+        version.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_workflow_versions")
+    );
+    let same = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/w",
+        Some(&key),
+        Some(definition(2)),
+    )
+    .await;
+    assert_eq!(same.0, StatusCode::OK, "the latest again is no new version");
+    let other = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/other",
+        Some(&key),
+        Some(definition(1)),
+    )
+    .await;
+    assert_error(&other, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
+    assert!(
+        other.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_workflows")
+    );
+
+    // An every-second schedule fired for 150 seconds keeps its newest ticks.
+    let start = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
+    for s in 0..150 {
+        db.store
+            .schedule_fire(start + chrono::TimeDelta::seconds(s), 100)
+            .await
+            .unwrap();
+    }
+    let kept = count_rows(
+        &db,
+        "SELECT count(*) FROM schedule_ticks WHERE tenant_id = 'acme' AND schedule = 'a'",
+    )
+    .await;
+    assert_eq!(kept, corral::store::schedules::KEPT_TICKS);
+    let (_, shown) = call(&app, Method::GET, "/v1/schedules/a", Some(&key), None).await;
+    assert!(
+        !shown["recent_ticks"].as_array().unwrap().is_empty(),
+        "{shown}"
+    );
 }

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// The request breaks a rule of the data (checked before anything is written).
     #[error("{0}")]
     Invalid(String),
+    /// The request would take the tenant over one of its quotas (named).
+    #[error("{0}")]
+    OverQuota(String),
     /// The database could not be reached or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -441,6 +444,22 @@ pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// A tenant's `count` of something (`what`) may grow by one only while
+/// under its quota: the one rule for every count-quota, on both backends.
+pub(crate) fn within_quota(
+    what: &str,
+    count: i64,
+    quota: &str,
+    max: Option<i64>,
+) -> Result<(), StoreError> {
+    match max {
+        Some(max) if count >= max => Err(StoreError::OverQuota(format!(
+            "the tenant has {count} {what}, its {quota}; delete one first or ask for a higher quota"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Names of tenants, plugins and queues: what the schema's CHECKs accept.

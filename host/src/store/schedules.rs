@@ -8,6 +8,12 @@ use super::StoreError;
 use crate::model::Timestamp;
 use crate::workflow::schedule::{FiredTick, Schedule, ScheduleSpec};
 
+/// Fired ticks kept per schedule (the newest): what a schedule shows of its
+/// history. Older rows are deleted as new ticks fire; a schedule firing
+/// every second would otherwise add 86,400 rows a day. (A tick older than
+/// the schedule's `next_tick` never fires again, row or not.)
+pub const KEPT_TICKS: i64 = 100;
+
 /// Schedules fired by one pass at most: bounds one transaction (the rest
 /// are due in the next pass, a moment later).
 pub const FIRE_BATCH: u32 = 100;

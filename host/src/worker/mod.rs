@@ -768,7 +768,10 @@ fn refused(e: &StoreError) -> bool {
             !matches!(db.code().as_deref(), Some("40001" | "40P01"))
         }
         StoreError::Database(sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }) => true,
-        StoreError::Conflict(_) | StoreError::Invalid(_) | StoreError::NotFound(_) => true,
+        StoreError::Conflict(_)
+        | StoreError::Invalid(_)
+        | StoreError::NotFound(_)
+        | StoreError::OverQuota(_) => true,
         StoreError::Database(_) | StoreError::Migrate(_) => false,
     }
 }

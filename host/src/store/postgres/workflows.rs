@@ -563,11 +563,32 @@ impl WorkflowStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         let latest = workflow_latest(&mut tx, tenant, name, None).await?;
-        if let Some(latest) = latest
+        if let Some(latest) = &latest
             && latest.steps == spec.steps
         {
             tx.commit().await?;
-            return Ok((latest, false));
+            return Ok((latest.clone(), false));
+        }
+        // A new version, or a new workflow: within the tenant's quotas.
+        let (workflows, max_workflows, max_versions): (i64, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT (SELECT count(DISTINCT name) FROM workflows WHERE tenant_id = $1), \
+                    (SELECT max_workflows::bigint FROM tenants WHERE id = $1), \
+                    (SELECT max_workflow_versions::bigint FROM tenants WHERE id = $1)",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+        match &latest {
+            Some(latest) => crate::store::within_quota(
+                &format!("versions of workflow `{name}`"),
+                i64::from(latest.version),
+                "max_workflow_versions",
+                max_versions,
+            )?,
+            None => {
+                crate::store::within_quota("workflows", workflows, "max_workflows", max_workflows)?
+            }
         }
         let definition = serde_json::to_string(spec)
             .map_err(|e| StoreError::Invalid(format!("the definition does not serialize: {e}")))?;

@@ -191,6 +191,18 @@ impl ScheduleStore for SqliteStore {
         let cron = validate(name, spec)?;
         let mut tx = self.writer.begin().await?;
         check_target(&mut tx, tenant, &spec.target).await?;
+        let (others, max, exists): (i64, Option<i64>, bool) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM schedules WHERE tenant_id = ?1 AND name <> ?2), \
+                    (SELECT max_schedules FROM tenants WHERE id = ?1), \
+                    EXISTS (SELECT 1 FROM schedules WHERE tenant_id = ?1 AND name = ?2)",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            crate::store::within_quota("schedules", others, "max_schedules", max)?;
+        }
         let next_tick = if spec.paused {
             None
         } else {
@@ -419,6 +431,16 @@ impl ScheduleStore for SqliteStore {
                 .bind(job_id.map(|id| id.to_string()))
                 .bind(run_id.map(|id| id.to_string()))
                 .bind(&error)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM schedule_ticks WHERE tenant_id = ?1 AND schedule = ?2 AND tick < \
+                         (SELECT tick FROM schedule_ticks WHERE tenant_id = ?1 AND schedule = ?2 \
+                          ORDER BY tick DESC LIMIT 1 OFFSET ?3 - 1)",
+                )
+                .bind(&tenant)
+                .bind(&name)
+                .bind(crate::store::schedules::KEPT_TICKS)
                 .execute(&mut *tx)
                 .await?;
                 fired.push(FiredTick {
