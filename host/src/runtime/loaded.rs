@@ -79,9 +79,13 @@ impl LoadedPlugins {
             return;
         }
         match cell.get() {
-            None => {
+            // Only the map and this caller hold it: nobody else is loading
+            // it (a `load_cached` that missed must not drop the cell a
+            // concurrent `load` is filling; the last caller out removes it).
+            None if Arc::strong_count(cell) <= 2 => {
                 inner.entries.remove(&digest);
             }
+            None => {}
             Some(plugin) if entry.size == 0 => {
                 entry.size = plugin.size.max(1);
                 inner.bytes += entry.size;

@@ -51,8 +51,9 @@ pub use retry::Backoff;
 /// Outcomes written in one statement at most. Bounds one statement's size,
 /// and (beyond `concurrency`) the jobs a host holds claimed but unrecorded.
 pub const MAX_FINISH_BATCH: usize = 512;
-/// How long a job the instance pool had no room for waits before it may be
-/// claimed again (by any host): long enough not to spin on a full pool.
+/// How long a job the host had no room for (a full instance pool, busy
+/// compilers) waits before it may be claimed again, by any host: long
+/// enough not to spin on a full pool.
 const POOL_FULL_RETRY: Duration = Duration::from_millis(500);
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
@@ -202,11 +203,6 @@ impl Worker {
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, uuid::Uuid>> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Claimed jobs whose outcome is not written yet.
-    pub fn unrecorded(&self) -> usize {
-        self.config.concurrency + MAX_FINISH_BATCH - self.unrecorded.available_permits()
     }
 
     /// Run until `shutdown` fires, then stop gracefully: no new claims,
@@ -444,7 +440,8 @@ impl Worker {
             _ => {}
         }
         if report.host_full {
-            // Other plugins hold the pool: the job is not charged for it.
+            // Other plugins held the pool, or the compilers: the job is
+            // not charged for it.
             let retry_at =
                 finished_at + chrono::TimeDelta::from_std(POOL_FULL_RETRY).unwrap_or_default();
             self.metrics.attempt_host_full();
