@@ -13,7 +13,7 @@ use super::auth::AdminKey;
 use super::openapi::Refusals;
 use super::tenants::CreatedKey;
 use super::{ApiError, AppState};
-use crate::model::{ApiKey, Timestamp};
+use crate::model::Timestamp;
 
 /// Admin keys listed at most: each is created by an admin, so this only
 /// bounds one answer.
@@ -62,24 +62,7 @@ pub async fn create(
     State(state): State<AppState>,
     _: AdminKey,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let key = crate::keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .store
-        .api_key_insert(&ApiKey {
-            id: key.id.clone(),
-            tenant_id: None,
-            secret_hash: key.secret_hash,
-            created_at: chrono::Utc::now(),
-            revoked_at: None,
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key_id: key.id,
-            key: key.token,
-        }),
-    ))
+    super::tenants::issue_key(&state, None).await
 }
 
 /// `DELETE /v1/admin-keys/{key_id}`: 204; the key stops working at once

@@ -128,8 +128,8 @@ pub struct TenantList {
 /// A new key. `key` is shown this once; only its hash is stored.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
-    pub(super) key_id: String,
-    pub(super) key: String,
+    key_id: String,
+    key: String,
 }
 
 /// Create a tenant.
@@ -222,18 +222,26 @@ pub async fn create_key(
     if state.store.tenant_get(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no tenant `{id}`")));
     }
+    issue_key(&state, Some(id)).await
+}
+
+/// Make a key for `tenant` (an admin key when none) and store its hash:
+/// 201 with the key, shown this once.
+pub(super) async fn issue_key(
+    state: &AppState,
+    tenant: Option<String>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let key = crate::keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
     state
         .store
         .api_key_insert(&ApiKey {
             id: key.id.clone(),
-            tenant_id: Some(id),
+            tenant_id: tenant,
             secret_hash: key.secret_hash,
             created_at: chrono::Utc::now(),
             revoked_at: None,
         })
         .await?;
-    // The only time the key itself is shown.
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
