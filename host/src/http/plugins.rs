@@ -159,13 +159,15 @@ pub async fn upload(
     let bytes = bytes::Bytes::from(bytes);
     let digest = {
         let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || crate::model::Digest::of(&bytes).to_string())
+        // Hashing tens of megabytes is kept off the async threads, and done
+        // once: the runtime is handed the digest.
+        tokio::task::spawn_blocking(move || crate::model::Digest::of(&bytes))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
     };
     let stored = state
         .store
-        .plugin_stored_bytes(&key.tenant, &digest)
+        .plugin_stored_bytes(&key.tenant, &digest.to_string())
         .await?;
     if stored.saturating_add(bytes.len() as u64) > quotas.max_stored_plugin_bytes {
         return Err(ApiError::Unprocessable(
@@ -179,12 +181,16 @@ pub async fn upload(
     }
 
     // Validated and compiled (bounded) before anything is stored.
-    let loaded = state.runtime.load(&bytes).await.map_err(|e| match e {
-        RuntimeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-        RuntimeError::Busy(_) => ApiError::Busy(e.to_string(), COMPILE_RETRY_AFTER_SECS),
-        RuntimeError::Cache(_) | RuntimeError::Engine(_) => ApiError::Internal(e.to_string()),
-        _ => ApiError::Unprocessable("invalid_component", e.to_string()),
-    })?;
+    let loaded = state
+        .runtime
+        .load_digested(&bytes, digest)
+        .await
+        .map_err(|e| match e {
+            RuntimeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            RuntimeError::Busy(_) => ApiError::Busy(e.to_string(), COMPILE_RETRY_AFTER_SECS),
+            RuntimeError::Cache(_) | RuntimeError::Engine(_) => ApiError::Internal(e.to_string()),
+            _ => ApiError::Unprocessable("invalid_component", e.to_string()),
+        })?;
     let (plugin, created) = state
         .store
         .plugin_insert(

@@ -151,8 +151,18 @@ impl Runtime {
     /// the same bytes again returns the plugin already in memory; concurrent
     /// loads of the same bytes compile once.
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
+        self.load_digested(bytes, Digest::of(bytes)).await
+    }
+
+    /// [`Runtime::load`] for a caller that hashed the bytes already (an
+    /// upload checks its quota by digest first): `digest` must be
+    /// `Digest::of(bytes)`, since it keys both caches.
+    pub async fn load_digested(
+        &self,
+        bytes: &[u8],
+        digest: Digest,
+    ) -> Result<Arc<Plugin>, RuntimeError> {
         compile::precheck(bytes)?;
-        let digest = Digest::of(bytes);
         let cell = self.loaded.cell(digest);
         let plugin = cell
             .get_or_try_init(|| self.load_uncached(digest, bytes))
