@@ -85,6 +85,45 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     pub queue: Option<String>,
     pub plugin: Option<String>,
+    /// Read each job's input and result too. Without it a listing reads
+    /// neither (their fields are left empty): a page of 500 jobs of 1 MiB
+    /// each would be a gigabyte to read and send.
+    pub bodies: bool,
+}
+
+/// Bytes of input and result one listing reads when asked for them: the
+/// store stops after the job that reaches it, so a page costs this (plus
+/// one job) however large its jobs are, and ends early, with a cursor.
+pub const MAX_PAGE_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Jobs of a listing from a row stream: every row, or with bodies, the
+/// rows until their inputs and results reach [`MAX_PAGE_BODY_BYTES`] (the
+/// rest are never read).
+pub(crate) async fn collect_page<S>(rows: S, bodies: bool) -> Result<Vec<Job>, StoreError>
+where
+    S: futures_util::Stream<Item = Result<Job, sqlx::Error>>,
+{
+    use futures_util::StreamExt;
+    let mut rows = std::pin::pin!(rows);
+    let (mut jobs, mut bytes) = (Vec::new(), 0usize);
+    while let Some(job) = rows.next().await {
+        let job = job?;
+        bytes += job.input.len() + job.result.as_ref().map_or(0, String::len);
+        jobs.push(job);
+        if bodies && bytes >= MAX_PAGE_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(jobs)
+}
+
+/// Whether a page read with bodies stopped at [`MAX_PAGE_BODY_BYTES`]
+/// (more jobs may follow it).
+pub fn page_cut_by_bytes(jobs: &[Job]) -> bool {
+    jobs.iter()
+        .map(|j| j.input.len() + j.result.as_ref().map_or(0, String::len))
+        .sum::<usize>()
+        >= MAX_PAGE_BODY_BYTES
 }
 
 /// What claiming asks for.

@@ -73,3 +73,9 @@ pub(crate) fn validate(
 pub(crate) fn queue_full(max_queued: u64) -> String {
     format!("skipped: the tenant already has {max_queued} job(s) waiting (its max_queued_jobs)")
 }
+
+/// Why a tick started nothing because the tenant's enqueue rate is used up
+/// (ticks count against it like enqueued jobs).
+pub(crate) fn rate_used_up(per_minute: u64) -> String {
+    format!("skipped: the tenant's enqueue_per_minute of {per_minute} was used up for this minute")
+}

@@ -220,6 +220,35 @@ pub(crate) fn new_run(
             .collect(),
         spec: workflow.spec(),
         finished_at: None,
+        job_bytes: 0,
+        room: crate::workflow::engine::JobRoom::UNLIMITED,
+    }
+}
+
+/// Jobs that runs and ticks created in one transaction, per tenant: each
+/// counts against its tenant's `enqueue_per_minute` like an enqueued job.
+/// PostgreSQL adds them just before the commit, in tenant order, so that
+/// two transactions touching the same tenants' rate rows never wait on
+/// each other in a cycle (one that counted as it went could deadlock with
+/// another finishing jobs of the same two tenants in the other order).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JobCharges(std::collections::BTreeMap<String, u64>);
+
+impl JobCharges {
+    pub fn add(&mut self, tenant: &str, jobs: usize) {
+        if jobs > 0 {
+            *self.0.entry(tenant.to_string()).or_default() += jobs as u64;
+        }
+    }
+
+    /// Jobs counted for `tenant` so far (not yet in its rate row).
+    pub fn of(&self, tenant: &str) -> u64 {
+        self.0.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// (tenant, jobs), in tenant order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(t, n)| (t.as_str(), *n))
     }
 }
 

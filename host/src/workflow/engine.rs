@@ -36,10 +36,57 @@ pub const MAX_CONTEXT_BYTES: usize = 4 * 1024 * 1024;
 /// each cannot make a host load 10 GB; a larger result could not be handed
 /// to a dependent's context anyway.
 pub const MAX_FAN_OUT_RESULT_BYTES: usize = MAX_CONTEXT_BYTES;
-/// Bytes of the contexts of one fan-out step's element jobs together (each
-/// element job stores the context). Bounds what one result can make the
-/// database store: 10,000 elements of a 4 MiB context would be 40 GB.
-pub const MAX_FAN_OUT_CONTEXT_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes of job input and context one run may create in all: each step job
+/// stores both, and a fan-out reserves its elements' share when it starts
+/// (before any element job is built). A run is admitted as one job, so
+/// without this 10,000 elements of a 1 MiB static input would make one
+/// transaction build and store 10 GB.
+pub const MAX_RUN_JOB_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What a tenant may still queue, read by the store with the run. Step jobs
+/// count against the tenant's enqueue quotas like any other job (the store
+/// adds them to its `enqueue_per_minute`), and a fan-out never starts more
+/// elements at once than these allow: the run's step fails, naming the
+/// quota, instead of queueing past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRoom {
+    pub max_queued_jobs: u64,
+    pub enqueue_per_minute: u64,
+    /// Jobs already counted against `enqueue_per_minute` this minute.
+    pub enqueued_this_minute: u64,
+}
+
+impl JobRoom {
+    /// No quota (a run being read, not advanced).
+    pub const UNLIMITED: JobRoom = JobRoom {
+        max_queued_jobs: u64::MAX,
+        enqueue_per_minute: u64::MAX,
+        enqueued_this_minute: 0,
+    };
+
+    /// Jobs the tenant's `enqueue_per_minute` still allows this minute.
+    pub fn rate_left(&self) -> u64 {
+        self.enqueue_per_minute
+            .saturating_sub(self.enqueued_this_minute)
+    }
+
+    /// Why `jobs` more jobs may not be queued at once, if they may not.
+    pub fn refusal(&self, jobs: u64) -> Option<String> {
+        if jobs > self.max_queued_jobs {
+            return Some(format!(
+                "it would queue {jobs} jobs at once, more than the tenant's max_queued_jobs of {}; set max_parallel",
+                self.max_queued_jobs
+            ));
+        }
+        let left = self.rate_left();
+        (jobs > left).then(|| {
+            format!(
+                "it would queue {jobs} jobs at once; {left} remain of the tenant's enqueue_per_minute of {} this minute; set max_parallel lower or start the run later",
+                self.enqueue_per_minute
+            )
+        })
+    }
+}
 
 /// A run as stored, loaded under its lock.
 #[derive(Debug, Clone)]
@@ -53,6 +100,13 @@ pub struct Snapshot {
     /// One per step of `spec`, in the same order.
     pub steps: Vec<StepRow>,
     pub finished_at: Option<Timestamp>,
+    /// Bytes of job input and context the run has created or reserved
+    /// (bounded by [`MAX_RUN_JOB_BYTES`]); the store writes it back when the
+    /// plan has jobs.
+    pub job_bytes: u64,
+    /// What the tenant may still queue (the store reads it before
+    /// [`advance`]; the engine counts the jobs it plans against it).
+    pub room: JobRoom,
 }
 
 /// One step of a run as stored.
@@ -491,8 +545,10 @@ fn start(snapshot: &mut Snapshot, i: usize, now: Timestamp, plan: &mut Plan) -> 
     step.changed = true;
     let Some(for_each) = snapshot.spec.steps[i].for_each.clone() else {
         let job = step_job(snapshot, i, &view, None)?;
+        let bytes = (job.input.len() + job.context.len()) as u64;
+        reserve(snapshot, bytes, || "its job would store".into())?;
         snapshot.steps[i].job_id = Some(job.id);
-        plan.jobs.push(job);
+        push_job(snapshot, plan, job);
         return Ok(());
     };
     let items = expression::elements(&for_each, &data).map_err(|e| format!("for_each: {e}"))?;
@@ -503,17 +559,17 @@ fn start(snapshot: &mut Snapshot, i: usize, now: Timestamp, plan: &mut Plan) -> 
         ));
     }
     let count = items.len() as u32;
-    let context_bytes = view.to_string().len().saturating_mul(items.len());
-    if context_bytes > MAX_FAN_OUT_CONTEXT_BYTES {
-        return Err(format!(
-            "for_each: {} elements would store {context_bytes} bytes of context (the run input and upstream results, once per element); the limit is {MAX_FAN_OUT_CONTEXT_BYTES}",
-            items.len()
-        ));
-    }
     let parallel = snapshot.spec.steps[i]
         .max_parallel
         .unwrap_or(count)
         .min(count);
+    if let Some(why) = snapshot.room.refusal(u64::from(parallel)) {
+        return Err(format!("for_each: {why}"));
+    }
+    let bytes = fan_out_bytes(snapshot, i, &view, &items);
+    reserve(snapshot, bytes, || {
+        format!("for_each: its {count} element jobs would store")
+    })?;
     let step = &mut snapshot.steps[i];
     step.item_count = Some(count);
     if count == 0 {
@@ -547,8 +603,53 @@ fn start_element(
     let step = &mut snapshot.steps[i];
     step.items_started = step.items_started.max(item + 1);
     step.changed = true;
-    plan.jobs.push(job);
+    push_job(snapshot, plan, job);
     Ok(())
+}
+
+fn push_job(snapshot: &mut Snapshot, plan: &mut Plan, job: StepJob) {
+    snapshot.room.enqueued_this_minute = snapshot.room.enqueued_this_minute.saturating_add(1);
+    plan.jobs.push(job);
+}
+
+/// Count `bytes` more of job input and context against the run's
+/// [`MAX_RUN_JOB_BYTES`]; `what` says what would store them.
+fn reserve(
+    snapshot: &mut Snapshot,
+    bytes: u64,
+    what: impl FnOnce() -> String,
+) -> Result<(), String> {
+    let total = snapshot.job_bytes.saturating_add(bytes);
+    if total > MAX_RUN_JOB_BYTES {
+        return Err(format!(
+            "{} {bytes} bytes of input and context; the run has stored {} and may store at most {MAX_RUN_JOB_BYTES} (MAX_RUN_JOB_BYTES)",
+            what(),
+            snapshot.job_bytes
+        ));
+    }
+    snapshot.job_bytes = total;
+    Ok(())
+}
+
+/// The bytes of input and context the element jobs of fan-out step `i`
+/// will store, computed before any is built: each stores the context (the
+/// view with its element and index) and its input (the step's static
+/// input, or its element).
+fn fan_out_bytes(snapshot: &Snapshot, i: usize, view: &Value, items: &[Value]) -> u64 {
+    /// `,"item":` and `,"index":4294967295` around an element in a context.
+    const ELEMENT_FRAME: u64 = 30;
+    let view_bytes = view.to_string().len() as u64;
+    let static_input = snapshot.spec.steps[i]
+        .input
+        .as_ref()
+        .map(|input| input.to_string().len() as u64);
+    items
+        .iter()
+        .map(|element| {
+            let element = element.to_string().len() as u64;
+            view_bytes + ELEMENT_FRAME + element + static_input.unwrap_or(element)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The job of step `i` (of one of its elements): its input and context.
@@ -608,6 +709,8 @@ mod tests {
             steps: spec.steps.iter().map(|_| StepRow::pending(1)).collect(),
             spec,
             finished_at: None,
+            job_bytes: 0,
+            room: JobRoom::UNLIMITED,
         }
     }
 

@@ -863,20 +863,28 @@ impl Store for PostgresStore {
         after: Option<JobId>,
         limit: u32,
     ) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND ($2::text IS NULL OR state = $2) \
+        let columns = if filter.bodies {
+            JOB_COLUMNS.to_string()
+        } else {
+            JOB_COLUMNS
+                .replace("input::text AS input", "'' AS input")
+                .replace("result::text AS result", "NULL::text AS result")
+        };
+        let query = format!(
+            "SELECT {columns} FROM jobs WHERE tenant_id = $1 AND ($2::text IS NULL OR state = $2) \
              AND ($3::text IS NULL OR queue = $3) AND ($4::text IS NULL OR plugin = $4) \
              AND ($5::uuid IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-        ))
-        .bind(tenant)
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(&filter.queue)
-        .bind(&filter.plugin)
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
+        );
+        let rows = sqlx::query(&query)
+            .bind(tenant)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(&filter.queue)
+            .bind(&filter.plugin)
+            .bind(after)
+            .bind(limit as i64)
+            .fetch(&self.pool);
+        let jobs = futures_util::StreamExt::map(rows, |row| row.and_then(|row| job_from_row(&row)));
+        super::collect_page(jobs, filter.bodies).await
     }
 
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -1478,4 +1486,54 @@ async fn plugin_latest(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.as_ref().map(plugin_from_row).transpose()?)
+}
+
+/// What `tenant` may still queue now (its quotas and this minute's count,
+/// with the jobs this transaction has created so far in `pending`): one row
+/// each, so a run's advance does not count its tenant's jobs.
+pub(super) async fn job_room(
+    conn: &mut sqlx::PgConnection,
+    tenant: &str,
+    now: Timestamp,
+    pending: &super::workflows::JobCharges,
+) -> Result<crate::workflow::engine::JobRoom, StoreError> {
+    let (max_queued, per_minute, used): (i64, i32, i64) = sqlx::query_as(
+        "SELECT t.max_queued_jobs, t.enqueue_per_minute, \
+                COALESCE((SELECT r.jobs FROM tenant_enqueue_rate r \
+                          WHERE r.tenant_id = t.id AND r.window_start = $2), 0) \
+         FROM tenants t WHERE t.id = $1",
+    )
+    .bind(tenant)
+    .bind(rate_window(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(crate::workflow::engine::JobRoom {
+        max_queued_jobs: to_u64(max_queued),
+        enqueue_per_minute: to_u64(i64::from(per_minute)),
+        enqueued_this_minute: to_u64(used).saturating_add(pending.of(tenant)),
+    })
+}
+
+/// Count jobs that runs and ticks created against their tenants'
+/// `enqueue_per_minute` (past it if need be: they are created already), in
+/// tenant order: see [`super::workflows::JobCharges`].
+pub(super) async fn charge_rates(
+    conn: &mut sqlx::PgConnection,
+    charges: &super::workflows::JobCharges,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for (tenant, jobs) in charges.iter() {
+        sqlx::query(
+            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
+                 jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                             ELSE EXCLUDED.jobs END",
+        )
+        .bind(tenant)
+        .bind(rate_window(now))
+        .bind(to_i64(jobs))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

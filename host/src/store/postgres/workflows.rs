@@ -17,11 +17,11 @@ use uuid::Uuid;
 use super::{CANCEL_CHANNEL, PostgresStore, RUN_CHANNEL, is_unique_violation};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
-    NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value,
-    missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs, too_large,
-    unknown_step_plugin, validate_run_input,
+    JobCharges, NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore,
+    json_value, missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs,
+    too_large, unknown_step_plugin, validate_run_input,
 };
-use crate::store::{StoreError, to_i64, to_u32};
+use crate::store::{StoreError, to_i64, to_u32, to_u64};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
 use crate::workflow::{
     RunId, RunState, RunSummary, StepState, Workflow, WorkflowRun, WorkflowSpec,
@@ -86,7 +86,7 @@ async fn load(
 ) -> Result<Option<(RunHead, Snapshot)>, StoreError> {
     let run = sqlx::query(&format!(
         "SELECT r.tenant_id, r.workflow, r.workflow_version, r.state, r.input::text AS input, r.error, \
-                r.schedule, r.created_at, r.finished_at, w.definition::text AS definition \
+                r.schedule, r.created_at, r.finished_at, r.job_bytes, w.definition::text AS definition \
          FROM workflow_runs r JOIN workflows w \
            ON w.tenant_id = r.tenant_id AND w.name = r.workflow AND w.version = r.workflow_version \
          WHERE r.id = $1 AND ($2::text IS NULL OR r.tenant_id = $2) {}",
@@ -157,6 +157,8 @@ async fn load(
         spec,
         steps,
         finished_at: run.try_get("finished_at")?,
+        job_bytes: to_u64(run.try_get("job_bytes")?),
+        room: engine::JobRoom::UNLIMITED,
     };
     Ok(Some((head, snapshot)))
 }
@@ -302,6 +304,11 @@ async fn apply(
     }
     if !plan.jobs.is_empty() {
         insert_pinned(conn, &snapshot.tenant_id, &step_jobs(snapshot, plan), now).await?;
+        sqlx::query("UPDATE workflow_runs SET job_bytes = $2 WHERE id = $1")
+            .bind(snapshot.id)
+            .bind(to_i64(snapshot.job_bytes))
+            .execute(&mut *conn)
+            .await?;
     }
     let cancel_steps: Option<Vec<String>> = match &plan.cancel {
         CancelJobs::None => None,
@@ -400,7 +407,8 @@ pub(super) async fn insert_pinned(
 
 /// Advance the runs of step jobs that reached a terminal state. The
 /// caller's transaction already holds these runs' locks (taken before the
-/// jobs were touched).
+/// jobs were touched); this is its last work before the commit (it ends by
+/// counting the new jobs against their tenants' rates).
 pub(super) async fn advance_runs(
     conn: &mut PgConnection,
     done: Vec<(RunId, JobDone)>,
@@ -410,17 +418,20 @@ pub(super) async fn advance_runs(
     for (run, d) in done {
         by_run.entry(run).or_default().push(d);
     }
+    let mut charges = JobCharges::default();
     for (run, done) in by_run {
         let Some((_, mut snapshot)) = load(conn, None, run, true).await? else {
             continue;
         };
         gather(conn, &mut snapshot, &done).await?;
         load_next_elements(conn, &mut snapshot, &done).await?;
+        snapshot.room = super::job_room(conn, &snapshot.tenant_id, now, &charges).await?;
         let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
         let plan = engine::advance(&mut snapshot, &done, now);
         apply(conn, &snapshot, &before, &plan, now).await?;
+        charges.add(&snapshot.tenant_id, plan.jobs.len());
     }
-    Ok(())
+    super::charge_rates(conn, &charges, now).await
 }
 
 /// Lock runs, in id order (every multi-run writer uses this order).
@@ -469,12 +480,14 @@ pub(super) async fn finished_step_jobs(
         .collect()
 }
 
-/// Start a run in the caller's transaction (also used by schedules).
+/// Start a run in the caller's transaction (also used by schedules); its
+/// first jobs go into `charges`, for the caller to count before it commits.
 pub(super) async fn run_start_in(
     conn: &mut PgConnection,
     tenant: &str,
     run: &NewRun<'_>,
     now: Timestamp,
+    charges: &mut JobCharges,
 ) -> Result<WorkflowRun, StoreError> {
     let now = crate::store::stored_time(now);
     let input = validate_run_input(run.input)?;
@@ -516,9 +529,11 @@ pub(super) async fn run_start_in(
     .bind(snapshot.steps.iter().map(|s| s.plugin_version as i32).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
+    snapshot.room = super::job_room(conn, tenant, now, charges).await?;
     let before = vec![StepState::Pending; snapshot.steps.len()];
     let plan = engine::advance(&mut snapshot, &[], now);
     apply(conn, &snapshot, &before, &plan, now).await?;
+    charges.add(tenant, plan.jobs.len());
     let head = RunHead {
         workflow: workflow.name,
         workflow_version: workflow.version,
@@ -653,7 +668,9 @@ impl WorkflowStore for PostgresStore {
     ) -> Result<WorkflowRun, StoreError> {
         let now = crate::store::stored_time(now);
         let mut tx = self.pool.begin().await?;
-        let started = run_start_in(&mut tx, tenant, run, now).await?;
+        let mut charges = JobCharges::default();
+        let started = run_start_in(&mut tx, tenant, run, now, &mut charges).await?;
+        super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
         Ok(started)
     }

@@ -54,6 +54,13 @@ pub struct SqliteStore {
     events: broadcast::Sender<StoreEvent>,
 }
 
+/// A listed job's columns without its input, result and context (see
+/// [`JobFilter::bodies`]).
+const LISTED_JOB_COLUMNS: &str = "id, tenant_id, plugin, plugin_version, digest, queue, priority, state, \
+     '' AS input, NULL AS result, error, attempt, max_attempts, timeout_ms, run_at, created_at, started_at, \
+     finished_at, cancel_requested, idempotency_key, replay_of, progress_percent, progress_message, \
+     workflow_run_id, workflow_step";
+
 fn micros(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
@@ -762,20 +769,26 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Job>, StoreError> {
         // Ids are hyphenated lower-case UUIDv7 text: ordered as text by time.
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR state = ?2) \
+        let columns = if filter.bodies {
+            "*"
+        } else {
+            LISTED_JOB_COLUMNS
+        };
+        let query = format!(
+            "SELECT {columns} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR state = ?2) \
              AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR plugin = ?4) \
-             AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
-        )
-        .bind(tenant)
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(&filter.queue)
-        .bind(&filter.plugin)
-        .bind(after.map(|id| id.to_string()))
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
+             AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6"
+        );
+        let rows = sqlx::query(&query)
+            .bind(tenant)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(&filter.queue)
+            .bind(&filter.plugin)
+            .bind(after.map(|id| id.to_string()))
+            .bind(limit as i64)
+            .fetch(&self.reader);
+        let jobs = futures_util::StreamExt::map(rows, |row| row.and_then(|row| job_from_row(&row)));
+        super::collect_page(jobs, filter.bodies).await
     }
 
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -1390,4 +1403,52 @@ struct PluginRow {
     max_fuel: i64,
     max_memory_mb: i64,
     max_timeout_ms: i64,
+}
+
+/// What `tenant` may still queue now (its quotas and this minute's count,
+/// with the jobs this transaction has created so far in `pending`).
+pub(super) async fn job_room(
+    conn: &mut sqlx::SqliteConnection,
+    tenant: &str,
+    now: Timestamp,
+    pending: &super::workflows::JobCharges,
+) -> Result<crate::workflow::engine::JobRoom, StoreError> {
+    let (max_queued, per_minute, used): (i64, i64, i64) = sqlx::query_as(
+        "SELECT t.max_queued_jobs, t.enqueue_per_minute, \
+                COALESCE((SELECT r.jobs FROM tenant_enqueue_rate r \
+                          WHERE r.tenant_id = t.id AND r.window_start = ?2), 0) \
+         FROM tenants t WHERE t.id = ?1",
+    )
+    .bind(tenant)
+    .bind(micros(rate_window(now)))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(crate::workflow::engine::JobRoom {
+        max_queued_jobs: to_u64(max_queued),
+        enqueue_per_minute: to_u64(per_minute),
+        enqueued_this_minute: to_u64(used).saturating_add(pending.of(tenant)),
+    })
+}
+
+/// Count jobs that runs and ticks created against their tenants'
+/// `enqueue_per_minute` (past it if need be: they are created already).
+pub(super) async fn charge_rates(
+    conn: &mut sqlx::SqliteConnection,
+    charges: &super::workflows::JobCharges,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for (tenant, jobs) in charges.iter() {
+        sqlx::query(
+            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET window_start = excluded.window_start, \
+                 jobs = CASE WHEN r.window_start = excluded.window_start THEN r.jobs + excluded.jobs \
+                             ELSE excluded.jobs END",
+        )
+        .bind(tenant)
+        .bind(micros(rate_window(now)))
+        .bind(to_i64(jobs))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

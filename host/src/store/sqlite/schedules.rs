@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::{SqliteStore, micros, opt_time, opt_uuid, time};
 use crate::model::Timestamp;
-use crate::store::schedules::{ScheduleStore, queue_full, validate};
-use crate::store::workflows::{NewRun, PinnedJob};
-use crate::store::{StoreError, StoreEvent, to_u64};
+use crate::store::schedules::{ScheduleStore, queue_full, rate_used_up, validate};
+use crate::store::workflows::{JobCharges, NewRun, PinnedJob};
+use crate::store::{StoreError, StoreEvent, to_i64, to_u64};
 use crate::workflow::RunId;
 use crate::workflow::schedule::{
     Cron, FiredTick, RECENT_TICKS, Schedule, ScheduleSpec, Target, TargetKind, Tick,
@@ -90,13 +90,17 @@ async fn fire_target(
     target: &Target,
     now: Timestamp,
     events: &mut Vec<StoreEvent>,
+    charges: &mut JobCharges,
 ) -> Result<Result<(Option<Uuid>, Option<RunId>), String>, StoreError> {
     let mut savepoint = conn.begin().await?;
-    let started = start_target(&mut savepoint, tenant, schedule, target, now).await;
+    // Counted only if the savepoint holds.
+    let mut created = charges.clone();
+    let started = start_target(&mut savepoint, tenant, schedule, target, now, &mut created).await;
     match started {
         Ok((ids, started_events)) => {
             savepoint.commit().await?;
             events.extend(started_events);
+            *charges = created;
             Ok(Ok(ids))
         }
         Err(StoreError::Invalid(m) | StoreError::NotFound(m) | StoreError::Conflict(m)) => {
@@ -113,13 +117,16 @@ async fn start_target(
     schedule: &str,
     target: &Target,
     now: Timestamp,
+    charges: &mut JobCharges,
 ) -> Result<((Option<Uuid>, Option<RunId>), Vec<StoreEvent>), StoreError> {
-    // The tenant's max_queued_jobs holds for scheduled work too: a schedule
-    // firing every second while no worker runs must not pile up a backlog.
-    let max_queued: i64 = sqlx::query_scalar("SELECT max_queued_jobs FROM tenants WHERE id = ?1")
-        .bind(tenant)
-        .fetch_one(&mut *conn)
-        .await?;
+    // The tenant's quotas hold for scheduled work too: a schedule firing
+    // every second while no worker runs must not pile up a backlog, and
+    // its jobs count against the enqueue rate.
+    let room = super::job_room(conn, tenant, now, charges).await?;
+    if room.rate_left() == 0 {
+        return Err(StoreError::Conflict(rate_used_up(room.enqueue_per_minute)));
+    }
+    let max_queued = to_i64(room.max_queued_jobs);
     let waiting: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE tenant_id = ?1 \
          AND state IN ('scheduled', 'available', 'retrying') LIMIT ?2) w",
@@ -158,6 +165,7 @@ async fn start_target(
                 now,
             )
             .await?;
+            charges.add(tenant, 1);
             Ok(((Some(id), None), vec![StoreEvent::JobsAvailable]))
         }
         TargetKind::Workflow(workflow) => {
@@ -171,6 +179,7 @@ async fn start_target(
                     schedule: Some(schedule),
                 },
                 now,
+                charges,
             )
             .await?;
             Ok(((None, Some(run.id)), events))
@@ -374,6 +383,7 @@ impl ScheduleStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let mut fired = Vec::new();
+        let mut charges = JobCharges::default();
         let mut events = Vec::new();
         for row in &due {
             let tenant: String = row.try_get("tenant_id")?;
@@ -415,8 +425,16 @@ impl ScheduleStore for SqliteStore {
                 if claimed.is_none() {
                     continue; // Fired already (by another host, or before a restart).
                 }
-                let outcome =
-                    fire_target(&mut tx, &tenant, &name, &target, now, &mut events).await?;
+                let outcome = fire_target(
+                    &mut tx,
+                    &tenant,
+                    &name,
+                    &target,
+                    now,
+                    &mut events,
+                    &mut charges,
+                )
+                .await?;
                 let (job_id, run_id, error) = match outcome {
                     Ok((job, run)) => (job, run, None),
                     Err(error) => (None, None, Some(error)),
@@ -459,6 +477,7 @@ impl ScheduleStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
         for event in events {
             self.announce(event);

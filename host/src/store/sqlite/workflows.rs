@@ -13,11 +13,11 @@ use uuid::Uuid;
 use super::{SqliteStore, micros, opt_time, opt_uuid, time, uuid};
 use crate::model::{JobState, Timestamp};
 use crate::store::workflows::{
-    NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore, json_value,
-    missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs, too_large,
-    unknown_step_plugin, validate_run_input,
+    JobCharges, NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore,
+    json_value, missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs,
+    too_large, unknown_step_plugin, validate_run_input,
 };
-use crate::store::{StoreError, StoreEvent, to_i64, to_u32};
+use crate::store::{StoreError, StoreEvent, to_i64, to_u32, to_u64};
 use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
 use crate::workflow::{
     RunId, RunState, RunSummary, StepState, Workflow, WorkflowRun, WorkflowSpec,
@@ -88,7 +88,7 @@ async fn load(
 ) -> Result<Option<(RunHead, Snapshot)>, StoreError> {
     let run = sqlx::query(
         "SELECT r.tenant_id, r.workflow, r.workflow_version, r.state, r.input, r.error, r.schedule, \
-                r.created_at, r.finished_at, w.definition \
+                r.created_at, r.finished_at, r.job_bytes, w.definition \
          FROM workflow_runs r JOIN workflows w \
            ON w.tenant_id = r.tenant_id AND w.name = r.workflow AND w.version = r.workflow_version \
          WHERE r.id = ?1 AND (?2 IS NULL OR r.tenant_id = ?2)",
@@ -159,6 +159,8 @@ async fn load(
         spec,
         steps,
         finished_at: opt_time(run.try_get("finished_at")?)?,
+        job_bytes: to_u64(run.try_get("job_bytes")?),
+        room: engine::JobRoom::UNLIMITED,
     };
     Ok(Some((head, snapshot)))
 }
@@ -282,6 +284,11 @@ async fn apply(
     }
     if !plan.jobs.is_empty() {
         insert_pinned(conn, &snapshot.tenant_id, &step_jobs(snapshot, plan), now).await?;
+        sqlx::query("UPDATE workflow_runs SET job_bytes = ?2 WHERE id = ?1")
+            .bind(snapshot.id.to_string())
+            .bind(to_i64(snapshot.job_bytes))
+            .execute(&mut *conn)
+            .await?;
         events.push(StoreEvent::JobsAvailable);
     }
     let cancel_steps: Option<Vec<String>> = match &plan.cancel {
@@ -389,16 +396,20 @@ pub(super) async fn advance_runs(
         by_run.entry(run).or_default().push(d);
     }
     let mut events = Vec::new();
+    let mut charges = JobCharges::default();
     for (run, done) in by_run {
         let Some((_, mut snapshot)) = load(conn, None, run).await? else {
             continue;
         };
         gather(conn, &mut snapshot, &done).await?;
         load_next_elements(conn, &mut snapshot, &done).await?;
+        snapshot.room = super::job_room(conn, &snapshot.tenant_id, now, &charges).await?;
         let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
         let plan = engine::advance(&mut snapshot, &done, now);
         events.extend(apply(conn, &snapshot, &before, &plan, now).await?);
+        charges.add(&snapshot.tenant_id, plan.jobs.len());
     }
+    super::charge_rates(conn, &charges, now).await?;
     Ok(events)
 }
 
@@ -450,6 +461,7 @@ pub(super) async fn run_start_in(
     tenant: &str,
     run: &NewRun<'_>,
     now: Timestamp,
+    charges: &mut JobCharges,
 ) -> Result<(WorkflowRun, Vec<StoreEvent>), StoreError> {
     let now = crate::store::stored_time(now);
     let input = validate_run_input(run.input)?;
@@ -492,9 +504,11 @@ pub(super) async fn run_start_in(
         .execute(&mut *conn)
         .await?;
     }
+    snapshot.room = super::job_room(conn, tenant, now, charges).await?;
     let before = vec![StepState::Pending; snapshot.steps.len()];
     let plan = engine::advance(&mut snapshot, &[], now);
     let events = apply(conn, &snapshot, &before, &plan, now).await?;
+    charges.add(tenant, plan.jobs.len());
     let head = RunHead {
         workflow: workflow.name,
         workflow_version: workflow.version,
@@ -618,7 +632,9 @@ impl WorkflowStore for SqliteStore {
     ) -> Result<WorkflowRun, StoreError> {
         let now = crate::store::stored_time(now);
         let mut tx = self.writer.begin().await?;
-        let (started, events) = run_start_in(&mut tx, tenant, run, now).await?;
+        let mut charges = JobCharges::default();
+        let (started, events) = run_start_in(&mut tx, tenant, run, now, &mut charges).await?;
+        super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
         for event in events {
             self.announce(event);
