@@ -22,6 +22,9 @@ corral_tests::on_both_backends!(
     nul_floods_cost_only_the_logs_room,
     stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected,
     schedules_ticks_and_workflow_versions_are_bounded,
+    a_costly_expression_fails_its_own_run,
+    a_fan_out_cannot_amplify_past_the_tenants_bounds,
+    listings_and_event_streams_are_bounded,
 );
 
 // ---------------------------------------------------------------------------
@@ -1397,5 +1400,311 @@ async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
     assert!(
         !shown["recent_ticks"].as_array().unwrap().is_empty(),
         "{shown}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1. A `when` that doubles its value at each of 40 steps (2^40 values) fails
+// its run, naming the bound, in a bounded time; another tenant's enqueue is
+// not held up behind it.
+
+async fn a_costly_expression_fails_its_own_run(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{app, call, push, tenant_with_key};
+    use serde_json::json;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    push(&app, &key, "echo").await;
+    push(&app, &other, "echo").await;
+    let doubling = format!("length(input{}) > `0`", "|[@,@][]".repeat(40));
+    let put = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/bomb",
+        Some(&key),
+        Some(json!({"steps": [{"name": "s", "plugin": "echo", "when": doubling}]})),
+    )
+    .await;
+    assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
+    let started = call(
+        &app,
+        Method::POST,
+        "/v1/workflows/bomb/runs",
+        Some(&key),
+        Some(json!({"input": {"input": [1, 2, 3, 4]}})),
+    )
+    .await;
+    assert_eq!(started.0, StatusCode::CREATED, "{}", started.1);
+    assert_eq!(started.1["state"], "failed", "{}", started.1);
+    let error = started.1["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("MAX_EVALUATION_COST"), "{error}");
+    let enqueued = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&other),
+        Some(json!({"plugin": "echo", "input": {}})),
+    )
+    .await;
+    assert_eq!(enqueued.0, StatusCode::CREATED, "{}", enqueued.1);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Fan-out amplification: a run is admitted as one job, yet its fan-out
+// may not store more than MAX_RUN_JOB_BYTES, may not queue more at once
+// than the tenant's max_queued_jobs or what is left of its
+// enqueue_per_minute, and the jobs it does queue count against that rate.
+
+async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
+    use axum::http::{Method, StatusCode};
+    use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+    use serde_json::json;
+    let app = app(&db);
+    let key = tenant_with_key(
+        &app,
+        "acme",
+        json!({"enqueue_per_minute": 100, "max_queued_jobs": 1000}),
+    )
+    .await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    push(&app, &key, "echo").await;
+    push(&app, &other, "echo").await;
+    let define = |name: &str, step: serde_json::Value| {
+        let app = app.clone();
+        let key = key.clone();
+        let path = format!("/v1/workflows/{name}");
+        async move {
+            let put = call(
+                &app,
+                Method::PUT,
+                &path,
+                Some(&key),
+                Some(json!({"steps": [step]})),
+            )
+            .await;
+            assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
+        }
+    };
+    let start = |name: &str, items: usize| {
+        let app = app.clone();
+        let key = key.clone();
+        let path = format!("/v1/workflows/{name}/runs");
+        async move {
+            let started = call(
+                &app,
+                Method::POST,
+                &path,
+                Some(&key),
+                Some(json!({"input": {"items": (0..items).collect::<Vec<_>>()}})),
+            )
+            .await;
+            assert_eq!(started.0, StatusCode::CREATED, "{}", started.1);
+            started.1
+        }
+    };
+    let step_jobs = |run: &serde_json::Value| {
+        let id = run["id"].as_str().unwrap().to_string();
+        let db = &db;
+        async move {
+            count_rows(
+                db,
+                &format!("SELECT count(*) FROM jobs WHERE workflow_run_id = '{id}'"),
+            )
+            .await
+        }
+    };
+
+    // 10,000 elements of a 64 KiB static input would store 640 MB: refused
+    // before any element job is built.
+    let big = "x".repeat(64 * 1024);
+    define(
+        "bytes",
+        json!({"name": "each", "plugin": "echo", "for_each": "input.items",
+               "input": {"blob": big}, "max_parallel": 1}),
+    )
+    .await;
+    let run = start("bytes", 10_000).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = run["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("MAX_RUN_JOB_BYTES"), "{error}");
+    assert_eq!(step_jobs(&run).await, 0);
+
+    // More elements at once than max_queued_jobs: refused, named.
+    define(
+        "wide",
+        json!({"name": "each", "plugin": "echo", "for_each": "input.items"}),
+    )
+    .await;
+    let run = start("wide", 1001).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = run["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("max_queued_jobs"), "{error}");
+    assert_eq!(step_jobs(&run).await, 0);
+
+    // 50 elements fit; they count against the rate with the runs
+    // themselves (3 + 50 of 100 used this minute), so 50 more jobs are
+    // refused...
+    let run = start("wide", 50).await;
+    assert_eq!(run["state"], "running", "{run}");
+    assert_eq!(step_jobs(&run).await, 50);
+    let batch = |n: usize| json!({"jobs": (0..n).map(|i| json!({"plugin": "echo", "input": i})).collect::<Vec<_>>()});
+    let over = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&key),
+        Some(batch(50)),
+    )
+    .await;
+    assert_error(&over, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // ...and so is a fan-out wider than what is left of this minute's rate.
+    let run = start("wide", 49).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let error = run["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("enqueue_per_minute"), "{error}");
+
+    // Another tenant is untouched.
+    let enqueued = call(
+        &app,
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(&other),
+        Some(batch(200)),
+    )
+    .await;
+    assert_eq!(enqueued.0, StatusCode::CREATED, "{}", enqueued.1);
+}
+
+// ---------------------------------------------------------------------------
+// 9. Listings leave inputs and results out unless asked, and a page with
+// them stops at MAX_PAGE_BODY_BYTES; event streams are capped per tenant
+// (another tenant still opens its own), and a closed stream frees its place.
+
+async fn listings_and_event_streams_are_bounded(db: TestDb) {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use corral::http::streams::MAX_STREAMS_PER_TENANT;
+    use corral_tests::api::{app, call, push, tenant_with_key};
+    use serde_json::json;
+    use tower::ServiceExt;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "other", json!({})).await;
+    push(&app, &key, "echo").await;
+    push(&app, &other, "echo").await;
+    // 20 jobs of 1,000,000 bytes of input: 20 MB in one page otherwise.
+    let big = "x".repeat(1_000_000);
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let created = call(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            Some(&key),
+            Some(json!({"plugin": "echo", "input": big})),
+        )
+        .await;
+        assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+        ids.push(created.1["id"].as_str().unwrap().to_string());
+    }
+    let (status, page) = call(&app, Method::GET, "/v1/jobs?limit=500", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let jobs = page["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 20);
+    assert!(
+        jobs.iter().all(|j| j.get("input").is_none()),
+        "inputs are left out"
+    );
+    assert!(page["next_cursor"].is_null());
+    let (status, page) = call(
+        &app,
+        Method::GET,
+        "/v1/jobs?limit=500&include=input,result",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let first = page["jobs"].as_array().unwrap().len();
+    let cap = corral::store::MAX_PAGE_BODY_BYTES / 1_000_000;
+    assert!(
+        first <= cap + 1 && first >= cap,
+        "{first} jobs in a page of bodies"
+    );
+    assert_eq!(
+        page["jobs"][0]["input"].as_str().map(str::len),
+        Some(1_000_000)
+    );
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a page cut by bytes has a cursor");
+    let (_, rest) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs?limit=500&include=input&cursor={cursor}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        first + rest["jobs"].as_array().unwrap().len(),
+        20,
+        "nothing is skipped"
+    );
+    let (status, bad) = call(
+        &app,
+        Method::GET,
+        "/v1/jobs?include=context",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+
+    // Streams: the tenant's cap, then 429 naming it.
+    let open = |key: &str, id: &str| {
+        let request = Request::builder()
+            .uri(format!("/v1/jobs/{id}/events"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+    let mut streams = Vec::new();
+    for i in 0..MAX_STREAMS_PER_TENANT {
+        let response = open(&key, &ids[i % ids.len()]).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        streams.push(response);
+    }
+    let refused = open(&key, &ids[0]).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = http_body_util::BodyExt::collect(refused.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("MAX_STREAMS_PER_TENANT"));
+    let theirs = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&other),
+        Some(json!({"plugin": "echo", "input": {}})),
+    )
+    .await;
+    let their_stream = open(&other, theirs.1["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        their_stream.status(),
+        StatusCode::OK,
+        "another tenant is not capped"
+    );
+    streams.pop();
+    let again = open(&key, &ids[0]).await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "a closed stream frees its place"
     );
 }

@@ -22,9 +22,13 @@ pub struct JobView {
     queue: String,
     priority: i32,
     state: JobState,
-    #[schema(value_type = serde_json::Value)]
-    input: Box<RawValue>,
-    /// The plugin's JSON result, once `completed`.
+    /// The job's JSON input. Listings leave it out unless asked
+    /// (`include=input`).
+    #[schema(value_type = Option<serde_json::Value>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<Box<RawValue>>,
+    /// The plugin's JSON result, once `completed`. Listings leave it out
+    /// unless asked (`include=result`).
     #[schema(value_type = Option<serde_json::Value>)]
     result: Option<Box<RawValue>>,
     error: Option<String>,
@@ -68,7 +72,7 @@ impl JobView {
             queue: job.queue,
             priority: job.priority,
             state: job.state,
-            input: raw(job.input)?,
+            input: Some(raw(job.input)?),
             result: job.result.map(raw).transpose()?,
             error: job.error,
             attempt: job.attempt,
@@ -82,6 +86,50 @@ impl JobView {
             workflow_run_id: job.workflow_run_id,
             workflow_step: job.workflow_step,
         })
+    }
+
+    /// A job of a listing: with its input and result only if asked.
+    fn listed(mut job: Job, include: Include) -> Result<JobView, ApiError> {
+        // Without bodies the store read no input ("" here): build the view
+        // from a placeholder and leave the field out.
+        let input = std::mem::replace(&mut job.input, "null".into());
+        let result = job.result.take();
+        let mut view = JobView::of(job)?;
+        view.input = include.input.then(|| raw(input)).transpose()?;
+        view.result = if include.result {
+            result.map(raw).transpose()?
+        } else {
+            None
+        };
+        Ok(view)
+    }
+}
+
+/// What a listing adds to each job (`include=input,result`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Include {
+    input: bool,
+    result: bool,
+}
+
+impl Include {
+    fn parse(given: Option<&str>) -> Result<Include, ApiError> {
+        let mut include = Include::default();
+        for part in given.unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+            match part {
+                "input" => include.input = true,
+                "result" => include.result = true,
+                other => {
+                    return Err(ApiError::BadRequest(
+                        "invalid_query",
+                        format!(
+                            "include: unknown `{other}`; a comma-separated list of input, result"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(include)
     }
 }
 
@@ -440,6 +488,10 @@ pub struct ListQuery {
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// What to add to each job: `input`, `result` or `input,result`
+    /// (left out by default). A page with them ends early, with a cursor,
+    /// once they reach 16 MiB together.
+    include: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -461,19 +513,27 @@ pub async fn list(
 ) -> Result<Json<JobList>, ApiError> {
     let job_state = super::pages::state(query.state.as_deref(), &JobState::ALL, JobState::as_str)?;
     let page = super::pages::Page::of(query.limit, query.cursor.as_deref())?;
+    let include = Include::parse(query.include.as_deref())?;
     let filter = crate::store::JobFilter {
         state: job_state,
         queue: query.queue,
         plugin: query.plugin,
+        bodies: include.input || include.result,
     };
     let mut jobs = state
         .store
         .job_list(&key.tenant, &filter, page.after, page.fetch())
         .await?;
-    let next_cursor = page.next_cursor(&mut jobs, |j| j.id);
+    let next_cursor = if filter.bodies && crate::store::page_cut_by_bytes(&jobs) {
+        // Cut short by bytes: the next page starts after the last job read.
+        jobs.truncate(page.limit as usize);
+        jobs.last().map(|j| j.id.to_string())
+    } else {
+        page.next_cursor(&mut jobs, |j| j.id)
+    };
     let jobs = jobs
         .into_iter()
-        .map(JobView::of)
+        .map(|job| JobView::listed(job, include))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(JobList { jobs, next_cursor }))
 }
@@ -517,7 +577,8 @@ struct EventCursor {
     state: AppState,
     tenant: String,
     id: uuid::Uuid,
-    events: tokio::sync::broadcast::Receiver<crate::store::StoreEvent>,
+    /// This stream's notes about the job (and its place under the caps).
+    watch: super::streams::Watch,
     last: Option<JobState>,
     last_progress: Option<crate::model::Progress>,
     /// The first event is the job as it is now; the stream ends after a terminal state.
@@ -566,8 +627,7 @@ fn progress_event(progress: &crate::model::Progress) -> SseEvent {
 impl EventCursor {
     /// The next event to send, or None when the stream is over.
     async fn next(&mut self) -> Option<SseEvent> {
-        use crate::store::StoreEvent;
-        use tokio::sync::broadcast::error::RecvError;
+        use super::streams::Note;
         if self.done {
             return None;
         }
@@ -581,13 +641,11 @@ impl EventCursor {
             // Notifications of one job arrive in commit order, so a state
             // notification names the state the job moved to then, even if it
             // has moved on since.
-            let (announced, progress) = match self.events.recv().await {
-                Ok(StoreEvent::JobState(id, state)) if id == self.id => (Some(state), false),
-                Ok(StoreEvent::JobProgress(id)) if id == self.id => (None, true),
-                Ok(_) => continue,
-                // Missed events: the database says where the job is now.
-                Err(RecvError::Lagged(_)) => (None, false),
-                Err(RecvError::Closed) => return None,
+            let (announced, progress) = match self.watch.next().await? {
+                Note::State(state) => (Some(state), false),
+                Note::Progress => (None, true),
+                // Missed notes: the database says where the job is now.
+                Note::Lagged => (None, false),
             };
             if announced.is_some() && announced == self.last {
                 continue;
@@ -620,13 +678,17 @@ impl EventCursor {
 /// terminal: a `state` event with the whole job first and on every change of
 /// state, and a `progress` event (`{"percent", "message"}`) whenever its
 /// plugin's reported progress is recorded (at most a few times a second).
-/// Driven by the database's notifications, whichever host runs the job.
+/// Driven by the database's notifications, whichever host runs the job;
+/// at most [`super::streams::MAX_STREAMS_PER_TENANT`] per tenant and
+/// [`super::streams::MAX_STREAMS`] per host are open at once.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", operation_id = "job_events", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, content_type = "text/event-stream", body = JobEvent,
                description = "`event: state` (data: the job) first and on every change of state; \
                               `event: progress` (data: `{\"percent\", \"message\"}`) on progress; \
                               the stream ends after a terminal state"),
+              (status = 429, description = "The tenant holds MAX_STREAMS_PER_TENANT streams on this host", body = ErrorBody),
+              (status = 503, description = "The host holds MAX_STREAMS streams", body = ErrorBody),
               Refusals))]
 pub async fn events(
     State(state): State<AppState>,
@@ -640,7 +702,26 @@ pub async fn events(
 > {
     let id = job_id(&id)?;
     // Subscribe before reading, so no change falls between the two.
-    let events = state.store.subscribe();
+    let watch = state
+        .watchers
+        .watch(state.store.as_ref(), &key.tenant, id)
+        .map_err(|refusal| match refusal {
+            super::streams::Refusal::Tenant => ApiError::TooManyRequests(
+                "too_many_streams",
+                format!(
+                    "the tenant has {} event streams open on this host (MAX_STREAMS_PER_TENANT); close one first",
+                    super::streams::MAX_STREAMS_PER_TENANT
+                ),
+                Some(1),
+            ),
+            super::streams::Refusal::Host => ApiError::Busy(
+                format!(
+                    "this host has {} event streams open (MAX_STREAMS); try again shortly",
+                    super::streams::MAX_STREAMS
+                ),
+                5,
+            ),
+        })?;
     let job = state
         .store
         .job_get(&key.tenant, id)
@@ -650,7 +731,7 @@ pub async fn events(
         state,
         tenant: key.tenant,
         id,
-        events,
+        watch,
         last: None,
         last_progress: None,
         first: Some(job),

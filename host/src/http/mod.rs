@@ -27,6 +27,7 @@ pub mod quotas;
 pub mod request_span;
 pub mod schedules;
 pub mod server;
+pub mod streams;
 pub mod tenants;
 pub mod workflows;
 
@@ -61,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Failed authentications per client address.
     pub auth_failures: Arc<auth_failures::AuthFailures>,
+    /// The job event streams open on this host.
+    pub watchers: Arc<streams::Watchers>,
 }
 
 impl AppState {
@@ -77,6 +80,7 @@ impl AppState {
             queued: Arc::default(),
             metrics,
             auth_failures: Arc::default(),
+            watchers: Arc::default(),
         }
     }
 }
