@@ -32,10 +32,12 @@ pub fn config(host: &str) -> WorkerConfig {
     }
 }
 
-/// A worker running on the test's tokio runtime until [`Host::stop`].
+/// A worker (with the expression evaluator every host runs) on the test's
+/// tokio runtime until [`Host::stop`].
 pub struct Host {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    evaluator: tokio::task::JoinHandle<()>,
 }
 
 impl Host {
@@ -43,7 +45,12 @@ impl Host {
         let shutdown = CancellationToken::new();
         let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
         let task = tokio::spawn(worker.run(shutdown.clone()));
-        Host { shutdown, task }
+        let evaluator = corral::workflow::evaluator::spawn(db.store.clone(), shutdown.clone());
+        Host {
+            shutdown,
+            task,
+            evaluator,
+        }
     }
 
     pub async fn stop(self) {
@@ -52,5 +59,6 @@ impl Host {
             .await
             .expect("worker stops")
             .expect("worker task");
+        self.evaluator.await.expect("evaluator task");
     }
 }

@@ -25,6 +25,7 @@ corral_tests::on_both_backends!(
     versions_are_idempotent_and_pinned,
     retention_prunes_finished_runs,
     a_fan_out_whose_results_are_too_large_fails,
+    expressions_are_evaluated_after_the_commit_even_after_a_crash,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -60,7 +61,23 @@ async fn define(db: &TestDb, name: &str, steps: Value) {
         .expect("definition stored");
 }
 
+/// Evaluate the expressions of every run waiting for it, as a host's
+/// evaluator does after the transaction that marked them commits.
+async fn evaluate(db: &TestDb, now: DateTime<Utc>) {
+    corral::workflow::evaluator::settle_marked(db.store.as_ref(), now, now)
+        .await
+        .expect("evaluations");
+}
+
+/// Start a run, evaluate its first expressions, and read it back.
 async fn start(db: &TestDb, name: &str, input: Value) -> WorkflowRun {
+    let started = start_only(db, name, input).await;
+    evaluate(db, at(1.0)).await;
+    run(db, started.id).await
+}
+
+/// Start a run, as the transaction leaves it.
+async fn start_only(db: &TestDb, name: &str, input: Value) -> WorkflowRun {
     db.store
         .run_start(
             "acme",
@@ -103,6 +120,7 @@ async fn finish(db: &TestDb, job: &ClaimedJob, outcome: Result<Value, &str>, now
         .await
         .expect("finish");
     assert_eq!(applied, vec![true]);
+    evaluate(db, now).await;
 }
 
 async fn run(db: &TestDb, id: uuid::Uuid) -> WorkflowRun {
@@ -690,5 +708,102 @@ async fn a_fan_out_whose_results_are_too_large_fails(db: TestDb) {
         error.starts_with("the elements' results add up to 52428")
             && error.ends_with("a step's result is at most 4194304"),
         "{error}"
+    );
+}
+
+/// A transaction that makes a step with expressions ready does not evaluate
+/// them: it marks the run, and the evaluation happens after its commit. A
+/// host that crashed in between leaves the mark, and another host's sweep
+/// finishes the work; a cancelled run is unmarked.
+async fn expressions_are_evaluated_after_the_commit_even_after_a_crash(db: TestDb) {
+    setup(&db).await;
+    define(
+        &db,
+        "gated",
+        json!([
+            {"name": "plain", "plugin": "work"},
+            {"name": "gated", "plugin": "work", "when": "input.go"},
+            {"name": "each", "plugin": "work", "depends_on": ["plain"], "for_each": "input.items"},
+        ]),
+    )
+    .await;
+    let started = start_only(&db, "gated", json!({"go": true, "items": [1, 2]})).await;
+    assert_eq!(
+        step_states(&started),
+        [
+            ("plain", StepState::Running),
+            ("gated", StepState::Pending),
+            ("each", StepState::Pending),
+        ],
+        "only the step without expressions started in the transaction"
+    );
+    // The host "crashed" here: nothing evaluated, the mark stays.
+    let marked = db
+        .store
+        .runs_awaiting_evaluation(at(1.0), 100)
+        .await
+        .unwrap();
+    assert_eq!(marked, vec![started.id]);
+    assert!(
+        db.store
+            .runs_awaiting_evaluation(at(0.5), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "marked at its commit, not before"
+    );
+    // Another host's sweep.
+    let swept = corral::workflow::evaluator::settle_marked(db.store.as_ref(), at(11.0), at(11.0))
+        .await
+        .unwrap();
+    assert_eq!(swept, 1);
+    let after = run(&db, started.id).await;
+    assert_eq!(after.steps[1].state, StepState::Running);
+    assert!(
+        db.store
+            .runs_awaiting_evaluation(at(100.0), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // `plain` finishing makes `each` ready: marked again, evaluated after.
+    let mut plain = None;
+    for job in claim(&db, at(12.0)).await {
+        if step_of(&db, &job).await == "plain" {
+            plain = Some(job);
+        }
+    }
+    let plain = plain.expect("plain's job");
+    let applied = db
+        .store
+        .job_finish(&[corral_tests::finish_of(&plain, Ok("1".into()), at(13.0))])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true]);
+    assert_eq!(
+        run(&db, started.id).await.steps[2].state,
+        StepState::Pending
+    );
+    assert_eq!(
+        db.store
+            .runs_awaiting_evaluation(at(13.0), 100)
+            .await
+            .unwrap(),
+        vec![started.id]
+    );
+    // Cancelled before anyone evaluated: the sweep finds nothing to do.
+    let cancelled = db.store.run_cancel("acme", started.id, at(14.0)).await;
+    assert_eq!(cancelled.unwrap(), RunCancel::Cancelled);
+    assert!(
+        db.store
+            .runs_awaiting_evaluation(at(100.0), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a cancelled run waits for nothing"
+    );
+    assert_eq!(
+        run(&db, started.id).await.steps[2].state,
+        StepState::Cancelled
     );
 }

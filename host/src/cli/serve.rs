@@ -73,6 +73,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         shutdown.clone(),
     ));
 
+    // Every host evaluates the expressions of the runs it starts or
+    // advances (an API host starts runs; a worker finishes step jobs).
+    let evaluator = crate::workflow::evaluator::spawn(store.clone(), shutdown.clone());
     if args.mode != ServeMode::Api {
         // Hosts that run jobs also fire cron schedules.
         let scheduler = tokio::spawn(crate::workflow::scheduler::run(
@@ -88,6 +91,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     } else {
         shutdown.cancelled().await;
     }
+    evaluator.await.context("the evaluator task")?;
     api.await
         .context("the API task")?
         .context("serving the API")?;

@@ -66,6 +66,11 @@ pub enum StoreEvent {
     JobProgress(JobId),
     /// A workflow run finished in this state.
     RunState(crate::workflow::RunId, crate::workflow::RunState),
+    /// This process committed a run whose ready steps wait for their
+    /// expressions (announced only in the process that marked it; its
+    /// evaluator takes it, and other hosts' evaluators find it only if it is
+    /// still marked after `evaluator::ORPHAN_AFTER`).
+    RunAwaitsEvaluation(crate::workflow::RunId),
 }
 
 /// What deleting a plugin version did.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::model::Timestamp;
-use crate::workflow::engine::{Plan, Snapshot, StepJob};
+use crate::workflow::engine::{EvaluationNeeded, Evaluations, Plan, Snapshot, StepJob};
 use crate::workflow::{
     RunId, RunState, RunSummary, StepRun, StepSpec, Workflow, WorkflowRun, WorkflowSpec,
 };
@@ -86,6 +86,28 @@ pub trait WorkflowStore {
         id: RunId,
         now: Timestamp,
     ) -> Result<RunCancel, StoreError>;
+    /// Runs that have waited for an evaluation since `since` or earlier,
+    /// oldest first (their host may have crashed before evaluating them).
+    async fn runs_awaiting_evaluation(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError>;
+    /// What a run waits to have evaluated, read without a lock or a write
+    /// transaction; none when it is not marked as waiting (or is gone).
+    async fn run_evaluations_needed(
+        &self,
+        id: RunId,
+    ) -> Result<Option<Vec<EvaluationNeeded>>, StoreError>;
+    /// Advance a run with evaluations made outside any transaction (see
+    /// [`crate::workflow::evaluator`]). True when it waits for more (a step
+    /// these made ready has expressions of its own).
+    async fn run_advance_evaluated(
+        &self,
+        id: RunId,
+        evaluated: Evaluations,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Checks on a run's input, the same for both backends, before anything is written.
@@ -222,6 +244,8 @@ pub(crate) fn new_run(
         finished_at: None,
         job_bytes: 0,
         room: crate::workflow::engine::JobRoom::UNLIMITED,
+        evaluated: Evaluations::new(),
+        awaiting_since: None,
     }
 }
 
@@ -231,24 +255,58 @@ pub(crate) fn new_run(
 /// two transactions touching the same tenants' rate rows never wait on
 /// each other in a cycle (one that counted as it went could deadlock with
 /// another finishing jobs of the same two tenants in the other order).
+///
+/// It also gathers the runs the transaction left waiting for an
+/// evaluation, which the store announces after the commit
+/// ([`super::StoreEvent::RunAwaitsEvaluation`]).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct JobCharges(std::collections::BTreeMap<String, u64>);
+pub(crate) struct JobCharges {
+    jobs: std::collections::BTreeMap<String, u64>,
+    awaiting: Vec<RunId>,
+}
 
 impl JobCharges {
     pub fn add(&mut self, tenant: &str, jobs: usize) {
         if jobs > 0 {
-            *self.0.entry(tenant.to_string()).or_default() += jobs as u64;
+            *self.jobs.entry(tenant.to_string()).or_default() += jobs as u64;
         }
     }
 
     /// Jobs counted for `tenant` so far (not yet in its rate row).
     pub fn of(&self, tenant: &str) -> u64 {
-        self.0.get(tenant).copied().unwrap_or(0)
+        self.jobs.get(tenant).copied().unwrap_or(0)
     }
 
     /// (tenant, jobs), in tenant order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.0.iter().map(|(t, n)| (t.as_str(), *n))
+        self.jobs.iter().map(|(t, n)| (t.as_str(), *n))
+    }
+
+    /// Count a run's plan: its jobs, and whether it now waits for an evaluation.
+    pub fn planned(&mut self, snapshot: &Snapshot, plan: &Plan) {
+        self.add(&snapshot.tenant_id, plan.jobs.len());
+        if plan.awaits_evaluation() {
+            self.awaiting.push(snapshot.id);
+        }
+    }
+
+    /// The runs to announce after the commit.
+    pub fn awaiting(&self) -> &[RunId] {
+        &self.awaiting
+    }
+}
+
+/// The `evaluate_since` to store after `plan`, when it changes: since now
+/// for a run that starts waiting, none for one that stops.
+pub(crate) fn evaluate_since(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    now: Timestamp,
+) -> Option<Option<Timestamp>> {
+    match (plan.awaits_evaluation(), snapshot.awaiting_since) {
+        (true, None) => Some(Some(now)),
+        (false, Some(_)) => Some(None),
+        _ => None,
     }
 }
 

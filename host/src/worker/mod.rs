@@ -687,7 +687,8 @@ impl Worker {
                 Ok(
                     StoreEvent::JobState(..)
                     | StoreEvent::JobProgress(_)
-                    | StoreEvent::RunState(..),
+                    | StoreEvent::RunState(..)
+                    | StoreEvent::RunAwaitsEvaluation(_),
                 ) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }

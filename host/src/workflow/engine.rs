@@ -107,6 +107,66 @@ pub struct Snapshot {
     /// What the tenant may still queue (the store reads it before
     /// [`advance`]; the engine counts the jobs it plans against it).
     pub room: JobRoom,
+    /// The `when` and `for_each` results of ready steps, evaluated outside
+    /// any transaction (see [`evaluate`]); a ready step with an expression
+    /// and no entry here waits, named in [`Plan::evaluate`].
+    pub evaluated: Evaluations,
+    /// Since when the run has waited for an evaluation (stored, so that a
+    /// host that crashed before evaluating is found by another).
+    pub awaiting_since: Option<Timestamp>,
+}
+
+/// A ready step whose `when` or `for_each` must be evaluated before it can
+/// start: the expressions and the data they see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationNeeded {
+    pub step: usize,
+    pub when: Option<String>,
+    pub for_each: Option<String>,
+    /// `{"input": <run input>, "steps": {<upstream step>: <result>}}`.
+    pub data: Value,
+}
+
+/// What a ready step's expressions gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// The `when`, if the step has one (a false one skips the step, and
+    /// its `for_each` is not evaluated).
+    pub when: Option<Result<bool, String>>,
+    /// The elements of its `for_each`, if it has one and is not skipped.
+    pub items: Option<Result<Vec<Value>, String>>,
+}
+
+/// Evaluations by step position. A ready step's data never changes (the
+/// run input and the results of finished steps are final), so an
+/// evaluation made before a transaction is still right inside it.
+pub type Evaluations = BTreeMap<usize, Evaluated>;
+
+/// Evaluate what [`Plan::evaluate`] asked for. Each expression is bounded by
+/// [`expression::MAX_EVALUATION_COST`]; callers run this with no store
+/// transaction open (and off the async threads), so a tenant's costly
+/// expression holds no lock and no writer another tenant needs.
+pub fn evaluate(needed: &[EvaluationNeeded]) -> Evaluations {
+    needed
+        .iter()
+        .map(|need| {
+            let data = expression::data(&need.data);
+            let when = need.when.as_ref().map(|when| {
+                data.as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|data| expression::is_true(when, data))
+                    .map_err(|e| format!("when: {e}"))
+            });
+            let skipped = matches!(when, Some(Ok(false)) | Some(Err(_)));
+            let items = need.for_each.as_ref().filter(|_| !skipped).map(|for_each| {
+                data.as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|data| expression::elements(for_each, data))
+                    .map_err(|e| format!("for_each: {e}"))
+            });
+            (need.step, Evaluated { when, items })
+        })
+        .collect()
 }
 
 /// One step of a run as stored.
@@ -206,6 +266,17 @@ pub struct Plan {
     pub cancel: CancelJobs,
     /// The run reached this terminal state.
     pub finished: Option<RunState>,
+    /// Ready steps waiting for their expressions: the store marks the run
+    /// (`awaiting_since`) and, after its commit, these are evaluated and
+    /// the run advanced again with [`Snapshot::evaluated`].
+    pub evaluate: Vec<EvaluationNeeded>,
+}
+
+impl Plan {
+    /// Whether the run waits for an evaluation after this plan.
+    pub fn awaits_evaluation(&self) -> bool {
+        !self.evaluate.is_empty()
+    }
 }
 
 /// The fan-out steps whose last element is among `done`: the store gathers
@@ -322,6 +393,18 @@ pub fn advance(snapshot: &mut Snapshot, done: &[JobDone], now: Timestamp) -> Pla
         );
     }
     plan
+}
+
+/// What a run as stored waits to have evaluated: the evaluations that
+/// advancing a copy of it with nothing new would ask for. The store reads
+/// the run without a lock for this; under the lock, [`advance`] uses an
+/// evaluation only for a step still ready, so a stale read costs nothing.
+/// None when the run is not marked as waiting.
+pub fn evaluations_needed(mut snapshot: Snapshot, now: Timestamp) -> Option<Vec<EvaluationNeeded>> {
+    snapshot.awaiting_since?;
+    snapshot.room = JobRoom::UNLIMITED;
+    snapshot.evaluated.clear();
+    Some(advance(&mut snapshot, &[], now).evaluate)
 }
 
 /// Cancel a running run: every unfinished step is cancelled, with its jobs.
@@ -451,13 +534,15 @@ fn start_ready(snapshot: &mut Snapshot, now: Timestamp, plan: &mut Plan) -> bool
                     step.finished_at = Some(now);
                     step.changed = true;
                 }
-                Readiness::Ready => {
-                    if let Err(error) = start(snapshot, i, now, plan)
-                        && fail(snapshot, i, error, now, plan)
-                    {
-                        return true;
+                Readiness::Ready => match start(snapshot, i, now, plan) {
+                    Ok(Started::Waiting) => continue,
+                    Ok(Started::Moved) => {}
+                    Err(error) => {
+                        if fail(snapshot, i, error, now, plan) {
+                            return true;
+                        }
                     }
-                }
+                },
             }
             moved = true;
         }
@@ -523,35 +608,75 @@ fn upstream_results(snapshot: &Snapshot, i: usize) -> serde_json::Map<String, Va
     results
 }
 
-/// A ready step: evaluate its `when`, then create its job or its first
-/// element jobs. An error fails the step.
-fn start(snapshot: &mut Snapshot, i: usize, now: Timestamp, plan: &mut Plan) -> Result<(), String> {
+/// What [`start`] did with a ready step.
+enum Started {
+    /// Started, skipped or completed (an empty fan-out).
+    Moved,
+    /// Its expressions are not evaluated yet ([`Plan::evaluate`]).
+    Waiting,
+}
+
+/// A ready step: apply its evaluated `when` (or ask for the evaluation),
+/// then create its job or its first element jobs. An error fails the step.
+fn start(
+    snapshot: &mut Snapshot,
+    i: usize,
+    now: Timestamp,
+    plan: &mut Plan,
+) -> Result<Started, String> {
     let spec: &StepSpec = &snapshot.spec.steps[i];
     let view = json!({"input": snapshot.input, "steps": upstream_results(snapshot, i)});
-    let data = expression::data(&view)?;
+    let mut evaluated = Evaluated {
+        when: None,
+        items: None,
+    };
+    if spec.when.is_some() || spec.for_each.is_some() {
+        match snapshot.evaluated.remove(&i) {
+            Some(found) => evaluated = found,
+            None => {
+                // `start_ready` passes over a waiting step again when
+                // another step moved: ask once.
+                if !plan.evaluate.iter().any(|e| e.step == i) {
+                    plan.evaluate.push(EvaluationNeeded {
+                        step: i,
+                        when: spec.when.clone(),
+                        for_each: spec.for_each.clone(),
+                        data: view,
+                    });
+                }
+                return Ok(Started::Waiting);
+            }
+        }
+    }
     if let Some(when) = &spec.when
-        && !expression::is_true(when, &data).map_err(|e| format!("when: {e}"))?
+        && !evaluated
+            .when
+            .take()
+            .ok_or("when: the expression was not evaluated")??
     {
         let step = &mut snapshot.steps[i];
         step.state = StepState::Skipped;
         step.error = Some(format!("`when` was false: {when}"));
         step.finished_at = Some(now);
         step.changed = true;
-        return Ok(());
+        return Ok(Started::Moved);
     }
     let step = &mut snapshot.steps[i];
     step.state = StepState::Running;
     step.started_at = Some(now);
     step.changed = true;
-    let Some(for_each) = snapshot.spec.steps[i].for_each.clone() else {
+    if snapshot.spec.steps[i].for_each.is_none() {
         let job = step_job(snapshot, i, &view, None)?;
         let bytes = (job.input.len() + job.context.len()) as u64;
         reserve(snapshot, bytes, || "its job would store".into())?;
         snapshot.steps[i].job_id = Some(job.id);
         push_job(snapshot, plan, job);
-        return Ok(());
-    };
-    let items = expression::elements(&for_each, &data).map_err(|e| format!("for_each: {e}"))?;
+        return Ok(Started::Moved);
+    }
+    let items = evaluated
+        .items
+        .take()
+        .ok_or("for_each: the expression was not evaluated")??;
     if items.len() > MAX_FAN_OUT_ITEMS {
         return Err(format!(
             "for_each gave {} elements; the limit is {MAX_FAN_OUT_ITEMS}",
@@ -574,13 +699,13 @@ fn start(snapshot: &mut Snapshot, i: usize, now: Timestamp, plan: &mut Plan) -> 
     step.item_count = Some(count);
     if count == 0 {
         complete(step, Value::Array(Vec::new()), now);
-        return Ok(());
+        return Ok(Started::Moved);
     }
     step.items = Some(items);
     for item in 0..parallel {
         start_element(snapshot, i, item, plan)?;
     }
-    Ok(())
+    Ok(Started::Moved)
 }
 
 /// Create the job of element `item` of fan-out step `i`.
@@ -711,11 +836,56 @@ mod tests {
             finished_at: None,
             job_bytes: 0,
             room: JobRoom::UNLIMITED,
+            evaluated: Evaluations::new(),
+            awaiting_since: None,
         }
     }
 
     fn now() -> Timestamp {
         chrono::Utc::now()
+    }
+
+    /// [`advance`], then evaluate what it waits for and advance again, as
+    /// the store and its evaluator do, merging the plans.
+    fn advance_all(s: &mut Snapshot, done: &[JobDone], now: Timestamp) -> Plan {
+        let mut plan = advance(s, done, now);
+        while plan.awaits_evaluation() {
+            s.evaluated = evaluate(&plan.evaluate);
+            let next = advance(s, &[], now);
+            plan.jobs.extend(next.jobs);
+            if next.cancel != CancelJobs::None {
+                plan.cancel = next.cancel;
+            }
+            plan.finished = next.finished.or(plan.finished);
+            plan.evaluate = next.evaluate;
+        }
+        plan
+    }
+
+    #[test]
+    fn expressions_wait_for_an_evaluation_outside_the_advance() {
+        let mut s = snapshot(
+            json!([
+                {"name": "plain", "plugin": "echo"},
+                {"name": "gated", "plugin": "echo", "when": "input.go"},
+                {"name": "each", "plugin": "echo", "for_each": "input.items"},
+            ]),
+            json!({"go": true, "items": [1, 2]}),
+        );
+        let plan = advance(&mut s, &[], now());
+        assert_eq!(names(&s, &plan), ["plain"], "no expression is evaluated");
+        let asked: Vec<usize> = plan.evaluate.iter().map(|e| e.step).collect();
+        assert_eq!(asked, [1, 2]);
+        assert_eq!(
+            plan.evaluate[0].data,
+            json!({"input": s.input, "steps": {}})
+        );
+        assert_eq!(states(&s), ["running", "pending", "pending"]);
+        s.evaluated = evaluate(&plan.evaluate);
+        let plan = advance(&mut s, &[], now());
+        assert!(!plan.awaits_evaluation());
+        assert_eq!(names(&s, &plan), ["gated", "each", "each"]);
+        assert!(s.evaluated.is_empty(), "each evaluation is used once");
     }
 
     fn done(plan_job: &StepJob, s: &Snapshot, state: JobState, result: Value) -> JobDone {
@@ -751,13 +921,13 @@ mod tests {
             ]),
             json!({"n": 1}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         assert_eq!(names(&s, &plan), ["a"]);
         assert_eq!(plan.jobs[0].input, r#"{"n":1}"#);
         let a = plan.jobs[0].clone();
         let plan = {
             let d = [done(&a, &s, JobState::Completed, json!("A"))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(names(&s, &plan), ["b", "c"]);
         assert_eq!(plan.jobs[1].input, r#"{"fixed":1}"#);
@@ -766,12 +936,12 @@ mod tests {
         let (b, c) = (plan.jobs[0].clone(), plan.jobs[1].clone());
         let plan = {
             let d = [done(&b, &s, JobState::Completed, json!("B"))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert!(plan.jobs.is_empty(), "d waits for c");
         let plan = {
             let d = [done(&c, &s, JobState::Completed, json!("C"))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(names(&s, &plan), ["d"]);
         let context: Value = serde_json::from_str(&plan.jobs[0].context).unwrap();
@@ -779,7 +949,7 @@ mod tests {
         let d = plan.jobs[0].clone();
         let plan = {
             let d = [done(&d, &s, JobState::Completed, json!("D"))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.finished, Some(RunState::Completed));
         assert_eq!(states(&s), ["completed"; 4]);
@@ -795,11 +965,11 @@ mod tests {
             ]),
             json!({}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         let a = plan.jobs[0].clone();
         let plan = {
             let d = [done(&a, &s, JobState::Dead, json!(null))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.finished, Some(RunState::Failed));
         assert_eq!(plan.cancel, CancelJobs::All);
@@ -817,7 +987,7 @@ mod tests {
             result: None,
             error: None,
         };
-        assert_eq!(advance(&mut s, &[b], now()), Plan::default());
+        assert_eq!(advance_all(&mut s, &[b], now()), Plan::default());
     }
 
     #[test]
@@ -831,19 +1001,19 @@ mod tests {
             ]),
             json!({}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         assert_eq!(names(&s, &plan), ["a", "x"]);
         let (a, x) = (plan.jobs[0].clone(), plan.jobs[1].clone());
         let plan = {
             let d = [done(&a, &s, JobState::Dead, json!(null))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert!(plan.jobs.is_empty());
         assert_eq!(states(&s), ["failed", "skipped", "skipped", "running"]);
         assert_eq!(s.steps[2].skipped_by.as_deref(), Some("a"));
         let plan = {
             let d = [done(&x, &s, JobState::Completed, json!(1))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.finished, Some(RunState::PartiallyFailed));
     }
@@ -857,11 +1027,11 @@ mod tests {
             ]),
             json!({}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         let a = plan.jobs[0].clone();
         let plan = {
             let d = [done(&a, &s, JobState::Dead, json!(null))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(names(&s, &plan), ["b"]);
         let context: Value = serde_json::from_str(&plan.jobs[0].context).unwrap();
@@ -869,7 +1039,7 @@ mod tests {
         let b = plan.jobs[0].clone();
         let plan = {
             let d = [done(&b, &s, JobState::Completed, json!(1))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.finished, Some(RunState::PartiallyFailed));
     }
@@ -885,24 +1055,24 @@ mod tests {
             ]),
             json!({}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         let check = plan.jobs[0].clone();
         let plan = {
             let d = [done(&check, &s, JobState::Completed, json!({"n": 3}))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(names(&s, &plan), ["small"]);
         assert_eq!(s.steps[1].state, StepState::Skipped);
         let small = plan.jobs[0].clone();
         let plan = {
             let d = [done(&small, &s, JobState::Completed, json!("S"))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(names(&s, &plan), ["join"]);
         let join = plan.jobs[0].clone();
         let plan = {
             let d = [done(&join, &s, JobState::Completed, json!(1))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.finished, Some(RunState::Completed));
     }
@@ -916,7 +1086,7 @@ mod tests {
             ]),
             json!({"items": [10, 20, 30]}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         assert_eq!(plan.jobs.len(), 2);
         assert_eq!(plan.jobs[0].input, "10");
         let context: Value = serde_json::from_str(&plan.jobs[1].context).unwrap();
@@ -931,7 +1101,7 @@ mod tests {
         let d = [done(&e1, &s, JobState::Completed, json!(2))];
         assert_eq!(elements_to_load(&s, &d), vec![(0, 2..3)]);
         s.steps[0].next_items.insert(2, json!(30));
-        let plan = advance(&mut s, &d, now());
+        let plan = advance_all(&mut s, &d, now());
         assert_eq!(plan.jobs.len(), 1, "one finished, one more starts");
         assert_eq!(
             (plan.jobs[0].item, plan.jobs[0].input.as_str()),
@@ -940,13 +1110,13 @@ mod tests {
         let e2 = plan.jobs[0].clone();
         let d = [done(&e0, &s, JobState::Completed, json!(1))];
         assert!(elements_to_load(&s, &d).is_empty(), "every element started");
-        let plan = advance(&mut s, &d, now());
+        let plan = advance_all(&mut s, &d, now());
         assert!(plan.jobs.is_empty());
         // The last element: the store gathers the results first.
         let last = [done(&e2, &s, JobState::Completed, json!(3))];
         assert_eq!(to_gather(&s, &last), vec![0]);
         s.steps[0].gathered = Some(Ok(vec![json!(1), json!(2), json!(3)]));
-        let plan = advance(&mut s, &last, now());
+        let plan = advance_all(&mut s, &last, now());
         assert_eq!(s.steps[0].result, Some(json!([1, 2, 3])));
         assert_eq!(names(&s, &plan), ["after"]);
     }
@@ -957,12 +1127,12 @@ mod tests {
             json!([{"name": "each", "plugin": "echo", "for_each": "input", "on_failure": "continue"}]),
             json!([1, 2, 3]),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         assert_eq!(plan.jobs.len(), 3);
         let e1 = plan.jobs[1].clone();
         let plan = {
             let d = [done(&e1, &s, JobState::Dead, json!(null))];
-            advance(&mut s, &d, now())
+            advance_all(&mut s, &d, now())
         };
         assert_eq!(plan.cancel, CancelJobs::Steps(vec!["each".into()]));
         assert_eq!(plan.finished, Some(RunState::PartiallyFailed));
@@ -981,7 +1151,7 @@ mod tests {
             ]),
             json!({"empty": [], "n": 3}),
         );
-        let plan = advance(&mut s, &[], now());
+        let plan = advance_all(&mut s, &[], now());
         assert!(plan.jobs.is_empty());
         assert_eq!(s.steps[0].result, Some(json!([])));
         assert_eq!(s.steps[1].state, StepState::Failed);
@@ -1003,7 +1173,7 @@ mod tests {
             json!([{"name": "a", "plugin": "echo"}, {"name": "b", "plugin": "echo", "depends_on": ["a"]}]),
             json!({}),
         );
-        advance(&mut s, &[], now());
+        advance_all(&mut s, &[], now());
         let plan = cancel(&mut s, now()).unwrap();
         assert_eq!(plan.cancel, CancelJobs::All);
         assert_eq!(states(&s), ["cancelled", "cancelled"]);

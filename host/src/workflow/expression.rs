@@ -14,9 +14,9 @@
 //! an evaluation stops with an error after [`MAX_EVALUATION_COST`] units.
 //! Expression references (`&expr`: `map`, `sort_by`, `min_by`, `max_by`)
 //! are refused, since the crate evaluates them outside this budget. Tenants
-//! write these and the host evaluates them inside the transaction that
-//! advances a run, so the bound is what keeps one tenant's expression from
-//! holding the host's threads (and, on SQLite, its one writer).
+//! write these and the host evaluates them (after the transaction that made
+//! a step ready, on a blocking thread: see `evaluator`), so the bound is
+//! what keeps one tenant's expression from holding a host's CPU and memory.
 
 use std::sync::Arc;
 

@@ -98,6 +98,13 @@ impl PostgresStore {
             listener,
         })
     }
+
+    /// Tell this process's evaluator about runs its commit left waiting.
+    fn announce_awaiting(&self, runs: &[crate::workflow::RunId]) {
+        for &run in runs {
+            let _ = self.events.send(StoreEvent::RunAwaitsEvaluation(run));
+        }
+    }
 }
 
 /// Follow the notification channels for as long as the store lives,
@@ -1109,8 +1116,9 @@ impl Store for PostgresStore {
             workflows::lock_runs(&mut tx, &runs).await?;
             let applied = statement.fetch_all(&mut *tx).await?;
             let done = workflows::finished_step_jobs(&mut tx, &applied).await?;
-            workflows::advance_runs(&mut tx, done, now).await?;
+            let awaiting = workflows::advance_runs(&mut tx, done, now).await?;
             tx.commit().await?;
+            self.announce_awaiting(&awaiting);
             applied
         };
         let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
@@ -1281,11 +1289,13 @@ impl Store for PostgresStore {
                 Ok(CancelResult::Requested)
             }
             Some(_) => {
+                let mut awaiting = Vec::new();
                 if matches!(run, Some(Some(_))) {
                     let done = workflows::finished_step_jobs(&mut tx, &[id]).await?;
-                    workflows::advance_runs(&mut tx, done, now).await?;
+                    awaiting = workflows::advance_runs(&mut tx, done, now).await?;
                 }
                 tx.commit().await?;
+                self.announce_awaiting(&awaiting);
                 Ok(CancelResult::Cancelled)
             }
             None => {

@@ -466,6 +466,7 @@ impl ScheduleStore for PostgresStore {
         }
         super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
+        self.announce_awaiting(charges.awaiting());
         Ok(fired)
     }
 }

@@ -86,7 +86,8 @@ async fn load(
 ) -> Result<Option<(RunHead, Snapshot)>, StoreError> {
     let run = sqlx::query(&format!(
         "SELECT r.tenant_id, r.workflow, r.workflow_version, r.state, r.input::text AS input, r.error, \
-                r.schedule, r.created_at, r.finished_at, r.job_bytes, w.definition::text AS definition \
+                r.schedule, r.created_at, r.finished_at, r.job_bytes, r.evaluate_since, \
+                w.definition::text AS definition \
          FROM workflow_runs r JOIN workflows w \
            ON w.tenant_id = r.tenant_id AND w.name = r.workflow AND w.version = r.workflow_version \
          WHERE r.id = $1 AND ($2::text IS NULL OR r.tenant_id = $2) {}",
@@ -159,6 +160,8 @@ async fn load(
         finished_at: run.try_get("finished_at")?,
         job_bytes: to_u64(run.try_get("job_bytes")?),
         room: engine::JobRoom::UNLIMITED,
+        evaluated: engine::Evaluations::new(),
+        awaiting_since: run.try_get("evaluate_since")?,
     };
     Ok(Some((head, snapshot)))
 }
@@ -356,6 +359,13 @@ async fn apply(
             .execute(&mut *conn)
             .await?;
     }
+    if let Some(since) = crate::store::workflows::evaluate_since(snapshot, plan, now) {
+        sqlx::query("UPDATE workflow_runs SET evaluate_since = $2 WHERE id = $1")
+            .bind(snapshot.id)
+            .bind(since)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -408,12 +418,13 @@ pub(super) async fn insert_pinned(
 /// Advance the runs of step jobs that reached a terminal state. The
 /// caller's transaction already holds these runs' locks (taken before the
 /// jobs were touched); this is its last work before the commit (it ends by
-/// counting the new jobs against their tenants' rates).
+/// counting the new jobs against their tenants' rates). Returns the runs
+/// left waiting for an evaluation, to announce after the commit.
 pub(super) async fn advance_runs(
     conn: &mut PgConnection,
     done: Vec<(RunId, JobDone)>,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Vec<RunId>, StoreError> {
     let mut by_run: BTreeMap<RunId, Vec<JobDone>> = BTreeMap::new();
     for (run, d) in done {
         by_run.entry(run).or_default().push(d);
@@ -429,9 +440,32 @@ pub(super) async fn advance_runs(
         let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
         let plan = engine::advance(&mut snapshot, &done, now);
         apply(conn, &snapshot, &before, &plan, now).await?;
-        charges.add(&snapshot.tenant_id, plan.jobs.len());
+        charges.planned(&snapshot, &plan);
     }
-    super::charge_rates(conn, &charges, now).await
+    super::charge_rates(conn, &charges, now).await?;
+    Ok(charges.awaiting().to_vec())
+}
+
+/// Advance a run with evaluations made before this transaction (see
+/// [`WorkflowStore::run_advance_evaluated`]); its jobs and whether it waits
+/// for more go into `charges`.
+async fn advance_evaluated(
+    conn: &mut PgConnection,
+    id: RunId,
+    evaluated: engine::Evaluations,
+    now: Timestamp,
+    charges: &mut JobCharges,
+) -> Result<(), StoreError> {
+    let Some((_, mut snapshot)) = load(conn, None, id, true).await? else {
+        return Ok(());
+    };
+    snapshot.room = super::job_room(conn, &snapshot.tenant_id, now, charges).await?;
+    snapshot.evaluated = evaluated;
+    let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
+    let plan = engine::advance(&mut snapshot, &[], now);
+    apply(conn, &snapshot, &before, &plan, now).await?;
+    charges.planned(&snapshot, &plan);
+    Ok(())
 }
 
 /// Lock runs, in id order (every multi-run writer uses this order).
@@ -533,7 +567,7 @@ pub(super) async fn run_start_in(
     let before = vec![StepState::Pending; snapshot.steps.len()];
     let plan = engine::advance(&mut snapshot, &[], now);
     apply(conn, &snapshot, &before, &plan, now).await?;
-    charges.add(tenant, plan.jobs.len());
+    charges.planned(&snapshot, &plan);
     let head = RunHead {
         workflow: workflow.name,
         workflow_version: workflow.version,
@@ -672,6 +706,7 @@ impl WorkflowStore for PostgresStore {
         let started = run_start_in(&mut tx, tenant, run, now, &mut charges).await?;
         super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
+        self.announce_awaiting(charges.awaiting());
         Ok(started)
     }
 
@@ -740,5 +775,45 @@ impl WorkflowStore for PostgresStore {
         apply(&mut tx, &snapshot, &before, &plan, now).await?;
         tx.commit().await?;
         Ok(RunCancel::Cancelled)
+    }
+
+    async fn runs_awaiting_evaluation(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM workflow_runs WHERE evaluate_since <= $1 \
+             ORDER BY evaluate_since LIMIT $2",
+        )
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn run_evaluations_needed(
+        &self,
+        id: RunId,
+    ) -> Result<Option<Vec<engine::EvaluationNeeded>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(load(&mut conn, None, id, false)
+            .await?
+            .and_then(|(_, snapshot)| engine::evaluations_needed(snapshot, chrono::Utc::now())))
+    }
+
+    async fn run_advance_evaluated(
+        &self,
+        id: RunId,
+        evaluated: engine::Evaluations,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let now = crate::store::stored_time(now);
+        let mut tx = self.pool.begin().await?;
+        let mut charges = JobCharges::default();
+        advance_evaluated(&mut tx, id, evaluated, now, &mut charges).await?;
+        super::charge_rates(&mut tx, &charges, now).await?;
+        tx.commit().await?;
+        Ok(!charges.awaiting().is_empty())
     }
 }

@@ -88,7 +88,7 @@ async fn load(
 ) -> Result<Option<(RunHead, Snapshot)>, StoreError> {
     let run = sqlx::query(
         "SELECT r.tenant_id, r.workflow, r.workflow_version, r.state, r.input, r.error, r.schedule, \
-                r.created_at, r.finished_at, r.job_bytes, w.definition \
+                r.created_at, r.finished_at, r.job_bytes, r.evaluate_since, w.definition \
          FROM workflow_runs r JOIN workflows w \
            ON w.tenant_id = r.tenant_id AND w.name = r.workflow AND w.version = r.workflow_version \
          WHERE r.id = ?1 AND (?2 IS NULL OR r.tenant_id = ?2)",
@@ -161,6 +161,8 @@ async fn load(
         finished_at: opt_time(run.try_get("finished_at")?)?,
         job_bytes: to_u64(run.try_get("job_bytes")?),
         room: engine::JobRoom::UNLIMITED,
+        evaluated: engine::Evaluations::new(),
+        awaiting_since: opt_time(run.try_get("evaluate_since")?)?,
     };
     Ok(Some((head, snapshot)))
 }
@@ -337,6 +339,16 @@ async fn apply(
         .await?;
         events.push(StoreEvent::RunState(snapshot.id, state));
     }
+    if let Some(since) = crate::store::workflows::evaluate_since(snapshot, plan, now) {
+        sqlx::query("UPDATE workflow_runs SET evaluate_since = ?2 WHERE id = ?1")
+            .bind(snapshot.id.to_string())
+            .bind(since.map(micros))
+            .execute(&mut *conn)
+            .await?;
+    }
+    if plan.awaits_evaluation() {
+        events.push(StoreEvent::RunAwaitsEvaluation(snapshot.id));
+    }
     Ok(events)
 }
 
@@ -407,9 +419,31 @@ pub(super) async fn advance_runs(
         let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
         let plan = engine::advance(&mut snapshot, &done, now);
         events.extend(apply(conn, &snapshot, &before, &plan, now).await?);
-        charges.add(&snapshot.tenant_id, plan.jobs.len());
+        charges.planned(&snapshot, &plan);
     }
     super::charge_rates(conn, &charges, now).await?;
+    Ok(events)
+}
+
+/// Advance a run with evaluations made before this transaction (see
+/// [`WorkflowStore::run_advance_evaluated`]); its jobs and whether it waits
+/// for more go into `charges`. Returns the wake-ups to announce.
+async fn advance_evaluated(
+    conn: &mut SqliteConnection,
+    id: RunId,
+    evaluated: engine::Evaluations,
+    now: Timestamp,
+    charges: &mut JobCharges,
+) -> Result<Vec<StoreEvent>, StoreError> {
+    let Some((_, mut snapshot)) = load(conn, None, id).await? else {
+        return Ok(Vec::new());
+    };
+    snapshot.room = super::job_room(conn, &snapshot.tenant_id, now, charges).await?;
+    snapshot.evaluated = evaluated;
+    let before: Vec<StepState> = snapshot.steps.iter().map(|s| s.state).collect();
+    let plan = engine::advance(&mut snapshot, &[], now);
+    let events = apply(conn, &snapshot, &before, &plan, now).await?;
+    charges.planned(&snapshot, &plan);
     Ok(events)
 }
 
@@ -508,7 +542,7 @@ pub(super) async fn run_start_in(
     let before = vec![StepState::Pending; snapshot.steps.len()];
     let plan = engine::advance(&mut snapshot, &[], now);
     let events = apply(conn, &snapshot, &before, &plan, now).await?;
-    charges.add(tenant, plan.jobs.len());
+    charges.planned(&snapshot, &plan);
     let head = RunHead {
         workflow: workflow.name,
         workflow_version: workflow.version,
@@ -708,5 +742,57 @@ impl WorkflowStore for SqliteStore {
             self.announce(event);
         }
         Ok(RunCancel::Cancelled)
+    }
+
+    async fn runs_awaiting_evaluation(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM workflow_runs WHERE evaluate_since <= ?1 \
+             ORDER BY evaluate_since LIMIT ?2",
+        )
+        .bind(micros(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| uuid(row, "id"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn run_evaluations_needed(
+        &self,
+        id: RunId,
+    ) -> Result<Option<Vec<engine::EvaluationNeeded>>, StoreError> {
+        // A read transaction: the run and its steps from one snapshot, and
+        // the one writer stays free while the expressions are evaluated.
+        let mut tx = self.reader.begin().await?;
+        let found = load(&mut tx, None, id).await?;
+        tx.commit().await?;
+        Ok(
+            found
+                .and_then(|(_, snapshot)| engine::evaluations_needed(snapshot, chrono::Utc::now())),
+        )
+    }
+
+    async fn run_advance_evaluated(
+        &self,
+        id: RunId,
+        evaluated: engine::Evaluations,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let now = crate::store::stored_time(now);
+        let mut tx = self.writer.begin().await?;
+        let mut charges = JobCharges::default();
+        let events = advance_evaluated(&mut tx, id, evaluated, now, &mut charges).await?;
+        super::charge_rates(&mut tx, &charges, now).await?;
+        tx.commit().await?;
+        for event in events {
+            self.announce(event);
+        }
+        Ok(!charges.awaiting().is_empty())
     }
 }
