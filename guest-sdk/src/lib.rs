@@ -72,8 +72,9 @@
 //!
 //! Compute, allocate (up to its memory limit), print to stdout/stderr (captured
 //! into the job's log, bounded), read clocks and random numbers, and call the
-//! host through [`log`], [`progress`] and [`config`]. It has no files, no
-//! environment variables, no network.
+//! host through [`log`], [`progress`] and [`config`], and make HTTP requests
+//! with [`http`] to the destinations its allow-list names. It has no files,
+//! no environment variables and no sockets.
 
 use std::fmt;
 
@@ -88,8 +89,12 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_job_handler",
         default_bindings_module: "corral_sdk::bindings",
+        // The WASI packages wasi:http uses (wit/deps), generated here too.
+        generate_all,
     });
 }
+
+pub mod http;
 
 use bindings::corral::plugin::host;
 use bindings::corral::plugin::types;

@@ -140,6 +140,44 @@ pub struct ServeArgs {
     /// (default: text when stderr is a terminal, json otherwise).
     #[arg(long, env = "CORRAL_LOG_FORMAT", value_enum)]
     pub log_format: Option<crate::logging::LogFormat>,
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
+}
+
+/// The operator's policy for plugins' outbound HTTP (docs/http.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutboundArgs {
+    /// A private or loopback range (CIDR) plugins' requests may reach after
+    /// all, like 10.1.2.0/24; every such range is refused by default.
+    /// Repeatable, or comma-separated.
+    #[arg(
+        long = "allow-private-network",
+        value_name = "CIDR",
+        env = "CORRAL_ALLOW_PRIVATE_NETWORK",
+        value_delimiter = ','
+    )]
+    pub allow_private_network: Vec<ipnet::IpNet>,
+    /// A PEM file of CA certificates plugins' HTTPS requests trust besides
+    /// the Mozilla roots (an internal CA).
+    #[arg(long, value_name = "PEM", env = "CORRAL_OUTBOUND_CA_FILE")]
+    pub outbound_ca_file: Option<PathBuf>,
+}
+
+impl OutboundArgs {
+    /// The outbound context these flags describe.
+    pub fn context(&self) -> Result<crate::runtime::outbound::OutboundContext, String> {
+        let pem = match &self.outbound_ca_file {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| format!("--outbound-ca-file {}: {e}", path.display()))?,
+            None => Vec::new(),
+        };
+        crate::runtime::outbound::OutboundContext::new(
+            crate::runtime::outbound::NetworkPolicy {
+                allowed_private: self.allow_private_network.clone(),
+            },
+            &pem,
+        )
+    }
 }
 
 impl ServeArgs {
@@ -169,6 +207,7 @@ impl ServeArgs {
         {
             return Err("--header-timeout-ms, --request-timeout-ms, --max-connections and --max-connections-per-address must be positive".into());
         }
+        self.outbound.context()?;
         Ok(())
     }
 
@@ -202,6 +241,11 @@ impl ServeArgs {
                 cap: Duration::from_secs(self.backoff_cap_secs),
             },
             queues: self.queues.clone(),
+            outbound: std::sync::Arc::new(
+                self.outbound
+                    .context()
+                    .unwrap_or_else(|_| crate::runtime::outbound::OutboundContext::default()),
+            ),
             ..crate::worker::WorkerConfig::default()
         }
     }
@@ -249,6 +293,17 @@ pub struct RunArgs {
     /// How many attempts to present to the guest as the maximum.
     #[arg(long, default_value_t = crate::model::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
+    /// An allow-list entry for the plugin's outbound HTTP: a URL such as
+    /// `https://api.example.com`, or the JSON of an entry with methods and
+    /// secrets. Repeatable; none denies every request.
+    #[arg(long = "allow-host", value_name = "URL|JSON")]
+    pub allow_host: Vec<String>,
+    /// A secret the plugin's requests may carry where an allow-list entry
+    /// names it, as NAME=VALUE. Repeatable.
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub secret: Vec<(String, String)>,
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
 }

@@ -479,6 +479,8 @@ pub struct PluginVersion {
     /// Settings the guest reads with `host.config`. Never returned by the API.
     #[serde(skip)]
     pub config: std::collections::BTreeMap<String, String>,
+    /// Its outbound HTTP settings: allow-list and limits (docs/http.md).
+    pub http: crate::runtime::outbound::HttpSettings,
     pub created_at: Timestamp,
 }
 
@@ -610,6 +612,8 @@ pub struct ClaimedJob {
     /// The plugin's limits with the job's timeout override applied.
     pub limits: Limits,
     pub config: std::collections::BTreeMap<String, String>,
+    /// The plugin's outbound HTTP settings.
+    pub http: crate::runtime::outbound::HttpSettings,
     /// Fences every write about this attempt.
     pub lease_token: uuid::Uuid,
     /// When the job became due: its pickup delay is measured from here.
@@ -633,6 +637,8 @@ pub struct Attempt {
     pub host_id: String,
     pub log: String,
     pub log_dropped_bytes: u64,
+    /// The outbound HTTP requests it made, if any.
+    pub http: Option<crate::runtime::outbound::HttpCalls>,
 }
 
 /// What the job does after an attempt.
@@ -673,6 +679,21 @@ pub struct Finish {
     /// The workflow run the job is a step of: its run is locked before the
     /// job, the order every writer of runs follows.
     pub workflow_run_id: Option<uuid::Uuid>,
+}
+
+/// What a secret's name may be, in words (for messages).
+pub const SECRET_NAME_RULE: &str =
+    "1 to 64 of A-Z, 0-9 and _, starting with a letter, like SLACK_TOKEN";
+
+/// Names of tenant secrets: what a `{{secret.NAME}}` placeholder can name.
+/// Upper case and `_` only, so a placeholder is unambiguous in any header.
+pub fn is_secret_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_uppercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
 }
 
 #[cfg(test)]

@@ -298,6 +298,7 @@ async fn bench(kind: Kind) {
                                 host_id: "baseline".into(),
                                 log: String::new(),
                                 log_dropped_bytes: 0,
+                                http: None,
                             },
                             transition: Transition::Complete { result: job.input },
                         })

@@ -422,6 +422,7 @@ pub mod db {
                         digest: corral::model::Digest::of(bytes).to_string(),
                         limits,
                         max_attempts,
+                        http: None,
                     },
                     bytes,
                     chrono::Utc::now(),
@@ -662,6 +663,7 @@ pub fn finish_of(
             host_id: "test".into(),
             log: String::new(),
             log_dropped_bytes: 0,
+            http: None,
         },
         transition,
     }

@@ -672,6 +672,7 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
                 host_id: "host-a".into(),
                 log: "[info] hello\n".into(),
                 log_dropped_bytes: 0,
+                http: None,
             },
             transition: Transition::Retry {
                 run_at: now,

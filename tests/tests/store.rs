@@ -81,6 +81,7 @@ fn attempt(job: &ClaimedJob, outcome: OutcomeKind, now: DateTime<Utc>) -> Attemp
         host_id: "host-a".into(),
         log: "[info] hi\n".into(),
         log_dropped_bytes: 0,
+        http: None,
     }
 }
 
@@ -147,6 +148,7 @@ async fn a_job_runs_and_completes(db: TestDb) {
                 digest: corral::model::Digest::of(b"component v1").to_string(),
                 limits: limits(),
                 max_attempts: 3,
+                http: None,
             },
             b"component v1",
             at(0.0),

@@ -272,6 +272,7 @@ async fn a_refused_outcome_does_not_block_the_rest() {
                 host_id: "host-a".into(),
                 log: String::new(),
                 log_dropped_bytes: 0,
+                http: None,
             },
             transition: Transition::Complete {
                 result: if i == 2 {

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::config::RunArgs;
 use crate::model::{Limits, OutcomeKind};
+use crate::runtime::outbound::{AllowEntry, HttpGrant, HttpSettings};
 use crate::runtime::{AttemptRequest, Compiler, JobInput, Runtime, RuntimeConfig};
 
 /// Runs the attempt, prints its report as JSON, and returns the exit status.
@@ -21,6 +22,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     {
         bail!("--context is not valid JSON: {e}");
     }
+    let http = grant(&args)?;
     let bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("reading {}", args.plugin.display()))?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -59,6 +61,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             log_bytes: args.log_bytes,
         },
         config: Arc::new(args.config.into_iter().collect::<BTreeMap<_, _>>()),
+        http,
         ..AttemptRequest::default()
     };
     let report = runtime.run(&plugin, request).await;
@@ -69,5 +72,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         0
     } else {
         1
+    })
+}
+
+/// What `--allow-host`, `--secret` and the network flags let the attempt's
+/// requests do.
+fn grant(args: &RunArgs) -> anyhow::Result<HttpGrant> {
+    let entries = args
+        .allow_host
+        .iter()
+        .map(|entry| {
+            if entry.trim_start().starts_with('{') {
+                serde_json::from_str::<AllowEntry>(entry)
+                    .with_context(|| format!("--allow-host {entry} is not an entry"))
+            } else {
+                Ok(AllowEntry::Url(entry.clone()))
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = HttpSettings {
+        allow: entries,
+        ..HttpSettings::default()
+    };
+    let allow = settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--allow-host: {e}"))?;
+    for (name, _) in &args.secret {
+        if !crate::model::is_secret_name(name) {
+            bail!(
+                "--secret {name}: not a secret name ({})",
+                crate::model::SECRET_NAME_RULE
+            );
+        }
+    }
+    let context = args.outbound.context().map_err(anyhow::Error::msg)?;
+    Ok(HttpGrant {
+        allow,
+        limits: settings.limits(),
+        secrets: Arc::new(args.secret.iter().cloned().collect()),
+        context: Arc::new(context),
     })
 }

@@ -388,6 +388,9 @@ pub struct AttemptView {
     fuel_consumed: u64,
     peak_memory_bytes: u64,
     host_id: String,
+    /// The outbound HTTP requests it made (docs/http.md); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<crate::runtime::outbound::HttpCalls>,
 }
 
 async fn attempts_of(
@@ -445,6 +448,7 @@ pub async fn attempts(
             fuel_consumed: a.fuel_consumed,
             peak_memory_bytes: a.peak_memory_bytes,
             host_id: a.host_id,
+            http: a.http,
         })
         .collect();
     Ok(Json(AttemptList { attempts }))

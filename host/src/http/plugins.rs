@@ -15,6 +15,7 @@ use super::{ApiError, AppState};
 use crate::model::{Limits, PluginVersion, Timestamp};
 use crate::runtime::RuntimeError;
 use crate::runtime::compile::MAX_COMPONENT_BYTES;
+use crate::runtime::outbound::HttpSettings;
 use crate::store::{NewPlugin, valid_name};
 
 /// Limits set at upload (query parameters); absent ones take the defaults,
@@ -27,6 +28,12 @@ pub struct UploadLimits {
     memory_mb: Option<u64>,
     timeout_ms: Option<u64>,
     max_attempts: Option<u32>,
+    /// Outbound HTTP settings as JSON (`{"allow": [...]}`, docs/http.md);
+    /// a new version inherits the latest's when absent. Upload only.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    #[schema(value_type = Option<String>)]
+    http: Option<String>,
 }
 
 /// A plugin version in responses. Its config is write-only and never shown.
@@ -40,6 +47,8 @@ pub struct PluginView {
     max_attempts: u32,
     /// The names of its config settings; their values are never returned.
     config_keys: Vec<String>,
+    /// Its outbound HTTP settings: allow-list and limits (docs/http.md).
+    http: HttpSettings,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
 }
@@ -54,6 +63,7 @@ impl From<PluginVersion> for PluginView {
             limits: p.limits,
             max_attempts: p.max_attempts,
             config_keys: p.config.into_keys().collect(),
+            http: p.http,
             created_at: p.created_at,
         }
     }
@@ -129,6 +139,17 @@ pub async fn upload(
         .max_attempts
         .unwrap_or(crate::model::DEFAULT_MAX_ATTEMPTS);
     check_limits(&limits, max_attempts, &quotas)?;
+    let http = query
+        .http
+        .as_deref()
+        .map(|text| {
+            let settings: HttpSettings = serde_json::from_str(text).map_err(|e| {
+                ApiError::Unprocessable("invalid_http", format!("http is not valid settings: {e}"))
+            })?;
+            check_http(&settings)?;
+            Ok::<_, ApiError>(settings)
+        })
+        .transpose()?;
 
     // The body, streamed, refused as soon as it passes the cap.
     let cap = quotas.max_plugin_bytes.min(MAX_COMPONENT_BYTES as u64);
@@ -200,6 +221,7 @@ pub async fn upload(
                 digest: loaded.digest().to_string(),
                 limits,
                 max_attempts,
+                http,
             },
             &bytes,
             chrono::Utc::now(),
@@ -339,6 +361,8 @@ pub struct UpdatePlugin {
     limits: Option<UploadLimits>,
     /// Replaces the whole config; values are write-only.
     config: Option<std::collections::BTreeMap<String, String>>,
+    /// Replaces the outbound HTTP settings (allow-list and limits).
+    http: Option<HttpSettings>,
 }
 
 /// `PATCH /v1/plugins/{name}`: change the limits and/or the config of every
@@ -405,12 +429,29 @@ pub async fn update(
             ));
         }
     }
+    if let Some(http) = &body.http {
+        check_http(http)?;
+    }
     let updated = state
         .store
-        .plugin_update(&key.tenant, &name, limits, body.config.as_ref())
+        .plugin_update(
+            &key.tenant,
+            &name,
+            limits,
+            body.config.as_ref(),
+            body.http.as_ref(),
+        )
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no plugin `{name}`")))?;
     Ok(Json(updated.into()))
+}
+
+/// Outbound HTTP settings: 422 naming the first bad entry or limit.
+fn check_http(settings: &HttpSettings) -> Result<(), ApiError> {
+    settings
+        .validate()
+        .map(|_| ())
+        .map_err(|why| ApiError::Unprocessable("invalid_http", why))
 }
 
 /// Limits against the tenant's quotas: 422 naming the first one over.

@@ -13,6 +13,7 @@ use wasmtime_wasi::I32Exit;
 
 use super::bindings::{Job, JobError, JobHandlerPre};
 use super::capture::{CapturedLog, LogBuffer};
+use super::outbound::{HttpCalls, HttpGrant};
 use super::sandbox::{
     HostState, Interrupt, Progress, ProgressSink, on_epoch_tick, truncate_at_char_boundary,
 };
@@ -46,6 +47,8 @@ pub struct AttemptRequest {
     /// Cancelling it stops the guest within one epoch tick.
     pub cancel: CancellationToken,
     pub progress: Option<ProgressSink>,
+    /// What its outbound HTTP requests may do (by default, nothing).
+    pub http: HttpGrant,
 }
 
 /// What one attempt did.
@@ -71,6 +74,9 @@ pub struct AttemptReport {
     /// and a worker hands the job back without using an attempt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub host_full: bool,
+    /// The outbound HTTP requests it made.
+    #[serde(skip_serializing_if = "HttpCalls::is_empty")]
+    pub http: HttpCalls,
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -95,6 +101,7 @@ pub(super) async fn run(
         config,
         cancel,
         progress,
+        http,
     } = request;
     let started = Instant::now();
     let deadline = started + limits.timeout();
@@ -106,6 +113,7 @@ pub(super) async fn run(
         progress,
         deadline,
         cancel.clone(),
+        http,
     );
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -160,6 +168,7 @@ pub(super) async fn run(
     let peak_memory_bytes = state.limiter.peak_bytes();
     let (outcome, result, message) = classify(ending, state, &limits);
     let last_progress = state.last_progress.clone();
+    let http = state.outbound.calls();
     AttemptReport {
         outcome,
         result,
@@ -174,6 +183,7 @@ pub(super) async fn run(
         log: log.finish(),
         progress: last_progress,
         host_full: pool_exhausted,
+        http,
     }
 }
 
@@ -359,6 +369,7 @@ impl AttemptReport {
             },
             progress: None,
             host_full,
+            http: HttpCalls::default(),
         }
     }
 }

@@ -4,6 +4,13 @@ wasmtime::component::bindgen!({
     world: "job-handler",
     path: "../wit",
     exports: { default: async },
+    // wasi:http (and the wasi:io it uses) is wasmtime-wasi-http's, linked
+    // by `Runtime::new` with Corral's hooks (runtime/outbound).
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
 });
 
 pub use self::corral::plugin::host::LogLevel;

@@ -18,6 +18,7 @@ pub mod compile;
 pub mod engine;
 pub mod limiter;
 pub mod loaded;
+pub mod outbound;
 pub mod sandbox;
 pub mod world;
 
@@ -36,7 +37,7 @@ pub use engine::PoolSizes;
 pub use sandbox::{Progress, ProgressSink};
 
 use crate::model::Digest;
-use bindings::{JobHandler, JobHandlerPre};
+use bindings::JobHandlerPre;
 use sandbox::HostState;
 
 /// Errors at the runtime boundary: why a component cannot be loaded. A
@@ -130,8 +131,21 @@ impl Runtime {
         let link_err =
             |e: wasmtime::Error| RuntimeError::Engine(format!("linking host imports: {e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
-        JobHandler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(link_err)?;
+        // Offered to every plugin; each request is decided by its attempt's
+        // grant (deny-all by default). Components that do not import it
+        // are unaffected.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
+        // Corral's own interfaces; the WASI ones were linked above.
+        bindings::corral::plugin::types::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(link_err)?;
+        bindings::corral::plugin::host::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(link_err)?;
         let artifacts =
             artifacts::ArtifactCache::open(&config.cache_dir, engine::compatibility_key(&engine))?;
         let ticker = engine::EpochTicker::start(&engine)?;

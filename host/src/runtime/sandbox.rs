@@ -14,6 +14,7 @@ use super::bindings::LogLevel;
 use super::bindings::corral::plugin as wit;
 use super::capture::{LogBuffer, LogStream};
 use super::limiter::MemoryLimiter;
+use super::outbound::{HttpGrant, Outbound};
 
 /// Longest progress message kept; longer ones are cut. A guest could
 /// otherwise push megabytes through every progress call.
@@ -47,6 +48,8 @@ pub struct HostState {
     pub(super) last_progress: Option<Progress>,
     deadline: Instant,
     cancel: CancellationToken,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(super) outbound: Outbound,
 }
 
 impl HostState {
@@ -57,6 +60,7 @@ impl HostState {
         progress_sink: Option<ProgressSink>,
         deadline: Instant,
         cancel: CancellationToken,
+        http: HttpGrant,
     ) -> HostState {
         // Deny by default: WasiCtxBuilder::new() grants no arguments, no
         // environment, no preopened directories, no socket addresses and no
@@ -77,6 +81,8 @@ impl HostState {
             last_progress: None,
             deadline,
             cancel,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outbound: Outbound::new(http),
         }
     }
 
@@ -109,6 +115,18 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+/// wasi:http goes through [`Outbound`]: the plugin's allow-list, the
+/// network policy and the attempt's limits decide every request.
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

@@ -46,15 +46,10 @@ pub fn fit(
     }
 
     let instance_pre = linker.instantiate_pre(component).map_err(|e| {
-        let mut message = format!("{e:#}");
-        if message.contains("wasi:http") {
-            message.push_str(
-                ". Corral does not provide wasi:http; a JavaScript component built with \
-                 componentize-js imports it unless built with `-d http -d fetch-event`",
-            );
-        }
+        let message = format!("{e:#}");
         RuntimeError::WrongWorld(format!(
-            "unknown import: {message}; plugins may import only `corral:plugin/host@0.1.0` and the WASI 0.2 interfaces"
+            "unknown import: {message}; plugins may import only `corral:plugin/host@0.1.0`, \
+             `wasi:http/outgoing-handler` and the WASI 0.2 interfaces"
         ))
     })?;
     JobHandlerPre::new(instance_pre).map_err(|e| {

@@ -185,6 +185,8 @@ pub struct NewPlugin {
     pub digest: String,
     pub limits: Limits,
     pub max_attempts: u32,
+    /// Outbound HTTP settings; none inherits the latest version's.
+    pub http: Option<crate::runtime::outbound::HttpSettings>,
 }
 
 /// A lease one process holds: the job and the token its claim returned.
@@ -282,6 +284,7 @@ pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
         name: &str,
         limits: Option<(Limits, u32)>,
         config: Option<&std::collections::BTreeMap<String, String>>,
+        http: Option<&crate::runtime::outbound::HttpSettings>,
     ) -> Result<Option<PluginVersion>, StoreError>;
     async fn plugin_blob_get(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Bytes of the components the tenant's live versions name, each
@@ -564,6 +567,23 @@ pub(crate) fn caps_from(fuel: i64, memory_mb: i64, timeout_ms: i64) -> AttemptCa
         memory_mb: u32::try_from(memory_mb).unwrap_or(0),
         timeout_ms: to_u64(timeout_ms),
     }
+}
+
+/// A plugin's outbound HTTP settings as stored. Settings that no longer
+/// parse (written by a newer version) deny every request rather than fail
+/// the claim.
+pub(crate) fn parse_http(text: &str) -> crate::runtime::outbound::HttpSettings {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Settings or calls as JSON text for a column.
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("encoding JSON: {e}")))
+}
+
+/// An attempt's recorded requests, as stored.
+pub(crate) fn parse_calls(text: Option<String>) -> Option<crate::runtime::outbound::HttpCalls> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// A plugin's config as stored (a JSON object of strings).

@@ -109,6 +109,7 @@ async fn expire(
                     host_id: lease.leased_by,
                     log: String::new(),
                     log_dropped_bytes: 0,
+                    http: None,
                 },
             }
         })

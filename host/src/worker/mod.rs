@@ -90,6 +90,8 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// Only jobs of these queues; all when none.
     pub queues: Option<Vec<String>>,
+    /// The operator's policy for plugins' outbound HTTP.
+    pub outbound: Arc<crate::runtime::outbound::OutboundContext>,
 }
 
 impl Default for WorkerConfig {
@@ -107,6 +109,7 @@ impl Default for WorkerConfig {
             retention_interval: Duration::from_secs(60),
             grace: Duration::from_secs(10),
             queues: None,
+            outbound: Arc::default(),
         }
     }
 }
@@ -402,6 +405,7 @@ impl Worker {
                     config: Arc::new(std::mem::take(&mut job.config)),
                     cancel,
                     progress: Some(self.progress.sink(job.id, job.lease_token)),
+                    http: self.http_grant(&job),
                 };
                 let report = self.runtime.run(&plugin, request).await;
                 self.metrics.attempt_ran(
@@ -510,12 +514,30 @@ impl Worker {
                 host_id: self.config.host_id.clone(),
                 log: report.log.text,
                 log_dropped_bytes: report.log.dropped_bytes,
+                http: (!report.http.is_empty()).then_some(report.http),
             },
             transition,
             progress: report.progress,
         };
         // The recorder outlives every attempt task (see `run`).
         let _ = finish_tx.send((finish, Span::current(), unrecorded));
+    }
+
+    /// What the job's attempt may do over HTTP: its plugin's allow-list and
+    /// limits under this host's network policy. Settings stored by a newer
+    /// version that do not parse deny every request.
+    fn http_grant(&self, job: &ClaimedJob) -> crate::runtime::outbound::HttpGrant {
+        let allow = job.http.validate().unwrap_or_else(|e| {
+            tracing::warn!(job = %job.id, plugin = %job.plugin, error = %e,
+                "the plugin's stored http settings do not parse; its requests are denied");
+            Default::default()
+        });
+        crate::runtime::outbound::HttpGrant {
+            allow,
+            limits: job.http.limits(),
+            secrets: Default::default(),
+            context: self.config.outbound.clone(),
+        }
     }
 
     /// The compiled plugin for `digest`, fetching its bytes from the store once.

@@ -42,7 +42,8 @@ use uuid::Uuid;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    caps_from, claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_limits, json_text, parse_calls, parse_config, parse_http, rate_window,
+    to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -258,12 +259,13 @@ fn plugin_from_row(row: &PgRow) -> Result<PluginVersion, sqlx::Error> {
         limits: limits_from_row(row)?,
         max_attempts: to_u32(row.try_get("max_attempts")?),
         config: parse_config(&config),
+        http: parse_http(&row.try_get::<String, _>("http")?),
         created_at: row.try_get("created_at")?,
     })
 }
 
 const PLUGIN_COLUMNS: &str = "p.tenant_id, p.name, p.version, p.digest, b.size, p.fuel, p.memory_bytes, \
-     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config::text AS config, p.created_at";
+     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config::text AS config, p.http::text AS http, p.created_at";
 
 fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
@@ -551,8 +553,10 @@ impl Store for PostgresStore {
         let l = &plugin.limits;
         let inserted = sqlx::query(
             "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
-             log_bytes, max_attempts, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             COALESCE((SELECT config FROM plugins WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1), '{}'), $11)",
+             log_bytes, max_attempts, config, http, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             COALESCE((SELECT config FROM plugins WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1), '{}'), \
+             COALESCE($12::jsonb, (SELECT http FROM plugins WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1), '{}'), \
+             $11)",
         )
         .bind(&plugin.tenant_id)
         .bind(&plugin.name)
@@ -565,6 +569,7 @@ impl Store for PostgresStore {
         .bind(to_i64(l.log_bytes))
         .bind(plugin.max_attempts as i32)
         .bind(now)
+        .bind(plugin.http.as_ref().map(json_text).transpose()?)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -638,11 +643,10 @@ impl Store for PostgresStore {
         name: &str,
         limits: Option<(Limits, u32)>,
         config: Option<&std::collections::BTreeMap<String, String>>,
+        http: Option<&crate::runtime::outbound::HttpSettings>,
     ) -> Result<Option<PluginVersion>, StoreError> {
-        let config = config
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Invalid(format!("config: {e}")))?;
+        let config = config.map(json_text).transpose()?;
+        let http = http.map(json_text).transpose()?;
         let (l, max_attempts) = match limits {
             Some((l, n)) => (Some(l), Some(n)),
             None => (None, None),
@@ -650,7 +654,8 @@ impl Store for PostgresStore {
         sqlx::query(
             "UPDATE plugins SET fuel = COALESCE($3, fuel), memory_bytes = COALESCE($4, memory_bytes), \
              timeout_ms = COALESCE($5, timeout_ms), max_attempts = COALESCE($6, max_attempts), \
-             config = COALESCE($7::jsonb, config) WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL",
+             config = COALESCE($7::jsonb, config), http = COALESCE($8::jsonb, http) \
+             WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -659,6 +664,7 @@ impl Store for PostgresStore {
         .bind(l.map(|l| to_i64(l.timeout_ms)))
         .bind(max_attempts.map(|n| n as i64))
         .bind(config)
+        .bind(http)
         .execute(&self.pool)
         .await?;
         self.plugin_get(tenant, name, None).await
@@ -941,7 +947,7 @@ impl Store for PostgresStore {
                        jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
                        jobs.run_at, jobs.context::text AS context, jobs.workflow_run_id, \
                        p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
-                       p.config::text AS config, t.max_fuel_per_attempt, t.max_memory_mb::bigint AS max_memory_mb, \
+                       p.config::text AS config, p.http::text AS http, t.max_fuel_per_attempt, t.max_memory_mb::bigint AS max_memory_mb, \
                        t.max_timeout_ms",
         )
         .bind(request.now)
@@ -974,6 +980,7 @@ impl Store for PostgresStore {
                         ),
                     ),
                     config: parse_config(&config),
+                    http: parse_http(&row.try_get::<String, _>("http")?),
                     lease_token: row.try_get("lease_token")?,
                     run_at: row.try_get("run_at")?,
                     context: row.try_get("context")?,
@@ -1036,9 +1043,9 @@ impl Store for PostgresStore {
                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
                                      $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
                                      $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::bigint[], \
-                                     $17::smallint[], $18::text[]) \
+                                     $17::smallint[], $18::text[], $19::text[]) \
                     AS u(id, token, state, result, error, run_at, attempt, outcome, message, started_at, finished_at, \
-                         fuel, memory, host, log, dropped, percent, progress) \
+                         fuel, memory, host, log, dropped, percent, progress, http) \
              ), locked AS ( \
                 SELECT jobs.id FROM jobs JOIN u ON jobs.id = u.id ORDER BY jobs.id FOR NO KEY UPDATE OF jobs \
              ), done AS ( \
@@ -1060,9 +1067,9 @@ impl Store for PostgresStore {
                 RETURNING jobs.id, jobs.tenant_id \
              ) \
              INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
-                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
+                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes, http) \
              SELECT u.id, u.attempt, done.tenant_id, u.outcome, u.message, u.started_at, u.finished_at, u.fuel, \
-                    u.memory, u.host, u.log, u.dropped \
+                    u.memory, u.host, u.log, u.dropped, u.http::jsonb \
              FROM u JOIN done ON done.id = u.id \
              RETURNING job_id",
         )
@@ -1098,7 +1105,8 @@ impl Store for PostgresStore {
         .bind(column(|f| Some(f.attempt.log.clone())))
         .bind(finishes.iter().map(|f| to_i64(f.attempt.log_dropped_bytes)).collect::<Vec<_>>())
         .bind(finishes.iter().map(|f| f.progress.as_ref().map(|p| i16::from(p.percent))).collect::<Vec<_>>())
-        .bind(column(|f| f.progress.as_ref().map(|p| p.message.clone())));
+        .bind(column(|f| f.progress.as_ref().map(|p| p.message.clone())))
+        .bind(column(|f| f.attempt.http.as_ref().and_then(|h| serde_json::to_string(h).ok())));
         let runs: Vec<Uuid> = finishes.iter().filter_map(|f| f.workflow_run_id).collect();
         let applied: Vec<Uuid> = if runs.is_empty() {
             statement.fetch_all(&self.pool).await?
@@ -1372,7 +1380,7 @@ impl Store for PostgresStore {
     async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {
         let rows = sqlx::query(
             "SELECT attempt, outcome, message, started_at, finished_at, fuel_consumed, peak_memory_bytes, host_id, \
-             log, log_dropped_bytes FROM attempts WHERE tenant_id = $1 AND job_id = $2 ORDER BY attempt",
+             log, log_dropped_bytes, http::text AS http FROM attempts WHERE tenant_id = $1 AND job_id = $2 ORDER BY attempt",
         )
         .bind(tenant)
         .bind(id)
@@ -1394,6 +1402,7 @@ impl Store for PostgresStore {
                     host_id: row.try_get("host_id")?,
                     log: row.try_get("log")?,
                     log_dropped_bytes: to_u64(row.try_get("log_dropped_bytes")?),
+                    http: parse_calls(row.try_get("http")?),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

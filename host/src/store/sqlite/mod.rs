@@ -33,7 +33,8 @@ use super::postgres::unknown_plugin_message;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    caps_from, claimed_limits, parse_config, rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_limits, json_text, parse_calls, parse_config, parse_http, rate_window,
+    to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -161,7 +162,7 @@ fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
 }
 
 const PLUGIN_COLUMNS: &str = "p.tenant_id, p.name, p.version, p.digest, b.size, p.fuel, p.memory_bytes, \
-     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config, p.created_at";
+     p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, p.max_attempts, p.config, p.http, p.created_at";
 
 fn plugin_from_row(row: &SqliteRow) -> Result<PluginVersion, sqlx::Error> {
     let config: String = row.try_get("config")?;
@@ -174,6 +175,7 @@ fn plugin_from_row(row: &SqliteRow) -> Result<PluginVersion, sqlx::Error> {
         limits: limits_from_row(row)?,
         max_attempts: to_u32(row.try_get("max_attempts")?),
         config: parse_config(&config),
+        http: parse_http(&row.try_get::<String, _>("http")?),
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -481,8 +483,10 @@ impl Store for SqliteStore {
         let l = &plugin.limits;
         sqlx::query(
             "INSERT INTO plugins (tenant_id, name, version, digest, fuel, memory_bytes, timeout_ms, result_bytes, \
-             log_bytes, max_attempts, config, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-             COALESCE((SELECT config FROM plugins WHERE tenant_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1), '{}'), ?11)",
+             log_bytes, max_attempts, config, http, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             COALESCE((SELECT config FROM plugins WHERE tenant_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1), '{}'), \
+             COALESCE(?12, (SELECT http FROM plugins WHERE tenant_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1), '{}'), \
+             ?11)",
         )
         .bind(&plugin.tenant_id)
         .bind(&plugin.name)
@@ -495,6 +499,7 @@ impl Store for SqliteStore {
         .bind(to_i64(l.log_bytes))
         .bind(plugin.max_attempts as i64)
         .bind(micros(now))
+        .bind(plugin.http.as_ref().map(json_text).transpose()?)
         .execute(&mut *tx)
         .await?;
         let stored = plugin_version(&mut *tx, &plugin.tenant_id, &plugin.name, Some(version))
@@ -548,11 +553,10 @@ impl Store for SqliteStore {
         name: &str,
         limits: Option<(Limits, u32)>,
         config: Option<&std::collections::BTreeMap<String, String>>,
+        http: Option<&crate::runtime::outbound::HttpSettings>,
     ) -> Result<Option<PluginVersion>, StoreError> {
-        let config = config
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Invalid(format!("config: {e}")))?;
+        let config = config.map(json_text).transpose()?;
+        let http = http.map(json_text).transpose()?;
         let (l, max_attempts) = match limits {
             Some((l, n)) => (Some(l), Some(n)),
             None => (None, None),
@@ -560,7 +564,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE plugins SET fuel = COALESCE(?3, fuel), memory_bytes = COALESCE(?4, memory_bytes), \
              timeout_ms = COALESCE(?5, timeout_ms), max_attempts = COALESCE(?6, max_attempts), \
-             config = COALESCE(?7, config) WHERE tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL",
+             config = COALESCE(?7, config), http = COALESCE(?8, http) \
+             WHERE tenant_id = ?1 AND name = ?2 AND deleted_at IS NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -569,6 +574,7 @@ impl Store for SqliteStore {
         .bind(l.map(|l| to_i64(l.timeout_ms)))
         .bind(max_attempts.map(|n| n as i64))
         .bind(config)
+        .bind(http)
         .execute(&self.writer)
         .await?;
         self.plugin_get(tenant, name, None).await
@@ -864,7 +870,7 @@ impl Store for SqliteStore {
              WHERE id IN (SELECT value FROM json_each(?1)) \
              RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
              lease_token, run_at, context, workflow_run_id, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
-             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config), \
+             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config), 'http', json(http), \
              'max_fuel', t.max_fuel_per_attempt, 'max_memory_mb', t.max_memory_mb, 'max_timeout_ms', t.max_timeout_ms) \
              FROM plugins p JOIN tenants t ON t.id = p.tenant_id \
              WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
@@ -901,6 +907,7 @@ impl Store for SqliteStore {
                     caps_from(plugin.max_fuel, plugin.max_memory_mb, plugin.max_timeout_ms),
                 ),
                 config: plugin.config,
+                http: serde_json::from_value(plugin.http).unwrap_or_default(),
                 lease_token: uuid(row, "lease_token")?,
                 run_at: time(row.try_get("run_at")?)?,
                 context: row.try_get("context")?,
@@ -994,6 +1001,7 @@ impl Store for SqliteStore {
                     "host": a.host_id,
                     "log": a.log,
                     "dropped": to_i64(a.log_dropped_bytes),
+                    "http": a.http.as_ref().and_then(|h| serde_json::to_string(h).ok()),
                     "percent": f.progress.as_ref().map(|p| p.percent),
                     "progress": f.progress.as_ref().map(|p| p.message.as_str()),
                 })
@@ -1040,12 +1048,13 @@ impl Store for SqliteStore {
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, started_at, finished_at, \
-                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes) \
+                                   fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes, http) \
              SELECT json_extract(u.value, '$.id'), json_extract(u.value, '$.attempt'), j.tenant_id, \
                     json_extract(u.value, '$.outcome'), json_extract(u.value, '$.message'), \
                     json_extract(u.value, '$.started_at'), json_extract(u.value, '$.finished_at'), \
                     json_extract(u.value, '$.fuel'), json_extract(u.value, '$.memory'), \
-                    json_extract(u.value, '$.host'), json_extract(u.value, '$.log'), json_extract(u.value, '$.dropped') \
+                    json_extract(u.value, '$.host'), json_extract(u.value, '$.log'), json_extract(u.value, '$.dropped'), \
+                    json_extract(u.value, '$.http') \
              FROM json_each(?1) AS u JOIN jobs j ON j.id = json_extract(u.value, '$.id') \
              WHERE json_extract(u.value, '$.id') IN (SELECT value FROM json_each(?2))",
         )
@@ -1306,7 +1315,7 @@ impl Store for SqliteStore {
     async fn attempt_list(&self, tenant: &str, id: JobId) -> Result<Vec<Attempt>, StoreError> {
         let rows = sqlx::query(
             "SELECT attempt, outcome, message, started_at, finished_at, fuel_consumed, peak_memory_bytes, host_id, \
-             log, log_dropped_bytes FROM attempts WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY attempt",
+             log, log_dropped_bytes, http FROM attempts WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY attempt",
         )
         .bind(tenant)
         .bind(id.to_string())
@@ -1328,6 +1337,7 @@ impl Store for SqliteStore {
                     host_id: row.try_get("host_id")?,
                     log: row.try_get("log")?,
                     log_dropped_bytes: to_u64(row.try_get("log_dropped_bytes")?),
+                    http: parse_calls(row.try_get("http")?),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -1399,6 +1409,9 @@ struct PluginRow {
     result_bytes: u64,
     log_bytes: u64,
     config: std::collections::BTreeMap<String, String>,
+    /// Settings that no longer parse deny every request (see `parse_http`).
+    #[serde(default)]
+    http: serde_json::Value,
     /// The tenant's quotas on one attempt.
     max_fuel: i64,
     max_memory_mb: i64,

@@ -1,0 +1,379 @@
+//! Plugins' outbound HTTP against a real local server on 127.0.0.1, through
+//! the real runtime and the `fetch` plugin (Rust, over corral-sdk's client):
+//! what the allow-list lets through, what the network policy refuses even
+//! when allow-listed, secrets that only their destination receives, the
+//! limits of an attempt, and the record of every request.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{any, get};
+use corral::model::OutcomeKind;
+use corral::runtime::outbound::{
+    AllowEntry, HttpGrant, HttpSettings, NetworkPolicy, OutboundContext,
+};
+use corral::runtime::{AttemptReport, AttemptRequest, JobInput};
+use corral_tests::{load, shared_runtime};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// What the test server saw.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(String, String, Option<String>)>,
+    /// Signalled when a request reaches `/never`.
+    parked: Arc<tokio::sync::Notify>,
+}
+
+/// A server on 127.0.0.1: `/hello`, `/echo` (the body back), `/big` (10,000
+/// bytes), `/never` (no answer, ever), `/auth` (records the authorization
+/// header; answers "ok"). Returns its port and what it saw.
+async fn server() -> (u16, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let record = |seen: Arc<Mutex<Seen>>| {
+        move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            seen.lock()
+                .unwrap()
+                .requests
+                .push((method.to_string(), uri.to_string(), auth));
+        }
+    };
+    let app = Router::new()
+        .route(
+            "/hello",
+            get({
+                let r = record(seen.clone());
+                move |m, u, h| async move {
+                    r(m, u, h);
+                    "hi"
+                }
+            }),
+        )
+        .route(
+            "/echo",
+            any({
+                let r = record(seen.clone());
+                move |m, u, h, body: String| async move {
+                    r(m, u, h);
+                    body
+                }
+            }),
+        )
+        .route("/big", get(|| async { "x".repeat(10_000) }))
+        .route(
+            "/never",
+            get({
+                let parked = seen.lock().unwrap().parked.clone();
+                move || async move {
+                    parked.notify_one();
+                    std::future::pending::<&'static str>().await
+                }
+            }),
+        )
+        .route(
+            "/auth",
+            get({
+                let r = record(seen.clone());
+                move |m, u, h| async move {
+                    r(m, u, h);
+                    "ok"
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, seen)
+}
+
+fn settings(entries: Value) -> HttpSettings {
+    HttpSettings {
+        allow: serde_json::from_value::<Vec<AllowEntry>>(entries).unwrap(),
+        ..HttpSettings::default()
+    }
+}
+
+/// The operator flag tests reach their server through: 127.0.0.1 only.
+fn local_network() -> Arc<OutboundContext> {
+    Arc::new(
+        OutboundContext::new(
+            NetworkPolicy {
+                allowed_private: vec!["127.0.0.1/32".parse().unwrap()],
+            },
+            b"",
+        )
+        .unwrap(),
+    )
+}
+
+fn grant(
+    settings: &HttpSettings,
+    context: Arc<OutboundContext>,
+    secrets: &[(&str, &str)],
+) -> HttpGrant {
+    HttpGrant {
+        allow: settings.validate().unwrap(),
+        limits: settings.limits(),
+        secrets: Arc::new(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        context,
+    }
+}
+
+async fn fetch(
+    requests: Value,
+    http: HttpGrant,
+    timeout_ms: u64,
+    cancel: CancellationToken,
+) -> AttemptReport {
+    let plugin = load("fetch").await;
+    let mut request = AttemptRequest {
+        job: JobInput {
+            id: "job-1".into(),
+            tenant: "acme".into(),
+            plugin: "fetch".into(),
+            attempt: 1,
+            max_attempts: 1,
+            input: json!({ "requests": requests }).to_string(),
+            context: None,
+        },
+        http,
+        cancel,
+        ..AttemptRequest::default()
+    };
+    request.limits.timeout_ms = timeout_ms;
+    tokio::time::timeout(PATIENCE, shared_runtime().run(&plugin, request))
+        .await
+        .expect("the attempt ends")
+}
+
+fn outcomes(report: &AttemptReport) -> Vec<Value> {
+    assert_eq!(report.outcome, OutcomeKind::Completed, "{report:#?}");
+    serde_json::from_str(report.result.as_deref().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_allowed_request_round_trips_and_is_recorded() {
+    let (port, seen) = server().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let s = settings(json!([base.clone()]));
+    let report = fetch(
+        json!([
+            {"url": format!("{base}/hello?token=abc")},
+            {"method": "POST", "url": format!("{base}/echo"), "body": "ping"},
+        ]),
+        grant(&s, local_network(), &[]),
+        30_000,
+        CancellationToken::new(),
+    )
+    .await;
+    let got = outcomes(&report);
+    assert_eq!(got[0], json!({"status": 200, "body": "hi"}));
+    assert_eq!(got[1], json!({"status": 200, "body": "ping"}));
+    assert_eq!(seen.lock().unwrap().requests.len(), 2);
+    let calls = &report.http.calls;
+    assert_eq!(report.http.total, 2);
+    assert_eq!(
+        (
+            calls[0].method.as_str(),
+            calls[0].host.as_str(),
+            calls[0].port,
+            calls[0].path.as_str()
+        ),
+        ("GET", "127.0.0.1", port, "/hello"),
+        "the query string is not recorded"
+    );
+    assert_eq!(calls[0].status, Some(200));
+    assert_eq!(calls[0].bytes_received, 2);
+    assert_eq!((calls[1].bytes_sent, calls[1].bytes_received), (4, 4));
+}
+
+#[tokio::test]
+async fn requests_off_the_allow_list_are_denied_and_recorded() {
+    let (port, seen) = server().await;
+    let s = settings(json!([
+        {"url": format!("http://127.0.0.1:{port}"), "methods": ["GET"]},
+    ]));
+    let report = fetch(
+        json!([
+            {"method": "POST", "url": format!("http://127.0.0.1:{port}/echo"), "body": "x"},
+            {"url": format!("http://127.0.0.1:{}/hello", port + 1)},
+            {"url": format!("https://127.0.0.1:{port}/hello")},
+            {"url": "http://example.com/"},
+        ]),
+        grant(&s, local_network(), &[]),
+        30_000,
+        CancellationToken::new(),
+    )
+    .await;
+    for got in outcomes(&report) {
+        assert_eq!(got["error"], "HttpRequestDenied", "{got}");
+    }
+    assert!(seen.lock().unwrap().requests.is_empty());
+    assert_eq!(report.http.total, 4);
+    for call in &report.http.calls {
+        let error = call.error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("denied: no allow-list entry"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_hosts_own_network_is_refused_even_when_allow_listed() {
+    let (port, seen) = server().await;
+    let urls = [
+        format!("http://127.0.0.1:{port}/hello"),
+        format!("http://localhost:{port}/hello"),
+        format!("http://[::1]:{port}/hello"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://192.168.1.1/".to_string(),
+    ];
+    let entries: Vec<String> = urls
+        .iter()
+        .map(|u| {
+            let rest = u.strip_prefix("http://").unwrap();
+            format!("http://{}", &rest[..rest.find('/').unwrap()])
+        })
+        .collect();
+    let s = settings(json!(entries));
+    // No --allow-private-network: the default policy.
+    let report = fetch(
+        json!(urls.iter().map(|u| json!({"url": u})).collect::<Vec<_>>()),
+        grant(&s, Arc::new(OutboundContext::default()), &[]),
+        30_000,
+        CancellationToken::new(),
+    )
+    .await;
+    for (url, got) in urls.iter().zip(outcomes(&report)) {
+        assert_eq!(got["error"], "DestinationIpProhibited", "{url}: {got}");
+    }
+    assert!(
+        seen.lock().unwrap().requests.is_empty(),
+        "nothing reached the server"
+    );
+    let error = report.http.calls[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("may not reach"), "{error}");
+}
+
+#[tokio::test]
+async fn a_secret_reaches_only_the_destination_allowed_to_receive_it() {
+    let (port, seen) = server().await;
+    let other = server().await;
+    let s = settings(json!([
+        {"url": format!("http://127.0.0.1:{port}"), "secrets": ["API_TOKEN"]},
+        format!("http://127.0.0.1:{}", other.0),
+    ]));
+    let secret = "s3cr3t-value-never-stored";
+    let header = json!({"authorization": "Bearer {{secret.API_TOKEN}}"});
+    let report = fetch(
+        json!([
+            {"url": format!("http://127.0.0.1:{port}/auth"), "headers": header},
+            {"url": format!("http://127.0.0.1:{}/auth", other.0), "headers": header},
+            {"url": format!("http://127.0.0.1:{port}/auth?t={{{{secret.API_TOKEN}}}}")},
+            {"url": format!("http://127.0.0.1:{port}/auth"),
+             "headers": {"authorization": "Bearer {{secret.MISSING}}"}},
+        ]),
+        grant(&s, local_network(), &[("API_TOKEN", secret)]),
+        30_000,
+        CancellationToken::new(),
+    )
+    .await;
+    let got = outcomes(&report);
+    assert_eq!(got[0], json!({"status": 200, "body": "ok"}));
+    for denied in &got[1..] {
+        assert_eq!(denied["error"], "HttpRequestDenied", "{denied}");
+    }
+    let received = seen.lock().unwrap().requests.clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].2.as_deref(),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    assert!(other.1.lock().unwrap().requests.is_empty());
+    let everything = serde_json::to_string(&report).unwrap();
+    assert!(
+        !everything.contains(secret),
+        "the report never holds the secret"
+    );
+}
+
+#[tokio::test]
+async fn an_attempts_limits_hold() {
+    let (port, _) = server().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut s = settings(json!([base.clone()]));
+    s.max_requests = Some(3);
+    s.max_response_bytes = Some(1000);
+    let report = fetch(
+        json!([
+            {"url": format!("{base}/big")},
+            {"url": format!("{base}/hello"), "times": 4},
+        ]),
+        grant(&s, local_network(), &[]),
+        30_000,
+        CancellationToken::new(),
+    )
+    .await;
+    let got = outcomes(&report);
+    assert!(
+        got[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("body size exceeds limit"),
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[1]["status"], 200);
+    assert_eq!(got[2]["status"], 200);
+    assert_eq!(got[3]["error"], "ConnectionLimitReached");
+    assert_eq!(got[4]["error"], "ConnectionLimitReached");
+    assert_eq!(report.http.total, 5);
+    let big = report.http.calls[0].error.as_deref().unwrap_or_default();
+    assert!(big.starts_with("too large"), "{big}");
+
+    // A server that never answers: the attempt's deadline ends it.
+    let report = fetch(
+        json!([{"url": format!("{base}/never")}]),
+        grant(&s, local_network(), &[]),
+        1_000,
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(report.outcome, OutcomeKind::Timeout, "{report:#?}");
+    assert_eq!(report.http.total, 1);
+
+    // Cancelled while the request is in flight (a fresh server, so the
+    // signal below is this request's).
+    let (port, seen) = server().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let s = settings(json!([base.clone()]));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let attempt = tokio::spawn(fetch(
+        json!([{"url": format!("{base}/never")}]),
+        grant(&s, local_network(), &[]),
+        60_000,
+        cancel,
+    ));
+    // Once the request is parked in the server, cancel the job.
+    let parked = seen.lock().unwrap().parked.clone();
+    tokio::time::timeout(PATIENCE, parked.notified())
+        .await
+        .expect("the request reaches the server");
+    stop.cancel();
+    let report = attempt.await.unwrap();
+    assert_eq!(report.outcome, OutcomeKind::Cancelled, "{report:#?}");
+}
