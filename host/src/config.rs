@@ -142,6 +142,39 @@ pub struct ServeArgs {
     pub log_format: Option<crate::logging::LogFormat>,
     #[command(flatten)]
     pub outbound: OutboundArgs,
+    /// The key that seals tenant secrets, as 64 hex digits. Without it (and
+    /// without --secret-key-file), a SQLite host keeps a generated key
+    /// beside its database file, and a PostgreSQL host has no secrets.
+    #[arg(long, env = "CORRAL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// A file holding the secret key (64 hex digits); created with a new key
+    /// when missing.
+    #[arg(long, env = "CORRAL_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The key that seals tenant secrets (docs/http.md, "Secrets"): the
+    /// flag, the key file, or for SQLite `<database file>.secret-key`.
+    pub fn secret_key(&self) -> Result<Option<crate::secrets::SecretKey>, String> {
+        use crate::secrets::SecretKey;
+        if let Some(hex) = &self.secret_key {
+            return SecretKey::from_hex(hex)
+                .map(Some)
+                .map_err(|e| format!("CORRAL_SECRET_KEY: {e}"));
+        }
+        let file = match &self.secret_key_file {
+            Some(file) => Some(file.clone()),
+            None => crate::store::sqlite_file(&self.database.database_url)
+                .map(|db| PathBuf::from(format!("{}.secret-key", db.display()))),
+        };
+        match file {
+            Some(file) => SecretKey::from_file_or_generate(&file)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The operator's policy for plugins' outbound HTTP (docs/http.md).

@@ -9,6 +9,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod worker;
 pub mod workflow;

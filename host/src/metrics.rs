@@ -60,6 +60,24 @@ struct HttpLabels {
     status: u16,
 }
 
+/// Plugins' outbound requests: by tenant (tenants are few and made by the
+/// operator) and a fixed set of results.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboundLabels {
+    tenant: String,
+    /// `ok` (an answer, any status), `denied`, `timeout`, `too_large`,
+    /// `error`, `unfinished`, or `unrecorded` (past an attempt's first 100
+    /// requests).
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboundBytesLabels {
+    tenant: String,
+    /// `sent` or `received`.
+    direction: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     queue: String,
@@ -80,6 +98,8 @@ pub struct Metrics {
     attempts_host_full: Counter,
     worker_capacity: Gauge,
     http_requests: Family<HttpLabels, Counter>,
+    outbound_requests: Family<OutboundLabels, Counter>,
+    outbound_bytes: Family<OutboundBytesLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -188,6 +208,19 @@ impl Metrics {
             "HTTP requests answered, by method, route and status",
             http_requests.clone(),
         );
+        let outbound_requests = Family::<OutboundLabels, Counter>::default();
+        registry.register(
+            "plugin_http_requests",
+            "Plugins' outbound HTTP requests, by tenant and result (docs/http.md)",
+            outbound_requests.clone(),
+        );
+        let outbound_bytes = Family::<OutboundBytesLabels, Counter>::default();
+        registry.register_with_unit(
+            "plugin_http",
+            "Bytes of plugins' outbound HTTP bodies, by tenant and direction",
+            Unit::Bytes,
+            outbound_bytes.clone(),
+        );
         Metrics {
             registry,
             attempts,
@@ -202,6 +235,42 @@ impl Metrics {
             attempts_host_full,
             worker_capacity,
             http_requests,
+            outbound_requests,
+            outbound_bytes,
+        }
+    }
+
+    /// The outbound requests one attempt of `tenant`'s made.
+    pub fn plugin_http(&self, tenant: &str, calls: &crate::runtime::outbound::HttpCalls) {
+        let count = |result: &'static str, n: u64| {
+            if n > 0 {
+                self.outbound_requests
+                    .get_or_create(&OutboundLabels {
+                        tenant: tenant.to_string(),
+                        result,
+                    })
+                    .inc_by(n);
+            }
+        };
+        let (mut sent, mut received) = (0, 0);
+        for call in &calls.calls {
+            sent += call.bytes_sent;
+            received += call.bytes_received;
+            count(call.result.as_str(), 1);
+        }
+        count(
+            "unrecorded",
+            u64::from(calls.total).saturating_sub(calls.calls.len() as u64),
+        );
+        for (direction, bytes) in [("sent", sent), ("received", received)] {
+            if bytes > 0 {
+                self.outbound_bytes
+                    .get_or_create(&OutboundBytesLabels {
+                        tenant: tenant.to_string(),
+                        direction,
+                    })
+                    .inc_by(bytes);
+            }
         }
     }
 

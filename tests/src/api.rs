@@ -15,12 +15,14 @@ use crate::db::TestDb;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub fn app(db: &TestDb) -> axum::Router {
-    router(AppState::new(
+    let mut state = AppState::new(
         db.store.clone(),
         Arc::clone(crate::runtime_arc()),
         Some(Arc::from(corral::keys::hash(ADMIN_TOKEN))),
         Arc::new(corral::metrics::Metrics::new()),
-    ))
+    );
+    state.secret_key = Some(crate::secret_key());
+    router(state)
 }
 
 pub async fn call(

@@ -298,6 +298,42 @@ pub fn runtime_arc() -> &'static Arc<Runtime> {
     })
 }
 
+/// The single text column of a query's rows, on the test's database: the
+/// query for each backend (their casts differ).
+pub async fn db_texts(db: &db::TestDb, postgres: &str, sqlite: &str) -> Vec<String> {
+    let rows: Vec<Option<String>> = match db.url.strip_prefix("sqlite://") {
+        Some(file) => {
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{file}"))
+                    .await
+                    .expect("sqlite");
+            sqlx::query_scalar(sqlite)
+                .fetch_all(&mut conn)
+                .await
+                .expect("query")
+        }
+        None => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .expect("postgres");
+            sqlx::query_scalar(postgres)
+                .fetch_all(&mut conn)
+                .await
+                .expect("query")
+        }
+    };
+    rows.into_iter().flatten().collect()
+}
+
+/// The key the tests' API and workers seal and open tenant secrets with.
+pub fn secret_key() -> Arc<corral::secrets::SecretKey> {
+    static KEY: OnceLock<Arc<corral::secrets::SecretKey>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        Arc::new(corral::secrets::SecretKey::from_hex(&"5e".repeat(32)).expect("a valid test key"))
+    })
+    .clone()
+}
+
 /// Load a built plugin into the shared runtime.
 pub async fn load(name: &str) -> Arc<Plugin> {
     shared_runtime()

@@ -28,6 +28,7 @@ pub fn config(host: &str) -> WorkerConfig {
             base: Duration::from_millis(10),
             cap: Duration::from_millis(100),
         },
+        secret_key: Some(crate::secret_key()),
         ..WorkerConfig::default()
     }
 }

@@ -196,6 +196,7 @@ async fn an_allowed_request_round_trips_and_is_recorded() {
         "the query string is not recorded"
     );
     assert_eq!(calls[0].status, Some(200));
+    assert_eq!(calls[0].result, corral::runtime::outbound::CallResult::Ok);
     assert_eq!(calls[0].bytes_received, 2);
     assert_eq!((calls[1].bytes_sent, calls[1].bytes_received), (4, 4));
 }
@@ -341,8 +342,16 @@ async fn an_attempts_limits_hold() {
     assert_eq!(got[3]["error"], "ConnectionLimitReached");
     assert_eq!(got[4]["error"], "ConnectionLimitReached");
     assert_eq!(report.http.total, 5);
-    let big = report.http.calls[0].error.as_deref().unwrap_or_default();
-    assert!(big.starts_with("too large"), "{big}");
+    let big = &report.http.calls[0];
+    assert_eq!(
+        big.result,
+        corral::runtime::outbound::CallResult::TooLarge,
+        "{big:?}"
+    );
+    assert_eq!(
+        report.http.calls[3].result,
+        corral::runtime::outbound::CallResult::Denied
+    );
 
     // A server that never answers: the attempt's deadline ends it.
     let report = fetch(
@@ -376,4 +385,291 @@ async fn an_attempts_limits_hold() {
     stop.cancel();
     let report = attempt.await.unwrap();
     assert_eq!(report.outcome, OutcomeKind::Cancelled, "{report:#?}");
+}
+
+corral_tests::on_both_backends!(
+    a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded,
+    secrets_are_write_only_sealed_and_reach_only_their_destination,
+);
+
+/// Through the API and a real worker, on both backends: settings refused by
+/// name (nothing stored), set with PATCH, inherited by a new version, applied
+/// by the worker under its network policy, and the requests recorded with
+/// the attempt.
+async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
+    db: corral_tests::db::TestDb,
+) {
+    use axum::http::{Method, StatusCode};
+    use corral::model::JobState;
+    use corral_tests::api::{app, call, push, tenant_with_key, upload};
+    let (port, seen) = server().await;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "fetch").await;
+
+    // Bad settings: 422 naming the problem; nothing changes.
+    for (http, why) in [
+        (json!({"allow": ["ftp://x.example.com"]}), "https://"),
+        (json!({"allow": ["https://x.example.com/path"]}), "no path"),
+        (
+            json!({"allow": [], "max_requests": 1_000_000}),
+            "max_requests",
+        ),
+        (json!({"allow": [], "surprise": true}), "surprise"),
+    ] {
+        let refused = call(
+            &app,
+            Method::PATCH,
+            "/v1/plugins/fetch",
+            Some(&key),
+            Some(json!({ "http": http })),
+        )
+        .await;
+        assert!(refused.0.is_client_error(), "{}: {}", refused.0, refused.1);
+        assert!(refused.1.to_string().contains(why), "{}", refused.1);
+    }
+    let (_, shown) = call(&app, Method::GET, "/v1/plugins/fetch", Some(&key), None).await;
+    assert_eq!(shown["versions"][0]["http"], json!({"allow": []}), "{shown}");
+
+    let allowed = format!("http://127.0.0.1:{port}");
+    let patched = call(
+        &app,
+        Method::PATCH,
+        "/v1/plugins/fetch",
+        Some(&key),
+        Some(json!({"http": {"allow": [{"url": allowed, "methods": ["GET"]}], "max_requests": 5}})),
+    )
+    .await;
+    assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
+    // A new version (other bytes) inherits the settings.
+    // (A trailing custom section: `ct`, one byte of payload.)
+    let mut bytes = corral_tests::plugin_bytes("fetch");
+    bytes.extend_from_slice(&[0x00, 0x04, 0x02, b'c', b't', b'x']);
+    let v2 = upload(&app, &key, "/v1/plugins/fetch", bytes, "application/wasm").await;
+    assert_eq!(v2.0, StatusCode::CREATED, "{}", v2.1);
+    assert_eq!(v2.1["version"], 2);
+    assert_eq!(v2.1["http"]["max_requests"], 5, "{}", v2.1);
+
+    let mut config = corral_tests::worker::config("host-http");
+    config.outbound = local_network();
+    let host = corral_tests::worker::Host::start(&db, config);
+    let input = json!({"requests": [
+        {"url": format!("http://127.0.0.1:{port}/hello?secret=no")},
+        {"url": format!("http://127.0.0.1:{port}/echo"), "method": "POST", "body": "x"},
+    ]});
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "fetch", "input": input})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
+    host.stop().await;
+    assert_eq!(state, JobState::Completed);
+    let (_, got) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        got["result"][0],
+        json!({"status": 200, "body": "hi"}),
+        "{got}"
+    );
+    assert_eq!(got["result"][1]["error"], "HttpRequestDenied", "{got}");
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
+    let (_, attempts) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}/attempts"),
+        Some(&key),
+        None,
+    )
+    .await;
+    let http = &attempts["attempts"][0]["http"];
+    assert_eq!(http["total"], 2, "{attempts}");
+    assert_eq!(
+        http["calls"][0]["path"], "/hello",
+        "no query string: {http}"
+    );
+    assert_eq!(http["calls"][0]["status"], 200);
+    assert_eq!(http["calls"][1]["result"], "denied");
+    let denied = http["calls"][1]["error"].as_str().unwrap_or_default();
+    assert!(denied.starts_with("denied:"), "{denied}");
+}
+
+/// Secrets over the API, on both backends: write-only (listed by name and
+/// times), refused by name when bad, sealed in the database, bounded per
+/// tenant, and filled in by the worker only toward the destination the
+/// allow-list binds them to; never in the job's result, log or attempts.
+async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
+    db: corral_tests::db::TestDb,
+) {
+    use axum::http::{Method, StatusCode};
+    use corral::model::JobState;
+    use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+    let (port, seen) = server().await;
+    let other = server().await;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let rival = tenant_with_key(&app, "rival", json!({})).await;
+    push(&app, &key, "fetch").await;
+    let secret = "tok-3f9a-never-in-plaintext";
+
+    let put = |name: &str, value: Value| {
+        let app = app.clone();
+        let key = key.clone();
+        let path = format!("/v1/secrets/{name}");
+        async move {
+            call(
+                &app,
+                Method::PUT,
+                &path,
+                Some(&key),
+                Some(json!({ "value": value })),
+            )
+            .await
+        }
+    };
+    let created = put("API_TOKEN", json!(secret)).await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    assert!(!created.1.to_string().contains(secret));
+    assert_eq!(put("API_TOKEN", json!(secret)).await.0, StatusCode::OK);
+    assert_error(
+        &put("lower", json!("x")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_secret_name",
+    );
+    assert_error(
+        &put(
+            "BIG",
+            json!("x".repeat(corral::secrets::MAX_SECRET_BYTES + 1)),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_secret",
+    );
+    assert_error(
+        &put("CRLF", json!("a\r\nb")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_secret",
+    );
+    let (status, listed) = call(&app, Method::GET, "/v1/secrets", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["secrets"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["secrets"][0]["name"], "API_TOKEN");
+    assert!(!listed.to_string().contains(secret));
+    let (_, theirs) = call(&app, Method::GET, "/v1/secrets", Some(&rival), None).await;
+    assert_eq!(theirs["secrets"], json!([]), "another tenant sees nothing");
+    // Sealed at rest: the row holds no plaintext.
+    let stored = corral_tests::db_texts(
+        &db,
+        "SELECT encode(ciphertext, 'hex') || encode(nonce, 'hex') || key_id FROM secrets",
+        "SELECT hex(ciphertext) || hex(nonce) || key_id FROM secrets",
+    )
+    .await
+    .concat()
+    .to_lowercase();
+    assert!(!stored.is_empty());
+    assert!(!stored.contains(&hex_of(secret)) && !stored.contains(secret));
+
+    // Bounded per tenant.
+    for i in 1..corral::secrets::MAX_SECRETS_PER_TENANT {
+        assert_eq!(
+            put(&format!("S{i}"), json!("v")).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let over = put("ONE_MORE", json!("v")).await;
+    assert!(
+        over.1.to_string().contains("MAX_SECRETS_PER_TENANT"),
+        "{}",
+        over.1
+    );
+    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1", Some(&key), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1", Some(&key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Bound to one destination by the allow-list.
+    let patched = call(
+        &app,
+        Method::PATCH,
+        "/v1/plugins/fetch",
+        Some(&key),
+        Some(json!({"http": {"allow": [
+            {"url": format!("http://127.0.0.1:{port}"), "secrets": ["API_TOKEN"]},
+            format!("http://127.0.0.1:{}", other.0),
+        ]}})),
+    )
+    .await;
+    assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
+    let mut config = corral_tests::worker::config("host-secrets");
+    config.outbound = local_network();
+    let host = corral_tests::worker::Host::start(&db, config);
+    let header = json!({"authorization": "Bearer {{secret.API_TOKEN}}"});
+    let input = json!({"requests": [
+        {"url": format!("http://127.0.0.1:{port}/auth"), "headers": header},
+        {"url": format!("http://127.0.0.1:{}/auth", other.0), "headers": header},
+    ]});
+    let (status, job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&key),
+        Some(json!({"plugin": "fetch", "input": input})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
+    host.stop().await;
+    assert_eq!(state, JobState::Completed);
+    let received = seen.lock().unwrap().requests.clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].2.as_deref(),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    assert!(
+        other.1.lock().unwrap().requests.is_empty(),
+        "the unbound host got nothing"
+    );
+    let (_, got) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(got["result"][1]["error"], "HttpRequestDenied", "{got}");
+    let everything = corral_tests::db_texts(
+        &db,
+        "SELECT concat(input::text, result::text, error, context::text) FROM jobs \
+         UNION ALL SELECT concat(message, log, http::text) FROM attempts",
+        "SELECT coalesce(input, '') || coalesce(result, '') || coalesce(error, '') FROM jobs \
+         UNION ALL SELECT coalesce(message, '') || coalesce(log, '') || coalesce(http, '') FROM attempts",
+    )
+    .await
+    .concat();
+    assert!(
+        everything.contains("HttpRequestDenied"),
+        "the query saw the job"
+    );
+    assert!(
+        !everything.contains(secret),
+        "no plaintext in jobs or attempts"
+    );
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }

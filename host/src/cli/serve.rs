@@ -31,6 +31,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
+    let secret_key = args.secret_key().map_err(anyhow::Error::msg)?.map(Arc::new);
+    if secret_key.is_none() {
+        tracing::warn!(
+            "no secret key (CORRAL_SECRET_KEY or --secret-key-file): tenant secrets are off"
+        );
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // One runtime: the API validates and compiles uploads with it, the worker runs them.
@@ -44,7 +50,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let metrics = Arc::new(Metrics::new());
     // A worker-only host serves /health, /ready and /metrics on the same port.
     let (app, listening) = if args.mode == ServeMode::Worker {
-        let state = AppState::new(store.clone(), runtime.clone(), None, metrics.clone());
+        let mut state = AppState::new(store.clone(), runtime.clone(), None, metrics.clone());
+        state.secret_key = secret_key.clone();
         (ops_router(state), "the ops endpoints are listening")
     } else {
         let admin_token_hash = admin_key(store.as_ref(), args.admin_token.as_deref()).await?;
@@ -57,6 +64,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         state.auth_failures = Arc::new(crate::http::auth_failures::AuthFailures::new(
             args.max_auth_failures,
         ));
+        state.secret_key = secret_key.clone();
         (router(state), "the API is listening")
     };
     let address = std::net::SocketAddr::new(args.host, args.port);
@@ -82,7 +90,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             store.clone(),
             shutdown.clone(),
         ));
-        let config = args.worker_config();
+        let mut config = args.worker_config();
+        config.secret_key = secret_key;
         tracing::info!(host = %config.host_id, concurrency = config.concurrency, backend = ?store.backend(), "the worker is running");
         Worker::with_metrics(store, runtime, config, metrics)
             .run(shutdown.clone())

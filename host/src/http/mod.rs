@@ -26,6 +26,7 @@ pub mod plugins;
 pub mod quotas;
 pub mod request_span;
 pub mod schedules;
+pub mod secrets;
 pub mod server;
 pub mod streams;
 pub mod tenants;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub auth_failures: Arc<auth_failures::AuthFailures>,
     /// The job event streams open on this host.
     pub watchers: Arc<streams::Watchers>,
+    /// Seals tenant secrets; none turns the secret routes off (503).
+    pub secret_key: Option<Arc<crate::secrets::SecretKey>>,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             metrics,
             auth_failures: Arc::default(),
             watchers: Arc::default(),
+            secret_key: None,
         }
     }
 }
@@ -170,6 +174,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workflow-runs/{id}", get(workflows::run))
         .route("/v1/workflow-runs/{id}/diagram", get(workflows::diagram))
         .route("/v1/workflow-runs/{id}/cancel", post(workflows::cancel))
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{name}",
+            put(secrets::put).delete(secrets::delete),
+        )
         .route("/v1/schedules", get(schedules::list))
         .route(
             "/v1/schedules/{name}",

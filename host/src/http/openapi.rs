@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{admin_keys, jobs, plugins, schedules, tenants, workflows};
+use super::{admin_keys, jobs, plugins, schedules, secrets, tenants, workflows};
 
 /// The error shape every 4xx and 5xx answer has.
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +98,7 @@ impl Modify for BearerKey {
         workflows::run, workflows::diagram, workflows::cancel,
         schedules::put, schedules::list, schedules::get, schedules::delete, schedules::pause,
         schedules::resume,
+        secrets::put, secrets::list, secrets::delete,
     ),
     components(schemas(ErrorBody, crate::model::OutcomeKind)),
     modifiers(&BearerKey),
@@ -108,6 +109,7 @@ impl Modify for BearerKey {
         (name = "jobs", description = "Jobs: enqueue, follow, cancel, replay"),
         (name = "workflows", description = "Workflows (DAGs of plugin steps) and their runs"),
         (name = "schedules", description = "Cron schedules that start jobs or workflow runs"),
+        (name = "secrets", description = "Write-only tenant secrets for plugins' outbound requests"),
         (name = "operations", description = "Health, readiness and metrics (no key)"),
     ),
 )]

@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod schedules;
+pub mod secrets;
 pub mod sqlite;
 pub mod workflows;
 
@@ -208,7 +209,7 @@ pub struct Heartbeat {
 }
 
 #[async_trait]
-pub trait Store: WorkflowStore + ScheduleStore + Send + Sync {
+pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Apply the migrations that have not been applied yet.
@@ -413,6 +414,16 @@ pub struct LiveJobCounts {
 
 /// The embedded default when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
+
+/// The file of a `sqlite://FILE[?options]` URL; none for another backend
+/// or an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
 
 /// Connect to the database `url` names (`postgres://…` or `sqlite://…`).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {

@@ -92,6 +92,8 @@ pub struct WorkerConfig {
     pub queues: Option<Vec<String>>,
     /// The operator's policy for plugins' outbound HTTP.
     pub outbound: Arc<crate::runtime::outbound::OutboundContext>,
+    /// Opens the tenant secrets a plugin's allow-list names; none: no secrets.
+    pub secret_key: Option<Arc<crate::secrets::SecretKey>>,
 }
 
 impl Default for WorkerConfig {
@@ -110,6 +112,7 @@ impl Default for WorkerConfig {
             grace: Duration::from_secs(10),
             queues: None,
             outbound: Arc::default(),
+            secret_key: None,
         }
     }
 }
@@ -405,7 +408,7 @@ impl Worker {
                     config: Arc::new(std::mem::take(&mut job.config)),
                     cancel,
                     progress: Some(self.progress.sink(job.id, job.lease_token)),
-                    http: self.http_grant(&job),
+                    http: self.http_grant(&job).await,
                 };
                 let report = self.runtime.run(&plugin, request).await;
                 self.metrics.attempt_ran(
@@ -413,6 +416,9 @@ impl Worker {
                     report.fuel_consumed,
                     report.peak_memory_bytes,
                 );
+                if !report.http.is_empty() {
+                    self.metrics.plugin_http(&job.tenant_id, &report.http);
+                }
                 report
             }
             Err(PluginLoad::Busy(e)) => AttemptReport::host_full(e),
@@ -526,18 +532,54 @@ impl Worker {
     /// What the job's attempt may do over HTTP: its plugin's allow-list and
     /// limits under this host's network policy. Settings stored by a newer
     /// version that do not parse deny every request.
-    fn http_grant(&self, job: &ClaimedJob) -> crate::runtime::outbound::HttpGrant {
+    async fn http_grant(&self, job: &ClaimedJob) -> crate::runtime::outbound::HttpGrant {
         let allow = job.http.validate().unwrap_or_else(|e| {
             tracing::warn!(job = %job.id, plugin = %job.plugin, error = %e,
                 "the plugin's stored http settings do not parse; its requests are denied");
             Default::default()
         });
+        let secrets = self.secrets_for(job, &allow).await;
         crate::runtime::outbound::HttpGrant {
             allow,
             limits: job.http.limits(),
-            secrets: Default::default(),
+            secrets: Arc::new(secrets),
             context: self.config.outbound.clone(),
         }
+    }
+
+    /// The tenant secrets `allow` names, opened. One that is missing or does
+    /// not open is left out: a request naming it is refused, and the
+    /// attempt's record says why.
+    async fn secrets_for(
+        &self,
+        job: &ClaimedJob,
+        allow: &crate::runtime::outbound::AllowList,
+    ) -> std::collections::BTreeMap<String, String> {
+        let names: Vec<String> = allow.secret_names().into_iter().collect();
+        let mut opened = std::collections::BTreeMap::new();
+        let Some(key) = &self.config.secret_key else {
+            return opened;
+        };
+        if names.is_empty() {
+            return opened;
+        }
+        let sealed = match self.store.secrets_sealed(&job.tenant_id, &names).await {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "reading the tenant's secrets failed");
+                return opened;
+            }
+        };
+        for (name, sealed) in sealed {
+            match key.open(&job.tenant_id, &name, &sealed) {
+                Ok(value) => {
+                    opened.insert(name, value);
+                }
+                Err(e) => tracing::warn!(job = %job.id, secret = %name, error = %e,
+                    "a tenant secret does not open; requests naming it are refused"),
+            }
+        }
+        opened
     }
 
     /// The compiled plugin for `digest`, fetching its bytes from the store once.

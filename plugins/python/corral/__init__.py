@@ -45,7 +45,10 @@ from typing import Any, Callable, Optional
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, types
+# `corral_plugin_types`: the world also imports wasi:http's `types`, so
+# componentize-py names both by package.
+from wit_world.imports import host
+from wit_world.imports import corral_plugin_types as types
 
 __all__ = [
     "Fatal",

@@ -85,6 +85,7 @@ where
                 };
                 let limit = this.limit;
                 this.recording.update(|call| {
+                    call.result = super::CallResult::TooLarge;
                     call.error = Some(format!("too large: the {what} body passed {limit} bytes"));
                 });
                 return Poll::Ready(Some(Err(error)));

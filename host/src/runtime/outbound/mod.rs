@@ -233,6 +233,52 @@ impl std::fmt::Debug for HttpGrant {
     }
 }
 
+/// How a recorded request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallResult {
+    /// An answer came (whatever its status).
+    Ok,
+    /// Refused by the allow-list, the network policy or a limit.
+    Denied,
+    /// Connecting or the first byte took too long.
+    Timeout,
+    /// A body passed its limit.
+    TooLarge,
+    /// Anything else (DNS, connect, TLS, protocol).
+    Error,
+    /// Still in flight when the attempt ended.
+    Unfinished,
+}
+
+impl CallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Denied => "denied",
+            CallResult::Timeout => "timeout",
+            CallResult::TooLarge => "too_large",
+            CallResult::Error => "error",
+            CallResult::Unfinished => "unfinished",
+        }
+    }
+
+    /// The result of a request that failed with `error`.
+    fn of(error: &HttpError) -> CallResult {
+        match error {
+            HttpError::HttpRequestDenied
+            | HttpError::DestinationIpProhibited
+            | HttpError::ConnectionLimitReached
+            | HttpError::HttpRequestUriInvalid => CallResult::Denied,
+            HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout => CallResult::Timeout,
+            HttpError::HttpRequestBodySize(_) | HttpError::HttpResponseBodySize(_) => {
+                CallResult::TooLarge
+            }
+            _ => CallResult::Error,
+        }
+    }
+}
+
 /// One request an attempt made, as recorded with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HttpCall {
@@ -243,6 +289,7 @@ pub struct HttpCall {
     /// Without the query string (it may carry what the plugin's owner
     /// would not want stored).
     pub path: String,
+    pub result: CallResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Why it failed: `denied: …`, `timeout: …`, `too large: …`, `connect: …`.
@@ -282,9 +329,10 @@ impl Recording {
         }
     }
 
-    fn finish(&self, status: Option<u16>, error: Option<String>) {
+    fn finish(&self, result: CallResult, status: Option<u16>, error: Option<String>) {
         let elapsed = self.started.elapsed().as_millis() as u64;
         self.update(|call| {
+            call.result = result;
             call.status = status;
             call.error = error;
             call.duration_ms = elapsed;
@@ -425,12 +473,12 @@ impl WasiHttpHooks for Outbound {
         let target = match target {
             Ok(target) => target,
             Err(why) => {
-                recording.finish(None, Some(why));
+                recording.finish(CallResult::Denied, None, Some(why));
                 return Box::new(std::future::ready(Err(HttpError::HttpRequestUriInvalid)));
             }
         };
         if let Err((error, why)) = self.admit(&mut request, &target) {
-            recording.finish(None, Some(why));
+            recording.finish(CallResult::of(&error), None, Some(why));
             return Box::new(std::future::ready(Err(error)));
         }
         // The guest may ask for shorter timeouts, never longer ones.
@@ -461,8 +509,12 @@ impl WasiHttpHooks for Outbound {
             )
             .await;
             match &sent {
-                Ok((response, _)) => recording.finish(Some(response.status().as_u16()), None),
-                Err((_, why)) => recording.finish(None, Some(why.clone())),
+                Ok((response, _)) => {
+                    recording.finish(CallResult::Ok, Some(response.status().as_u16()), None)
+                }
+                Err((error, why)) => {
+                    recording.finish(CallResult::of(error), None, Some(why.clone()))
+                }
             }
             sent.map_err(|(error, _)| error)
         })

@@ -70,6 +70,7 @@ pub(super) fn call_of(request: &http::Request<WasiBody>) -> HttpCall {
             _ => 443,
         }),
         path: uri.path().to_string(),
+        result: super::CallResult::Unfinished,
         status: None,
         error: None,
         bytes_sent: 0,

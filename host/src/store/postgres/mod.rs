@@ -28,6 +28,7 @@
 //!   sees its outcome: no job is ever pinned to a deleted version.
 
 mod schedules;
+mod secrets;
 mod workflows;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@
 //! Wake-ups are in-process: the store itself announces what it wrote.
 
 mod schedules;
+mod secrets;
 mod workflows;
 
 use std::collections::HashMap;
