@@ -400,7 +400,6 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
     db: corral_tests::db::TestDb,
 ) {
     use axum::http::{Method, StatusCode};
-    use corral::model::JobState;
     use corral_tests::api::{app, call, push, tenant_with_key, upload};
     let (port, seen) = server().await;
     let app = app(&db);
@@ -429,7 +428,11 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
         assert!(refused.1.to_string().contains(why), "{}", refused.1);
     }
     let (_, shown) = call(&app, Method::GET, "/v1/plugins/fetch", Some(&key), None).await;
-    assert_eq!(shown["versions"][0]["http"], json!({"allow": []}), "{shown}");
+    assert_eq!(
+        shown["versions"][0]["http"],
+        json!({"allow": []}),
+        "{shown}"
+    );
 
     let allowed = format!("http://127.0.0.1:{port}");
     let patched = call(
@@ -450,26 +453,11 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
     assert_eq!(v2.1["version"], 2);
     assert_eq!(v2.1["http"]["max_requests"], 5, "{}", v2.1);
 
-    let mut config = corral_tests::worker::config("host-http");
-    config.outbound = local_network();
-    let host = corral_tests::worker::Host::start(&db, config);
     let input = json!({"requests": [
         {"url": format!("http://127.0.0.1:{port}/hello?secret=no")},
         {"url": format!("http://127.0.0.1:{port}/echo"), "method": "POST", "body": "x"},
     ]});
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "fetch", "input": input})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{job}");
-    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
-    let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
-    host.stop().await;
-    assert_eq!(state, JobState::Completed);
+    let id = run_fetch_job(&db, &app, &key, input).await;
     let (_, got) = call(
         &app,
         Method::GET,
@@ -513,7 +501,6 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
     db: corral_tests::db::TestDb,
 ) {
     use axum::http::{Method, StatusCode};
-    use corral::model::JobState;
     use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
     let (port, seen) = server().await;
     let other = server().await;
@@ -611,27 +598,12 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
     )
     .await;
     assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
-    let mut config = corral_tests::worker::config("host-secrets");
-    config.outbound = local_network();
-    let host = corral_tests::worker::Host::start(&db, config);
     let header = json!({"authorization": "Bearer {{secret.API_TOKEN}}"});
     let input = json!({"requests": [
         {"url": format!("http://127.0.0.1:{port}/auth"), "headers": header},
         {"url": format!("http://127.0.0.1:{}/auth", other.0), "headers": header},
     ]});
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "fetch", "input": input})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{job}");
-    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
-    let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
-    host.stop().await;
-    assert_eq!(state, JobState::Completed);
+    let id = run_fetch_job(&db, &app, &key, input).await;
     let received = seen.lock().unwrap().requests.clone();
     assert_eq!(received.len(), 1);
     assert_eq!(
@@ -672,4 +644,32 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
 
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Enqueue a `fetch` job of tenant `acme` and run it on a worker whose
+/// network policy lets it reach the test servers; it must complete.
+async fn run_fetch_job(
+    db: &corral_tests::db::TestDb,
+    app: &axum::Router,
+    key: &str,
+    input: Value,
+) -> uuid::Uuid {
+    use axum::http::{Method, StatusCode};
+    let mut config = corral_tests::worker::config("host-http");
+    config.outbound = local_network();
+    let host = corral_tests::worker::Host::start(db, config);
+    let (status, job) = corral_tests::api::call(
+        app,
+        Method::POST,
+        "/v1/jobs",
+        Some(key),
+        Some(json!({"plugin": "fetch", "input": input})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
+    host.stop().await;
+    assert_eq!(state, corral::model::JobState::Completed);
+    id
 }

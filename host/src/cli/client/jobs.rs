@@ -400,6 +400,53 @@ fn print_attempts(answer: &Value) {
         ],
         rows,
     );
+    // The outbound HTTP requests of the attempts that made any.
+    let calls: Vec<Vec<String>> = answer["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| {
+            let attempt = at(a, "attempt");
+            a["http"]["calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |c| {
+                    vec![
+                        attempt.clone(),
+                        at(c, "method"),
+                        format!(
+                            "{}://{}:{}{}",
+                            at(c, "scheme"),
+                            at(c, "host"),
+                            at(c, "port"),
+                            at(c, "path")
+                        ),
+                        at(c, "result"),
+                        at(c, "status"),
+                        format!("{}/{}", at(c, "bytes_sent"), at(c, "bytes_received")),
+                        at(c, "duration_ms"),
+                        at(c, "error"),
+                    ]
+                })
+        })
+        .collect();
+    if !calls.is_empty() {
+        output::line("");
+        output::table(
+            &[
+                "attempt",
+                "method",
+                "url",
+                "result",
+                "status",
+                "sent/received",
+                "ms",
+                "error",
+            ],
+            calls,
+        );
+    }
 }
 
 #[cfg(test)]

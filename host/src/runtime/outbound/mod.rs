@@ -332,9 +332,13 @@ impl Recording {
     fn finish(&self, result: CallResult, status: Option<u16>, error: Option<String>) {
         let elapsed = self.started.elapsed().as_millis() as u64;
         self.update(|call| {
-            call.result = result;
+            // A body over its limit said so first; hyper's failure after it
+            // is only the consequence.
+            if call.result != CallResult::TooLarge {
+                call.result = result;
+                call.error = error;
+            }
             call.status = status;
-            call.error = error;
             call.duration_ms = elapsed;
         });
     }
