@@ -16,7 +16,8 @@ struct Delivered {
 }
 
 fn deliver(input: serde_json::Value, job: &Job) -> Result<Delivered, Error> {
-    let url = corral_sdk::config("url").ok_or_else(|| Error::fatal("the `url` setting is not set"))?;
+    let url =
+        corral_sdk::config("url").ok_or_else(|| Error::fatal("the `url` setting is not set"))?;
     let response = Request::post(&url)
         .header("authorization", "Bearer {{secret.WEBHOOK_TOKEN}}")
         .header("idempotency-key", &job.id)
@@ -28,8 +29,14 @@ fn deliver(input: serde_json::Value, job: &Job) -> Result<Delivered, Error> {
         200..=299 => Ok(Delivered {
             status: response.status,
         }),
-        500..=599 | 429 => Err(Error::retryable(format!("the webhook answered {}", response.status))),
-        status => Err(Error::fatal(format!("the webhook answered {status}: {}", response.text()))),
+        500..=599 | 429 => Err(Error::retryable(format!(
+            "the webhook answered {}",
+            response.status
+        ))),
+        status => Err(Error::fatal(format!(
+            "the webhook answered {status}: {}",
+            response.text()
+        ))),
     }
 }
 
