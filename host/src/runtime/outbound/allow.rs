@@ -25,6 +25,11 @@ pub const MAX_ALLOW_ENTRIES: usize = 64;
 pub const MAX_ALLOW_URL_BYTES: usize = 255;
 /// Secrets one entry may name.
 pub const MAX_SECRETS_PER_ENTRY: usize = 16;
+/// Methods one entry may name, and bytes of one. With the caps above they
+/// bound a plugin's settings (stored with every version, read with every
+/// claimed job) to about 110 KiB, whatever a tenant sends.
+pub const MAX_METHODS_PER_ENTRY: usize = 16;
+pub const MAX_METHOD_BYTES: usize = 32;
 
 /// One entry as its owner wrote it (and as it is stored and shown).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -181,8 +186,20 @@ impl Rule {
                 "not a host name (letters, digits, `-` and `.`; `*.` only at the start)",
             ));
         };
+        if methods.len() > MAX_METHODS_PER_ENTRY {
+            return Err(bad(&format!(
+                "names {} methods; the limit is {MAX_METHODS_PER_ENTRY}",
+                methods.len()
+            )));
+        }
         let mut allowed = BTreeSet::new();
         for method in methods {
+            if method.len() > MAX_METHOD_BYTES {
+                return Err(bad(&format!(
+                    "a method of {} bytes; the limit is {MAX_METHOD_BYTES}",
+                    method.len()
+                )));
+            }
             let upper = method.to_ascii_uppercase();
             if http::Method::from_bytes(upper.as_bytes()).is_err() || upper.is_empty() {
                 return Err(bad(&format!("`{method}` is not an HTTP method")));
@@ -325,6 +342,14 @@ mod tests {
             let message = refused(entry.clone());
             assert!(message.contains(why), "{entry}: {message}");
         }
+        let methods: Vec<String> = (0..=MAX_METHODS_PER_ENTRY)
+            .map(|i| format!("M{i}"))
+            .collect();
+        let message = refused(serde_json::json!({"url": "https://x.com", "methods": methods}));
+        assert!(message.contains("methods; the limit"), "{message}");
+        let long = "M".repeat(1_000_000);
+        let message = refused(serde_json::json!({"url": "https://x.com", "methods": [long]}));
+        assert!(message.contains("a method of 1000000 bytes"), "{message}");
         let many: Vec<AllowEntry> = (0..=MAX_ALLOW_ENTRIES)
             .map(|i| AllowEntry::Url(format!("https://h{i}.example.com")))
             .collect();

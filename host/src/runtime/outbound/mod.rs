@@ -48,6 +48,10 @@ pub const DEFAULT_REQUEST_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_RESPONSE_BODY_BYTES: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of one header value once its `{{secret.NAME}}` placeholders are
+/// filled in. A 128 KiB header of placeholders for an 8 KiB secret would
+/// otherwise make the host build 80 MiB for one header.
+pub const MAX_FILLED_HEADER_BYTES: usize = 16 * 1024;
 /// Requests recorded per attempt (every one is counted; past this, only
 /// the count grows). Bounds the attempt row.
 pub const MAX_RECORDED_CALLS: usize = 100;

@@ -107,10 +107,23 @@ pub(super) fn fill_secrets<'a>(
             .filter(|n| crate::model::is_secret_name(n))
             .ok_or("denied: a placeholder does not name a secret")?;
         out.extend_from_slice(value(name)?.as_bytes());
+        if out.len() > super::MAX_FILLED_HEADER_BYTES {
+            return Err(too_long());
+        }
         rest = &after[end + CLOSE.len()..];
     }
     out.extend_from_slice(rest);
+    if out.len() > super::MAX_FILLED_HEADER_BYTES {
+        return Err(too_long());
+    }
     Ok(out)
+}
+
+fn too_long() -> String {
+    format!(
+        "denied: with its secrets filled in, a header value would pass {} bytes (MAX_FILLED_HEADER_BYTES)",
+        super::MAX_FILLED_HEADER_BYTES
+    )
 }
 
 type Failure = (HttpError, String);
@@ -318,5 +331,11 @@ mod tests {
         assert!(fill_secrets(b"{{secret.TOKEN", |_| Ok("x")).is_err());
         assert!(fill_secrets(b"{{secret.lower}}", |_| Ok("x")).is_err());
         assert!(!has_placeholder(b"{{secrets}}"));
+        // A header of many placeholders for a large secret stops at the
+        // bound instead of multiplying the secret.
+        let secret = "s".repeat(8 * 1024);
+        let crafted = "{{secret.TOKEN}}".repeat(8 * 1024);
+        let refused = fill_secrets(crafted.as_bytes(), |_| Ok(secret.as_str())).unwrap_err();
+        assert!(refused.contains("MAX_FILLED_HEADER_BYTES"), "{refused}");
     }
 }
