@@ -30,6 +30,9 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document of the HTTP API (JSON), as `GET /openapi.json` serves it.
     Openapi,
+    /// The key that seals tenant secrets: `generate` a new one, `rotate` to it.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
     /// The client verbs (`tenant`, `key`, `plugin`, `job`), which call a
     /// running server's API.
     #[command(flatten)]
@@ -142,6 +145,13 @@ pub struct ServeArgs {
     pub log_format: Option<crate::logging::LogFormat>,
     #[command(flatten)]
     pub outbound: OutboundArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
+}
+
+/// The keys that seal tenant secrets (docs/http.md, "Secrets").
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecretKeyArgs {
     /// The key that seals tenant secrets, as 64 hex digits. Without it (and
     /// without --secret-key-file), a SQLite host keeps a generated key
     /// beside its database file, and a PostgreSQL host has no secrets.
@@ -151,30 +161,82 @@ pub struct ServeArgs {
     /// when missing.
     #[arg(long, env = "CORRAL_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// During a rotation, the key being replaced (64 hex digits): it still
+    /// opens the secrets it sealed, and seals nothing new.
+    #[arg(long, env = "CORRAL_PREVIOUS_SECRET_KEY", hide_env_values = true)]
+    pub previous_secret_key: Option<String>,
+    /// A file holding the key being replaced.
+    #[arg(long, env = "CORRAL_PREVIOUS_SECRET_KEY_FILE")]
+    pub previous_secret_key_file: Option<PathBuf>,
 }
 
-impl ServeArgs {
-    /// The key that seals tenant secrets (docs/http.md, "Secrets"): the
-    /// flag, the key file, or for SQLite `<database file>.secret-key`.
-    pub fn secret_key(&self) -> Result<Option<crate::secrets::SecretKey>, String> {
+impl SecretKeyArgs {
+    /// The key that seals tenant secrets: the flag, the key file, or for
+    /// SQLite `<database file>.secret-key` (generated when missing), with
+    /// the previous key when one is given.
+    pub fn key(&self, database_url: &str) -> Result<Option<crate::secrets::SecretKey>, String> {
         use crate::secrets::SecretKey;
-        if let Some(hex) = &self.secret_key {
+        let current = if let Some(hex) = &self.secret_key {
+            SecretKey::from_hex(hex).map_err(|e| format!("CORRAL_SECRET_KEY: {e}"))?
+        } else {
+            let file = match &self.secret_key_file {
+                Some(file) => file.clone(),
+                None => match crate::store::sqlite_file(database_url) {
+                    Some(db) => PathBuf::from(format!("{}.secret-key", db.display())),
+                    None => return Ok(None),
+                },
+            };
+            SecretKey::from_file_or_generate(&file).map_err(|e| e.to_string())?
+        };
+        Ok(Some(match self.previous()? {
+            Some(previous) => current.with_previous(previous),
+            None => current,
+        }))
+    }
+
+    /// The key being replaced, when one is given.
+    fn previous(&self) -> Result<Option<crate::secrets::SecretKey>, String> {
+        use crate::secrets::SecretKey;
+        if let Some(hex) = &self.previous_secret_key {
             return SecretKey::from_hex(hex)
                 .map(Some)
-                .map_err(|e| format!("CORRAL_SECRET_KEY: {e}"));
+                .map_err(|e| format!("CORRAL_PREVIOUS_SECRET_KEY: {e}"));
         }
-        let file = match &self.secret_key_file {
-            Some(file) => Some(file.clone()),
-            None => crate::store::sqlite_file(&self.database.database_url)
-                .map(|db| PathBuf::from(format!("{}.secret-key", db.display()))),
-        };
-        match file {
-            Some(file) => SecretKey::from_file_or_generate(&file)
+        match &self.previous_secret_key_file {
+            Some(file) => SecretKey::from_file(file)
                 .map(Some)
                 .map_err(|e| e.to_string()),
             None => Ok(None),
         }
     }
+}
+
+impl ServeArgs {
+    /// The key that seals tenant secrets (docs/http.md, "Secrets").
+    pub fn secret_key(&self) -> Result<Option<crate::secrets::SecretKey>, String> {
+        self.secret_keys.key(&self.database.database_url)
+    }
+}
+
+/// `corral secret-key …`: the key that seals tenant secrets.
+#[derive(Debug, Subcommand)]
+pub enum SecretKeyCommand {
+    /// Print a new random key (64 hex digits) on stdout.
+    Generate,
+    /// Re-seal every stored secret under the current key (--secret-key or
+    /// --secret-key-file) that the previous key (--previous-secret-key or
+    /// --previous-secret-key-file) sealed, and print what it did as JSON.
+    /// Hosts running with both keys keep working throughout. Exits 1 when
+    /// some secret opens with neither key.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 /// The operator's policy for plugins' outbound HTTP (docs/http.md).
@@ -194,6 +256,17 @@ pub struct OutboundArgs {
     /// the Mozilla roots (an internal CA).
     #[arg(long, value_name = "PEM", env = "CORRAL_OUTBOUND_CA_FILE")]
     pub outbound_ca_file: Option<PathBuf>,
+    /// The only hosts tenants' allow-lists may name (`api.example.com`,
+    /// `*.example.com`, an IP literal); any host when unset. An upload or
+    /// PATCH naming another is refused (422), and entries stored before the
+    /// flag narrowed are not applied. Repeatable, or comma-separated.
+    #[arg(
+        long = "outbound-hosts",
+        value_name = "HOST",
+        env = "CORRAL_OUTBOUND_HOSTS",
+        value_delimiter = ','
+    )]
+    pub outbound_hosts: Vec<String>,
 }
 
 impl OutboundArgs {
@@ -204,12 +277,14 @@ impl OutboundArgs {
                 .map_err(|e| format!("--outbound-ca-file {}: {e}", path.display()))?,
             None => Vec::new(),
         };
-        crate::runtime::outbound::OutboundContext::new(
+        let mut context = crate::runtime::outbound::OutboundContext::new(
             crate::runtime::outbound::NetworkPolicy {
                 allowed_private: self.allow_private_network.clone(),
             },
             &pem,
-        )
+        )?;
+        context.hosts = crate::runtime::outbound::HostLimit::parse(&self.outbound_hosts)?;
+        Ok(context)
     }
 }
 

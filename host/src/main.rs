@@ -45,6 +45,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::Client(command) => corral::cli::client::run(command).await,
+            Command::SecretKey(command) => corral::cli::secret_key::run(command).await,
         }
     });
     match result {

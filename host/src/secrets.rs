@@ -58,10 +58,12 @@ impl std::fmt::Debug for Sealed {
     }
 }
 
-/// The host's secret key.
+/// The host's secret key, and during a rotation the key it replaces (which
+/// only opens values, never seals them).
 pub struct SecretKey {
     cipher: XChaCha20Poly1305,
     id: String,
+    previous: Option<Box<SecretKey>>,
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -84,7 +86,25 @@ impl SecretKey {
         SecretKey {
             cipher: XChaCha20Poly1305::new(bytes.into()),
             id: hex::encode(&digest[..8]),
+            previous: None,
         }
+    }
+
+    /// This key, also opening values sealed under `previous` (the key being
+    /// rotated away: docs/http.md, "Rotating the secret key").
+    pub fn with_previous(mut self, previous: SecretKey) -> SecretKey {
+        if previous.id != self.id {
+            self.previous = Some(Box::new(SecretKey {
+                previous: None,
+                ..previous
+            }));
+        }
+        self
+    }
+
+    /// The id of the previous key, when there is one.
+    pub fn previous_id(&self) -> Option<&str> {
+        self.previous.as_deref().map(SecretKey::id)
     }
 
     /// A new random key, as hex.
@@ -140,8 +160,16 @@ impl SecretKey {
         })
     }
 
-    /// Decrypt a value sealed for `tenant` and `name`.
+    /// Decrypt a value sealed for `tenant` and `name`, under this key or the
+    /// previous one.
     pub fn open(&self, tenant: &str, name: &str, sealed: &Sealed) -> Result<String, SecretError> {
+        match &self.previous {
+            Some(previous) if sealed.key_id == previous.id => previous.open(tenant, name, sealed),
+            _ => self.open_own(tenant, name, sealed),
+        }
+    }
+
+    fn open_own(&self, tenant: &str, name: &str, sealed: &Sealed) -> Result<String, SecretError> {
         let wrong = || SecretError::WrongKey {
             stored: sealed.key_id.clone(),
             host: self.id.clone(),
@@ -186,6 +214,31 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn during_a_rotation_both_keys_open_and_only_the_new_one_seals() {
+        let old = SecretKey::from_hex(&"01".repeat(32)).unwrap();
+        let before = old.seal("acme", "TOKEN", "v1").unwrap();
+        let key = SecretKey::from_hex(&"02".repeat(32))
+            .unwrap()
+            .with_previous(SecretKey::from_hex(&"01".repeat(32)).unwrap());
+        assert_eq!(key.previous_id(), Some(old.id()));
+        assert_eq!(key.open("acme", "TOKEN", &before).unwrap(), "v1");
+        let after = key.seal("acme", "TOKEN", "v2").unwrap();
+        assert_eq!(after.key_id, key.id());
+        assert!(old.open("acme", "TOKEN", &after).is_err());
+        let stranger = SecretKey::from_hex(&"03".repeat(32)).unwrap();
+        let lost = stranger.seal("acme", "TOKEN", "v0").unwrap();
+        assert!(matches!(
+            key.open("acme", "TOKEN", &lost),
+            Err(SecretError::WrongKey { .. })
+        ));
+        // A "previous" key equal to the current one is no previous key.
+        let same = SecretKey::from_hex(&"02".repeat(32))
+            .unwrap()
+            .with_previous(SecretKey::from_hex(&"02".repeat(32)).unwrap());
+        assert_eq!(same.previous_id(), None);
+    }
 
     #[test]
     fn a_sealed_value_opens_only_for_its_row_and_key() {

@@ -1,6 +1,7 @@
 //! Verbs of the `corral` binary: `run` (one local attempt), `serve` and
-//! `migrate`, and the API client (`tenant`, `key`, `plugin`, `job`).
+//! `migrate`, `secret-key`, and the API client (`tenant`, `key`, `plugin`, `job`).
 
 pub mod client;
 pub mod run;
+pub mod secret_key;
 pub mod serve;

@@ -37,6 +37,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             "no secret key (CORRAL_SECRET_KEY or --secret-key-file): tenant secrets are off"
         );
     }
+    let outbound_hosts = Arc::new(args.outbound.context().map_err(anyhow::Error::msg)?.hosts);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // One runtime: the API validates and compiles uploads with it, the worker runs them.
@@ -65,6 +66,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             args.max_auth_failures,
         ));
         state.secret_key = secret_key.clone();
+        state.outbound_hosts = outbound_hosts;
         (router(state), "the API is listening")
     };
     let address = std::net::SocketAddr::new(args.host, args.port);

@@ -67,6 +67,8 @@ pub struct AppState {
     pub watchers: Arc<streams::Watchers>,
     /// Seals tenant secrets; none turns the secret routes off (503).
     pub secret_key: Option<Arc<crate::secrets::SecretKey>>,
+    /// The hosts plugins' allow-lists may name (`--outbound-hosts`).
+    pub outbound_hosts: Arc<crate::runtime::outbound::HostLimit>,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             auth_failures: Arc::default(),
             watchers: Arc::default(),
             secret_key: None,
+            outbound_hosts: Arc::default(),
         }
     }
 }

@@ -146,7 +146,7 @@ pub async fn upload(
             let settings: HttpSettings = serde_json::from_str(text).map_err(|e| {
                 ApiError::Unprocessable("invalid_http", format!("http is not valid settings: {e}"))
             })?;
-            check_http(&settings)?;
+            check_http(&settings, &state.outbound_hosts)?;
             Ok::<_, ApiError>(settings)
         })
         .transpose()?;
@@ -430,7 +430,7 @@ pub async fn update(
         }
     }
     if let Some(http) = &body.http {
-        check_http(http)?;
+        check_http(http, &state.outbound_hosts)?;
     }
     let updated = state
         .store
@@ -446,11 +446,15 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-/// Outbound HTTP settings: 422 naming the first bad entry or limit.
-fn check_http(settings: &HttpSettings) -> Result<(), ApiError> {
+/// Outbound HTTP settings: 422 naming the first bad entry or limit, or the
+/// first entry whose host the operator does not permit.
+fn check_http(
+    settings: &HttpSettings,
+    hosts: &crate::runtime::outbound::HostLimit,
+) -> Result<(), ApiError> {
     settings
         .validate()
-        .map(|_| ())
+        .and_then(|allow| allow.check_hosts(hosts))
         .map_err(|why| ApiError::Unprocessable("invalid_http", why))
 }
 

@@ -39,4 +39,21 @@ pub trait SecretStore {
         tenant: &str,
         names: &[String],
     ) -> Result<Vec<(String, Sealed)>, StoreError>;
+    /// Up to `limit` secrets sealed under a key other than `key_id`, of any
+    /// tenant, in (tenant, name) order after `after` (for rotating the key).
+    async fn secrets_sealed_elsewhere(
+        &self,
+        key_id: &str,
+        after: (&str, &str),
+        limit: u32,
+    ) -> Result<Vec<(String, String, Sealed)>, StoreError>;
+    /// Replace a secret's sealed value while it is still `old` (a value put
+    /// meanwhile wins). True when replaced.
+    async fn secret_reseal(
+        &self,
+        tenant: &str,
+        name: &str,
+        old: &Sealed,
+        new: &Sealed,
+    ) -> Result<bool, StoreError>;
 }

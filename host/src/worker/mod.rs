@@ -529,15 +529,20 @@ impl Worker {
         let _ = finish_tx.send((finish, Span::current(), unrecorded));
     }
 
-    /// What the job's attempt may do over HTTP: its plugin's allow-list and
-    /// limits under this host's network policy. Settings stored by a newer
-    /// version that do not parse deny every request.
+    /// What the job's attempt may do over HTTP: its plugin's allow-list
+    /// (less the entries the operator's `--outbound-hosts` does not permit)
+    /// and limits under this host's network policy. Settings stored by a
+    /// newer version that do not parse deny every request.
     async fn http_grant(&self, job: &ClaimedJob) -> crate::runtime::outbound::HttpGrant {
-        let allow = job.http.validate().unwrap_or_else(|e| {
-            tracing::warn!(job = %job.id, plugin = %job.plugin, error = %e,
+        let allow = job
+            .http
+            .validate()
+            .unwrap_or_else(|e| {
+                tracing::warn!(job = %job.id, plugin = %job.plugin, error = %e,
                 "the plugin's stored http settings do not parse; its requests are denied");
-            Default::default()
-        });
+                Default::default()
+            })
+            .restricted(&self.config.outbound.hosts);
         let secrets = self.secrets_for(job, &allow).await;
         crate::runtime::outbound::HttpGrant {
             allow,

@@ -78,6 +78,81 @@ enum HostPattern {
     Ip(IpAddr),
 }
 
+impl HostPattern {
+    /// `api.example.com`, `*.example.com` or an IP literal.
+    fn parse(host: &str) -> Result<HostPattern, &'static str> {
+        let host = normalize_host(host);
+        if let Some(below) = host.strip_prefix("*.") {
+            if !is_dns_name(below) || !below.contains('.') {
+                return Err("a wildcard needs a name of two labels or more after `*.`");
+            }
+            Ok(HostPattern::Below(format!(".{below}")))
+        } else if let Some(ip) = parse_ip(&host) {
+            Ok(HostPattern::Ip(ip))
+        } else if is_dns_name(&host) {
+            Ok(HostPattern::Name(host))
+        } else {
+            Err("not a host name (letters, digits, `-` and `.`; `*.` only at the start)")
+        }
+    }
+
+    /// Whether every host `other` matches, this matches too.
+    fn covers(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Name(a), HostPattern::Name(b)) => a == b,
+            (HostPattern::Below(s), HostPattern::Name(b)) => b.len() > s.len() && b.ends_with(s),
+            (HostPattern::Below(s), HostPattern::Below(t)) => t.ends_with(s.as_str()),
+            (HostPattern::Ip(a), HostPattern::Ip(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Name(name) => f.write_str(name),
+            HostPattern::Below(suffix) => write!(f, "*{suffix}"),
+            HostPattern::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            HostPattern::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Patterns an operator may give (`--outbound-hosts`): bounds the work of
+/// checking every entry of every allow-list against them.
+pub const MAX_HOST_LIMIT_PATTERNS: usize = 256;
+
+/// The hosts an operator lets tenants' allow-lists name at all
+/// (`corral serve --outbound-hosts`): names, `*.suffix` and IP literals.
+/// Empty lets every host be named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostLimit(Vec<HostPattern>);
+
+impl HostLimit {
+    pub fn parse(patterns: &[String]) -> Result<HostLimit, String> {
+        if patterns.len() > MAX_HOST_LIMIT_PATTERNS {
+            return Err(format!(
+                "--outbound-hosts has {} patterns; the limit is {MAX_HOST_LIMIT_PATTERNS}",
+                patterns.len()
+            ));
+        }
+        patterns
+            .iter()
+            .map(|p| HostPattern::parse(p).map_err(|why| format!("--outbound-hosts `{p}`: {why}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(HostLimit)
+    }
+
+    pub fn is_unrestricted(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn permits(&self, rule: &Rule) -> bool {
+        self.is_unrestricted() || self.0.iter().any(|p| p.covers(&rule.host))
+    }
+}
+
 /// A parsed entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -121,6 +196,25 @@ impl AllowList {
                 && rule.host_matches(&host)
                 && (rule.methods.is_empty() || rule.methods.contains(method))
         })
+    }
+
+    /// Refuse, naming it, the first entry whose host `limit` does not permit.
+    pub fn check_hosts(&self, limit: &HostLimit) -> Result<(), String> {
+        match self.0.iter().find(|rule| !limit.permits(rule)) {
+            Some(rule) => Err(format!(
+                "allow-list entry `{}://{}:{}`: this deployment does not let plugins reach that host (its operator's --outbound-hosts)",
+                rule.scheme.as_str(),
+                rule.host,
+                rule.port
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Only the entries `limit` permits (settings stored before the
+    /// operator narrowed it lose the rest).
+    pub fn restricted(self, limit: &HostLimit) -> AllowList {
+        AllowList(self.0.into_iter().filter(|r| limit.permits(r)).collect())
     }
 
     /// Every secret some entry names (what an attempt needs decrypted).
@@ -169,23 +263,7 @@ impl Rule {
             None if authority.ends_with(':') => return Err(bad("an empty port")),
             None => scheme.default_port(),
         };
-        let host = normalize_host(uri.host());
-        let host = if let Some(below) = host.strip_prefix("*.") {
-            if !is_dns_name(below) || !below.contains('.') {
-                return Err(bad(
-                    "a wildcard needs a name of two labels or more after `*.`",
-                ));
-            }
-            HostPattern::Below(format!(".{below}"))
-        } else if let Some(ip) = parse_ip(&host) {
-            HostPattern::Ip(ip)
-        } else if is_dns_name(&host) {
-            HostPattern::Name(host)
-        } else {
-            return Err(bad(
-                "not a host name (letters, digits, `-` and `.`; `*.` only at the start)",
-            ));
-        };
+        let host = HostPattern::parse(uri.host()).map_err(bad)?;
         if methods.len() > MAX_METHODS_PER_ENTRY {
             return Err(bad(&format!(
                 "names {} methods; the limit is {MAX_METHODS_PER_ENTRY}",
@@ -318,6 +396,33 @@ mod tests {
         assert!(l.find("GET", Scheme::Http, "10.1.2.3", 8080).is_some());
         assert!(l.find("GET", Scheme::Http, "[::1]", 9000).is_some());
         assert_eq!(l.secret_names(), BTreeSet::from(["SLACK".to_string()]));
+    }
+
+    #[test]
+    fn an_operators_host_limit_bounds_what_allow_lists_may_name() {
+        let limit = HostLimit::parse(&["*.example.com".into(), "api.slack.com".into()]).unwrap();
+        let permitted = list(serde_json::json!([
+            "https://api.example.com",
+            "https://*.eu.example.com",
+            "https://*.example.com",
+            "https://api.slack.com:8443",
+        ]));
+        assert_eq!(permitted.check_hosts(&limit), Ok(()));
+        for entry in [
+            "https://example.com",
+            "https://*.co.uk",
+            "https://hooks.slack.com",
+            "https://evil-example.com",
+            "http://10.0.0.1",
+        ] {
+            let l = list(serde_json::json!([entry]));
+            let error = l.check_hosts(&limit).unwrap_err();
+            assert!(error.contains("--outbound-hosts"), "{entry}: {error}");
+            assert!(l.restricted(&limit).is_empty(), "{entry}");
+        }
+        assert_eq!(permitted.check_hosts(&HostLimit::default()), Ok(()));
+        assert!(HostLimit::parse(&["*.com".into()]).is_err());
+        assert!(HostLimit::parse(&vec!["a.example.com".to_string(); 257]).is_err());
     }
 
     #[test]

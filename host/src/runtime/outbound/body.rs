@@ -102,3 +102,23 @@ where
         self.inner.size_hint()
     }
 }
+
+/// Read and drop a refused request's body, up to `limit` bytes, instead of
+/// closing it: some guests (componentize-js's `fetch`) abort the whole
+/// attempt when writing a body fails, where the response's error would
+/// have told them why. Past `limit` the body is closed after all; the task
+/// ends when the guest finishes or drops the body (at the latest with its
+/// attempt), so it costs no more than sending would have.
+pub(super) fn discard(body: wasmtime_wasi_http::WasiBody, limit: u64) {
+    use http_body_util::BodyExt;
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read = read.saturating_add(frame.data_ref().map_or(0, |d| d.len() as u64));
+            if read > limit {
+                break;
+            }
+        }
+    });
+}

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 pub use address::NetworkPolicy;
-pub use allow::{AllowEntry, AllowList, Scheme};
+pub use allow::{AllowEntry, AllowList, HostLimit, Scheme};
 
 /// Requests one attempt may make. Bounds what one job can send out (and
 /// record) however it loops.
@@ -175,6 +175,8 @@ impl Default for HttpLimits {
 #[derive(Debug, Clone)]
 pub struct OutboundContext {
     pub network: NetworkPolicy,
+    /// The hosts tenants' allow-lists may name at all.
+    pub hosts: HostLimit,
     pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
@@ -203,6 +205,7 @@ impl OutboundContext {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(OutboundContext {
             network,
+            hosts: HostLimit::default(),
             tls: Arc::new(tls),
         })
     }
@@ -482,11 +485,13 @@ impl WasiHttpHooks for Outbound {
             Ok(target) => target,
             Err(why) => {
                 recording.finish(CallResult::Denied, None, Some(why));
+                body::discard(request.into_body(), self.grant.limits.request_bytes);
                 return Box::new(std::future::ready(Err(HttpError::HttpRequestUriInvalid)));
             }
         };
         if let Err((error, why)) = self.admit(&mut request, &target) {
             recording.finish(CallResult::of(&error), None, Some(why));
+            body::discard(request.into_body(), self.grant.limits.request_bytes);
             return Box::new(std::future::ready(Err(error)));
         }
         // The guest may ask for shorter timeouts, never longer ones.

@@ -201,19 +201,32 @@ pub(super) async fn send(
     );
     let request = http::Request::from_parts(parts, body);
 
+    // The connection task drives the exchange, so it is polled beside the
+    // response until the response's head arrives.
     let mut conn = Box::pin(conn);
+    let answer = timed(
+        limits.first_byte_timeout,
+        "the first byte of the response",
+        HttpError::ConnectionReadTimeout,
+        async {
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| hyper_failure(&e))
+        },
+    );
+    tokio::pin!(answer);
+    let mut conn_ended = false;
     let response = tokio::select! {
-        response = timed(
-            limits.first_byte_timeout,
-            "the first byte of the response",
-            HttpError::ConnectionReadTimeout,
-            async { sender.send_request(request).await.map_err(|e| hyper_failure(&e)) },
-        ) => response?,
+        biased;
+        response = &mut answer => response?,
         ended = &mut conn => {
-            return Err(match ended {
-                Ok(()) => (HttpError::ConnectionTerminated, "the server closed the connection".into()),
-                Err(e) => hyper_failure(&e),
-            });
+            ended.map_err(|e| hyper_failure(&e))?;
+            // A server that answers and closes (HTTP/1.0, `connection:
+            // close`) ends the connection with the response already handed
+            // over: it is there, or the request failed.
+            conn_ended = true;
+            answer.await?
         }
     };
     let response = response.map(|incoming| {
@@ -227,7 +240,14 @@ pub(super) async fn send(
         )
         .boxed_unsync()
     });
-    let io = async move { conn.await.map_err(HttpError::from) };
+    // A finished connection must not be polled again.
+    let io = async move {
+        if conn_ended {
+            Ok(())
+        } else {
+            conn.await.map_err(HttpError::from)
+        }
+    };
     Ok((response, Box::new(io)))
 }
 

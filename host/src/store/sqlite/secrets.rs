@@ -126,4 +126,59 @@ impl SecretStore for SqliteStore {
             })
             .collect()
     }
+
+    async fn secrets_sealed_elsewhere(
+        &self,
+        key_id: &str,
+        after: (&str, &str),
+        limit: u32,
+    ) -> Result<Vec<(String, String, Sealed)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, name, ciphertext, nonce, key_id FROM secrets \
+             WHERE key_id <> ?1 AND (tenant_id, name) > (?2, ?3) \
+             ORDER BY tenant_id, name LIMIT ?4",
+        )
+        .bind(key_id)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("tenant_id")?,
+                    row.try_get("name")?,
+                    Sealed {
+                        ciphertext: row.try_get("ciphertext")?,
+                        nonce: row.try_get("nonce")?,
+                        key_id: row.try_get("key_id")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn secret_reseal(
+        &self,
+        tenant: &str,
+        name: &str,
+        old: &Sealed,
+        new: &Sealed,
+    ) -> Result<bool, StoreError> {
+        let replaced = sqlx::query(
+            "UPDATE secrets SET ciphertext = ?4, nonce = ?5, key_id = ?6 \
+             WHERE tenant_id = ?1 AND name = ?2 AND nonce = ?3",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(&old.nonce)
+        .bind(&new.ciphertext)
+        .bind(&new.nonce)
+        .bind(&new.key_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(replaced > 0)
+    }
 }
