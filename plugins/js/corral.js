@@ -20,15 +20,17 @@
 // - `throw new Fatal(msg)`: never retried; the job is dead at once.
 // - Anything else thrown is retryable; its stack goes to the job's log.
 // - Input that is not JSON, or a result JSON.stringify cannot encode, is fatal.
-// - The handler runs synchronously: a returned Promise is refused (fatal).
+// - The handler may be `async` and `await fetch(...)`: the standard fetch
+//   goes through the host's allow-list (Corral's docs/http.md); a refused
+//   request rejects with a TypeError.
 //
-// A plugin has no files, no environment variables and no network (build with
-// `-d http fetch-event`). console.log goes to the job's log (bounded).
+// A plugin has no files, no environment variables and no network beyond what
+// its allow-list grants. console.log goes to the job's log (bounded).
 //
 // Build with componentize-js against Corral's wit/ folder (`just plugins`
 // does this for plugins/js/*):
 //
-//     componentize-js app.js --wit wit --world-name job-handler -d http fetch-event -o app.wasm
+//     componentize-js app.js --wit wit --world-name job-handler -d fetch-event -o app.wasm
 
 import {
   log as hostLog,
@@ -120,25 +122,39 @@ export function handler(fn) {
       try {
         result = fn(input, info);
       } catch (e) {
-        if (e instanceof Fatal) throw jobError('fatal', e.message);
-        if (e instanceof Retryable) throw jobError('retryable', e.message);
-        const stack = e instanceof Error && e.stack ? `\n${e.stack.trimEnd()}` : '';
-        hostLog('error', `${describe(e)}${stack}`);
-        throw jobError('retryable', describe(e));
+        throw outcomeOf(e);
       }
+      // An async handler (one that awaits `fetch`): componentize-js runs the
+      // event loop until the promise settles.
       if (result instanceof Promise) {
-        throw jobError('fatal', 'the handler returned a Promise; it must return its result');
+        return result.then(encode, (e) => {
+          throw outcomeOf(e);
+        });
       }
-      let text;
-      try {
-        text = JSON.stringify(result);
-      } catch (e) {
-        throw jobError('fatal', `the plugin's result cannot be encoded as JSON: ${e.message}`);
-      }
-      if (text === undefined) {
-        throw jobError('fatal', `the plugin's result cannot be encoded as JSON: ${typeof result}`);
-      }
-      return text;
+      return encode(result);
     },
   };
+}
+
+// The job's outcome for what a handler threw.
+function outcomeOf(e) {
+  if (e instanceof Fatal) return jobError('fatal', e.message);
+  if (e instanceof Retryable) return jobError('retryable', e.message);
+  const stack = e instanceof Error && e.stack ? `\n${e.stack.trimEnd()}` : '';
+  hostLog('error', `${describe(e)}${stack}`);
+  return jobError('retryable', describe(e));
+}
+
+// The handler's result as the job's result text.
+function encode(result) {
+  let text;
+  try {
+    text = JSON.stringify(result);
+  } catch (e) {
+    throw jobError('fatal', `the plugin's result cannot be encoded as JSON: ${e.message}`);
+  }
+  if (text === undefined) {
+    throw jobError('fatal', `the plugin's result cannot be encoded as JSON: ${typeof result}`);
+  }
+  return text;
 }
