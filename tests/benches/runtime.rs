@@ -9,8 +9,14 @@
 //! load (what an upload pays), the load from the artifact cache in a fresh
 //! runtime (what a restart pays), and per-attempt p50/p99.
 //!
+//! Then outbound HTTP: an attempt of the `fetch` plugin making one GET to a
+//! local server, beside the same GET made natively with reqwest (a new
+//! connection each time, as the host makes), and beside an attempt of
+//! `fetch` that makes no request (so the request's own cost shows).
+//!
 //! Prints one JSON line. Targets on a 2-core machine: p50 <= 50 us per
-//! attempt, >= 10,000 attempts/s with concurrency.
+//! attempt, >= 10,000 attempts/s with concurrency, an attempt with one
+//! request <= 1.5x the native request at the median.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +35,8 @@ const CONCURRENT_PER_TASK: usize = 500;
 const CACHE_LOADS: usize = 5;
 /// Attempts per guest for the per-attempt percentiles.
 const GUEST_ATTEMPTS: usize = 400;
+/// Requests per side of the HTTP comparison (after as many for warm-up).
+const HTTP_REQUESTS: usize = 1_000;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -198,8 +206,11 @@ async fn bench() {
         round(g["attempt_p50_us"].as_f64().unwrap() / rust["attempt_p50_us"].as_f64().unwrap())
     };
 
+    let http = outbound().await;
+
     let p50 = percentile(&times, 0.50);
     let line = json!({
+        "http": http,
         "guests": {
             "rust": rust,
             "python": python,
@@ -224,6 +235,106 @@ async fn bench() {
         "meets_targets": p50 <= 50.0 && concurrent_rate >= 10_000.0,
     });
     println!("{line}");
+}
+
+/// One GET from a plugin (through the sandbox, the allow-list and the
+/// network policy) against the same GET made natively, in the same run.
+async fn outbound() -> Value {
+    use corral::runtime::outbound::{
+        AllowEntry, HttpGrant, HttpSettings, NetworkPolicy, OutboundContext,
+    };
+    let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://127.0.0.1:{port}/hello");
+
+    let settings = HttpSettings {
+        allow: vec![AllowEntry::Url(format!("http://127.0.0.1:{port}"))],
+        ..HttpSettings::default()
+    };
+    let grant = HttpGrant {
+        allow: settings.validate().expect("valid"),
+        limits: settings.limits(),
+        secrets: Arc::default(),
+        context: Arc::new(
+            OutboundContext::new(
+                NetworkPolicy {
+                    allowed_private: vec!["127.0.0.1/32".parse().expect("a range")],
+                },
+                b"",
+            )
+            .expect("context"),
+        ),
+    };
+    let plugin = load("fetch").await;
+    let one = json!({"requests": [{"url": url}]}).to_string();
+    let none = json!({"requests": []}).to_string();
+    let attempt = |input: &str| {
+        let mut request = request_for("fetch", input);
+        request.http = grant.clone();
+        request
+    };
+    let check = shared_runtime().run(&plugin, attempt(&one)).await;
+    assert_eq!(check.outcome, OutcomeKind::Completed, "{check:?}");
+    assert_eq!(check.http.calls[0].status, Some(200), "{check:?}");
+
+    // Native: a new connection per request, as the host opens one per request.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let native_get = || async {
+        let body = client
+            .get(&url)
+            .send()
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("body");
+        assert_eq!(body, "hi");
+    };
+
+    let (mut with_request, mut without, mut native) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..2 * HTTP_REQUESTS {
+        // Interleaved, so the machine's noise falls on all three alike.
+        let t = Instant::now();
+        let report = shared_runtime().run(&plugin, attempt(&one)).await;
+        let a = t.elapsed();
+        debug_assert_eq!(report.http.calls[0].status, Some(200));
+        let t = Instant::now();
+        shared_runtime().run(&plugin, attempt(&none)).await;
+        let b = t.elapsed();
+        let t = Instant::now();
+        native_get().await;
+        let c = t.elapsed();
+        if round >= HTTP_REQUESTS {
+            with_request.push(a);
+            without.push(b);
+            native.push(c);
+        }
+    }
+    for v in [&mut with_request, &mut without, &mut native] {
+        v.sort();
+    }
+    let attempt_p50 = percentile(&with_request, 0.50);
+    let native_p50 = percentile(&native, 0.50);
+    json!({
+        "requests": HTTP_REQUESTS,
+        "attempt_with_request_p50_us": round(attempt_p50),
+        "attempt_with_request_p99_us": round(percentile(&with_request, 0.99)),
+        "attempt_without_request_p50_us": round(percentile(&without, 0.50)),
+        "request_in_sandbox_p50_us": round(attempt_p50 - percentile(&without, 0.50)),
+        "native_request_p50_us": round(native_p50),
+        "native_request_p99_us": round(percentile(&native, 0.99)),
+        "attempt_over_native_p50": round(attempt_p50 / native_p50),
+        "target_over_native_p50": 1.5,
+        "meets_target": attempt_p50 <= 1.5 * native_p50,
+    })
 }
 
 fn round(x: f64) -> f64 {
