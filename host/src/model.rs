@@ -351,6 +351,11 @@ pub struct Quotas {
     pub max_workflows: u32,
     /// Versions one workflow may have (each holds a whole definition).
     pub max_workflow_versions: u32,
+    /// Outbound HTTP requests one attempt may make (its plugin's
+    /// `http.max_requests` is capped by it).
+    pub max_http_requests_per_attempt: u32,
+    /// Bytes of one outbound response body (caps `http.max_response_bytes`).
+    pub max_http_response_bytes: u64,
 }
 
 impl Default for Quotas {
@@ -367,11 +372,21 @@ impl Default for Quotas {
             max_schedules: 100,
             max_workflows: 100,
             max_workflow_versions: 100,
+            max_http_requests_per_attempt: crate::runtime::outbound::MAX_REQUESTS_PER_ATTEMPT,
+            max_http_response_bytes: crate::runtime::outbound::MAX_RESPONSE_BODY_BYTES,
         }
     }
 }
 
 impl Quotas {
+    /// What these quotas allow one attempt's outbound HTTP.
+    pub fn http_caps(&self) -> crate::runtime::outbound::HttpCaps {
+        crate::runtime::outbound::HttpCaps {
+            requests: self.max_http_requests_per_attempt,
+            response_bytes: self.max_http_response_bytes,
+        }
+    }
+
     /// What these quotas allow one attempt.
     pub fn attempt_caps(&self) -> AttemptCaps {
         AttemptCaps {

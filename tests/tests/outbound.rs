@@ -593,6 +593,26 @@ async fn the_json_stats_examples_fetch_and_reduce() {
             "{guest:?}: {got}"
         );
         assert_eq!(report.http.total, 1);
+
+        // The JavaScript handler is async: what it throws is a rejection,
+        // and still the outcome it names.
+        for (input, outcome) in [
+            (json!({}), OutcomeKind::Fatal),
+            (
+                json!({"url": format!("{base}/missing"), "field": "total"}),
+                OutcomeKind::Failed,
+            ),
+        ] {
+            let report = attempt(
+                &plugin,
+                input,
+                grant(&s, local_network(), &[]),
+                30_000,
+                CancellationToken::new(),
+            )
+            .await;
+            assert_eq!(report.outcome, outcome, "{guest:?}: {report:#?}");
+        }
     }
 }
 
@@ -1174,8 +1194,9 @@ async fn rotating_the_secret_key_reseals_every_secret(db: corral_tests::db::Test
     );
 }
 
-/// A tenant whose plugin floods requests gets what its settings allow and
-/// no more (each attempt's `max_requests`; the rest are refused at once),
+/// A tenant whose plugin floods requests gets what its quota allows and no
+/// more (`max_http_requests_per_attempt` per attempt, asked for at PATCH
+/// and applied at claim; the rest are refused at once),
 /// and its attempts parked on a server that never answers hold only its own
 /// slots: another tenant's jobs run and complete while they hang.
 async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::TestDb) {
@@ -1185,7 +1206,12 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
     let (port, seen) = server().await;
     let base = format!("http://127.0.0.1:{port}");
     let app = app(&db);
-    let hostile = tenant_with_key(&app, "hostile", json!({"max_concurrency": 2})).await;
+    let hostile = tenant_with_key(
+        &app,
+        "hostile",
+        json!({"max_concurrency": 2, "max_http_requests_per_attempt": 60}),
+    )
+    .await;
     let innocent = tenant_with_key(&app, "innocent", json!({})).await;
     let (status, body) = corral_tests::api::upload(
         &app,
@@ -1202,6 +1228,25 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
         "/v1/plugins/fetch",
         Some(&hostile),
         Some(json!({"http": {"allow": [base], "max_requests": 100}})),
+    )
+    .await;
+    // Over the tenant's quota: refused by name, nothing stored.
+    corral_tests::api::assert_error(
+        &(status, body.clone()),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "over_limit",
+    );
+    assert!(
+        body.to_string().contains("max_http_requests_per_attempt"),
+        "{body}"
+    );
+    // The default (100 per attempt) is lowered to the quota at claim.
+    let (status, body) = call(
+        &app,
+        Method::PATCH,
+        "/v1/plugins/fetch",
+        Some(&hostile),
+        Some(json!({"http": {"allow": [base]}})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1239,8 +1284,8 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
         .wait_for("hostile", first, PATIENCE, |s| s.is_terminal())
         .await;
     assert_eq!(state, JobState::Completed);
-    // Exactly the attempt's allowance reached the server.
-    assert_eq!(seen.lock().unwrap().requests.len(), 100);
+    // Exactly the attempt's allowance (the tenant's quota) reached the server.
+    assert_eq!(seen.lock().unwrap().requests.len(), 60);
     parked(&seen, 2).await;
 
     let mut innocents = Vec::new();

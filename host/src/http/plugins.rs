@@ -146,7 +146,7 @@ pub async fn upload(
             let settings: HttpSettings = serde_json::from_str(text).map_err(|e| {
                 ApiError::Unprocessable("invalid_http", format!("http is not valid settings: {e}"))
             })?;
-            check_http(&settings, &state.outbound_hosts)?;
+            check_http(&settings, &state.outbound_hosts, &quotas)?;
             Ok::<_, ApiError>(settings)
         })
         .transpose()?;
@@ -430,7 +430,7 @@ pub async fn update(
         }
     }
     if let Some(http) = &body.http {
-        check_http(http, &state.outbound_hosts)?;
+        check_http(http, &state.outbound_hosts, &quotas)?;
     }
     let updated = state
         .store
@@ -446,16 +446,22 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-/// Outbound HTTP settings: 422 naming the first bad entry or limit, or the
-/// first entry whose host the operator does not permit.
+/// Outbound HTTP settings: 422 naming the first bad entry or limit, the
+/// first entry whose host the operator does not permit, or the first limit
+/// over the tenant's quotas.
 fn check_http(
     settings: &HttpSettings,
     hosts: &crate::runtime::outbound::HostLimit,
+    quotas: &crate::model::Quotas,
 ) -> Result<(), ApiError> {
     settings
         .validate()
         .and_then(|allow| allow.check_hosts(hosts))
-        .map_err(|why| ApiError::Unprocessable("invalid_http", why))
+        .map_err(|why| ApiError::Unprocessable("invalid_http", why))?;
+    match quotas.http_caps().refusal(settings) {
+        Some(why) => Err(ApiError::Unprocessable("over_limit", why)),
+        None => Ok(()),
+    }
 }
 
 /// Limits against the tenant's quotas: 422 naming the first one over.

@@ -27,6 +27,8 @@ pub struct QuotaPatch {
     max_schedules: Option<u32>,
     max_workflows: Option<u32>,
     max_workflow_versions: Option<u32>,
+    max_http_requests_per_attempt: Option<u32>,
+    max_http_response_bytes: Option<u64>,
 }
 
 impl QuotaPatch {
@@ -98,6 +100,16 @@ impl QuotaPatch {
                 "max_workflow_versions",
                 self.max_workflow_versions
                     .unwrap_or(base.max_workflow_versions),
+            )?,
+            max_http_requests_per_attempt: small(
+                "max_http_requests_per_attempt",
+                self.max_http_requests_per_attempt
+                    .unwrap_or(base.max_http_requests_per_attempt),
+            )?,
+            max_http_response_bytes: positive(
+                "max_http_response_bytes",
+                self.max_http_response_bytes
+                    .unwrap_or(base.max_http_response_bytes),
             )?,
         })
     }

@@ -587,6 +587,25 @@ pub(crate) fn parse_http(text: &str) -> crate::runtime::outbound::HttpSettings {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// A claimed job's HTTP settings lowered to its tenant's quotas in force at
+/// the claim (`max_http_requests_per_attempt`, `max_http_response_bytes`),
+/// whatever was stored before they were lowered. A value the columns'
+/// checks should have kept out caps at zero: denied, never unbounded.
+pub(crate) fn claimed_http(
+    mut http: crate::runtime::outbound::HttpSettings,
+    max_requests: i64,
+    max_response_bytes: i64,
+) -> crate::runtime::outbound::HttpSettings {
+    let caps = crate::runtime::outbound::HttpCaps {
+        requests: u32::try_from(max_requests).unwrap_or(0),
+        response_bytes: u64::try_from(max_response_bytes).unwrap_or(0),
+    };
+    let limits = caps.apply(http.limits());
+    http.max_requests = Some(limits.requests);
+    http.max_response_bytes = Some(limits.response_bytes);
+    http
+}
+
 /// Settings or calls as JSON text for a column.
 pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("encoding JSON: {e}")))

@@ -27,8 +27,9 @@ Errors and retries:
 - ``MemoryError`` is not caught: the attempt ends as ``memory_exceeded``.
 - Input that is not JSON, or a result ``json.dumps`` refuses, is fatal.
 
-A plugin has no files, no environment variables and no network. ``print``
-goes to the job's log (bounded), like ``corral.log``.
+A plugin has no files and no environment variables; ``corral.http`` makes
+HTTP requests under the plugin's allow-list (docs/http.md). ``print`` goes
+to the job's log (bounded), like ``corral.log``.
 
 Build a plugin with componentize-py against Corral's ``wit/`` folder, with
 this folder on the path (``just plugins`` does this for ``plugins/python/*``)::

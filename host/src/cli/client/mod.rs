@@ -260,6 +260,30 @@ pub struct QuotaFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enqueue_per_minute: Option<u32>,
+    /// Bytes of components the tenant's live plugin versions may keep stored.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stored_plugin_bytes: Option<u64>,
+    /// Schedules the tenant may define.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_schedules: Option<u32>,
+    /// Workflows the tenant may define.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_workflows: Option<u32>,
+    /// Versions one workflow may have.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_workflow_versions: Option<u32>,
+    /// Outbound HTTP requests one attempt may make.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_requests_per_attempt: Option<u32>,
+    /// Bytes of one outbound HTTP response body.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_response_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use super::output::{self, at};
 use super::{ClientOptions, EXIT_OK, KeyCommand, TenantCommand};
 
 /// The quotas in the order `tenant show` prints them.
-const QUOTAS: [&str; 7] = [
+const QUOTAS: [&str; 13] = [
     "max_concurrency",
     "max_fuel_per_attempt",
     "max_memory_mb",
@@ -16,6 +16,12 @@ const QUOTAS: [&str; 7] = [
     "max_plugin_bytes",
     "max_queued_jobs",
     "enqueue_per_minute",
+    "max_stored_plugin_bytes",
+    "max_schedules",
+    "max_workflows",
+    "max_workflow_versions",
+    "max_http_requests_per_attempt",
+    "max_http_response_bytes",
 ];
 
 pub async fn tenant(options: &ClientOptions, command: TenantCommand) -> Result<i32, ClientError> {

@@ -153,6 +153,48 @@ impl HttpSettings {
     }
 }
 
+/// The caps a tenant's quotas put on its plugins' HTTP settings
+/// (`max_http_requests_per_attempt`, `max_http_response_bytes`): refused
+/// by name where a tenant asks for more (upload, `PATCH`), and applied at
+/// claim to whatever is stored, so lowering a quota holds at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCaps {
+    pub requests: u32,
+    pub response_bytes: u64,
+}
+
+impl HttpCaps {
+    /// The first asked-for setting over its quota, as a sentence.
+    pub fn refusal(&self, settings: &HttpSettings) -> Option<String> {
+        if let Some(asked) = settings.max_requests
+            && asked > self.requests
+        {
+            return Some(format!(
+                "http.max_requests {asked} is over the tenant's max_http_requests_per_attempt of {}",
+                self.requests
+            ));
+        }
+        if let Some(asked) = settings.max_response_bytes
+            && asked > self.response_bytes
+        {
+            return Some(format!(
+                "http.max_response_bytes {asked} is over the tenant's max_http_response_bytes of {}",
+                self.response_bytes
+            ));
+        }
+        None
+    }
+
+    /// `limits` lowered to the caps.
+    pub fn apply(&self, limits: HttpLimits) -> HttpLimits {
+        HttpLimits {
+            requests: limits.requests.min(self.requests),
+            response_bytes: limits.response_bytes.min(self.response_bytes),
+            ..limits
+        }
+    }
+}
+
 /// The limits of one attempt's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -531,5 +573,43 @@ impl WasiHttpHooks for Outbound {
             }
             sent.map_err(|(error, _)| error)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_refuse_more_than_they_allow_and_lower_what_is_stored() {
+        let caps = HttpCaps {
+            requests: 60,
+            response_bytes: 1024,
+        };
+        let mut asked = HttpSettings {
+            max_requests: Some(100),
+            ..HttpSettings::default()
+        };
+        let why = caps.refusal(&asked).expect("100 requests is over 60");
+        assert!(why.contains("max_http_requests_per_attempt of 60"), "{why}");
+        asked.max_requests = Some(60);
+        asked.max_response_bytes = Some(1025);
+        let why = caps.refusal(&asked).expect("1025 bytes is over 1024");
+        assert!(why.contains("max_http_response_bytes of 1024"), "{why}");
+        asked.max_response_bytes = None;
+        assert_eq!(caps.refusal(&asked), None);
+
+        // Defaults (100 requests, 8 MiB) stored before a quota was lowered
+        // are lowered at claim; what is already under the caps is kept.
+        let limits = caps.apply(HttpSettings::default().limits());
+        assert_eq!((limits.requests, limits.response_bytes), (60, 1024));
+        let roomy = HttpCaps {
+            requests: MAX_REQUESTS_PER_ATTEMPT,
+            response_bytes: MAX_RESPONSE_BODY_BYTES,
+        };
+        assert_eq!(
+            roomy.apply(HttpSettings::default().limits()),
+            HttpSettings::default().limits()
+        );
     }
 }

@@ -43,8 +43,8 @@ use uuid::Uuid;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    caps_from, claimed_limits, json_text, parse_calls, parse_config, parse_http, rate_window,
-    to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_http, claimed_limits, json_text, parse_calls, parse_config, parse_http,
+    rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -284,6 +284,8 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, sqlx::Error> {
             max_schedules: to_u32(row.try_get("max_schedules")?),
             max_workflows: to_u32(row.try_get("max_workflows")?),
             max_workflow_versions: to_u32(row.try_get("max_workflow_versions")?),
+            max_http_requests_per_attempt: to_u32(row.try_get("max_http_requests_per_attempt")?),
+            max_http_response_bytes: to_u64(row.try_get("max_http_response_bytes")?),
         },
         created_at: row.try_get("created_at")?,
     })
@@ -337,8 +339,9 @@ impl Store for PostgresStore {
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
              max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at, max_stored_plugin_bytes, \
-             max_schedules, max_workflows, max_workflow_versions) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             max_schedules, max_workflows, max_workflow_versions, max_http_requests_per_attempt, \
+             max_http_response_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&tenant.id)
         .bind(&tenant.name)
@@ -354,6 +357,8 @@ impl Store for PostgresStore {
         .bind(q.max_schedules as i32)
         .bind(q.max_workflows as i32)
         .bind(q.max_workflow_versions as i32)
+        .bind(q.max_http_requests_per_attempt as i32)
+        .bind(to_i64(q.max_http_response_bytes))
         .execute(&self.pool)
         .await;
         match inserted {
@@ -390,7 +395,8 @@ impl Store for PostgresStore {
         let row = sqlx::query(
             "UPDATE tenants SET max_concurrency = $2, max_fuel_per_attempt = $3, max_memory_mb = $4, \
              max_timeout_ms = $5, max_plugin_bytes = $6, max_queued_jobs = $7, enqueue_per_minute = $8, \
-             max_stored_plugin_bytes = $9, max_schedules = $10, max_workflows = $11, max_workflow_versions = $12 \
+             max_stored_plugin_bytes = $9, max_schedules = $10, max_workflows = $11, max_workflow_versions = $12, \
+             max_http_requests_per_attempt = $13, max_http_response_bytes = $14 \
              WHERE id = $1 RETURNING *",
         )
         .bind(id)
@@ -405,6 +411,8 @@ impl Store for PostgresStore {
         .bind(q.max_schedules as i32)
         .bind(q.max_workflows as i32)
         .bind(q.max_workflow_versions as i32)
+        .bind(q.max_http_requests_per_attempt as i32)
+        .bind(to_i64(q.max_http_response_bytes))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(tenant_from_row).transpose()?)
@@ -949,7 +957,8 @@ impl Store for PostgresStore {
                        jobs.run_at, jobs.context::text AS context, jobs.workflow_run_id, \
                        p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
                        p.config::text AS config, p.http::text AS http, t.max_fuel_per_attempt, t.max_memory_mb::bigint AS max_memory_mb, \
-                       t.max_timeout_ms",
+                       t.max_timeout_ms, t.max_http_requests_per_attempt::bigint AS max_http_requests, \
+                       t.max_http_response_bytes",
         )
         .bind(request.now)
         .bind(request.limit as i64)
@@ -981,7 +990,11 @@ impl Store for PostgresStore {
                         ),
                     ),
                     config: parse_config(&config),
-                    http: parse_http(&row.try_get::<String, _>("http")?),
+                    http: claimed_http(
+                        parse_http(&row.try_get::<String, _>("http")?),
+                        row.try_get("max_http_requests")?,
+                        row.try_get("max_http_response_bytes")?,
+                    ),
                     lease_token: row.try_get("lease_token")?,
                     run_at: row.try_get("run_at")?,
                     context: row.try_get("context")?,

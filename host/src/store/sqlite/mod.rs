@@ -34,8 +34,8 @@ use super::postgres::unknown_plugin_message;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
-    caps_from, claimed_limits, json_text, parse_calls, parse_config, parse_http, rate_window,
-    to_i64, to_u32, to_u64, validate_jobs,
+    caps_from, claimed_http, claimed_limits, json_text, parse_calls, parse_config, parse_http,
+    rate_window, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -157,6 +157,8 @@ fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
             max_schedules: to_u32(row.try_get("max_schedules")?),
             max_workflows: to_u32(row.try_get("max_workflows")?),
             max_workflow_versions: to_u32(row.try_get("max_workflow_versions")?),
+            max_http_requests_per_attempt: to_u32(row.try_get("max_http_requests_per_attempt")?),
+            max_http_response_bytes: to_u64(row.try_get("max_http_response_bytes")?),
         },
         created_at: time(row.try_get("created_at")?)?,
     })
@@ -266,8 +268,9 @@ impl Store for SqliteStore {
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
              max_plugin_bytes, max_queued_jobs, enqueue_per_minute, created_at, max_stored_plugin_bytes, \
-             max_schedules, max_workflows, max_workflow_versions) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             max_schedules, max_workflows, max_workflow_versions, max_http_requests_per_attempt, \
+             max_http_response_bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )
         .bind(&tenant.id)
         .bind(&tenant.name)
@@ -283,6 +286,8 @@ impl Store for SqliteStore {
         .bind(q.max_schedules as i32)
         .bind(q.max_workflows as i32)
         .bind(q.max_workflow_versions as i32)
+        .bind(q.max_http_requests_per_attempt as i32)
+        .bind(to_i64(q.max_http_response_bytes))
         .execute(&self.writer)
         .await;
         match inserted {
@@ -318,7 +323,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "UPDATE tenants SET max_concurrency = ?2, max_fuel_per_attempt = ?3, max_memory_mb = ?4, \
              max_timeout_ms = ?5, max_plugin_bytes = ?6, max_queued_jobs = ?7, enqueue_per_minute = ?8, \
-             max_stored_plugin_bytes = ?9, max_schedules = ?10, max_workflows = ?11, max_workflow_versions = ?12 \
+             max_stored_plugin_bytes = ?9, max_schedules = ?10, max_workflows = ?11, max_workflow_versions = ?12, \
+             max_http_requests_per_attempt = ?13, max_http_response_bytes = ?14 \
              WHERE id = ?1 RETURNING *",
         )
         .bind(id)
@@ -333,6 +339,8 @@ impl Store for SqliteStore {
         .bind(q.max_schedules as i32)
         .bind(q.max_workflows as i32)
         .bind(q.max_workflow_versions as i32)
+        .bind(q.max_http_requests_per_attempt as i32)
+        .bind(to_i64(q.max_http_response_bytes))
         .fetch_optional(&self.writer)
         .await?;
         Ok(row.as_ref().map(tenant_from_row).transpose()?)
@@ -872,7 +880,8 @@ impl Store for SqliteStore {
              RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
              lease_token, run_at, context, workflow_run_id, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
              'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config), 'http', json(http), \
-             'max_fuel', t.max_fuel_per_attempt, 'max_memory_mb', t.max_memory_mb, 'max_timeout_ms', t.max_timeout_ms) \
+             'max_fuel', t.max_fuel_per_attempt, 'max_memory_mb', t.max_memory_mb, 'max_timeout_ms', t.max_timeout_ms, \
+             'max_http_requests', t.max_http_requests_per_attempt, 'max_http_response_bytes', t.max_http_response_bytes) \
              FROM plugins p JOIN tenants t ON t.id = p.tenant_id \
              WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
         )
@@ -908,7 +917,11 @@ impl Store for SqliteStore {
                     caps_from(plugin.max_fuel, plugin.max_memory_mb, plugin.max_timeout_ms),
                 ),
                 config: plugin.config,
-                http: serde_json::from_value(plugin.http).unwrap_or_default(),
+                http: claimed_http(
+                    serde_json::from_value(plugin.http).unwrap_or_default(),
+                    plugin.max_http_requests,
+                    plugin.max_http_response_bytes,
+                ),
                 lease_token: uuid(row, "lease_token")?,
                 run_at: time(row.try_get("run_at")?)?,
                 context: row.try_get("context")?,
@@ -1417,6 +1430,8 @@ struct PluginRow {
     max_fuel: i64,
     max_memory_mb: i64,
     max_timeout_ms: i64,
+    max_http_requests: i64,
+    max_http_response_bytes: i64,
 }
 
 /// What `tenant` may still queue now (its quotas and this minute's count,
