@@ -1,5 +1,5 @@
-//! Corral: a WebAssembly-plugin job host. See `ARCHITECTURE.md` in the design
-//! notes for the path of a job through these modules.
+//! Corral: a WebAssembly-plugin job host. The README's "Layout" table maps
+//! these modules; docs/queue.md follows a job from claim to outcome.
 
 pub mod cli;
 pub mod config;

@@ -331,7 +331,7 @@ impl OutcomeKind {
     }
 }
 
-/// A tenant's quotas (API.md, "Tenants and keys").
+/// A tenant's quotas (docs/api.md, "Tenants and keys").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quotas {
     /// Attempts of the tenant running at once, across all hosts.

@@ -1,4 +1,4 @@
-//! Issue 13: no tenant can hurt another. Each test performs one attack (or
+//! No tenant can hurt another. Each test performs one attack (or
 //! the load that broke a promise) through the public API, a hostile plugin
 //! or the real binary, and asserts the bound that now holds.
 

@@ -385,7 +385,7 @@ async fn the_real_binary_serves_the_api_over_http() {
     stop(child);
 
     // With CORRAL_ADMIN_TOKEN set, that token is the one admin credential:
-    // the generated key stops working (issue 13).
+    // the generated key stops working.
     let port = free_port();
     let (child, _) = serve_api(
         &url,

@@ -11,7 +11,7 @@ use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
 use crate::model::{Job, JobState, Timestamp};
 
-/// A job in API responses (API.md, "Jobs"). Input and result are JSON.
+/// A job in API responses (docs/api.md, "Jobs"). Input and result are JSON.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Job)]
 pub struct JobView {
@@ -152,7 +152,7 @@ pub async fn get(
     Ok(Json(JobView::of(job)?))
 }
 
-/// A job to create (API.md, `POST /v1/jobs`).
+/// A job to create (docs/api.md, `POST /v1/jobs`).
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {

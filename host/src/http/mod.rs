@@ -1,4 +1,4 @@
-//! The HTTP API (API.md). `router(state)` builds the routes apart from any
+//! The HTTP API (docs/api.md). `router(state)` builds the routes apart from any
 //! socket, so tests drive it with `oneshot`; `serve` binds it.
 //!
 //! - [`error`]: the one error shape;

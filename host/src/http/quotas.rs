@@ -1,4 +1,4 @@
-//! The enqueue quotas of API.md: `max_queued_jobs` (jobs waiting at once)
+//! The enqueue quotas of docs/api.md: `max_queued_jobs` (jobs waiting at once)
 //! and `enqueue_per_minute`, checked before anything is stored. Both answer
 //! 429; the rate limit says when to come back (`Retry-After`).
 //!

@@ -1,4 +1,4 @@
-//! Cron schedules, as a tenant sees them (API.md, "Schedules";
+//! Cron schedules, as a tenant sees them (docs/api.md, "Schedules";
 //! docs/schedules.md).
 
 use axum::Json;

@@ -1,4 +1,4 @@
-//! Workflows and their runs, as a tenant sees them (API.md, "Workflows";
+//! Workflows and their runs, as a tenant sees them (docs/api.md, "Workflows";
 //! docs/workflows.md).
 
 use axum::Json;

@@ -30,7 +30,7 @@ impl Workflow {
     }
 }
 
-/// Where a run is (API.md, "Workflows"; docs/workflows.md).
+/// Where a run is (docs/api.md, "Workflows"; docs/workflows.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
