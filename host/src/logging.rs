@@ -40,10 +40,19 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .with_span_list(true)
             .init(),
         LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(ansi(
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::io::stderr().is_terminal(),
+            ))
             .with_writer(|| OneLine(std::io::stderr()))
             .init(),
     }
+}
+
+/// Colours in text logs: only at a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>).
+fn ansi(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// A writer for text logs that keeps each event on one line: newlines and
@@ -87,6 +96,15 @@ impl<W: Write> Write for OneLine<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_turns_colours_off_at_a_terminal() {
+        use std::ffi::OsStr;
+        assert!(ansi(None, true));
+        assert!(ansi(Some(OsStr::new("")), true), "an empty NO_COLOR is unset");
+        assert!(!ansi(Some(OsStr::new("1")), true));
+        assert!(!ansi(None, false), "no colours into a pipe or file");
+    }
 
     #[test]
     fn an_event_stays_on_one_line() {
