@@ -21,9 +21,10 @@ run plugin="markdown" input='{"markdown":"# Hello\n\nfrom *Corral*"}':
     CORRAL_PLUGINS_TARGET_DIR="{{plugins_target}}" scripts/plugins {{ if plugin =~ "^python/" { "python" } else if plugin =~ "^js/" { "js" } else { "rust" } }}
     cargo run --quiet -p corral -- run "{{plugins_target}}/{{ if plugin =~ "/" { plugin } else { "wasm32-wasip2/release/" + replace(plugin, '-', '_') } }}.wasm" --input '{{input}}'
 
-# Every test: unit, conformance and end to end (builds the plugins it needs).
+# Every test: unit, conformance and end to end (builds the plugins it needs), on the
+# PostgreSQL at CORRAL_TEST_POSTGRES, else 127.0.0.1:5432, else a throwaway cluster.
 test:
-    cargo test --workspace
+    scripts/with-postgres cargo test --workspace
 
 # Sandbox cost per attempt beside native Rust (one JSON line).
 bench-runtime:

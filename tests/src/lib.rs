@@ -348,7 +348,8 @@ pub mod worker;
 
 pub mod db {
     //! Real databases for tests: a fresh PostgreSQL database per test (on the
-    //! server at `CORRAL_TEST_POSTGRES`, default the machine's local one), or
+    //! server at `CORRAL_TEST_POSTGRES`, which `just test` sets through
+    //! `scripts/with-postgres`; default the machine's local one), or
     //! a fresh SQLite file in a temporary folder. Migrations applied.
 
     use std::sync::Arc;
@@ -361,7 +362,7 @@ pub mod db {
     /// The server tests create their databases on.
     pub fn postgres_admin_url() -> String {
         std::env::var("CORRAL_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
