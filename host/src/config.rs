@@ -33,6 +33,13 @@ pub enum Command {
     /// The key that seals tenant secrets: `generate` a new one, `rotate` to it.
     #[command(subcommand)]
     SecretKey(SecretKeyCommand),
+    /// Print a shell completion script: `corral completions bash >
+    /// ~/.local/share/bash-completion/completions/corral` (zsh: a `_corral`
+    /// file on `$fpath`; fish: `~/.config/fish/completions/corral.fish`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The client verbs (`tenant`, `key`, `plugin`, `job`), which call a
     /// running server's API.
     #[command(flatten)]

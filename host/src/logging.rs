@@ -101,7 +101,10 @@ mod tests {
     fn no_color_turns_colours_off_at_a_terminal() {
         use std::ffi::OsStr;
         assert!(ansi(None, true));
-        assert!(ansi(Some(OsStr::new("")), true), "an empty NO_COLOR is unset");
+        assert!(
+            ansi(Some(OsStr::new("")), true),
+            "an empty NO_COLOR is unset"
+        );
         assert!(!ansi(Some(OsStr::new("1")), true));
         assert!(!ansi(None, false), "no colours into a pipe or file");
     }

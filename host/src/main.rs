@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use corral::config::{Cli, Command};
 use corral::runtime::compile;
 
@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     }
 
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "corral", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let log_format = match &cli.command {
         Command::Serve(args) => args.log_format,
         _ => None,
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
             }
             Command::Client(command) => corral::cli::client::run(command).await,
             Command::SecretKey(command) => corral::cli::secret_key::run(command).await,
+            Command::Completions { .. } => Ok(0),
         }
     });
     match result {

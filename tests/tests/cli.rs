@@ -115,6 +115,7 @@ fn corral(server: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>)
         .args(args)
         .env("CORRAL_SERVER", server)
         .env_remove("CORRAL_TOKEN")
+        .env_remove("CORRAL_TOKEN_FILE")
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -598,6 +599,144 @@ fn failures_exit_1_for_a_dead_job_and_2_for_errors() {
         .fails(2, "unrecognized subcommand");
     let help = server.corral(None, &["job", "create", "--help"]).success();
     assert!(help.stdout.contains("Exit codes:"), "{help:#?}");
+}
+
+#[test]
+fn the_verbs_guides_used_curl_for() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // --token-file instead of --token, whitespace around the key ignored.
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let file = key_file.display().to_string();
+    let listed = server
+        .corral(None, &["plugin", "list", "--token-file", &file])
+        .success();
+    assert!(listed.stdout.contains("echo"), "{listed:#?}");
+    server
+        .corral(Some(&key), &["plugin", "list", "--token-file", &file])
+        .fails(2, "not both");
+
+    // plugin config replaces the whole config; show lists the keys only.
+    let set = server
+        .corral(
+            Some(&key),
+            &["plugin", "config", "echo", "greeting=hi=there", "lang=en"],
+        )
+        .success();
+    assert!(set.stdout.contains("greeting, lang"), "{set:#?}");
+    assert!(
+        !set.stdout.contains("hi=there"),
+        "values are write-only: {set:#?}"
+    );
+    let shown = server
+        .corral(Some(&key), &["plugin", "show", "echo", "1", "--json"])
+        .success()
+        .json();
+    assert_eq!(
+        shown["config_keys"],
+        serde_json::json!(["greeting", "lang"])
+    );
+    server
+        .corral(Some(&key), &["plugin", "config", "echo", "novalue"])
+        .fails(2, "`novalue` is not KEY=VALUE");
+    let cleared = server
+        .corral(Some(&key), &["plugin", "config", "echo", "--json"])
+        .success()
+        .json();
+    assert_eq!(cleared["config_keys"], serde_json::json!([]));
+
+    // plugin http from YAML; a bad entry is the API's 422.
+    let http = dir.path().join("http.yaml");
+    std::fs::write(
+        &http,
+        "allow: [\"https://hooks.example.com\"]\nmax_requests: 5\n",
+    )
+    .unwrap();
+    let allowed = server
+        .corral(
+            Some(&key),
+            &["plugin", "http", "echo", &http.display().to_string()],
+        )
+        .success();
+    assert!(
+        allowed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("http_allow:") && l.ends_with("https://hooks.example.com")),
+        "{allowed:#?}"
+    );
+    std::fs::write(&http, "allow: [\"ftp://nope\"]\n").unwrap();
+    server
+        .corral(
+            Some(&key),
+            &["plugin", "http", "echo", &http.display().to_string()],
+        )
+        .fails(2, "(invalid_http, HTTP 422)");
+
+    // job batch: a YAML list, ids printed in order; a non-list refused locally.
+    let batch = dir.path().join("jobs.yaml");
+    std::fs::write(
+        &batch,
+        "- {plugin: echo, input: {n: 1}}\n- {plugin: echo, input: {n: 2}, priority: 5}\n",
+    )
+    .unwrap();
+    let ids = server
+        .corral(Some(&key), &["job", "batch", &batch.display().to_string()])
+        .success();
+    let ids: Vec<&str> = ids.stdout.lines().collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let second = server
+        .corral(Some(&key), &["job", "get", ids[1], "--json"])
+        .success()
+        .json();
+    assert_eq!(second["input"], serde_json::json!({"n": 2}));
+    let piped = corral(
+        &server.url,
+        Some(&key),
+        &["job", "batch", "-", "--json"],
+        Some(r#"{"jobs": [{"plugin": "echo", "input": {}}]}"#),
+    )
+    .success()
+    .json();
+    assert_eq!(piped["ids"].as_array().map(Vec::len), Some(1));
+    std::fs::write(&batch, "plugin: echo\n").unwrap();
+    server
+        .corral(Some(&key), &["job", "batch", &batch.display().to_string()])
+        .fails(2, "must hold a list of jobs");
+
+    // plugin delete: a version pinned by unfinished jobs is refused; an
+    // unpinned one goes.
+    server
+        .corral(Some(&key), &["job", "create", "echo", "--run-at", "+1d"])
+        .success();
+    server
+        .corral(Some(&key), &["plugin", "delete", "echo", "1"])
+        .fails(2, "HTTP 409");
+    server
+        .corral(Some(&key), &["plugin", "push", "panic", &path_of("panic")])
+        .success();
+    let deleted = server
+        .corral(Some(&key), &["plugin", "delete", "panic", "1"])
+        .success();
+    assert!(
+        deleted.stderr.contains("deleted version 1 of panic"),
+        "{deleted:#?}"
+    );
+    server
+        .corral(Some(&key), &["plugin", "show", "panic", "1"])
+        .fails(2, "HTTP 404");
+
+    // Completions for each shell name the verbs.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = server.corral(None, &["completions", shell]).success();
+        assert!(
+            script.stdout.contains("corral") && script.stdout.contains("plugin"),
+            "{shell}: {script:#?}"
+        );
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Definition files for `apply` verbs (`workflow apply`, `schedule apply`):
+//! Definition files for `apply` verbs (`workflow apply`, `schedule apply`)
+//! and the files of `job batch` and `plugin http`:
 //! JSON or YAML, by extension (`.yaml`/`.yml` are YAML; anything else is
 //! tried as JSON, then as YAML), or `-` for stdin.
 
@@ -16,6 +17,30 @@ const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The file's content as a JSON object.
 pub async fn read_object(path: &Path) -> Result<serde_json::Map<String, Value>, ClientError> {
+    let shown = path.display().to_string();
+    match read_value(path).await? {
+        Value::Object(map) => Ok(map),
+        other => Err(ClientError::Usage(format!(
+            "{shown} must hold an object (a mapping), not {}",
+            kind(&other)
+        ))),
+    }
+}
+
+/// What a JSON value is, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "an object",
+        Value::Array(_) => "a list",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+    }
+}
+
+/// The file's content as JSON, whatever its shape.
+pub async fn read_value(path: &Path) -> Result<Value, ClientError> {
     let shown = path.display().to_string();
     let text = if path == Path::new("-") {
         let mut text = String::new();
@@ -51,19 +76,7 @@ pub async fn read_object(path: &Path) -> Result<serde_json::Map<String, Value>, 
             })?,
         }
     };
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(ClientError::Usage(format!(
-            "{shown} must hold an object (a mapping), not {}",
-            match other {
-                Value::Array(_) => "a list",
-                Value::String(_) => "a string",
-                Value::Number(_) => "a number",
-                Value::Bool(_) => "a boolean",
-                _ => "null",
-            }
-        ))),
-    }
+    Ok(value)
 }
 
 /// Take the definition's `name` out of `map`, or use `name` (a `--name`

@@ -71,6 +71,37 @@ pub struct Api {
     token: Option<String>,
 }
 
+/// Bytes of a `--token-file`: a key is under 100; this bounds what a
+/// mistaken path makes the client read.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+/// The key from `--token` or `--token-file` (not both).
+fn token(options: &ClientOptions) -> Result<Option<String>, ClientError> {
+    let given = options.token.clone().filter(|t| !t.is_empty());
+    let Some(path) = &options.token_file else {
+        return Ok(given);
+    };
+    if given.is_some() {
+        return Err(ClientError::Usage(
+            "give the key with --token (CORRAL_TOKEN) or --token-file (CORRAL_TOKEN_FILE), not both"
+                .into(),
+        ));
+    }
+    let shown = path.display();
+    let unreadable = |e: std::io::Error| ClientError::Usage(format!("cannot read {shown}: {e}"));
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_TOKEN_FILE_BYTES {
+        return Err(ClientError::Usage(format!(
+            "{shown} is {size} bytes; a token file holds one key (at most {MAX_TOKEN_FILE_BYTES})"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    match text.trim() {
+        "" => Err(ClientError::Usage(format!("{shown} holds no key"))),
+        key => Ok(Some(key.to_string())),
+    }
+}
+
 impl Api {
     pub fn new(options: &ClientOptions) -> Result<Api, ClientError> {
         let base = Url::parse(&options.server)
@@ -90,7 +121,7 @@ impl Api {
         Ok(Api {
             http,
             base,
-            token: options.token.clone().filter(|t| !t.is_empty()),
+            token: token(options)?,
         })
     }
 
@@ -239,8 +270,32 @@ mod tests {
         Api::new(&ClientOptions {
             server: server.into(),
             token: token.map(Into::into),
+            token_file: None,
             json: false,
         })
+    }
+
+    #[test]
+    fn a_token_file_gives_the_key_alone() {
+        let path = std::env::temp_dir().join(format!("corral-token-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "  corral_abc\n").unwrap();
+        let mut options = ClientOptions {
+            server: "http://h:1".into(),
+            token: None,
+            token_file: Some(path.clone()),
+            json: false,
+        };
+        assert_eq!(token(&options).unwrap().as_deref(), Some("corral_abc"));
+        options.token = Some("corral_other".into());
+        assert!(matches!(token(&options), Err(ClientError::Usage(_))));
+        options.token = None;
+        std::fs::write(&path, "\n").unwrap();
+        assert!(
+            matches!(token(&options), Err(ClientError::Usage(m)) if m.contains("holds no key"))
+        );
+        std::fs::write(&path, vec![b'k'; 5000]).unwrap();
+        assert!(matches!(token(&options), Err(ClientError::Usage(m)) if m.contains("one key")));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `corral job …`: create (and wait), get, list, watch, cancel, logs,
+//! `corral job …`: create (and wait), batch, get, list, watch, cancel, logs,
 //! attempts, replay.
 
 use std::path::Path;
@@ -39,6 +39,35 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
             };
             let state = watch::follow(&api, &id, mode).await?;
             Ok(exit_status(&state))
+        }
+        JobCommand::Batch { file } => {
+            let jobs = match super::files::read_value(&file).await? {
+                Value::Array(jobs) => Value::Array(jobs),
+                Value::Object(mut body) if body.len() == 1 && body.contains_key("jobs") => {
+                    body.remove("jobs").unwrap_or_default()
+                }
+                other => {
+                    return Err(ClientError::Usage(format!(
+                        "{} must hold a list of jobs or {{\"jobs\": [...]}}, not {}",
+                        file.display(),
+                        super::files::kind(&other)
+                    )));
+                }
+            };
+            let answer = api
+                .post_json(
+                    &["v1", "jobs", "batch"],
+                    &serde_json::json!({ "jobs": jobs }),
+                )
+                .await?;
+            if options.json {
+                output::line(&answer.text);
+            } else {
+                for id in answer.value["ids"].as_array().into_iter().flatten() {
+                    output::line(&output::cell(id));
+                }
+            }
+            Ok(EXIT_OK)
         }
         JobCommand::Cancel { id } => {
             let answer = api.post(&["v1", "jobs", &id, "cancel"]).await?;

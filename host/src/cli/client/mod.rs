@@ -59,6 +59,10 @@ pub struct ClientOptions {
     /// `plugin` and `job`.
     #[arg(long, env = "CORRAL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// A file holding the API key (surrounding whitespace ignored), so the
+    /// key stays out of the shell's history and the process list.
+    #[arg(long, env = "CORRAL_TOKEN_FILE", global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Print the API's JSON as is (for scripts) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -321,6 +325,34 @@ pub enum PluginCommand {
     List,
     /// Every version of a plugin, newest first, or one version.
     Show { name: String, version: Option<u32> },
+    /// Replace the config of every version of a plugin with these
+    /// `KEY=VALUE` pairs (none clears it). Values are write-only: name every
+    /// key the plugin needs, not only the one that changes.
+    Config {
+        name: String,
+        /// `KEY=VALUE`, any number.
+        #[arg(value_parser = parse_pair)]
+        pairs: Vec<(String, String)>,
+    },
+    /// Replace a plugin's outbound HTTP settings (allow-list and limits)
+    /// with a JSON or YAML file such as `{"allow": ["https://api.example.com"]}`
+    /// (docs/http.md).
+    Http {
+        name: String,
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+    },
+    /// Delete one version of a plugin (refused while unfinished jobs or
+    /// workflow steps pin it).
+    Delete { name: String, version: u32 },
+}
+
+/// `KEY=VALUE` into its two parts (the value may hold `=`).
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +395,14 @@ pub enum JobCommand {
     /// Print each change of a job's state and progress until it ends.
     #[command(after_help = EXIT_CODES)]
     Watch { id: String },
+    /// Enqueue up to 1000 jobs at once, all or nothing, from a JSON or YAML
+    /// file holding a list of jobs (each as `POST /v1/jobs` takes it:
+    /// `plugin`, `input`, optional `version`, `queue`, `priority`, `run_at`,
+    /// `max_attempts`, `timeout_ms`) or `{"jobs": [...]}`; prints their ids.
+    Batch {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+    },
     /// Cancel a job: a waiting job at once, a running one within a heartbeat.
     Cancel { id: String },
     /// Each attempt's captured log.

@@ -1,5 +1,5 @@
 //! `corral plugin …`: upload (streamed from the file, with a progress bar),
-//! list, show.
+//! list, show, config, http settings, delete.
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,7 +46,55 @@ pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32,
             }
             Ok(EXIT_OK)
         }
+        PluginCommand::Config { name, pairs } => {
+            let config: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
+            let keys = config.len();
+            let body = serde_json::json!({ "config": config });
+            let answer = patch(&api, &name, &body).await?;
+            if options.json {
+                output::line(&answer.text);
+            } else {
+                output::note(&format!("{name}: config set ({keys} key(s))"));
+                print_plugin(&answer.value);
+            }
+            Ok(EXIT_OK)
+        }
+        PluginCommand::Http { name, file } => {
+            let http = super::files::read_value(&file).await?;
+            let answer = patch(&api, &name, &serde_json::json!({ "http": http })).await?;
+            if options.json {
+                output::line(&answer.text);
+            } else {
+                output::note(&format!("{name}: outbound HTTP settings replaced"));
+                print_plugin(&answer.value);
+            }
+            Ok(EXIT_OK)
+        }
+        PluginCommand::Delete { name, version } => {
+            api.call(api.request(
+                Method::DELETE,
+                &["v1", "plugins", &name, &version.to_string()],
+            ))
+            .await?;
+            if options.json {
+                output::line(
+                    &serde_json::json!({"deleted": {"name": name, "version": version}}).to_string(),
+                );
+            } else {
+                output::note(&format!("deleted version {version} of {name}"));
+            }
+            Ok(EXIT_OK)
+        }
     }
+}
+
+/// `PATCH /v1/plugins/{name}` with `body`.
+async fn patch(api: &Api, name: &str, body: &Value) -> Result<super::http::Answer, ClientError> {
+    api.call(
+        api.request(Method::PATCH, &["v1", "plugins", name])
+            .json(body),
+    )
+    .await
 }
 
 /// The file is streamed as the request body, so memory stays flat and
@@ -142,6 +190,18 @@ fn print_plugin(plugin: &Value) {
         .map(|keys| keys.iter().map(output::cell).collect::<Vec<_>>().join(", "))
         .filter(|keys| !keys.is_empty())
         .unwrap_or_else(|| "-".into());
+    // An entry is a URL or {url, methods, secrets}: the URLs say where.
+    let http_allow = plugin["http"]["allow"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| output::cell(e.get("url").unwrap_or(e)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|urls| !urls.is_empty())
+        .unwrap_or_else(|| "-".into());
     output::fields(&[
         ("name", at(plugin, "name")),
         ("version", at(plugin, "version")),
@@ -154,6 +214,7 @@ fn print_plugin(plugin: &Value) {
         ("log_bytes", bytes_at(limits, "log_bytes")),
         ("max_attempts", at(plugin, "max_attempts")),
         ("config_keys", config_keys),
+        ("http_allow", http_allow),
         ("created_at", at(plugin, "created_at")),
     ]);
 }
