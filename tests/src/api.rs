@@ -43,6 +43,19 @@ pub async fn call_with(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value) {
+    let (status, _, value) = exchange(app, method, uri, key, body, headers).await;
+    (status, value)
+}
+
+/// [`call_with`], with the answer's headers.
+pub async fn exchange(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let mut request = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -63,6 +76,7 @@ pub async fn call_with(
         .await
         .unwrap();
     let status = response.status();
+    let answer_headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     // JSON, or the text of a body that is not JSON (a diagram).
     let value = if bytes.is_empty() {
@@ -71,7 +85,7 @@ pub async fn call_with(
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
-    (status, value)
+    (status, answer_headers, value)
 }
 
 /// A request whose JSON body is sent as given (text serde_json would not

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use corral::model::{Limits, NewJob};
 use corral_tests::api::{
-    ADMIN_TOKEN, app, assert_error, call, call_with, push, tenant_with_key, upload,
+    ADMIN_TOKEN, app, assert_error, call, call_with, exchange, push, tenant_with_key, upload,
 };
 use corral_tests::db::TestDb;
 use http_body_util::BodyExt;
@@ -35,7 +35,182 @@ corral_tests::on_both_backends!(
     the_queued_jobs_quota_answers_429_and_stores_nothing,
     the_enqueue_rate_quota_answers_429_with_retry_after,
     the_openapi_document_and_offline_docs_are_served,
+    creations_carry_location_and_refusals_retry_after,
 );
+
+/// Every 201 names what it made in `Location` (a GET of it answers); a 200
+/// that answers an existing resource has none; 429s carry `Retry-After`.
+async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
+    let app = app(&db);
+    let location = |headers: &axum::http::HeaderMap| {
+        headers
+            .get("location")
+            .map(|v| v.to_str().expect("ASCII").to_string())
+    };
+    let created = |answer: &(StatusCode, axum::http::HeaderMap, Value)| {
+        assert_eq!(answer.0, StatusCode::CREATED, "{}", answer.2);
+        location(&answer.1).expect("a 201 has Location")
+    };
+    let post = |uri: &str, key: &str, body: Option<Value>| {
+        let (app, uri, key) = (app.clone(), uri.to_string(), key.to_string());
+        async move { exchange(&app, Method::POST, &uri, Some(&key), body, &[]).await }
+    };
+
+    let tenant = post(
+        "/v1/tenants",
+        ADMIN_TOKEN,
+        Some(json!({"id": "acme", "quotas": {"max_queued_jobs": 3}})),
+    )
+    .await;
+    assert_eq!(created(&tenant), "/v1/tenants/acme");
+    let key = post("/v1/tenants/acme/keys", ADMIN_TOKEN, None).await;
+    let key_id = key.2["key_id"].as_str().unwrap().to_string();
+    assert_eq!(created(&key), format!("/v1/tenants/acme/keys/{key_id}"));
+    let admin = post("/v1/admin-keys", ADMIN_TOKEN, None).await;
+    assert_eq!(
+        created(&admin),
+        format!("/v1/admin-keys/{}", admin.2["key_id"].as_str().unwrap())
+    );
+    let key = key.2["key"].as_str().unwrap().to_string();
+    let key = key.as_str();
+    push(&app, key, "echo").await;
+
+    let job = post("/v1/jobs", key, Some(json!({"plugin": "echo", "input": 1}))).await;
+    let at = created(&job);
+    assert_eq!(at, format!("/v1/jobs/{}", job.2["id"].as_str().unwrap()));
+    let (status, _) = call(&app, Method::GET, &at, Some(key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let replayed = exchange(
+        &app,
+        Method::POST,
+        &format!("{at}/replay"),
+        Some(key),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        created(&replayed),
+        format!("/v1/jobs/{}", replayed.2["id"].as_str().unwrap())
+    );
+    let batch = post(
+        "/v1/jobs/batch",
+        key,
+        Some(json!({"jobs": [{"plugin": "echo", "input": 2}]})),
+    )
+    .await;
+    assert_eq!(created(&batch), "/v1/jobs");
+
+    // An Idempotency-Key seen before: 200, no Location.
+    let first = exchange(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(key),
+        Some(json!({"plugin": "echo", "input": 3})),
+        &[("idempotency-key", "k1")],
+    )
+    .await;
+    assert_eq!(
+        first.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the fourth waiting job is over max_queued_jobs"
+    );
+    let seconds: u64 = first.1["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(seconds, corral::http::quotas::QUEUE_FULL_RETRY_AFTER_SECS);
+
+    let (status, _) = call(
+        &app,
+        Method::PATCH,
+        "/v1/tenants/acme",
+        Some(ADMIN_TOKEN),
+        Some(json!({"quotas": {"max_queued_jobs": 100}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = || {
+        exchange(
+            &app,
+            Method::POST,
+            "/v1/jobs",
+            Some(key),
+            Some(json!({"plugin": "echo", "input": 3})),
+            &[("idempotency-key", "k2")],
+        )
+    };
+    let first = again().await;
+    created(&first);
+    let repeat = again().await;
+    assert_eq!(repeat.0, StatusCode::OK);
+    assert_eq!(location(&repeat.1), None);
+
+    // The same plugin bytes again: 200, no Location; a new version: 201 at it.
+    let (status, _) = upload(
+        &app,
+        key,
+        "/v1/plugins/echo",
+        corral_tests::plugin_bytes("echo"),
+        "application/wasm",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let workflow = exchange(
+        &app,
+        Method::PUT,
+        "/v1/workflows/pair",
+        Some(key),
+        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!(created(&workflow), "/v1/workflows/pair");
+    let same = exchange(
+        &app,
+        Method::PUT,
+        "/v1/workflows/pair",
+        Some(key),
+        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
+        &[],
+    )
+    .await;
+    assert_eq!((same.0, location(&same.1)), (StatusCode::OK, None));
+    let run = post("/v1/workflows/pair/runs", key, Some(json!({}))).await;
+    assert_eq!(
+        created(&run),
+        format!("/v1/workflow-runs/{}", run.2["id"].as_str().unwrap())
+    );
+    let schedule = exchange(
+        &app,
+        Method::PUT,
+        "/v1/schedules/nightly",
+        Some(key),
+        Some(json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(created(&schedule), "/v1/schedules/nightly");
+    let secret = exchange(
+        &app,
+        Method::PUT,
+        "/v1/secrets/TOKEN",
+        Some(key),
+        Some(json!({"value": "s3cret"})),
+        &[],
+    )
+    .await;
+    assert_eq!(created(&secret), "/v1/secrets/TOKEN");
+    let replaced = exchange(
+        &app,
+        Method::PUT,
+        "/v1/secrets/TOKEN",
+        Some(key),
+        Some(json!({"value": "other"})),
+        &[],
+    )
+    .await;
+    assert_eq!((replaced.0, location(&replaced.1)), (StatusCode::OK, None));
+}
 
 async fn health_and_ready_need_no_key(db: TestDb) {
     let app = app(&db);

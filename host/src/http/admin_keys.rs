@@ -61,7 +61,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     _: AdminKey,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<super::Saved<CreatedKey>, ApiError> {
     super::tenants::issue_key(&state, None).await
 }
 

@@ -51,7 +51,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
                 state.auth_failures.max(),
                 super::auth_failures::AUTH_FAILURE_WINDOW.as_secs()
             ),
-            Some(seconds),
+            seconds,
         ));
     }
     let outcome = check_key(parts, state).await;

@@ -38,10 +38,12 @@ pub enum ApiError {
     /// 422: well-formed, but breaks a rule.
     #[error("{1}")]
     Unprocessable(&'static str, String),
-    /// 429: over a rate or size quota; `Retry-After` (seconds) when known.
+    /// 429: over a rate or size quota; `Retry-After` says in how many
+    /// seconds trying again may succeed.
     #[error("{1}")]
-    TooManyRequests(&'static str, String, Option<u64>),
-    /// 503: not ready (the database is away).
+    TooManyRequests(&'static str, String, u64),
+    /// 503: not ready (the database is away); `Retry-After` is
+    /// [`UNAVAILABLE_RETRY_AFTER_SECS`].
     #[error("{0}")]
     Unavailable(String),
     /// 503: the host is at a limit of its own (compiles at once); try again
@@ -56,7 +58,21 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// `Retry-After` of a 503 for a database that does not answer: long enough
+/// that a crowd of retrying clients does not add to the outage, short enough
+/// to notice a restart.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 impl ApiError {
+    /// Seconds for `Retry-After`: every 429 and 503 carries one.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests(_, _, seconds) | ApiError::Busy(_, seconds) => Some(*seconds),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
@@ -106,10 +122,10 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
-        if let ApiError::TooManyRequests(_, _, Some(seconds)) | ApiError::Busy(_, seconds) = &self {
+        if let Some(seconds) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

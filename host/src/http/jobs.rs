@@ -279,7 +279,7 @@ pub async fn create(
     key: TenantKey,
     headers: axum::http::HeaderMap,
     super::JsonBody(body): super::JsonBody<CreateJob>,
-) -> Result<(axum::http::StatusCode, Json<JobView>), ApiError> {
+) -> Result<super::Saved<JobView>, ApiError> {
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(value) => Some(
@@ -296,12 +296,11 @@ pub async fn create(
     };
     let (jobs, quotas) = new_jobs(&state, &key, vec![body], idempotency_key).await?;
     let (job, created) = enqueue_one_admitted(&state, &key.tenant, &quotas, &jobs).await?;
-    let status = if created {
-        axum::http::StatusCode::CREATED
-    } else {
-        axum::http::StatusCode::OK
-    };
-    Ok((status, Json(JobView::of(job)?)))
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "jobs", &job.id.to_string()]),
+        body: JobView::of(job)?,
+    })
 }
 
 /// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their ids in order.
@@ -313,7 +312,7 @@ pub async fn create_batch(
     State(state): State<AppState>,
     key: TenantKey,
     super::JsonBody(body): super::JsonBody<CreateBatch>,
-) -> Result<(axum::http::StatusCode, Json<BatchCreated>), ApiError> {
+) -> Result<super::Saved<BatchCreated>, ApiError> {
     if body.jobs.is_empty() {
         return Err(ApiError::Unprocessable(
             "invalid",
@@ -330,7 +329,11 @@ pub async fn create_batch(
     admission.done(&state, &outcome).await;
     let inserted = outcome?;
     let ids: Vec<uuid::Uuid> = inserted.iter().map(|i| i.id).collect();
-    Ok((axum::http::StatusCode::CREATED, Json(BatchCreated { ids })))
+    // Many jobs, no one resource: `Location` is the list they are in.
+    Ok(super::Saved::created(
+        super::path_of(&["v1", "jobs"]),
+        BatchCreated { ids },
+    ))
 }
 
 fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
@@ -553,7 +556,7 @@ pub async fn replay(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
-) -> Result<(axum::http::StatusCode, Json<JobView>), ApiError> {
+) -> Result<super::Saved<JobView>, ApiError> {
     let original = state
         .store
         .job_get(&key.tenant, job_id(&id)?)
@@ -573,7 +576,10 @@ pub async fn replay(
     };
     let quotas = key.quotas(&state).await?;
     let (job, _) = enqueue_one_admitted(&state, &key.tenant, &quotas, &[new]).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(JobView::of(job)?)))
+    Ok(super::Saved::created(
+        super::path_of(&["v1", "jobs", &job.id.to_string()]),
+        JobView::of(job)?,
+    ))
 }
 
 /// What the event stream of one job remembers between events.
@@ -716,7 +722,7 @@ pub async fn events(
                     "the tenant has {} event streams open on this host (MAX_STREAMS_PER_TENANT); close one first",
                     super::streams::MAX_STREAMS_PER_TENANT
                 ),
-                Some(1),
+                1,
             ),
             super::streams::Refusal::Host => ApiError::Busy(
                 format!(

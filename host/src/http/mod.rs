@@ -131,6 +131,47 @@ impl<T: DeserializeOwned> axum::extract::FromRequestParts<AppState> for QueryPar
     }
 }
 
+/// What a create or create-or-replace answers: 201 with `Location` (the
+/// path of what was made) when something new was stored, else 200 (a
+/// replace, or the same request answered again), with the resource.
+pub struct Saved<T> {
+    pub created: bool,
+    pub location: String,
+    pub body: T,
+}
+
+impl<T> Saved<T> {
+    /// A 201 at `location`.
+    pub fn created(location: String, body: T) -> Saved<T> {
+        Saved {
+            created: true,
+            location,
+            body,
+        }
+    }
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Saved<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = Json(self.body).into_response();
+        if self.created {
+            *response.status_mut() = axum::http::StatusCode::CREATED;
+            if let Ok(location) = axum::http::HeaderValue::from_str(&self.location) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, location);
+            }
+        }
+        response
+    }
+}
+
+/// `/a/b/c`: segments are ids and names that passed their rules by the
+/// time something was stored (a-z, 0-9, `_`, `-`), so none needs escaping.
+pub fn path_of(segments: &[&str]) -> String {
+    segments.iter().map(|s| format!("/{s}")).collect()
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))

@@ -45,10 +45,10 @@ pub enum Refusals {
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again.
-    #[response(status = 429)]
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds until trying again may succeed")))]
     TooManyRequests(ErrorBody),
-    /// The database cannot be reached.
-    #[response(status = 503)]
+    /// The database cannot be reached, or the host is at a limit of its own.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds until trying again may succeed")))]
     Unavailable(ErrorBody),
 }
 

@@ -91,7 +91,7 @@ pub async fn upload(
     super::QueryParams(query): super::QueryParams<UploadLimits>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+) -> Result<super::Saved<PluginView>, ApiError> {
     if !valid_name(&name) {
         return Err(ApiError::Unprocessable(
             "invalid_plugin_name",
@@ -227,12 +227,12 @@ pub async fn upload(
             chrono::Utc::now(),
         )
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(plugin.into())))
+    let location = super::path_of(&["v1", "plugins", &plugin.name, &plugin.version.to_string()]);
+    Ok(super::Saved {
+        created,
+        location,
+        body: plugin.into(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -23,6 +23,11 @@ use crate::model::Quotas;
 /// large quota would otherwise make every enqueue count up to a million rows.
 pub const QUEUED_COUNT_TTL: Duration = Duration::from_secs(1);
 
+/// `Retry-After` of a full queue: when room frees depends on the jobs ahead,
+/// which nobody can tell; 5 s keeps a polling client to a dozen count reads a
+/// minute while jobs drain.
+pub const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 /// Recent counts of waiting jobs, per tenant.
 #[derive(Debug, Default)]
 pub struct QueuedCounts {
@@ -87,7 +92,7 @@ pub async fn admit(
                 "the tenant has {queued} job(s) waiting and its max_queued_jobs is {max_queued}; \
                  {jobs} more would pass it"
             ),
-            None,
+            QUEUE_FULL_RETRY_AFTER_SECS,
         ));
     }
     let per_minute = u64::from(quotas.enqueue_per_minute);
@@ -98,7 +103,7 @@ pub async fn admit(
                 "{jobs} jobs in one request is more than the tenant's enqueue_per_minute of \
                  {per_minute}; split the batch"
             ),
-            None,
+            60,
         ));
     }
     let at = Utc::now();
@@ -114,7 +119,7 @@ pub async fn admit(
                 "the tenant's enqueue_per_minute of {per_minute} is used up for this minute; \
                  retry in {retry_after} s"
             ),
-            Some(retry_after),
+            retry_after,
         ));
     }
     Ok(Admission {

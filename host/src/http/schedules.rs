@@ -31,7 +31,7 @@ pub async fn put(
     key: TenantKey,
     Path(name): Path<String>,
     super::JsonBody(spec): super::JsonBody<ScheduleSpec>,
-) -> Result<(StatusCode, Json<Schedule>), ApiError> {
+) -> Result<super::Saved<Schedule>, ApiError> {
     let (schedule, created) = state
         .store
         .schedule_put(&key.tenant, &name, &spec, chrono::Utc::now())
@@ -40,12 +40,11 @@ pub async fn put(
             StoreError::Invalid(m) => ApiError::Unprocessable("invalid_schedule", m),
             other => other.into(),
         })?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(schedule)))
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "schedules", &name]),
+        body: schedule,
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -57,7 +57,7 @@ pub async fn put(
     key: TenantKey,
     Path(name): Path<String>,
     super::JsonBody(body): super::JsonBody<SecretValue>,
-) -> Result<(StatusCode, Json<SecretInfo>), ApiError> {
+) -> Result<super::Saved<SecretInfo>, ApiError> {
     if !crate::model::is_secret_name(&name) {
         return Err(ApiError::Unprocessable(
             "invalid_secret_name",
@@ -90,12 +90,11 @@ pub async fn put(
         .store
         .secret_put(&key.tenant, &name, &sealed, chrono::Utc::now())
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(info)))
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "secrets", &name]),
+        body: info,
+    })
 }
 
 /// `GET /v1/secrets`: the tenant's secrets' names and times.

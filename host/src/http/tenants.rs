@@ -153,7 +153,7 @@ pub async fn create(
     State(state): State<AppState>,
     _: AdminKey,
     JsonBody(body): JsonBody<CreateTenant>,
-) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+) -> Result<super::Saved<Tenant>, ApiError> {
     if !valid_name(&body.id) {
         return Err(ApiError::Unprocessable(
             "invalid_tenant_id",
@@ -170,7 +170,10 @@ pub async fn create(
         created_at: chrono::Utc::now(),
     };
     state.store.tenant_insert(&tenant).await?;
-    Ok((StatusCode::CREATED, Json(tenant)))
+    Ok(super::Saved::created(
+        super::path_of(&["v1", "tenants", &tenant.id]),
+        tenant,
+    ))
 }
 
 /// Every tenant.
@@ -230,7 +233,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     _: AdminKey,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<super::Saved<CreatedKey>, ApiError> {
     if state.store.tenant_get(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no tenant `{id}`")));
     }
@@ -242,24 +245,28 @@ pub async fn create_key(
 pub(super) async fn issue_key(
     state: &AppState,
     tenant: Option<String>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<super::Saved<CreatedKey>, ApiError> {
     let key = crate::keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
     state
         .store
         .api_key_insert(&ApiKey {
             id: key.id.clone(),
-            tenant_id: tenant,
+            tenant_id: tenant.clone(),
             secret_hash: key.secret_hash,
             created_at: chrono::Utc::now(),
             revoked_at: None,
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
+    let location = match &tenant {
+        Some(tenant) => super::path_of(&["v1", "tenants", tenant, "keys", &key.id]),
+        None => super::path_of(&["v1", "admin-keys", &key.id]),
+    };
+    Ok(super::Saved::created(
+        location,
+        CreatedKey {
             key_id: key.id,
             key: key.token,
-        }),
+        },
     ))
 }
 

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -37,7 +36,7 @@ pub async fn put(
     key: TenantKey,
     Path(name): Path<String>,
     super::JsonBody(spec): super::JsonBody<WorkflowSpec>,
-) -> Result<(StatusCode, Json<Workflow>), ApiError> {
+) -> Result<super::Saved<Workflow>, ApiError> {
     // A step's job is held to the quotas like any job (and capped again at
     // claim, should the quotas be lowered later).
     let caps = key.quotas(&state).await?.attempt_caps();
@@ -54,12 +53,11 @@ pub async fn put(
         .workflow_insert(&key.tenant, &name, &spec, chrono::Utc::now())
         .await
         .map_err(definition_error)?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(workflow)))
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "workflows", &name]),
+        body: workflow,
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,7 +134,7 @@ pub async fn start(
     key: TenantKey,
     Path(name): Path<String>,
     super::JsonBody(body): super::JsonBody<CreateRun>,
-) -> Result<(StatusCode, Json<WorkflowRun>), ApiError> {
+) -> Result<super::Saved<WorkflowRun>, ApiError> {
     let quotas = key.quotas(&state).await?;
     let input = body.input.as_ref().map_or("{}", |raw| raw.get());
     let admission = super::quotas::admit(&state, &key.tenant, &quotas, 1).await?;
@@ -158,7 +156,11 @@ pub async fn start(
             other => other.into(),
         });
     admission.done(&state, &outcome).await;
-    Ok((StatusCode::CREATED, Json(outcome?)))
+    let run = outcome?;
+    Ok(super::Saved::created(
+        super::path_of(&["v1", "workflow-runs", &run.id.to_string()]),
+        run,
+    ))
 }
 
 fn run_id(id: &str) -> Result<uuid::Uuid, ApiError> {
