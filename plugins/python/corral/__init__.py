@@ -42,7 +42,7 @@ import json
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -132,9 +132,29 @@ def config(key: str) -> Optional[str]:
 _registered: Optional[Callable[..., Any]] = None
 _takes_job = False
 
+In = TypeVar("In")
+"""The handler's input type: what the job's JSON decodes to (``dict``, a
+``TypedDict``, ``list``, ``Any``, …). It is not checked at run time."""
+Out = TypeVar("Out")
+"""The handler's result type: anything ``json.dumps`` accepts."""
 
-def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+
+@overload
+def handler(fn: Callable[[In, Job], Out]) -> Callable[[In, Job], Out]: ...
+
+
+@overload
+def handler(fn: Callable[[In], Out]) -> Callable[[In], Out]: ...
+
+
+def handler(
+    fn: Union[Callable[[In, Job], Out], Callable[[In], Out]],
+) -> Union[Callable[[In, Job], Out], Callable[[In], Out]]:
     """Register ``fn(input)`` or ``fn(input, job)`` as the plugin's handler.
+
+    Typed: ``@corral.handler`` keeps the function's own signature, so a
+    type checker sees ``def greet(input: GreetInput, job: corral.Job) ->
+    Greeting`` as written.
 
     Use it once per plugin. componentize-py looks for the export class
     ``Handler`` in the app module, so the decorator puts it there: the
