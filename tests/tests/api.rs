@@ -51,10 +51,12 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
         assert_eq!(answer.0, StatusCode::CREATED, "{}", answer.2);
         location(&answer.1).expect("a 201 has Location")
     };
-    let post = |uri: &str, key: &str, body: Option<Value>| {
+    let send = |method: Method, uri: &str, key: &str, body: Option<Value>| {
         let (app, uri, key) = (app.clone(), uri.to_string(), key.to_string());
-        async move { exchange(&app, Method::POST, &uri, Some(&key), body, &[]).await }
+        async move { exchange(&app, method, &uri, Some(&key), body, &[]).await }
     };
+    let post = |uri: &str, key: &str, body: Option<Value>| send(Method::POST, uri, key, body);
+    let put = |uri: &str, key: &str, body: Value| send(Method::PUT, uri, key, Some(body));
 
     let tenant = post(
         "/v1/tenants",
@@ -80,15 +82,7 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     assert_eq!(at, format!("/v1/jobs/{}", job.2["id"].as_str().unwrap()));
     let (status, _) = call(&app, Method::GET, &at, Some(key), None).await;
     assert_eq!(status, StatusCode::OK);
-    let replayed = exchange(
-        &app,
-        Method::POST,
-        &format!("{at}/replay"),
-        Some(key),
-        None,
-        &[],
-    )
-    .await;
+    let replayed = post(&format!("{at}/replay"), key, None).await;
     assert_eq!(
         created(&replayed),
         format!("/v1/jobs/{}", replayed.2["id"].as_str().unwrap())
@@ -101,22 +95,14 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     .await;
     assert_eq!(created(&batch), "/v1/jobs");
 
-    // An Idempotency-Key seen before: 200, no Location.
-    let first = exchange(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(key),
-        Some(json!({"plugin": "echo", "input": 3})),
-        &[("idempotency-key", "k1")],
-    )
-    .await;
+    // A fourth waiting job is over max_queued_jobs: 429 with Retry-After.
+    let full = post("/v1/jobs", key, Some(json!({"plugin": "echo", "input": 3}))).await;
     assert_eq!(
-        first.0,
+        full.0,
         StatusCode::TOO_MANY_REQUESTS,
         "the fourth waiting job is over max_queued_jobs"
     );
-    let seconds: u64 = first.1["retry-after"].to_str().unwrap().parse().unwrap();
+    let seconds: u64 = full.1["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(seconds, corral::http::quotas::QUEUE_FULL_RETRY_AFTER_SECS);
 
     let (status, _) = call(
@@ -128,6 +114,7 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // An Idempotency-Key seen before: 200, no Location.
     let again = || {
         exchange(
             &app,
@@ -144,7 +131,8 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     assert_eq!(repeat.0, StatusCode::OK);
     assert_eq!(location(&repeat.1), None);
 
-    // The same plugin bytes again: 200, no Location; a new version: 201 at it.
+    // The same plugin bytes again: 200 (the first push answered 201 at
+    // /v1/plugins/echo/1, which `push` checks the status of).
     let (status, _) = upload(
         &app,
         key,
@@ -155,60 +143,26 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    let workflow = exchange(
-        &app,
-        Method::PUT,
-        "/v1/workflows/pair",
-        Some(key),
-        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
-        &[],
-    )
-    .await;
+    let steps = json!({"steps": [{"name": "a", "plugin": "echo"}]});
+    let workflow = put("/v1/workflows/pair", key, steps.clone()).await;
     assert_eq!(created(&workflow), "/v1/workflows/pair");
-    let same = exchange(
-        &app,
-        Method::PUT,
-        "/v1/workflows/pair",
-        Some(key),
-        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
-        &[],
-    )
-    .await;
+    let same = put("/v1/workflows/pair", key, steps).await;
     assert_eq!((same.0, location(&same.1)), (StatusCode::OK, None));
     let run = post("/v1/workflows/pair/runs", key, Some(json!({}))).await;
     assert_eq!(
         created(&run),
         format!("/v1/workflow-runs/{}", run.2["id"].as_str().unwrap())
     );
-    let schedule = exchange(
-        &app,
-        Method::PUT,
+    let schedule = put(
         "/v1/schedules/nightly",
-        Some(key),
-        Some(json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}})),
-        &[],
+        key,
+        json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}}),
     )
     .await;
     assert_eq!(created(&schedule), "/v1/schedules/nightly");
-    let secret = exchange(
-        &app,
-        Method::PUT,
-        "/v1/secrets/TOKEN",
-        Some(key),
-        Some(json!({"value": "s3cret"})),
-        &[],
-    )
-    .await;
+    let secret = put("/v1/secrets/TOKEN", key, json!({"value": "s3cret"})).await;
     assert_eq!(created(&secret), "/v1/secrets/TOKEN");
-    let replaced = exchange(
-        &app,
-        Method::PUT,
-        "/v1/secrets/TOKEN",
-        Some(key),
-        Some(json!({"value": "other"})),
-        &[],
-    )
-    .await;
+    let replaced = put("/v1/secrets/TOKEN", key, json!({"value": "other"})).await;
     assert_eq!((replaced.0, location(&replaced.1)), (StatusCode::OK, None));
 }
 

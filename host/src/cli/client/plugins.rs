@@ -50,25 +50,14 @@ pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32,
             let config: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
             let keys = config.len();
             let body = serde_json::json!({ "config": config });
-            let answer = patch(&api, &name, &body).await?;
-            if options.json {
-                output::line(&answer.text);
-            } else {
-                output::note(&format!("{name}: config set ({keys} key(s))"));
-                print_plugin(&answer.value);
-            }
-            Ok(EXIT_OK)
+            let done = format!("{name}: config set ({keys} key(s))");
+            patch(&api, options, &name, &body, &done).await
         }
         PluginCommand::Http { name, file } => {
             let http = super::files::read_value(&file).await?;
-            let answer = patch(&api, &name, &serde_json::json!({ "http": http })).await?;
-            if options.json {
-                output::line(&answer.text);
-            } else {
-                output::note(&format!("{name}: outbound HTTP settings replaced"));
-                print_plugin(&answer.value);
-            }
-            Ok(EXIT_OK)
+            let body = serde_json::json!({ "http": http });
+            let done = format!("{name}: outbound HTTP settings replaced");
+            patch(&api, options, &name, &body, &done).await
         }
         PluginCommand::Delete { name, version } => {
             api.call(api.request(
@@ -88,13 +77,28 @@ pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32,
     }
 }
 
-/// `PATCH /v1/plugins/{name}` with `body`.
-async fn patch(api: &Api, name: &str, body: &Value) -> Result<super::http::Answer, ClientError> {
-    api.call(
-        api.request(Method::PATCH, &["v1", "plugins", name])
-            .json(body),
-    )
-    .await
+/// `PATCH /v1/plugins/{name}` with `body`, then the plugin as it is now
+/// (after the note `done`), or the API's JSON.
+async fn patch(
+    api: &Api,
+    options: &ClientOptions,
+    name: &str,
+    body: &Value,
+    done: &str,
+) -> Result<i32, ClientError> {
+    let answer = api
+        .call(
+            api.request(Method::PATCH, &["v1", "plugins", name])
+                .json(body),
+        )
+        .await?;
+    if options.json {
+        output::line(&answer.text);
+    } else {
+        output::note(done);
+        print_plugin(&answer.value);
+    }
+    Ok(EXIT_OK)
 }
 
 /// The file is streamed as the request body, so memory stays flat and
