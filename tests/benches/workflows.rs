@@ -84,11 +84,13 @@ async fn time_run(db: &TestDb, workflow: &str, input: &str) -> Duration {
                 version: None,
                 input,
                 schedule: None,
+                key: None,
             },
             chrono::Utc::now(),
         )
         .await
-        .expect("run");
+        .expect("run")
+        .0;
     loop {
         match tokio::time::timeout(PATIENCE, events.recv()).await {
             Ok(Ok(StoreEvent::RunState(id, state))) if id == run.id => {

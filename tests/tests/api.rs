@@ -36,7 +36,399 @@ corral_tests::on_both_backends!(
     the_enqueue_rate_quota_answers_429_with_retry_after,
     the_openapi_document_and_offline_docs_are_served,
     creations_carry_location_and_refusals_retry_after,
+    idempotency_keys_answer_the_first_request_and_refuse_another,
+    deleting_a_tenant_removes_everything_it_owns,
 );
+
+/// Rows of `tenant` in every table with a `tenant_id` column (found by
+/// introspection, so a table added later is checked too), by table.
+async fn rows_owned_by(db: &TestDb, tenant: &str) -> Vec<(String, u64)> {
+    let tables = corral_tests::db_texts(
+        db,
+        "SELECT table_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND column_name = 'tenant_id' ORDER BY 1",
+        "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+         WHERE m.type = 'table' AND c.name = 'tenant_id' ORDER BY 1",
+    )
+    .await;
+    assert!(tables.len() >= 12, "{tables:?}");
+    let mut owned = Vec::new();
+    for table in tables {
+        let count = corral_tests::db_texts(
+            db,
+            &format!("SELECT count(*)::text FROM {table} WHERE tenant_id = '{tenant}'"),
+            &format!("SELECT CAST(count(*) AS TEXT) FROM {table} WHERE tenant_id = '{tenant}'"),
+        )
+        .await;
+        owned.push((table, count[0].parse().unwrap()));
+    }
+    owned
+}
+
+/// `DELETE /v1/tenants/{id}` (admin) leaves no row of the tenant in any
+/// table, nor plugin bytes only it used, and leaves another tenant alone.
+async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let other = tenant_with_key(&app, "globex", json!({})).await;
+    push(&app, &key, "echo").await;
+    push(&app, &key, "markdown").await;
+    push(&app, &other, "echo").await;
+    let post = |uri: &str, body: Value, headers: &[(&str, &str)]| {
+        let (app, uri, key) = (app.clone(), uri.to_string(), key.clone());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let (status, _, body) =
+                exchange(&app, Method::POST, &uri, Some(&key), Some(body), &headers).await;
+            assert!(status.is_success(), "{uri}: {status} {body}");
+            body
+        }
+    };
+    // Everything a tenant can own: jobs (one with an attempt, one with an
+    // idempotency key), a batch, a workflow and a run, a schedule, a secret.
+    post(
+        "/v1/jobs",
+        json!({"plugin": "echo", "input": 1}),
+        &[("Idempotency-Key", "k")],
+    )
+    .await;
+    post(
+        "/v1/jobs/batch",
+        json!({"jobs": [{"plugin": "markdown", "input": "# hi"}]}),
+        &[],
+    )
+    .await;
+    let claimed = db
+        .store
+        .job_claim(&corral::store::ClaimRequest {
+            host_id: "host-a".into(),
+            now: chrono::Utc::now(),
+            limit: 1,
+            lease: std::time::Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    db.store
+        .job_finish(&[corral::model::Finish {
+            workflow_run_id: None,
+            progress: None,
+            job_id: c.id,
+            lease_token: c.lease_token,
+            attempt: corral::model::Attempt {
+                attempt: c.attempt,
+                outcome: corral::model::OutcomeKind::Completed,
+                message: None,
+                started_at: chrono::Utc::now(),
+                finished_at: chrono::Utc::now(),
+                fuel_consumed: 1,
+                peak_memory_bytes: 1,
+                host_id: "host-a".into(),
+                log: String::new(),
+                log_dropped_bytes: 0,
+                http: None,
+            },
+            transition: corral::model::Transition::Complete { result: "1".into() },
+        }])
+        .await
+        .unwrap();
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/workflows/pair",
+        Some(&key),
+        Some(json!({"steps": [{"name": "a", "plugin": "echo"}, {"name": "b", "plugin": "markdown", "depends_on": ["a"]}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    post(
+        "/v1/workflows/pair/runs",
+        json!({}),
+        &[("Idempotency-Key", "r")],
+    )
+    .await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/schedules/nightly",
+        Some(&key),
+        Some(json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/secrets/TOKEN",
+        Some(&key),
+        Some(json!({"value": "s3cret"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, globex_job) = call(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&other),
+        Some(json!({"plugin": "echo", "input": 2})),
+    )
+    .await;
+    let before = rows_owned_by(&db, "acme").await;
+    for table in [
+        "api_keys",
+        "plugins",
+        "jobs",
+        "attempts",
+        "workflows",
+        "workflow_runs",
+        "workflow_steps",
+        "schedules",
+        "secrets",
+        "request_keys",
+        "tenant_enqueue_rate",
+    ] {
+        let n = before.iter().find(|(t, _)| t == table).map(|(_, n)| *n);
+        assert!(
+            n.is_some_and(|n| n > 0),
+            "acme owns rows in {table} before: {before:?}"
+        );
+    }
+    let digest =
+        |name: &str| corral::model::Digest::of(&corral_tests::plugin_bytes(name)).to_string();
+    let blobs = || {
+        corral_tests::db_texts(
+            &db,
+            "SELECT digest FROM plugin_blobs ORDER BY 1",
+            "SELECT digest FROM plugin_blobs ORDER BY 1",
+        )
+    };
+    assert!(blobs().await.contains(&digest("markdown")));
+
+    // Only an admin deletes a tenant.
+    let (status, _) = call(&app, Method::DELETE, "/v1/tenants/acme", Some(&key), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = call(
+        &app,
+        Method::DELETE,
+        "/v1/tenants/acme",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_error(
+        &call(
+            &app,
+            Method::DELETE,
+            "/v1/tenants/acme",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, _) = call(&app, Method::GET, "/v1/jobs", Some(&key), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "its keys stop working");
+
+    let after = rows_owned_by(&db, "acme").await;
+    assert!(after.iter().all(|(_, n)| *n == 0), "{after:?}");
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/v1/tenants/acme",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let blobs = blobs().await;
+    assert!(
+        !blobs.contains(&digest("markdown")),
+        "bytes only acme used are gone"
+    );
+    assert!(blobs.contains(&digest("echo")), "bytes globex uses stay");
+    let (status, job) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/jobs/{}", globex_job["id"].as_str().unwrap()),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
+
+    // The id can be used again, starting empty.
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    let (_, jobs) = call(&app, Method::GET, "/v1/jobs", Some(&key), None).await;
+    assert_eq!(jobs["jobs"], json!([]));
+}
+
+/// An `Idempotency-Key` makes a retry of a job, a batch or a run answer
+/// the first (200, nothing new stored), whatever the order of the body's
+/// fields; the same key on another body or route is 422 and stores nothing.
+async fn idempotency_keys_answer_the_first_request_and_refuse_another(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    let send = |uri: &str, idempotency: &str, body: Value| {
+        let (app, uri, key, idempotency) = (
+            app.clone(),
+            uri.to_string(),
+            key.clone(),
+            idempotency.to_string(),
+        );
+        async move {
+            let (status, _, body) = exchange(
+                &app,
+                Method::POST,
+                &uri,
+                Some(&key),
+                Some(body),
+                &[("Idempotency-Key", &idempotency)],
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let reused = |answer: &(StatusCode, Value)| {
+        assert_eq!(answer.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.1);
+        assert_eq!(
+            answer.1["error"]["code"], "idempotency_key_reused",
+            "{}",
+            answer.1
+        );
+    };
+
+    // One job: a retry (its fields in another order) is the first job.
+    let first = send(
+        "/v1/jobs",
+        "job-1",
+        json!({"plugin": "echo", "input": {"a": 1, "b": 2}}),
+    )
+    .await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    let retry = send(
+        "/v1/jobs",
+        "job-1",
+        json!({"input": {"b": 2, "a": 1}, "plugin": "echo"}),
+    )
+    .await;
+    assert_eq!((retry.0, &retry.1["id"]), (StatusCode::OK, &first.1["id"]));
+    reused(
+        &send(
+            "/v1/jobs",
+            "job-1",
+            json!({"plugin": "echo", "input": {"a": 2}}),
+        )
+        .await,
+    );
+    reused(
+        &send(
+            "/v1/jobs/batch",
+            "job-1",
+            json!({"jobs": [{"plugin": "echo", "input": 1}]}),
+        )
+        .await,
+    );
+    assert_eq!(db.job_total("acme").await, 1);
+
+    // A batch: a retry answers the same ids in order; another batch under
+    // its key (one job more) is refused, not half-created.
+    let jobs: Vec<Value> = (0..3)
+        .map(|i| json!({"plugin": "echo", "input": i}))
+        .collect();
+    let batch = send("/v1/jobs/batch", "batch-1", json!({"jobs": jobs})).await;
+    assert_eq!(batch.0, StatusCode::CREATED, "{}", batch.1);
+    assert_eq!(batch.1["ids"].as_array().map(Vec::len), Some(3));
+    let retry = send("/v1/jobs/batch", "batch-1", json!({"jobs": jobs})).await;
+    assert_eq!(retry, (StatusCode::OK, batch.1.clone()));
+    let mut more = jobs.clone();
+    more.push(json!({"plugin": "echo", "input": 3}));
+    reused(&send("/v1/jobs/batch", "batch-1", json!({"jobs": more})).await);
+    reused(&send("/v1/jobs", "batch-1", json!({"plugin": "echo", "input": 0})).await);
+    assert_eq!(db.job_total("acme").await, 4);
+
+    // A workflow run: a retry is the first run; another input, or another
+    // workflow, under its key is refused.
+    for name in ["pair", "other"] {
+        let (status, body) = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/workflows/{name}"),
+            Some(&key),
+            Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let run = send(
+        "/v1/workflows/pair/runs",
+        "run-1",
+        json!({"input": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(run.0, StatusCode::CREATED, "{}", run.1);
+    let retry = send(
+        "/v1/workflows/pair/runs",
+        "run-1",
+        json!({"input": {"n": 1}}),
+    )
+    .await;
+    assert_eq!((retry.0, &retry.1["id"]), (StatusCode::OK, &run.1["id"]));
+    reused(
+        &send(
+            "/v1/workflows/pair/runs",
+            "run-1",
+            json!({"input": {"n": 2}}),
+        )
+        .await,
+    );
+    reused(
+        &send(
+            "/v1/workflows/other/runs",
+            "run-1",
+            json!({"input": {"n": 1}}),
+        )
+        .await,
+    );
+    let (_, runs) = call(&app, Method::GET, "/v1/workflow-runs", Some(&key), None).await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(db.job_total("acme").await, 5, "the run's one step");
+
+    // Keys are per tenant: another tenant's same key is its own.
+    let other = tenant_with_key(&app, "globex", json!({})).await;
+    push(&app, &other, "echo").await;
+    let (status, _, body) = exchange(
+        &app,
+        Method::POST,
+        "/v1/jobs",
+        Some(&other),
+        Some(json!({"plugin": "echo", "input": 9})),
+        &[("Idempotency-Key", "job-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_ne!(body["id"], first.1["id"]);
+
+    // A key too long for the store is refused as a bad header.
+    let long = "k".repeat(256);
+    let (status, body) = send("/v1/jobs", &long, json!({"plugin": "echo", "input": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_header");
+}
 
 /// Every 201 names what it made in `Location` (a GET of it answers); a 200
 /// that answers an existing resource has none; 429s carry `Retry-After`.

@@ -449,11 +449,13 @@ async fn a_killed_hosts_run_resumes(kind: Kind) {
                 version: None,
                 input: &input,
                 schedule: None,
+                key: None,
             },
             chrono::Utc::now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let cache = tempfile::tempdir().unwrap();
     let mut doomed = ServeProcess::start(&db.url, "doomed", cache.path(), &["--concurrency", "4"]);
     // Wait (on notifications) until the fan-out's elements run on the doomed host.

@@ -8,7 +8,9 @@ use corral::model::{
     Attempt, ClaimedJob, Finish, JobState, Limits, MAX_BATCH_JOBS, NewJob, OutcomeKind, Progress,
     ProgressUpdate,
 };
-use corral::store::{CancelResult, ClaimRequest, Lease, PluginDelete, StoreError, StoreEvent};
+use corral::store::{
+    CancelResult, ClaimRequest, Lease, PluginDelete, RequestKey, StoreError, StoreEvent,
+};
 use corral::worker::{Backoff, retry};
 use corral_tests::db::TestDb;
 use corral_tests::lease_of;
@@ -19,6 +21,7 @@ corral_tests::on_both_backends!(
     retries_back_off_then_dead_letter,
     deterministic_failures_dead_letter_at_once,
     idempotency_keys_return_the_first_job,
+    a_request_key_taken_concurrently_stores_one_batch,
     batches_are_all_or_nothing,
     priorities_order_claims,
     cancellation_of_waiting_and_running_jobs,
@@ -363,6 +366,62 @@ async fn idempotency_keys_return_the_first_job(db: TestDb) {
     assert!(other[0].created);
     assert_ne!(other[0].id, first[0].id);
     assert_eq!(db.job_total("acme").await, 1);
+}
+
+/// Many copies of one keyed batch at once (a client retrying on a timeout
+/// while its first request still runs) store it once: every copy answers
+/// the same ids; a different batch under the key is refused and stores
+/// nothing; the key is pruned with the finished jobs.
+async fn a_request_key_taken_concurrently_stores_one_batch(db: TestDb) {
+    setup(&db).await;
+    let key = RequestKey::new("import-7".into(), "fingerprint-a".into()).unwrap();
+    let jobs = vec![NewJob::new("work", "{}"); 3];
+    let copies = (0..8).map(|_| {
+        let (store, key, jobs) = (db.store.clone(), key.clone(), jobs.clone());
+        tokio::spawn(async move {
+            store
+                .job_insert_keyed("acme", &jobs, Some(&key), at(0.0))
+                .await
+        })
+    });
+    let mut answers = Vec::new();
+    for copy in copies {
+        answers.push(copy.await.unwrap().expect("every copy is answered"));
+    }
+    let created: Vec<_> = answers.iter().filter(|a| a[0].created).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let ids: Vec<_> = created[0].iter().map(|i| i.id).collect();
+    for answer in &answers {
+        assert_eq!(answer.iter().map(|i| i.id).collect::<Vec<_>>(), ids);
+    }
+    assert_eq!(db.job_total("acme").await, 3);
+
+    let other = RequestKey::new("import-7".into(), "fingerprint-b".into()).unwrap();
+    let refused = db
+        .store
+        .job_insert_keyed("acme", &jobs, Some(&other), at(1.0))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::KeyReused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(db.job_total("acme").await, 3);
+
+    // Once pruned (with the jobs it led to), the key is free again.
+    let claimed = db.store.job_claim(&claim_at(at(2.0), 10)).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let finishes: Vec<_> = claimed
+        .iter()
+        .map(|c| finish(c, OutcomeKind::Completed, Some("1"), at(3.0)))
+        .collect();
+    db.store.job_finish(&finishes).await.unwrap();
+    db.store.job_prune(at(10.0), 100).await.unwrap();
+    let fresh = db
+        .store
+        .job_insert_keyed("acme", &jobs, Some(&other), at(11.0))
+        .await
+        .unwrap();
+    assert!(fresh.iter().all(|i| i.created));
 }
 
 async fn batches_are_all_or_nothing(db: TestDb) {

@@ -352,11 +352,13 @@ async fn a_workflow_runs_end_to_end(db: TestDb) {
                 version: None,
                 input: r#"{"order": 42}"#,
                 schedule: None,
+                key: None,
             },
             chrono::Utc::now(),
         )
         .await
-        .expect("run");
+        .expect("run")
+        .0;
     let done = wait_for_run(&db, "acme", run.id).await;
     host.stop().await;
     assert_eq!(

@@ -86,11 +86,13 @@ async fn start_only(db: &TestDb, name: &str, input: Value) -> WorkflowRun {
                 version: None,
                 input: &input.to_string(),
                 schedule: None,
+                key: None,
             },
             at(1.0),
         )
         .await
         .expect("run started")
+        .0
 }
 
 async fn claim(db: &TestDb, now: DateTime<Utc>) -> Vec<ClaimedJob> {
@@ -499,6 +501,7 @@ async fn cycles_and_unknown_references_are_refused(db: TestDb) {
                 version: None,
                 input: "{}",
                 schedule: None,
+                key: None,
             },
             at(1.0),
         )

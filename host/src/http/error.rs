@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Unprocessable("invalid", m),
             StoreError::OverQuota(m) => ApiError::Unprocessable("over_quota", m),
+            StoreError::KeyReused(m) => ApiError::Unprocessable("idempotency_key_reused", m),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ApiError::Unavailable("the database cannot be reached".into())
             }

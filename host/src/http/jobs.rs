@@ -10,6 +10,7 @@ use super::auth::TenantKey;
 use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
 use crate::model::{Job, JobState, Timestamp};
+use crate::store::RequestKey;
 
 /// A job in API responses (docs/api.md, "Jobs"). Input and result are JSON.
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,7 +154,7 @@ pub async fn get(
 }
 
 /// A job to create (docs/api.md, `POST /v1/jobs`).
-#[derive(Debug, serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     plugin: String,
@@ -170,7 +171,7 @@ pub struct CreateJob {
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBatch {
     /// 1 to 1000 jobs, enqueued all or nothing.
@@ -183,16 +184,13 @@ pub struct BatchCreated {
     ids: Vec<uuid::Uuid>,
 }
 
-/// The header that makes a retried create return the first job.
-const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-
 /// Turn API requests into store jobs, checking them against the tenant's
 /// quotas (limit caps answer 422 and store nothing).
 async fn new_jobs(
     state: &AppState,
     key: &TenantKey,
     jobs: Vec<CreateJob>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<&str>,
 ) -> Result<(Vec<crate::model::NewJob>, crate::model::Quotas), ApiError> {
     let quotas = key.quotas(state).await?;
     let many = jobs.len() > 1;
@@ -213,25 +211,12 @@ async fn new_jobs(
                 run_at: job.run_at,
                 max_attempts: job.max_attempts,
                 timeout_ms: job.timeout_ms,
-                idempotency_key: idempotency_key.clone(),
+                idempotency_key: idempotency_key.map(str::to_string),
                 replay_of: None,
             })
         })
         .collect::<Result<_, _>>()?;
     Ok((jobs, quotas))
-}
-
-/// Enqueue one job within the tenant's quotas and read it back.
-async fn enqueue_one_admitted(
-    state: &AppState,
-    tenant: &str,
-    quotas: &crate::model::Quotas,
-    job: &[crate::model::NewJob],
-) -> Result<(Job, bool), ApiError> {
-    let admission = super::quotas::admit(state, tenant, quotas, 1).await?;
-    let outcome = enqueue_one(state, tenant, job).await;
-    admission.done(state, &outcome).await;
-    outcome
 }
 
 /// Unknown plugins in a request body are a broken rule (422), not a missing route.
@@ -242,34 +227,52 @@ fn enqueue_error(e: crate::store::StoreError) -> ApiError {
     }
 }
 
-/// Enqueue one job and read it back; `created` is false when an
-/// idempotency key matched an earlier job (which is the one returned).
-async fn enqueue_one(
+/// Enqueue jobs within the tenant's quotas, under the request's key if any.
+/// `created` is false when the key answered jobs stored before.
+async fn enqueue_admitted(
     state: &AppState,
     tenant: &str,
-    job: &[crate::model::NewJob],
-) -> Result<(Job, bool), ApiError> {
-    let inserted = state
+    quotas: &crate::model::Quotas,
+    jobs: &[crate::model::NewJob],
+    key: Option<&RequestKey>,
+) -> Result<Vec<crate::store::Inserted>, ApiError> {
+    let admission = super::quotas::admit(state, tenant, quotas, jobs.len() as u64).await?;
+    let outcome = state
         .store
-        .job_insert_batch(tenant, job, chrono::Utc::now())
+        .job_insert_keyed(tenant, jobs, key, chrono::Utc::now())
         .await
-        .map_err(enqueue_error)?;
+        .map_err(enqueue_error);
+    let stored = outcome
+        .as_ref()
+        .map_or(0, |inserted| inserted.iter().filter(|i| i.created).count());
+    admission.done(state, stored as u64).await;
+    outcome
+}
+
+/// The one job an enqueue stored (or an idempotency key answered), as
+/// stored, and whether this request created it.
+async fn read_back(
+    state: &AppState,
+    tenant: &str,
+    inserted: &[crate::store::Inserted],
+) -> Result<(Job, bool), ApiError> {
     let first = inserted
         .first()
         .ok_or_else(|| ApiError::Internal("enqueue returned no job".into()))?;
-    let stored = state
+    let job = state
         .store
         .job_get(tenant, first.id)
         .await?
         .ok_or_else(|| ApiError::Internal("an enqueued job vanished".into()))?;
-    Ok((stored, first.created))
+    Ok((job, first.created))
 }
 
 /// `POST /v1/jobs`: 201 with the job; with an `Idempotency-Key` seen before,
 /// 200 with the first job instead.
 #[utoipa::path(post, path = "/v1/jobs", operation_id = "create_job", tag = "jobs", request_body = CreateJob,
     params(("Idempotency-Key" = Option<String>, Header,
-            description = "A retried request with the same key returns the first job (200)")),
+            description = "A retried request with the same key and body returns the first job (200); \
+                           the same key with another body is 422 idempotency_key_reused")),
     responses((status = 201, description = "The new job", body = JobView),
               (status = 200, description = "The job first created with this Idempotency-Key", body = JobView),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
@@ -280,22 +283,17 @@ pub async fn create(
     headers: axum::http::HeaderMap,
     super::JsonBody(body): super::JsonBody<CreateJob>,
 ) -> Result<super::Saved<JobView>, ApiError> {
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| {
-                    ApiError::BadRequest(
-                        "invalid_header",
-                        "Idempotency-Key must be visible ASCII".into(),
-                    )
-                })?
-                .to_string(),
-        ),
-    };
-    let (jobs, quotas) = new_jobs(&state, &key, vec![body], idempotency_key).await?;
-    let (job, created) = enqueue_one_admitted(&state, &key.tenant, &quotas, &jobs).await?;
+    let request_key = super::idempotency::request_key(&headers, "POST /v1/jobs", &body)?;
+    let (jobs, quotas) = new_jobs(
+        &state,
+        &key,
+        vec![body],
+        request_key.as_ref().map(RequestKey::key),
+    )
+    .await?;
+    let inserted =
+        enqueue_admitted(&state, &key.tenant, &quotas, &jobs, request_key.as_ref()).await?;
+    let (job, created) = read_back(&state, &key.tenant, &inserted).await?;
     Ok(super::Saved {
         created,
         location: super::path_of(&["v1", "jobs", &job.id.to_string()]),
@@ -303,14 +301,21 @@ pub async fn create(
     })
 }
 
-/// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their ids in order.
+/// `POST /v1/jobs/batch`: up to 1000 jobs, all or nothing; 201 with their
+/// ids in order; with an `Idempotency-Key` seen before, 200 with the first
+/// batch's ids instead.
 #[utoipa::path(post, path = "/v1/jobs/batch", operation_id = "create_jobs", tag = "jobs", request_body = CreateBatch,
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "A retried request with the same key and body returns the first batch's ids (200); \
+                           the same key with another body is 422 idempotency_key_reused")),
     responses((status = 201, description = "The jobs' ids, in order", body = BatchCreated),
+              (status = 200, description = "The ids of the batch first created with this Idempotency-Key", body = BatchCreated),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
               Refusals))]
 pub async fn create_batch(
     State(state): State<AppState>,
     key: TenantKey,
+    headers: axum::http::HeaderMap,
     super::JsonBody(body): super::JsonBody<CreateBatch>,
 ) -> Result<super::Saved<BatchCreated>, ApiError> {
     if body.jobs.is_empty() {
@@ -319,21 +324,18 @@ pub async fn create_batch(
             "a batch needs at least one job".into(),
         ));
     }
+    let request_key = super::idempotency::request_key(&headers, "POST /v1/jobs/batch", &body)?;
     let (jobs, quotas) = new_jobs(&state, &key, body.jobs, None).await?;
-    let admission = super::quotas::admit(&state, &key.tenant, &quotas, jobs.len() as u64).await?;
-    let outcome = state
-        .store
-        .job_insert_batch(&key.tenant, &jobs, chrono::Utc::now())
-        .await
-        .map_err(enqueue_error);
-    admission.done(&state, &outcome).await;
-    let inserted = outcome?;
+    let inserted =
+        enqueue_admitted(&state, &key.tenant, &quotas, &jobs, request_key.as_ref()).await?;
+    let created = inserted.iter().any(|i| i.created);
     let ids: Vec<uuid::Uuid> = inserted.iter().map(|i| i.id).collect();
     // Many jobs, no one resource: `Location` is the list they are in.
-    Ok(super::Saved::created(
-        super::path_of(&["v1", "jobs"]),
-        BatchCreated { ids },
-    ))
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "jobs"]),
+        body: BatchCreated { ids },
+    })
 }
 
 fn job_id(id: &str) -> Result<uuid::Uuid, ApiError> {
@@ -575,7 +577,8 @@ pub async fn replay(
         replay_of: Some(original.id),
     };
     let quotas = key.quotas(&state).await?;
-    let (job, _) = enqueue_one_admitted(&state, &key.tenant, &quotas, &[new]).await?;
+    let inserted = enqueue_admitted(&state, &key.tenant, &quotas, &[new], None).await?;
+    let (job, _) = read_back(&state, &key.tenant, &inserted).await?;
     Ok(super::Saved::created(
         super::path_of(&["v1", "jobs", &job.id.to_string()]),
         JobView::of(job)?,

@@ -9,6 +9,7 @@
 //! - [`workflows`]: workflows and their runs (tenant);
 //! - [`schedules`]: cron schedules (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
+//! - [`idempotency`]: the `Idempotency-Key` of creating requests;
 //! - [`pages`]: paged listings (limit, cursor, state filters);
 //! - [`openapi`]: the OpenAPI document and `/docs`;
 //! - [`ops`]: `/metrics`, and the routes of a worker-only host;
@@ -18,6 +19,7 @@ pub mod admin_keys;
 pub mod auth;
 pub mod auth_failures;
 pub mod error;
+pub mod idempotency;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
@@ -178,7 +180,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(ops::metrics))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/tenants/{id}", get(tenants::get).patch(tenants::update))
+        .route(
+            "/v1/tenants/{id}",
+            get(tenants::get)
+                .patch(tenants::update)
+                .delete(tenants::delete),
+        )
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))
         .route(
             "/v1/admin-keys",

@@ -88,7 +88,7 @@ impl Modify for BearerKey {
     ),
     paths(
         super::health, super::ready, super::ops::metrics,
-        tenants::create, tenants::list, tenants::get, tenants::update, tenants::create_key,
+        tenants::create, tenants::list, tenants::get, tenants::update, tenants::delete, tenants::create_key,
         tenants::revoke_key, admin_keys::list, admin_keys::create, admin_keys::revoke,
         plugins::upload, plugins::list, plugins::versions, plugins::get, plugins::update,
         plugins::delete,

@@ -130,14 +130,19 @@ pub async fn admit(
 }
 
 impl Admission {
-    /// The enqueue succeeded: count the jobs as waiting. It failed: give
-    /// their share of the rate back (nothing was stored).
-    pub async fn done<T>(self, state: &AppState, outcome: &Result<T, ApiError>) {
-        if outcome.is_ok() {
-            state.queued.add(&self.tenant, self.jobs);
-        } else if let Err(e) = state
+    /// The enqueue ended having stored `stored` of the admitted jobs (none
+    /// when it failed, fewer when an idempotency key answered jobs stored
+    /// before): count those as waiting and give the rest's share of the
+    /// rate back.
+    pub async fn done(self, state: &AppState, stored: u64) {
+        state.queued.add(&self.tenant, stored);
+        let unused = self.jobs.saturating_sub(stored);
+        if unused == 0 {
+            return;
+        }
+        if let Err(e) = state
             .store
-            .enqueue_rate_return(&self.tenant, self.jobs, self.at)
+            .enqueue_rate_return(&self.tenant, unused, self.at)
             .await
         {
             tracing::warn!(tenant = %self.tenant, error = %e, "could not give back an enqueue-rate share");

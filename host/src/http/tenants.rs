@@ -270,6 +270,26 @@ pub(super) async fn issue_key(
     ))
 }
 
+/// Delete a tenant and everything it owns: its keys stop working at once,
+/// its jobs (running ones are fenced out: their hosts find them gone and
+/// stop them), plugins, workflows and runs, schedules, secrets and
+/// idempotency keys are deleted. Not undone.
+#[utoipa::path(delete, path = "/v1/tenants/{id}", operation_id = "delete_tenant", tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 204, description = "Deleted, with everything it owned"), Refusals))]
+pub async fn delete(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.tenant_delete(&id).await? {
+        tracing::info!(tenant = %id, "tenant deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no tenant `{id}`")))
+    }
+}
+
 /// Revoke a tenant's key.
 #[utoipa::path(delete, path = "/v1/tenants/{id}/keys/{key_id}", operation_id = "revoke_key", tag = "tenants",
     params(("id" = String, Path, description = "The tenant's id"),

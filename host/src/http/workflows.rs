@@ -110,7 +110,7 @@ pub async fn get(
 }
 
 /// A run to start.
-#[derive(Debug, serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// The run's input (any JSON value); `{}` when absent.
@@ -122,19 +122,27 @@ pub struct CreateRun {
 
 /// `POST /v1/workflows/{name}/runs`: 201 with the run; the steps without
 /// dependencies have their jobs already. Counts as one job against the
-/// tenant's enqueue quotas.
+/// tenant's enqueue quotas. With an `Idempotency-Key` seen before, 200 with
+/// the first run.
 #[utoipa::path(post, path = "/v1/workflows/{name}/runs", operation_id = "start_run", tag = "workflows",
     request_body = CreateRun,
-    params(("name" = String, Path, description = "The workflow's name")),
+    params(("name" = String, Path, description = "The workflow's name"),
+           ("Idempotency-Key" = Option<String>, Header,
+            description = "A retried request with the same key and body returns the first run (200); \
+                           the same key with another body or workflow is 422 idempotency_key_reused")),
     responses((status = 201, description = "The run", body = WorkflowRun),
+              (status = 200, description = "The run first started with this Idempotency-Key", body = WorkflowRun),
               (status = 429, description = "Over max_queued_jobs or enqueue_per_minute", body = ErrorBody),
               Refusals))]
 pub async fn start(
     State(state): State<AppState>,
     key: TenantKey,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     super::JsonBody(body): super::JsonBody<CreateRun>,
 ) -> Result<super::Saved<WorkflowRun>, ApiError> {
+    let route = format!("POST /v1/workflows/{name}/runs");
+    let request_key = super::idempotency::request_key(&headers, &route, &body)?;
     let quotas = key.quotas(&state).await?;
     let input = body.input.as_ref().map_or("{}", |raw| raw.get());
     let admission = super::quotas::admit(&state, &key.tenant, &quotas, 1).await?;
@@ -147,6 +155,7 @@ pub async fn start(
                 version: body.version,
                 input,
                 schedule: None,
+                key: request_key.as_ref(),
             },
             chrono::Utc::now(),
         )
@@ -155,12 +164,15 @@ pub async fn start(
             StoreError::Invalid(m) => ApiError::Unprocessable("invalid", m),
             other => other.into(),
         });
-    admission.done(&state, &outcome).await;
-    let run = outcome?;
-    Ok(super::Saved::created(
-        super::path_of(&["v1", "workflow-runs", &run.id.to_string()]),
-        run,
-    ))
+    admission
+        .done(&state, u64::from(matches!(outcome, Ok((_, true)))))
+        .await;
+    let (run, created) = outcome?;
+    Ok(super::Saved {
+        created,
+        location: super::path_of(&["v1", "workflow-runs", &run.id.to_string()]),
+        body: run,
+    })
 }
 
 fn run_id(id: &str) -> Result<uuid::Uuid, ApiError> {

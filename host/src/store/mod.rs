@@ -6,6 +6,7 @@
 //! Every method that compares times takes `now`, so tests control the clock.
 
 pub mod postgres;
+pub mod request_keys;
 pub mod schedules;
 pub mod secrets;
 pub mod sqlite;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub use request_keys::RequestKey;
 pub use schedules::ScheduleStore;
 pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
@@ -40,6 +42,9 @@ pub enum StoreError {
     /// The request would take the tenant over one of its quotas (named).
     #[error("{0}")]
     OverQuota(String),
+    /// An idempotency key already used by a different request.
+    #[error("{0}")]
+    KeyReused(String),
     /// The database could not be reached or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -227,6 +232,13 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
     /// Store a new version of a plugin (its bytes once per digest). When the
     /// latest version has the same digest, returns it with `false`.
     async fn tenant_list(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Delete a tenant and everything it owns (keys, plugins and the bytes
+    /// no other tenant uses, jobs and their attempts, workflows and runs,
+    /// schedules and ticks, secrets, idempotency keys, rate counters); false
+    /// when there is no such tenant. Jobs go first in batches of
+    /// [`TENANT_DELETE_BATCH`], each its own statement, then the rest in one
+    /// transaction.
+    async fn tenant_delete(&self, id: &str) -> Result<bool, StoreError>;
     /// Replace a tenant's quotas; None when there is no such tenant.
     async fn tenant_update_quotas(
         &self,
@@ -308,6 +320,18 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
         &self,
         tenant: &str,
         jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        self.job_insert_keyed(tenant, jobs, None, now).await
+    }
+    /// [`Store::job_insert_batch`] under an idempotency key: a request seen
+    /// before under the key answers its first jobs (none created), a
+    /// different one is [`StoreError::KeyReused`].
+    async fn job_insert_keyed(
+        &self,
+        tenant: &str,
+        jobs: &[NewJob],
+        key: Option<&RequestKey>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError>;
     /// A tenant's jobs, newest first, filtered, after the cursor (a job id).
@@ -438,6 +462,11 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         )))
     }
 }
+
+/// Jobs deleted per statement when a tenant is deleted: a tenant with
+/// millions of jobs must not hold one transaction (SQLite's only writer,
+/// PostgreSQL's locks) long enough to stall every other tenant's claims.
+pub const TENANT_DELETE_BATCH: u32 = 5_000;
 
 /// Checks on a batch done before anything is written, the same for both backends.
 pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {

@@ -39,6 +39,8 @@ pub struct NewRun<'a> {
     pub input: &'a str,
     /// The schedule starting it, if any.
     pub schedule: Option<&'a str>,
+    /// The request's idempotency key: a retry answers the first run.
+    pub key: Option<&'a crate::store::RequestKey>,
 }
 
 #[async_trait]
@@ -63,13 +65,15 @@ pub trait WorkflowStore {
     /// The latest version of each of a tenant's workflows, by name.
     async fn workflow_list(&self, tenant: &str) -> Result<Vec<Workflow>, StoreError>;
     /// Start a run: pin each step's plugin version, create the jobs of the
-    /// steps with no dependencies, all in one transaction.
+    /// steps with no dependencies, all in one transaction. False with the
+    /// first run when the run's idempotency key was used by the same request
+    /// before ([`StoreError::KeyReused`] when by a different one).
     async fn run_start(
         &self,
         tenant: &str,
         run: &NewRun<'_>,
         now: Timestamp,
-    ) -> Result<WorkflowRun, StoreError>;
+    ) -> Result<(WorkflowRun, bool), StoreError>;
     async fn run_get(&self, tenant: &str, id: RunId) -> Result<Option<WorkflowRun>, StoreError>;
     /// A tenant's runs, newest first, filtered, after the cursor (a run id).
     async fn run_list(
@@ -371,4 +375,13 @@ pub(crate) fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<PinnedJob> {
             }
         })
         .collect()
+}
+
+/// The run an idempotency key's first request started.
+pub(crate) fn replayed_run(ids: Vec<uuid::Uuid>) -> Result<RunId, StoreError> {
+    ids.first().copied().ok_or_else(|| {
+        StoreError::Conflict(
+            "the idempotency key was first used by a request that started no run".into(),
+        )
+    })
 }

@@ -838,7 +838,8 @@ fn refused(e: &StoreError) -> bool {
         StoreError::Conflict(_)
         | StoreError::Invalid(_)
         | StoreError::NotFound(_)
-        | StoreError::OverQuota(_) => true,
+        | StoreError::OverQuota(_)
+        | StoreError::KeyReused(_) => true,
         StoreError::Database(_) | StoreError::Migrate(_) => false,
     }
 }

@@ -191,6 +191,21 @@ impl Api {
             .await
     }
 
+    /// A POST of JSON that creates something, under an `Idempotency-Key`
+    /// when one is given (a retry then answers what the first made).
+    pub async fn post_keyed(
+        &self,
+        segments: &[&str],
+        body: &impl serde::Serialize,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, ClientError> {
+        let mut request = self.request(Method::POST, segments).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        self.call(request).await
+    }
+
     /// A POST without a body.
     pub async fn post(&self, segments: &[&str]) -> Result<Answer, ClientError> {
         self.call(self.request(Method::POST, segments)).await

@@ -40,7 +40,10 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
             let state = watch::follow(&api, &id, mode).await?;
             Ok(exit_status(&state))
         }
-        JobCommand::Batch { file } => {
+        JobCommand::Batch {
+            file,
+            idempotency_key,
+        } => {
             let jobs = match super::files::read_value(&file).await? {
                 Value::Array(jobs) => Value::Array(jobs),
                 Value::Object(mut body) if body.len() == 1 && body.contains_key("jobs") => {
@@ -55,9 +58,10 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
                 }
             };
             let answer = api
-                .post_json(
+                .post_keyed(
                     &["v1", "jobs", "batch"],
                     &serde_json::json!({ "jobs": jobs }),
+                    idempotency_key.as_deref(),
                 )
                 .await?;
             if options.json {
@@ -149,11 +153,9 @@ async fn create(
         max_attempts: args.max_attempts,
         timeout_ms: args.timeout_ms,
     };
-    let mut request = api.request(Method::POST, &["v1", "jobs"]).json(&body);
-    if let Some(key) = &args.idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let answer = api.call(request).await?;
+    let answer = api
+        .post_keyed(&["v1", "jobs"], &body, args.idempotency_key.as_deref())
+        .await?;
     if args.wait {
         wait_and_print(api, options, &answer).await
     } else {

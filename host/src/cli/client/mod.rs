@@ -196,6 +196,9 @@ pub struct RunWorkflowArgs {
     pub version: Option<u32>,
     #[command(flatten)]
     pub input: InputArgs,
+    /// Makes a retried start answer the first run instead of a new one.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
     /// Follow the run until it ends, then print it; exit 1 unless it completed.
     #[arg(long)]
     pub wait: bool,
@@ -230,6 +233,14 @@ pub enum TenantCommand {
         id: String,
         #[command(flatten)]
         quotas: QuotaFlags,
+    },
+    /// Delete a tenant and everything it owns (keys, plugins, jobs,
+    /// workflows and runs, schedules, secrets). Not undone: asks for `--yes`.
+    Delete {
+        id: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -402,6 +413,9 @@ pub enum JobCommand {
     Batch {
         /// The file; `-` reads stdin.
         file: PathBuf,
+        /// Makes a retried batch answer the first batch's ids instead of new jobs.
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
     /// Cancel a job: a waiting job at once, a running one within a heartbeat.
     Cancel { id: String },

@@ -41,6 +41,22 @@ pub async fn tenant(options: &ClientOptions, command: TenantCommand) -> Result<i
             api.call(request).await?
         }
         TenantCommand::Show { id } => api.get(&["v1", "tenants", &id]).await?,
+        TenantCommand::Delete { id, yes } => {
+            if !yes {
+                return Err(ClientError::Usage(format!(
+                    "deleting tenant `{id}` deletes everything it owns and cannot be undone; \
+                     add --yes to confirm"
+                )));
+            }
+            api.call(api.request(Method::DELETE, &["v1", "tenants", &id]))
+                .await?;
+            if options.json {
+                output::line(&json!({ "deleted": id }).to_string());
+            } else {
+                output::note(&format!("tenant {id} deleted"));
+            }
+            return Ok(EXIT_OK);
+        }
         TenantCommand::List => {
             let answer = api.get(&["v1", "tenants"]).await?;
             if options.json {

@@ -155,7 +155,11 @@ async fn start(
         body["version"] = json!(version);
     }
     let answer = api
-        .post_json(&["v1", "workflows", &args.name, "runs"], &body)
+        .post_keyed(
+            &["v1", "workflows", &args.name, "runs"],
+            &body,
+            args.idempotency_key.as_deref(),
+        )
         .await?;
     if !args.wait {
         print_run(options, &answer);

@@ -40,11 +40,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::request_keys::{RequestKey, StoredKey};
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
     caps_from, claimed_http, claimed_limits, json_text, parse_calls, parse_config, parse_http,
-    rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    rate_window, request_keys, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -384,6 +385,55 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant_delete(&self, id: &str) -> Result<bool, StoreError> {
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE tenant_id = $1 LIMIT $2)",
+            )
+            .bind(id)
+            .bind(i64::from(super::TENANT_DELETE_BATCH))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if deleted < u64::from(super::TENANT_DELETE_BATCH) {
+                break;
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let digests: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT digest FROM plugins WHERE tenant_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        // Runs first: their steps pin plugins, and PostgreSQL checks that
+        // reference before a cascade two levels deep (tenant, workflow, run)
+        // reaches them.
+        sqlx::query("DELETE FROM workflow_runs WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Everything else the tenant owns goes with it (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        // Bytes no other plugin uses; after the commit, so a concurrent
+        // upload of the same bytes by another tenant cannot fail the delete.
+        if let Err(e) = sqlx::query(
+            "DELETE FROM plugin_blobs b WHERE digest = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.digest = b.digest)",
+        )
+        .bind(&digests)
+        .execute(&self.pool)
+        .await
+        {
+            tracing::warn!(tenant = id, error = %e, "could not delete a deleted tenant's plugin bytes");
+        }
+        Ok(deleted == 1)
     }
 
     async fn tenant_update_quotas(
@@ -773,109 +823,39 @@ impl Store for PostgresStore {
         Ok(PluginDelete::Deleted)
     }
 
-    async fn job_insert_batch(
+    async fn job_insert_keyed(
         &self,
         tenant: &str,
         jobs: &[NewJob],
+        key: Option<&RequestKey>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError> {
         validate_jobs(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
-        let inserted = sqlx::query_scalar::<_, Uuid>(
-            "WITH input AS ( \
-                SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], \
-                                     $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $13::uuid[]) \
-                    WITH ORDINALITY AS i(id, plugin, version, input, queue, priority, run_at, max_attempts, \
-                                         timeout_ms, idempotency_key, replay_of, ord) \
-             ), wanted AS ( \
-                SELECT DISTINCT plugin, version FROM input \
-             ), found AS ( \
-                SELECT w.plugin, w.version, p.version AS pinned, p.digest, p.max_attempts \
-                FROM wanted w LEFT JOIN LATERAL ( \
-                    SELECT version, digest, max_attempts FROM plugins \
-                    WHERE tenant_id = $1 AND name = w.plugin AND (w.version IS NULL OR version = w.version) \
-                      AND deleted_at IS NULL \
-                    ORDER BY version DESC LIMIT 1 FOR SHARE) p ON TRUE \
-             ), resolved AS ( \
-                SELECT i.*, f.pinned, f.digest, f.max_attempts AS plugin_max_attempts \
-                FROM input i LEFT JOIN found f \
-                  ON f.plugin = i.plugin AND f.version IS NOT DISTINCT FROM i.version \
-             ) \
-             INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
-                               max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
-             SELECT id, $1, plugin, pinned, digest, queue, priority, \
-                    CASE WHEN run_at > $12 THEN 'scheduled' ELSE 'available' END, input::jsonb, 0, \
-                    COALESCE(max_attempts, plugin_max_attempts), timeout_ms, run_at, $12, idempotency_key, replay_of \
-             FROM resolved ORDER BY ord \
-             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id",
-        )
-        .bind(tenant)
-        .bind(&ids)
-        .bind(jobs.iter().map(|j| j.plugin.clone()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.version.map(|v| v as i32)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.input.clone()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.run_at.unwrap_or(now)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.max_attempts.map(|n| n as i32)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.timeout_ms.map(to_i64)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
-        .bind(now)
-        .bind(jobs.iter().map(|j| j.replay_of).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
-        .await;
-        let created: std::collections::HashSet<Uuid> = match inserted {
-            Ok(rows) => rows.into_iter().collect(),
-            Err(e) if is_not_null_violation(&e) => {
-                return Err(self.unknown_plugin(tenant, jobs).await);
-            }
-            Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{tenant}` does not exist"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(key) = key else {
+            return self
+                .insert_jobs(&mut *self.pool.acquire().await?, tenant, jobs, now)
+                .await;
         };
-        // Jobs not created matched an idempotency key: answer with the first job.
-        let mut existing = std::collections::HashMap::new();
-        if created.len() < jobs.len() {
-            let keys: Vec<String> = jobs
-                .iter()
-                .filter_map(|j| j.idempotency_key.clone())
-                .collect();
-            let rows = sqlx::query("SELECT idempotency_key, id FROM jobs WHERE tenant_id = $1 AND idempotency_key = ANY($2)")
-                .bind(tenant)
-                .bind(&keys)
-                .fetch_all(&self.pool)
-                .await?;
-            for row in rows {
-                existing.insert(row.try_get::<String, _>(0)?, row.try_get::<Uuid, _>(1)?);
-            }
+        if let Some(stored) = request_key_find(&self.pool, tenant, key).await? {
+            return Ok(request_keys::replayed_jobs(key.replay(stored)?));
         }
-        jobs.iter()
-            .zip(ids)
-            .map(|(job, id)| {
-                if created.contains(&id) {
-                    return Ok(Inserted { id, created: true });
-                }
-                job.idempotency_key
-                    .as_ref()
-                    .and_then(|key| existing.get(key))
-                    .map(|id| Inserted {
-                        id: *id,
-                        created: false,
-                    })
-                    .ok_or_else(|| {
-                        StoreError::Conflict(
-                            "a job was neither created nor found by its idempotency key".into(),
-                        )
-                    })
-            })
-            .collect()
+        // The key is written in the jobs' transaction: a concurrent request
+        // under it waits on the key's row and then finds it taken.
+        let mut tx = self.pool.begin().await?;
+        let inserted = self.insert_jobs(&mut tx, tenant, jobs, now).await?;
+        let answer = request_keys::answer(inserted.iter().map(|i| i.id));
+        if !request_key_put(&mut tx, tenant, key, &answer, now).await? {
+            tx.rollback().await?;
+            let stored = request_key_find(&self.pool, tenant, key)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
+            return Ok(request_keys::replayed_jobs(key.replay(stored)?));
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn job_list(
@@ -1388,6 +1368,16 @@ impl Store for PostgresStore {
             .bind(limit as i64)
             .execute(&self.pool)
             .await?
+            .rows_affected()
+            + sqlx::query(
+                "DELETE FROM request_keys WHERE (tenant_id, key) IN ( \
+                    SELECT tenant_id, key FROM request_keys WHERE created_at < $1 ORDER BY created_at \
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(before)
+            .bind(limit as i64)
+            .execute(&self.pool)
+            .await?
             .rows_affected())
     }
 
@@ -1483,6 +1473,109 @@ impl PostgresStore {
         Ok(counts)
     }
 
+    /// Insert checked jobs in one statement on `conn`.
+    async fn insert_jobs(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant: &str,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+        let inserted = sqlx::query_scalar::<_, Uuid>(
+            "WITH input AS ( \
+                SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], \
+                                     $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $13::uuid[]) \
+                    WITH ORDINALITY AS i(id, plugin, version, input, queue, priority, run_at, max_attempts, \
+                                         timeout_ms, idempotency_key, replay_of, ord) \
+             ), wanted AS ( \
+                SELECT DISTINCT plugin, version FROM input \
+             ), found AS ( \
+                SELECT w.plugin, w.version, p.version AS pinned, p.digest, p.max_attempts \
+                FROM wanted w LEFT JOIN LATERAL ( \
+                    SELECT version, digest, max_attempts FROM plugins \
+                    WHERE tenant_id = $1 AND name = w.plugin AND (w.version IS NULL OR version = w.version) \
+                      AND deleted_at IS NULL \
+                    ORDER BY version DESC LIMIT 1 FOR SHARE) p ON TRUE \
+             ), resolved AS ( \
+                SELECT i.*, f.pinned, f.digest, f.max_attempts AS plugin_max_attempts \
+                FROM input i LEFT JOIN found f \
+                  ON f.plugin = i.plugin AND f.version IS NOT DISTINCT FROM i.version \
+             ) \
+             INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
+                               max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
+             SELECT id, $1, plugin, pinned, digest, queue, priority, \
+                    CASE WHEN run_at > $12 THEN 'scheduled' ELSE 'available' END, input::jsonb, 0, \
+                    COALESCE(max_attempts, plugin_max_attempts), timeout_ms, run_at, $12, idempotency_key, replay_of \
+             FROM resolved ORDER BY ord \
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(jobs.iter().map(|j| j.plugin.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.version.map(|v| v as i32)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.input.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.run_at.unwrap_or(now)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.max_attempts.map(|n| n as i32)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.timeout_ms.map(to_i64)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
+        .bind(now)
+        .bind(jobs.iter().map(|j| j.replay_of).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await;
+        let created: std::collections::HashSet<Uuid> = match inserted {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) if is_not_null_violation(&e) => {
+                return Err(self.unknown_plugin(tenant, jobs).await);
+            }
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound(format!(
+                    "tenant `{tenant}` does not exist"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Jobs not created matched an idempotency key: answer with the first job.
+        let mut existing = std::collections::HashMap::new();
+        if created.len() < jobs.len() {
+            let keys: Vec<String> = jobs
+                .iter()
+                .filter_map(|j| j.idempotency_key.clone())
+                .collect();
+            let rows = sqlx::query("SELECT idempotency_key, id FROM jobs WHERE tenant_id = $1 AND idempotency_key = ANY($2)")
+                .bind(tenant)
+                .bind(&keys)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in rows {
+                existing.insert(row.try_get::<String, _>(0)?, row.try_get::<Uuid, _>(1)?);
+            }
+        }
+        jobs.iter()
+            .zip(ids)
+            .map(|(job, id)| {
+                if created.contains(&id) {
+                    return Ok(Inserted { id, created: true });
+                }
+                job.idempotency_key
+                    .as_ref()
+                    .and_then(|key| existing.get(key))
+                    .map(|id| Inserted {
+                        id: *id,
+                        created: false,
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Conflict(
+                            "a job was neither created nor found by its idempotency key".into(),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// Name the plugin (and version) of a batch that does not exist.
     async fn unknown_plugin(&self, tenant: &str, jobs: &[NewJob]) -> StoreError {
         for job in jobs {
@@ -1569,4 +1662,49 @@ pub(super) async fn charge_rates(
         .await?;
     }
     Ok(())
+}
+
+/// The row of a tenant's idempotency key, if the key was used.
+pub(super) async fn request_key_find(
+    pool: &PgPool,
+    tenant: &str,
+    key: &RequestKey,
+) -> Result<Option<StoredKey>, StoreError> {
+    let row = sqlx::query(
+        "SELECT fingerprint, answer::text FROM request_keys WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant)
+    .bind(key.key())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(StoredKey {
+            fingerprint: row.try_get(0)?,
+            answer: row.try_get(1)?,
+        }),
+        None => None,
+    })
+}
+
+/// Store a key with its answer; false when another request took it first.
+pub(super) async fn request_key_put(
+    conn: &mut sqlx::PgConnection,
+    tenant: &str,
+    key: &RequestKey,
+    answer: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO request_keys (tenant_id, key, fingerprint, answer, created_at) \
+         VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(key.key())
+    .bind(key.fingerprint())
+    .bind(answer)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
 }

@@ -699,15 +699,31 @@ impl WorkflowStore for PostgresStore {
         tenant: &str,
         run: &NewRun<'_>,
         now: Timestamp,
-    ) -> Result<WorkflowRun, StoreError> {
+    ) -> Result<(WorkflowRun, bool), StoreError> {
         let now = crate::store::stored_time(now);
+        if let Some(key) = run.key
+            && let Some(stored) = super::request_key_find(&self.pool, tenant, key).await?
+        {
+            return self.replayed(tenant, key, stored).await;
+        }
         let mut tx = self.pool.begin().await?;
         let mut charges = JobCharges::default();
         let started = run_start_in(&mut tx, tenant, run, now, &mut charges).await?;
         super::charge_rates(&mut tx, &charges, now).await?;
+        if let Some(key) = run.key {
+            let answer = crate::store::request_keys::answer([started.id]);
+            if !super::request_key_put(&mut tx, tenant, key, &answer, now).await? {
+                // Another request took the key since it was looked up.
+                tx.rollback().await?;
+                let stored = super::request_key_find(&self.pool, tenant, key)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
+                return self.replayed(tenant, key, stored).await;
+            }
+        }
         tx.commit().await?;
         self.announce_awaiting(charges.awaiting());
-        Ok(started)
+        Ok((started, true))
     }
 
     async fn run_get(&self, tenant: &str, id: RunId) -> Result<Option<WorkflowRun>, StoreError> {
@@ -815,5 +831,23 @@ impl WorkflowStore for PostgresStore {
         super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
         Ok(!charges.awaiting().is_empty())
+    }
+}
+
+impl PostgresStore {
+    /// The run a key's first request started, when this is the same request.
+    async fn replayed(
+        &self,
+        tenant: &str,
+        key: &crate::store::RequestKey,
+        stored: crate::store::request_keys::StoredKey,
+    ) -> Result<(WorkflowRun, bool), StoreError> {
+        let id = crate::store::workflows::replayed_run(key.replay(stored)?)?;
+        let run = self.run_get(tenant, id).await?.ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "the run first started under this key, {id}, is gone"
+            ))
+        })?;
+        Ok((run, false))
     }
 }

@@ -26,16 +26,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite};
+use sqlx::{Row, Sqlite, SqliteConnection};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::postgres::unknown_plugin_message;
+use super::request_keys::{RequestKey, StoredKey};
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
     caps_from, claimed_http, claimed_limits, json_text, parse_calls, parse_config, parse_http,
-    rate_window, to_i64, to_u32, to_u64, validate_jobs,
+    rate_window, request_keys, to_i64, to_u32, to_u64, validate_jobs,
 };
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, OutcomeKind,
@@ -312,6 +313,51 @@ impl Store for SqliteStore {
             .fetch_all(&self.writer)
             .await?;
         Ok(rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant_delete(&self, id: &str) -> Result<bool, StoreError> {
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE tenant_id = ?1 LIMIT ?2)",
+            )
+            .bind(id)
+            .bind(i64::from(super::TENANT_DELETE_BATCH))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            if deleted < u64::from(super::TENANT_DELETE_BATCH) {
+                break;
+            }
+        }
+        let mut tx = self.writer.begin().await?;
+        let digests: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT digest FROM plugins WHERE tenant_id = ?1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        // Runs first: their steps pin plugins, and PostgreSQL checks that
+        // reference before a cascade two levels deep (tenant, workflow, run)
+        // reaches them.
+        sqlx::query("DELETE FROM workflow_runs WHERE tenant_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Everything else the tenant owns goes with it (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM tenants WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Bytes no other plugin uses (one writer: nothing can race this).
+        sqlx::query(
+            "DELETE FROM plugin_blobs WHERE digest IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.digest = plugin_blobs.digest)",
+        )
+        .bind(serde_json::to_string(&digests).map_err(|e| StoreError::Invalid(e.to_string()))?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
     }
 
     async fn tenant_update_quotas(
@@ -671,109 +717,38 @@ impl Store for SqliteStore {
         Ok(PluginDelete::Deleted)
     }
 
-    async fn job_insert_batch(
+    async fn job_insert_keyed(
         &self,
         tenant: &str,
         jobs: &[NewJob],
+        key: Option<&RequestKey>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError> {
         validate_jobs(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(key) = key
+            && let Some(stored) = request_key_find(&self.reader, tenant, key).await?
+        {
+            return Ok(request_keys::replayed_jobs(key.replay(stored)?));
+        }
         let mut tx = self.writer.begin().await?;
-        let tenant_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?1")
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if tenant_exists.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "tenant `{tenant}` does not exist"
-            )));
-        }
-        // Resolve each distinct plugin (and version) once, then insert the
-        // whole batch in one statement.
-        let mut plugins: HashMap<(String, Option<u32>), PluginVersion> = HashMap::new();
-        for job in jobs {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                plugins.entry((job.plugin.clone(), job.version))
-            {
-                let found = plugin_version(&mut *tx, tenant, &job.plugin, job.version)
+        let inserted = insert_jobs(&mut tx, tenant, jobs, now).await?;
+        if let Some(key) = key {
+            let answer = request_keys::answer(inserted.iter().map(|i| i.id));
+            if !request_key_put(&mut tx, tenant, key, &answer, now).await? {
+                // Another request took the key since it was looked up.
+                tx.rollback().await?;
+                let stored = request_key_find(&self.reader, tenant, key)
                     .await?
-                    .ok_or_else(|| {
-                        StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
-                    })?;
-                slot.insert(found);
+                    .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
+                return Ok(request_keys::replayed_jobs(key.replay(stored)?));
             }
-        }
-        let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
-        let rows: Vec<serde_json::Value> = jobs
-            .iter()
-            .zip(&ids)
-            .map(|(job, id)| {
-                let plugin = &plugins[&(job.plugin.clone(), job.version)];
-                let run_at = job.run_at.unwrap_or(now);
-                let state = if run_at > now {
-                    JobState::Scheduled
-                } else {
-                    JobState::Available
-                };
-                serde_json::json!({
-                    "id": id.to_string(),
-                    "plugin": job.plugin,
-                    "version": plugin.version,
-                    "digest": plugin.digest,
-                    "queue": job.queue,
-                    "priority": job.priority,
-                    "state": state.as_str(),
-                    "input": job.input,
-                    "max_attempts": job.max_attempts.unwrap_or(plugin.max_attempts),
-                    "timeout_ms": job.timeout_ms.map(to_i64),
-                    "run_at": micros(run_at),
-                    "key": job.idempotency_key,
-                    "replay_of": job.replay_of.map(|id| id.to_string()),
-                })
-            })
-            .collect();
-        let created: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
-                               max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
-             SELECT json_extract(value, '$.id'), ?2, json_extract(value, '$.plugin'), json_extract(value, '$.version'), \
-                    json_extract(value, '$.digest'), json_extract(value, '$.queue'), json_extract(value, '$.priority'), \
-                    json_extract(value, '$.state'), json_extract(value, '$.input'), 0, \
-                    json_extract(value, '$.max_attempts'), json_extract(value, '$.timeout_ms'), \
-                    json_extract(value, '$.run_at'), ?3, json_extract(value, '$.key'), \
-                    json_extract(value, '$.replay_of') \
-             FROM json_each(?1) WHERE TRUE ORDER BY key \
-             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(tenant)
-        .bind(micros(now))
-        .fetch_all(&mut *tx)
-        .await?;
-        let created: std::collections::HashSet<String> = created.into_iter().collect();
-        let mut out = Vec::with_capacity(jobs.len());
-        for (job, id) in jobs.iter().zip(ids) {
-            if created.contains(&id.to_string()) {
-                out.push(Inserted { id, created: true });
-                continue;
-            }
-            // An idempotency key matched: answer with the first job.
-            let existing: String = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2",
-            )
-            .bind(tenant)
-            .bind(&job.idempotency_key)
-            .fetch_one(&mut *tx)
-            .await?;
-            let id = Uuid::parse_str(&existing).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            out.push(Inserted { id, created: false });
         }
         tx.commit().await?;
         self.announce(StoreEvent::JobsAvailable);
-        Ok(out)
+        Ok(inserted)
     }
 
     async fn job_list(
@@ -1323,6 +1298,15 @@ impl Store for SqliteStore {
             .bind(limit as i64)
             .execute(&self.writer)
             .await?
+            .rows_affected()
+            + sqlx::query(
+                "DELETE FROM request_keys WHERE rowid IN ( \
+                    SELECT rowid FROM request_keys WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            )
+            .bind(micros(before))
+            .bind(limit as i64)
+            .execute(&self.writer)
+            .await?
             .rows_affected())
     }
 
@@ -1480,4 +1464,147 @@ pub(super) async fn charge_rates(
         .await?;
     }
     Ok(())
+}
+
+/// Insert checked jobs in one statement on `conn`, pinning each to a plugin version.
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> Result<Vec<Inserted>, StoreError> {
+    let tenant_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?1")
+        .bind(tenant)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if tenant_exists.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "tenant `{tenant}` does not exist"
+        )));
+    }
+    // Resolve each distinct plugin (and version) once, then insert the
+    // whole batch in one statement.
+    let mut plugins: HashMap<(String, Option<u32>), PluginVersion> = HashMap::new();
+    for job in jobs {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            plugins.entry((job.plugin.clone(), job.version))
+        {
+            let found = plugin_version(&mut *conn, tenant, &job.plugin, job.version)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
+                })?;
+            slot.insert(found);
+        }
+    }
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .zip(&ids)
+        .map(|(job, id)| {
+            let plugin = &plugins[&(job.plugin.clone(), job.version)];
+            let run_at = job.run_at.unwrap_or(now);
+            let state = if run_at > now {
+                JobState::Scheduled
+            } else {
+                JobState::Available
+            };
+            serde_json::json!({
+                "id": id.to_string(),
+                "plugin": job.plugin,
+                "version": plugin.version,
+                "digest": plugin.digest,
+                "queue": job.queue,
+                "priority": job.priority,
+                "state": state.as_str(),
+                "input": job.input,
+                "max_attempts": job.max_attempts.unwrap_or(plugin.max_attempts),
+                "timeout_ms": job.timeout_ms.map(to_i64),
+                "run_at": micros(run_at),
+                "key": job.idempotency_key,
+                "replay_of": job.replay_of.map(|id| id.to_string()),
+            })
+        })
+        .collect();
+    let created: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
+                           max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
+         SELECT json_extract(value, '$.id'), ?2, json_extract(value, '$.plugin'), json_extract(value, '$.version'), \
+                json_extract(value, '$.digest'), json_extract(value, '$.queue'), json_extract(value, '$.priority'), \
+                json_extract(value, '$.state'), json_extract(value, '$.input'), 0, \
+                json_extract(value, '$.max_attempts'), json_extract(value, '$.timeout_ms'), \
+                json_extract(value, '$.run_at'), ?3, json_extract(value, '$.key'), \
+                json_extract(value, '$.replay_of') \
+         FROM json_each(?1) WHERE TRUE ORDER BY key \
+         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(tenant)
+    .bind(micros(now))
+    .fetch_all(&mut *conn)
+    .await?;
+    let created: std::collections::HashSet<String> = created.into_iter().collect();
+    let mut out = Vec::with_capacity(jobs.len());
+    for (job, id) in jobs.iter().zip(ids) {
+        if created.contains(&id.to_string()) {
+            out.push(Inserted { id, created: true });
+            continue;
+        }
+        // An idempotency key matched: answer with the first job.
+        let existing: String =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2")
+                .bind(tenant)
+                .bind(&job.idempotency_key)
+                .fetch_one(&mut *conn)
+                .await?;
+        let id = Uuid::parse_str(&existing).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        out.push(Inserted { id, created: false });
+    }
+    Ok(out)
+}
+
+/// The row of a tenant's idempotency key, if the key was used.
+pub(super) async fn request_key_find(
+    pool: &SqlitePool,
+    tenant: &str,
+    key: &RequestKey,
+) -> Result<Option<StoredKey>, StoreError> {
+    let row = sqlx::query(
+        "SELECT fingerprint, answer FROM request_keys WHERE tenant_id = ?1 AND key = ?2",
+    )
+    .bind(tenant)
+    .bind(key.key())
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(StoredKey {
+            fingerprint: row.try_get(0)?,
+            answer: row.try_get(1)?,
+        }),
+        None => None,
+    })
+}
+
+/// Store a key with its answer; false when another request took it first.
+pub(super) async fn request_key_put(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    key: &RequestKey,
+    answer: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO request_keys (tenant_id, key, fingerprint, answer, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(key.key())
+    .bind(key.fingerprint())
+    .bind(answer)
+    .bind(micros(now))
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
 }

@@ -177,6 +177,7 @@ async fn start_target(
                     version: target.version,
                     input: &input,
                     schedule: Some(schedule),
+                    key: None,
                 },
                 now,
                 charges,
