@@ -33,6 +33,9 @@ pub enum Command {
     /// The key that seals tenant secrets: `generate` a new one, `rotate` to it.
     #[command(subcommand)]
     SecretKey(SecretKeyCommand),
+    /// Write a plugin project (Rust, Python or JavaScript) that builds with
+    /// one command and runs with `corral run`.
+    New(crate::cli::new::NewArgs),
     /// Print a shell completion script: `corral completions bash >
     /// ~/.local/share/bash-completion/completions/corral` (zsh: a `_corral`
     /// file on `$fpath`; fish: `~/.config/fish/completions/corral.fish`).

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             }
             Command::Client(command) => corral::cli::client::run(command).await,
             Command::SecretKey(command) => corral::cli::secret_key::run(command).await,
+            Command::New(args) => corral::cli::new::run(args),
             Command::Completions { .. } => Ok(0),
         }
     });

@@ -978,3 +978,171 @@ fn schedules_from_apply_to_delete() {
         )
         .fails(2, "has 3 fields");
 }
+
+/// `corral new LANGUAGE NAME` writes a project into a fresh folder, the one
+/// command it prints builds it with nothing from this checkout, and `corral
+/// run` runs what it built: the handler greets, and refuses bad input as a
+/// fatal error.
+fn a_new_project_builds_and_runs(language: &str, build: &[&str], wasm: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = dir.path().join("hello-kit");
+    let made = corral(
+        "http://unused",
+        None,
+        &[
+            "new",
+            language,
+            "hello-kit",
+            "--dir",
+            project.to_str().unwrap(),
+        ],
+        None,
+    )
+    .success();
+    assert!(made.stdout.contains(build[0]), "{}", made.stdout);
+    let again = corral(
+        "http://unused",
+        None,
+        &[
+            "new",
+            language,
+            "hello-kit",
+            "--dir",
+            project.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        again.code,
+        Some(2),
+        "a folder with files is not written over"
+    );
+
+    let mut command = Command::new(build[0]);
+    command.args(&build[1..]).current_dir(&project);
+    // A Rust project keeps its build in the plugins' target folder, so
+    // its dependencies compile once per machine, not once per run.
+    command.env_remove("CARGO_TARGET_DIR");
+    let wasm = if language == "rust" {
+        let target = std::env::var_os("CORRAL_PLUGINS_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| corral_tests::root().join("plugins/target"))
+            .join("new-rust");
+        command.env("CARGO_TARGET_DIR", &target);
+        target.join(wasm)
+    } else {
+        project.join(wasm)
+    };
+    let status = command.status().expect("the build command runs");
+    assert!(
+        status.success(),
+        "`{}` failed for {language}",
+        build.join(" ")
+    );
+
+    let ran = corral(
+        "http://unused",
+        None,
+        &[
+            "run",
+            wasm.to_str().unwrap(),
+            "--input",
+            r#"{"name": "Ada"}"#,
+        ],
+        None,
+    )
+    .success();
+    assert!(ran.stdout.contains("Hello, Ada!"), "{}", ran.stdout);
+    let refused = corral(
+        "http://unused",
+        None,
+        &["run", wasm.to_str().unwrap(), "--input", r#"{"name": ""}"#],
+        None,
+    );
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(refused.stdout.contains("fatal"), "{}", refused.stdout);
+}
+
+#[test]
+fn a_new_rust_project_builds_and_runs() {
+    a_new_project_builds_and_runs(
+        "rust",
+        &["cargo", "build", "--release"],
+        "wasm32-wasip2/release/hello_kit.wasm",
+    );
+}
+
+#[test]
+fn a_new_python_project_builds_and_runs() {
+    a_new_project_builds_and_runs("python", &["./build.sh"], "hello-kit.wasm");
+}
+
+#[test]
+fn a_new_javascript_project_builds_and_runs() {
+    a_new_project_builds_and_runs("js", &["./build.sh"], "hello-kit.wasm");
+}
+
+/// The README's shell sessions (the quick start's first job, then the
+/// workflow and the schedule), run by bash as written against a real
+/// server: the one change is the admin key the README says to paste.
+#[test]
+fn the_readme_shell_sessions_run_as_written() {
+    let readme = std::fs::read_to_string(corral_tests::root().join("README.md")).expect("README");
+    let blocks: Vec<&str> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .collect();
+    let session = |marker: &str| {
+        blocks
+            .iter()
+            .find(|block| block.contains(marker))
+            .unwrap_or_else(|| panic!("no README block with {marker:?}"))
+            .to_string()
+    };
+    let first = session("corral tenant create acme");
+    assert!(first.contains("export CORRAL_TOKEN=corral_…"), "{first}");
+    let script = format!(
+        "set -euo pipefail\n{}\n{}\n",
+        first.replace("corral_…", ADMIN),
+        session("corral workflow apply pair.yaml")
+    );
+    let server = Server::start();
+    let bin_dir = corral_bin().parent().expect("the binary's folder");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The session runs where a reader would: in the checkout's root (its
+    // plugin paths are relative to it, and `just plugins rust` builds them
+    // there). It writes two YAML files there, removed after it.
+    let written = ["pair.yaml", "nightly.yaml"].map(|f| corral_tests::root().join(f));
+    assert!(
+        written.iter().all(|f| !f.exists()),
+        "a pair.yaml or nightly.yaml is in the checkout's root already"
+    );
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(corral_tests::root())
+        .env("PATH", path)
+        .env("CORRAL_SERVER", &server.url)
+        .env_remove("CORRAL_TOKEN")
+        .env_remove("CORRAL_TOKEN_FILE")
+        .env_remove("CORRAL_PLUGINS_TARGET_DIR")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("bash runs");
+    for file in &written {
+        let _ = std::fs::remove_file(file);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the README's session failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("<h1>Hello</h1>"), "{stdout}");
+    assert!(stdout.contains("graph TD"), "{stdout}");
+}
