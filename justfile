@@ -52,5 +52,13 @@ lint:
 schemathesis:
     scripts/schemathesis
 
+# Regenerate the TypeScript and Python clients' generated code from the OpenAPI document.
+clients:
+    scripts/clients
+
+# Fail when the generated clients are stale against the OpenAPI document.
+clients-check:
+    scripts/clients --check
+
 # What CI runs.
-ci: plugins lint test schemathesis
+ci: plugins lint test schemathesis clients-check
