@@ -131,3 +131,148 @@ fn the_clients_openapi_document_is_the_servers() {
         "clients/openapi.json is stale against the server's document: run `just clients` and commit the result"
     );
 }
+
+/// Where the kit checks keep their tools between runs.
+fn kit_tools() -> std::path::PathBuf {
+    std::env::var_os("CORRAL_PLUGINS_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("plugins/target"))
+        .join("kit-tools")
+}
+
+/// `program args` in `dir`; its status and what it printed.
+fn output_of(dir: &Path, program: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", program.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The Python plugin kit installs as a package (`pip install plugins/python`)
+/// and its `@corral.handler` is typed: mypy --strict accepts a plugin that
+/// uses it well and refuses one that uses its result as the wrong type.
+#[test]
+fn the_python_plugin_kit_installs_and_type_checks() {
+    let venv = kit_tools().join("python");
+    let kit = root().join("plugins/python");
+    let installed = venv.join(".installed");
+    if stale(&installed, &kit.join("pyproject.toml"))
+        || stale(&installed, &kit.join("corral/__init__.py"))
+    {
+        let _ = std::fs::remove_dir_all(&venv);
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success());
+        let status = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "mypy==2.4.1",
+            ])
+            .arg(&kit)
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "installing the kit and mypy failed");
+        std::fs::write(&installed, "").expect("mark installed");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("good.py"),
+        "import corral\n\n\n@corral.handler\ndef greet(input: dict[str, str], job: corral.Job) -> dict[str, str]:\n    \
+         corral.log.info(f\"attempt {job.attempt}\")\n    return {\"greeting\": f\"Hello, {input['name']}!\"}\n\n\n\
+         @corral.handler\ndef double(input: int) -> int:\n    return input * 2\n\n\ntwice: int = double(2)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.py"),
+        "import corral\n\n\n@corral.handler\ndef double(input: int) -> int:\n    return input * 2\n\n\n\
+         wrong: str = double(2)\n",
+    )
+    .unwrap();
+    let mypy = venv.join("bin/mypy");
+    let (ok, text) = output_of(
+        dir.path(),
+        &mypy,
+        &["--strict", "--no-incremental", "good.py"],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = output_of(
+        dir.path(),
+        &mypy,
+        &["--strict", "--no-incremental", "bad.py"],
+    );
+    assert!(
+        !ok && text.contains("Incompatible types in assignment"),
+        "{text}"
+    );
+}
+
+/// The JavaScript plugin kit is an npm package (`corral-plugin`) with
+/// types: a TypeScript plugin that imports it type-checks, one that reads
+/// a field a job does not have does not.
+#[test]
+fn the_javascript_plugin_kit_type_checks() {
+    // TypeScript comes from the TypeScript client's pinned devDependencies.
+    let client = root().join("clients/typescript");
+    if stale(
+        &client.join("node_modules/.package-lock.json"),
+        &client.join("package-lock.json"),
+    ) {
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-fund",
+                "--no-audit",
+                "--loglevel=error",
+            ])
+            .current_dir(&client)
+            .status()
+            .expect("npm runs");
+        assert!(status.success());
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let modules = dir.path().join("node_modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::os::unix::fs::symlink(root().join("plugins/js"), modules.join("corral-plugin")).unwrap();
+    std::fs::write(
+        dir.path().join("tsconfig.json"),
+        r#"{"compilerOptions": {"strict": true, "noEmit": true, "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "skipLibCheck": false}}"#,
+    )
+    .unwrap();
+    let plugin = |body: &str| {
+        format!(
+            "import {{ handler as register, Fatal, log, progress, config }} from 'corral-plugin';\n\
+             export const handler = register((input: {{ name: string }}, job) => {{\n{body}\n}});\n"
+        )
+    };
+    let tsc = client.join("node_modules/.bin/tsc");
+    std::fs::write(
+        dir.path().join("app.ts"),
+        plugin(
+            "  if (!input.name) throw new Fatal('no name');\n  log.info(`attempt ${job.attempt} of ${job.maxAttempts}`);\n  \
+             progress(50, 'half');\n  return { greeting: `Hello, ${input.name}${config('punctuation') ?? '!'}` };",
+        ),
+    )
+    .unwrap();
+    let (ok, text) = output_of(dir.path(), &tsc, &["-p", "."]);
+    assert!(ok, "{text}");
+    std::fs::write(
+        dir.path().join("app.ts"),
+        plugin("  return { attempt: job.attemptz };"),
+    )
+    .unwrap();
+    let (ok, text) = output_of(dir.path(), &tsc, &["-p", "."]);
+    assert!(!ok && text.contains("attemptz"), "{text}");
+}
