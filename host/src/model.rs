@@ -245,71 +245,9 @@ pub type JobId = uuid::Uuid;
 /// A time in UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
-/// The job state machine (docs/job-states.md).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Scheduled,
-    Available,
-    Running,
-    Retrying,
-    Completed,
-    Dead,
-    Cancelled,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 7] = [
-        JobState::Scheduled,
-        JobState::Available,
-        JobState::Running,
-        JobState::Retrying,
-        JobState::Completed,
-        JobState::Dead,
-        JobState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Scheduled => "scheduled",
-            JobState::Available => "available",
-            JobState::Running => "running",
-            JobState::Retrying => "retrying",
-            JobState::Completed => "completed",
-            JobState::Dead => "dead",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobState> {
-        JobState::ALL.into_iter().find(|state| state.as_str() == s)
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Completed | JobState::Dead | JobState::Cancelled
-        )
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The job state machine (docs/job-states.md); the API's type, shared
+/// with the client crate.
+pub use corral_client::api::JobState;
 
 impl OutcomeKind {
     pub const ALL: [OutcomeKind; 11] = [
@@ -597,12 +535,8 @@ pub struct Job {
     pub workflow_step: Option<String>,
 }
 
-/// A progress report from a guest (`host.progress`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Progress {
-    pub percent: u8,
-    pub message: String,
-}
+/// A progress report from a guest (`host.progress`); the API's type.
+pub use corral_client::api::Progress;
 
 /// A running job's latest progress, to be recorded (fenced by its lease).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -276,3 +276,145 @@ fn the_javascript_plugin_kit_type_checks() {
     let (ok, text) = output_of(dir.path(), &tsc, &["-p", "."]);
     assert!(!ok && text.contains("attemptz"), "{text}");
 }
+
+/// The Rust client (`corral-client`, whose types the server answers with)
+/// against a real server: upload, enqueue and wait, watch, batches and
+/// idempotency keys, and refusals as typed errors.
+#[test]
+fn the_rust_client_works_against_a_real_server() {
+    use corral_client::{Client, CreateJob, Enqueue, Error, JobEvent, JobState, UploadLimits};
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let admin = Client::new(&server.url, ADMIN).unwrap();
+        let tenant: serde_json::Value = admin
+            .send(
+                admin
+                    .request(reqwest::Method::POST, &["v1", "tenants"])
+                    .json(&serde_json::json!({"id": "rust"})),
+            )
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(tenant["id"], "rust");
+        let key: serde_json::Value = admin
+            .send(admin.request(reqwest::Method::POST, &["v1", "tenants", "rust", "keys"]))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let corral = Client::new(&server.url, key["key"].as_str().unwrap()).unwrap();
+        let uploaded = corral
+            .upload_plugin(
+                "echo",
+                corral_tests::plugin_bytes("echo"),
+                &UploadLimits {
+                    fuel: Some(100_000_000),
+                    ..UploadLimits::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((uploaded.name.as_str(), uploaded.version), ("echo", 1));
+
+        let patience = Duration::from_secs(120);
+        let job = corral
+            .enqueue(
+                Enqueue::new("echo", &serde_json::json!({"hello": "world"}))
+                    .unwrap()
+                    .with(|job| job.priority = Some(5)),
+            )
+            .await
+            .unwrap();
+        assert_eq!((job.priority, job.state), (5, JobState::Available));
+        let done = corral.wait(job.id, patience).await.unwrap();
+        assert_eq!(done.state, JobState::Completed);
+        assert_eq!(done.result.unwrap().get(), r#"{"hello":"world"}"#);
+
+        let job = corral
+            .enqueue(Enqueue::new("echo", &[1, 2, 3]).unwrap())
+            .await
+            .unwrap();
+        let events = corral.watch(job.id).await.unwrap();
+        let states: Vec<JobState> = events
+            .filter_map(|e| async move {
+                match e.unwrap() {
+                    JobEvent::State(job) => Some(job.state),
+                    JobEvent::Progress(_) => None,
+                }
+            })
+            .collect()
+            .await;
+        assert_eq!(states.last(), Some(&JobState::Completed), "{states:?}");
+
+        let first = corral
+            .enqueue(Enqueue::new("echo", &1).unwrap().key("rs-1"))
+            .await
+            .unwrap();
+        let again = corral
+            .enqueue(Enqueue::new("echo", &1).unwrap().key("rs-1"))
+            .await
+            .unwrap();
+        assert_eq!(again.id, first.id);
+        let reused = corral
+            .enqueue(Enqueue::new("echo", &2).unwrap().key("rs-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(reused.code(), Some("idempotency_key_reused"), "{reused}");
+
+        let jobs: Vec<CreateJob> = (0..3)
+            .map(|n| CreateJob::new("echo", serde_json::value::to_raw_value(&n).unwrap()))
+            .collect();
+        let ids = corral
+            .enqueue_batch(jobs.clone(), Some("rs-batch"))
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(
+            corral.enqueue_batch(jobs, Some("rs-batch")).await.unwrap(),
+            ids
+        );
+
+        match corral
+            .enqueue(Enqueue::new("no-such-plugin", &0).unwrap())
+            .await
+        {
+            Err(Error::Api {
+                status,
+                code,
+                message,
+                ..
+            }) => {
+                assert_eq!((status.as_u16(), code.as_str()), (422, "unknown_plugin"));
+                assert!(message.contains("no-such-plugin"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = corral
+            .upload_plugin("bad", b"not wasm".to_vec(), &UploadLimits::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some("invalid_component"));
+        let later = corral
+            .enqueue(
+                Enqueue::new("echo", &0)
+                    .unwrap()
+                    .with(|job| job.run_at = Some(chrono::Utc::now() + chrono::Duration::hours(1))),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            corral.wait(later.id, Duration::from_millis(300)).await,
+            Err(Error::Timeout(id)) if id == later.id
+        ));
+        let stranger = Client::new(&server.url, "corral_not_a_key").unwrap();
+        let denied = stranger.job(later.id).await.unwrap_err();
+        assert!(matches!(denied, Error::Api { status, .. } if status.as_u16() == 401));
+    });
+}

@@ -12,49 +12,9 @@ use super::{ApiError, AppState};
 use crate::model::{Job, JobState, Timestamp};
 use crate::store::RequestKey;
 
-/// A job in API responses (docs/api.md, "Jobs"). Input and result are JSON.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Job)]
-pub struct JobView {
-    id: uuid::Uuid,
-    plugin: String,
-    version: u32,
-    digest: String,
-    queue: String,
-    priority: i32,
-    state: JobState,
-    /// The job's JSON input. Listings leave it out unless asked
-    /// (`include=input`).
-    #[schema(value_type = Option<serde_json::Value>)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<Box<RawValue>>,
-    /// The plugin's JSON result, once `completed`. Listings leave it out
-    /// unless asked (`include=result`).
-    #[schema(value_type = Option<serde_json::Value>)]
-    result: Option<Box<RawValue>>,
-    error: Option<String>,
-    attempt: u32,
-    max_attempts: u32,
-    #[schema(value_type = String, format = DateTime)]
-    run_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    started_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    finished_at: Option<Timestamp>,
-    /// The last progress its plugin reported (`host.progress`), if any.
-    progress: Option<crate::model::Progress>,
-    /// The job this one replays.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replay_of: Option<uuid::Uuid>,
-    /// The workflow run this job is a step of.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workflow_run_id: Option<uuid::Uuid>,
-    /// The step of that run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workflow_step: Option<String>,
-}
+/// A job in API responses: the client crate's type, so the two cannot drift.
+pub use corral_client::api::Job as JobView;
+pub use corral_client::api::{BatchCreated, CreateBatch, CreateJob};
 
 /// Stored JSON text as a JSON value (stored text is always valid JSON: it is
 /// checked before it is written).
@@ -63,47 +23,46 @@ fn raw(text: String) -> Result<Box<RawValue>, ApiError> {
         .map_err(|e| ApiError::Internal(format!("stored JSON does not parse: {e}")))
 }
 
-impl JobView {
-    pub fn of(job: Job) -> Result<JobView, ApiError> {
-        Ok(JobView {
-            id: job.id,
-            plugin: job.plugin,
-            version: job.version,
-            digest: job.digest,
-            queue: job.queue,
-            priority: job.priority,
-            state: job.state,
-            input: Some(raw(job.input)?),
-            result: job.result.map(raw).transpose()?,
-            error: job.error,
-            attempt: job.attempt,
-            max_attempts: job.max_attempts,
-            run_at: job.run_at,
-            created_at: job.created_at,
-            started_at: job.started_at,
-            finished_at: job.finished_at,
-            progress: job.progress,
-            replay_of: job.replay_of,
-            workflow_run_id: job.workflow_run_id,
-            workflow_step: job.workflow_step,
-        })
-    }
+/// A stored job as the API shows it.
+pub fn view(job: Job) -> Result<JobView, ApiError> {
+    Ok(JobView {
+        id: job.id,
+        plugin: job.plugin,
+        version: job.version,
+        digest: job.digest,
+        queue: job.queue,
+        priority: job.priority,
+        state: job.state,
+        input: Some(raw(job.input)?),
+        result: job.result.map(raw).transpose()?,
+        error: job.error,
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        run_at: job.run_at,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+        progress: job.progress,
+        replay_of: job.replay_of,
+        workflow_run_id: job.workflow_run_id,
+        workflow_step: job.workflow_step,
+    })
+}
 
-    /// A job of a listing: with its input and result only if asked.
-    fn listed(mut job: Job, include: Include) -> Result<JobView, ApiError> {
-        // Without bodies the store read no input ("" here): build the view
-        // from a placeholder and leave the field out.
-        let input = std::mem::replace(&mut job.input, "null".into());
-        let result = job.result.take();
-        let mut view = JobView::of(job)?;
-        view.input = include.input.then(|| raw(input)).transpose()?;
-        view.result = if include.result {
-            result.map(raw).transpose()?
-        } else {
-            None
-        };
-        Ok(view)
-    }
+/// A job of a listing: with its input and result only if asked.
+fn listed(mut job: Job, include: Include) -> Result<JobView, ApiError> {
+    // Without bodies the store read no input ("" here): build the view
+    // from a placeholder and leave the field out.
+    let input = std::mem::replace(&mut job.input, "null".into());
+    let result = job.result.take();
+    let mut view = view(job)?;
+    view.input = include.input.then(|| raw(input)).transpose()?;
+    view.result = if include.result {
+        result.map(raw).transpose()?
+    } else {
+        None
+    };
+    Ok(view)
 }
 
 /// What a listing adds to each job (`include=input,result`).
@@ -150,38 +109,7 @@ pub async fn get(
         .job_get(&key.tenant, job_id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(JobView::of(job)?))
-}
-
-/// A job to create (docs/api.md, `POST /v1/jobs`).
-#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateJob {
-    plugin: String,
-    /// The plugin version to pin; the latest when absent.
-    version: Option<u32>,
-    /// Any JSON value, kept as the client wrote it.
-    #[schema(value_type = serde_json::Value)]
-    input: Box<RawValue>,
-    queue: Option<String>,
-    priority: Option<i32>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    run_at: Option<Timestamp>,
-    max_attempts: Option<u32>,
-    timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBatch {
-    /// 1 to 1000 jobs, enqueued all or nothing.
-    jobs: Vec<CreateJob>,
-}
-
-/// The ids of a batch's jobs, in the order they were sent.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchCreated {
-    ids: Vec<uuid::Uuid>,
+    Ok(Json(view(job)?))
 }
 
 /// Turn API requests into store jobs, checking them against the tenant's
@@ -297,7 +225,7 @@ pub async fn create(
     Ok(super::Saved {
         created,
         location: super::path_of(&["v1", "jobs", &job.id.to_string()]),
-        body: JobView::of(job)?,
+        body: view(job)?,
     })
 }
 
@@ -375,7 +303,7 @@ pub async fn cancel(
         .job_get(&key.tenant, job_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
-    Ok(Json(JobView::of(job)?))
+    Ok(Json(view(job)?))
 }
 
 /// One attempt in the timeline (its log is under `/logs`).
@@ -542,7 +470,7 @@ pub async fn list(
     };
     let jobs = jobs
         .into_iter()
-        .map(|job| JobView::listed(job, include))
+        .map(|job| listed(job, include))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(JobList { jobs, next_cursor }))
 }
@@ -581,7 +509,7 @@ pub async fn replay(
     let (job, _) = read_back(&state, &key.tenant, &inserted).await?;
     Ok(super::Saved::created(
         super::path_of(&["v1", "jobs", &job.id.to_string()]),
-        JobView::of(job)?,
+        view(job)?,
     ))
 }
 
@@ -603,7 +531,7 @@ type SseEvent = axum::response::sse::Event;
 
 /// `state`: the whole job, as `GET /v1/jobs/{id}` shows it.
 fn state_event(job: Job) -> SseEvent {
-    let data = JobView::of(job)
+    let data = view(job)
         .ok()
         .and_then(|view| serde_json::to_string(&view).ok())
         .unwrap_or_default();

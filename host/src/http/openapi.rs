@@ -8,19 +8,8 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::{admin_keys, jobs, plugins, schedules, secrets, tenants, workflows};
 
-/// The error shape every 4xx and 5xx answer has.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable snake_case code, e.g. `unknown_plugin`.
-    code: String,
-    /// A sentence naming the problem.
-    message: String,
-}
+/// The error shape every 4xx and 5xx answer has (the client crate's type).
+pub use corral_client::api::{ErrorBody, ErrorDetail};
 
 /// The refusals every `/v1` route may answer with.
 #[derive(IntoResponses)]

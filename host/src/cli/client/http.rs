@@ -236,9 +236,48 @@ impl Api {
         }
     }
 
+    /// The typed client (`corral-client`) on the same connection and key.
+    pub fn typed(&self) -> Result<corral_client::Client, ClientError> {
+        corral_client::Client::with_http(self.base.as_str(), self.token.clone(), self.http.clone())
+            .map_err(|e| ClientError::Usage(e.to_string()))
+    }
+
+    /// A typed client's failure, named as the CLI's own are.
+    pub fn typed_error(&self, e: corral_client::Error) -> ClientError {
+        match e {
+            corral_client::Error::Api {
+                status,
+                code,
+                message,
+                ..
+            } => ClientError::Api {
+                status: status.as_u16(),
+                hint: if code == "unexpected_response" {
+                    Some("is --server a Corral server?")
+                } else {
+                    self.hint(status)
+                },
+                code,
+                message,
+            },
+            corral_client::Error::Http(e) => self.transport(e),
+            corral_client::Error::Decode(detail) => self.protocol(detail),
+            corral_client::Error::Timeout(id) => ClientError::Transport {
+                server: self.server(),
+                detail: format!("job {id} did not end in time"),
+            },
+            corral_client::Error::Url(detail) => ClientError::Usage(detail),
+        }
+    }
+
+    /// What to suggest for a refusal with `status`.
+    fn hint(&self, status: StatusCode) -> Option<&'static str> {
+        (status == StatusCode::UNAUTHORIZED && self.token.is_none())
+            .then_some("pass --token or set CORRAL_TOKEN")
+    }
+
     fn refusal(&self, status: StatusCode, text: &str) -> ClientError {
-        let hint = (status == StatusCode::UNAUTHORIZED && self.token.is_none())
-            .then_some("pass --token or set CORRAL_TOKEN");
+        let hint = self.hint(status);
         match serde_json::from_str::<ErrorBody>(text) {
             Ok(body) => ClientError::Api {
                 status: status.as_u16(),

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use reqwest::Method;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -27,7 +26,7 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
         JobCommand::Create(args) => create(&api, options, args).await,
         JobCommand::Get { id } => {
             let answer = api.get(&["v1", "jobs", &id]).await?;
-            print_job(options, &answer);
+            print_job(options, &typed_job(&api, &answer)?);
             Ok(EXIT_OK)
         }
         JobCommand::List(args) => list(&api, options, args).await,
@@ -75,7 +74,7 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
         }
         JobCommand::Cancel { id } => {
             let answer = api.post(&["v1", "jobs", &id, "cancel"]).await?;
-            print_job(options, &answer);
+            print_job(options, &typed_job(&api, &answer)?);
             Ok(EXIT_OK)
         }
         JobCommand::Logs { id } => {
@@ -98,10 +97,11 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
         }
         JobCommand::Replay { id, wait } => {
             let answer = api.post(&["v1", "jobs", &id, "replay"]).await?;
+            let job = typed_job(&api, &answer)?;
             if wait {
-                wait_and_print(&api, options, &answer).await
+                wait_and_print(&api, options, job.id).await
             } else {
-                print_job(options, &answer);
+                print_job(options, &job);
                 Ok(EXIT_OK)
             }
         }
@@ -117,49 +117,32 @@ pub fn exit_status(state: &str) -> i32 {
     }
 }
 
-/// `POST /v1/jobs`'s body. Fields not given are left to the server.
-#[derive(Serialize)]
-struct NewJobBody<'a> {
-    plugin: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<u32>,
-    /// Sent as the user wrote it (no float rounding of big numbers).
-    input: &'a RawValue,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    priority: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout_ms: Option<u64>,
-}
-
 async fn create(
     api: &Api,
     options: &ClientOptions,
     args: CreateJobArgs,
 ) -> Result<i32, ClientError> {
     let input = read_input(&args.input).await?;
-    let body = NewJobBody {
-        plugin: &args.plugin,
-        version: args.version,
-        input: &input,
-        queue: args.queue.as_deref(),
-        priority: args.priority,
-        run_at: args.run_at,
-        max_attempts: args.max_attempts,
-        timeout_ms: args.timeout_ms,
-    };
-    let answer = api
-        .post_keyed(&["v1", "jobs"], &body, args.idempotency_key.as_deref())
-        .await?;
+    let mut job = corral_client::Enqueue::raw(&args.plugin, input).with(|job| {
+        job.version = args.version;
+        job.queue = args.queue.clone();
+        job.priority = args.priority;
+        job.run_at = args.run_at;
+        job.max_attempts = args.max_attempts;
+        job.timeout_ms = args.timeout_ms;
+    });
+    if let Some(key) = &args.idempotency_key {
+        job = job.key(key);
+    }
+    let job = api
+        .typed()?
+        .enqueue(job)
+        .await
+        .map_err(|e| api.typed_error(e))?;
     if args.wait {
-        wait_and_print(api, options, &answer).await
+        wait_and_print(api, options, job.id).await
     } else {
-        print_job(options, &answer);
+        print_job(options, &job);
         Ok(EXIT_OK)
     }
 }
@@ -168,20 +151,22 @@ async fn create(
 async fn wait_and_print(
     api: &Api,
     options: &ClientOptions,
-    created: &Answer,
+    id: uuid::Uuid,
 ) -> Result<i32, ClientError> {
-    let id = created.value["id"]
-        .as_str()
-        .ok_or_else(|| api.protocol("a created job without an id"))?
-        .to_string();
     if !options.json {
         output::note(&format!("job {id} created; waiting for it to finish"));
     }
     let mode = if options.json { Mode::Quiet } else { Mode::Bar };
-    let state = watch::follow(api, &id, mode).await?;
-    let job = api.get(&["v1", "jobs", &id]).await?;
+    let state = watch::follow(api, &id.to_string(), mode).await?;
+    let job = api.typed()?.job(id).await.map_err(|e| api.typed_error(e))?;
     print_job(options, &job);
     Ok(exit_status(&state))
+}
+
+/// An answer that is a job, as the API's own type.
+fn typed_job(api: &Api, answer: &Answer) -> Result<corral_client::Job, ClientError> {
+    serde_json::from_str(&answer.text)
+        .map_err(|e| api.protocol(format!("an answer that is not a job ({e})")))
 }
 
 /// The input as JSON text, from `--input`, `--input-file` or stdin (`-`).
@@ -308,12 +293,14 @@ async fn list(api: &Api, options: &ClientOptions, args: ListJobsArgs) -> Result<
     Ok(EXIT_OK)
 }
 
-fn print_job(options: &ClientOptions, answer: &Answer) {
+fn print_job(options: &ClientOptions, job: &corral_client::Job) {
     if options.json {
-        output::line(&answer.text);
+        // The server's own type, written back as the server wrote it.
+        output::line(&serde_json::to_string(job).unwrap_or_default());
         return;
     }
-    let job = &answer.value;
+    // The text layout formats each field as `--json` shows it.
+    let job = &serde_json::to_value(job).unwrap_or_default();
     let mut pairs = vec![
         ("id", at(job, "id")),
         (
