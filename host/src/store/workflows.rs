@@ -377,11 +377,23 @@ pub(crate) fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<PinnedJob> {
         .collect()
 }
 
-/// The run an idempotency key's first request started.
-pub(crate) fn replayed_run(ids: Vec<uuid::Uuid>) -> Result<RunId, StoreError> {
-    ids.first().copied().ok_or_else(|| {
+/// The run a key's first request started, when this is the same request
+/// (written once over [`WorkflowStore::run_get`], for both backends).
+pub(crate) async fn replayed_run(
+    store: &(impl WorkflowStore + Sync + ?Sized),
+    tenant: &str,
+    key: &crate::store::RequestKey,
+    stored: crate::store::request_keys::StoredKey,
+) -> Result<(WorkflowRun, bool), StoreError> {
+    let id = key.replay(stored)?.first().copied().ok_or_else(|| {
         StoreError::Conflict(
             "the idempotency key was first used by a request that started no run".into(),
         )
-    })
+    })?;
+    let run = store.run_get(tenant, id).await?.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "the run first started under this key, {id}, is gone"
+        ))
+    })?;
+    Ok((run, false))
 }

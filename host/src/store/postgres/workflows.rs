@@ -704,7 +704,7 @@ impl WorkflowStore for PostgresStore {
         if let Some(key) = run.key
             && let Some(stored) = super::request_key_find(&self.pool, tenant, key).await?
         {
-            return self.replayed(tenant, key, stored).await;
+            return crate::store::workflows::replayed_run(self, tenant, key, stored).await;
         }
         let mut tx = self.pool.begin().await?;
         let mut charges = JobCharges::default();
@@ -718,7 +718,7 @@ impl WorkflowStore for PostgresStore {
                 let stored = super::request_key_find(&self.pool, tenant, key)
                     .await?
                     .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
-                return self.replayed(tenant, key, stored).await;
+                return crate::store::workflows::replayed_run(self, tenant, key, stored).await;
             }
         }
         tx.commit().await?;
@@ -831,23 +831,5 @@ impl WorkflowStore for PostgresStore {
         super::charge_rates(&mut tx, &charges, now).await?;
         tx.commit().await?;
         Ok(!charges.awaiting().is_empty())
-    }
-}
-
-impl PostgresStore {
-    /// The run a key's first request started, when this is the same request.
-    async fn replayed(
-        &self,
-        tenant: &str,
-        key: &crate::store::RequestKey,
-        stored: crate::store::request_keys::StoredKey,
-    ) -> Result<(WorkflowRun, bool), StoreError> {
-        let id = crate::store::workflows::replayed_run(key.replay(stored)?)?;
-        let run = self.run_get(tenant, id).await?.ok_or_else(|| {
-            StoreError::Conflict(format!(
-                "the run first started under this key, {id}, is gone"
-            ))
-        })?;
-        Ok((run, false))
     }
 }

@@ -668,7 +668,7 @@ impl WorkflowStore for SqliteStore {
         if let Some(key) = run.key
             && let Some(stored) = super::request_key_find(&self.reader, tenant, key).await?
         {
-            return self.replayed(tenant, key, stored).await;
+            return crate::store::workflows::replayed_run(self, tenant, key, stored).await;
         }
         let mut tx = self.writer.begin().await?;
         let mut charges = JobCharges::default();
@@ -682,7 +682,7 @@ impl WorkflowStore for SqliteStore {
                 let stored = super::request_key_find(&self.reader, tenant, key)
                     .await?
                     .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
-                return self.replayed(tenant, key, stored).await;
+                return crate::store::workflows::replayed_run(self, tenant, key, stored).await;
             }
         }
         tx.commit().await?;
@@ -810,23 +810,5 @@ impl WorkflowStore for SqliteStore {
             self.announce(event);
         }
         Ok(!charges.awaiting().is_empty())
-    }
-}
-
-impl SqliteStore {
-    /// The run a key's first request started, when this is the same request.
-    async fn replayed(
-        &self,
-        tenant: &str,
-        key: &crate::store::RequestKey,
-        stored: crate::store::request_keys::StoredKey,
-    ) -> Result<(WorkflowRun, bool), StoreError> {
-        let id = crate::store::workflows::replayed_run(key.replay(stored)?)?;
-        let run = self.run_get(tenant, id).await?.ok_or_else(|| {
-            StoreError::Conflict(format!(
-                "the run first started under this key, {id}, is gone"
-            ))
-        })?;
-        Ok((run, false))
     }
 }
