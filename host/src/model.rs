@@ -1,124 +1,16 @@
 //! Plain types shared by every module: limits, outcomes, digests.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Fuel for one attempt when the plugin sets none: roughly a second of compute.
-/// Protects against guests that never stop computing.
-pub const DEFAULT_FUEL: u64 = 1_000_000_000;
-/// Linear memory (all memories of the component together) for one attempt.
-/// Protects the host's RAM from a guest that allocates without end.
-pub const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
-/// Wall-clock time for one attempt. Protects worker slots from guests that
-/// block (in a WASI clock wait) or run slowly within their fuel.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Size of the JSON result. Protects the database and the API's clients.
-pub const DEFAULT_RESULT_BYTES: u64 = 1024 * 1024;
-/// Size of the captured log (stdout, stderr and `host.log` together).
-/// Protects the database from guests that print without end.
-pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
-/// Attempts a job may use in all.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-
-/// The limits of one attempt of one plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Limits {
-    /// Fuel units (roughly one per wasm instruction).
-    pub fuel: u64,
-    /// Bytes of linear memory, summed over every memory of the component.
-    pub memory_bytes: u64,
-    /// Wall-clock milliseconds.
-    pub timeout_ms: u64,
-    /// Bytes of the JSON result.
-    pub result_bytes: u64,
-    /// Bytes of captured log.
-    pub log_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            fuel: DEFAULT_FUEL,
-            memory_bytes: DEFAULT_MEMORY_BYTES,
-            timeout_ms: DEFAULT_TIMEOUT.as_millis() as u64,
-            result_bytes: DEFAULT_RESULT_BYTES,
-            log_bytes: DEFAULT_LOG_BYTES,
-        }
-    }
-}
-
-impl Limits {
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-}
-
-/// The kind of outcome of one attempt (PLUGIN.md, "Outcomes of an attempt").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKind {
-    /// `run` returned Ok with valid JSON.
-    Completed,
-    /// `run` returned Ok with text that is not JSON.
-    InvalidResult,
-    /// `run` returned `retryable`.
-    Failed,
-    /// `run` returned `fatal`.
-    Fatal,
-    /// The guest trapped: panic, unreachable, stack overflow, failed instantiation.
-    Trapped,
-    /// The attempt used all of its fuel.
-    FuelExhausted,
-    /// The guest asked for more memory than its limit allows.
-    MemoryExceeded,
-    /// The wall-clock deadline passed.
-    Timeout,
-    /// The result or the log was larger than its bound.
-    OutputTooLarge,
-    /// The job was cancelled while the attempt ran.
-    Cancelled,
-    /// The host running the attempt died and its lease expired (written by the janitor).
-    LeaseExpired,
-}
-
-impl OutcomeKind {
-    /// The name used in the database and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Completed => "completed",
-            OutcomeKind::InvalidResult => "invalid_result",
-            OutcomeKind::Failed => "failed",
-            OutcomeKind::Fatal => "fatal",
-            OutcomeKind::Trapped => "trapped",
-            OutcomeKind::FuelExhausted => "fuel_exhausted",
-            OutcomeKind::MemoryExceeded => "memory_exceeded",
-            OutcomeKind::Timeout => "timeout",
-            OutcomeKind::OutputTooLarge => "output_too_large",
-            OutcomeKind::Cancelled => "cancelled",
-            OutcomeKind::LeaseExpired => "lease_expired",
-        }
-    }
-
-    /// Whether another attempt could turn out differently. Deterministic
-    /// failures (fuel, memory, bad output, fatal) are never retried.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            OutcomeKind::Failed
-                | OutcomeKind::Trapped
-                | OutcomeKind::Timeout
-                | OutcomeKind::LeaseExpired
-        )
-    }
-}
-
-impl fmt::Display for OutcomeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// The defaults of a plugin's limits, the limits themselves, the outcome
+// kinds, quotas and tenants are the API's types (shared with the client
+// crate, which the CLI uses), so client and server cannot drift.
+pub use corral_client::api::{
+    DEFAULT_FUEL, DEFAULT_LOG_BYTES, DEFAULT_MAX_ATTEMPTS, DEFAULT_MEMORY_BYTES, DEFAULT_QUOTAS,
+    DEFAULT_RESULT_BYTES, DEFAULT_TIMEOUT, Limits, OutcomeKind, Quotas, Tenant,
+};
 
 /// A component's identity: the SHA-256 of its bytes, shown as `sha256:<hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -249,84 +141,31 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 /// with the client crate.
 pub use corral_client::api::JobState;
 
-impl OutcomeKind {
-    pub const ALL: [OutcomeKind; 11] = [
-        OutcomeKind::Completed,
-        OutcomeKind::InvalidResult,
-        OutcomeKind::Failed,
-        OutcomeKind::Fatal,
-        OutcomeKind::Trapped,
-        OutcomeKind::FuelExhausted,
-        OutcomeKind::MemoryExceeded,
-        OutcomeKind::Timeout,
-        OutcomeKind::OutputTooLarge,
-        OutcomeKind::Cancelled,
-        OutcomeKind::LeaseExpired,
-    ];
+// The outbound caps of the default quotas are the outbound layer's own.
+const _: () = assert!(
+    DEFAULT_QUOTAS.max_http_requests_per_attempt
+        == crate::runtime::outbound::MAX_REQUESTS_PER_ATTEMPT
+        && DEFAULT_QUOTAS.max_http_response_bytes
+            == crate::runtime::outbound::MAX_RESPONSE_BODY_BYTES
+);
 
-    pub fn parse(s: &str) -> Option<OutcomeKind> {
-        OutcomeKind::ALL.into_iter().find(|kind| kind.as_str() == s)
-    }
-}
-
-/// A tenant's quotas (docs/api.md, "Tenants and keys").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Quotas {
-    /// Attempts of the tenant running at once, across all hosts.
-    pub max_concurrency: u32,
-    pub max_fuel_per_attempt: u64,
-    pub max_memory_mb: u32,
-    pub max_timeout_ms: u64,
-    pub max_plugin_bytes: u64,
-    pub max_queued_jobs: u64,
-    pub enqueue_per_minute: u32,
-    /// Bytes of components the tenant's live versions name (each distinct
-    /// component once): what its uploads may make the database keep.
-    pub max_stored_plugin_bytes: u64,
-    /// Schedules the tenant may define.
-    pub max_schedules: u32,
-    /// Workflows (by name) the tenant may define.
-    pub max_workflows: u32,
-    /// Versions one workflow may have (each holds a whole definition).
-    pub max_workflow_versions: u32,
-    /// Outbound HTTP requests one attempt may make (its plugin's
-    /// `http.max_requests` is capped by it).
-    pub max_http_requests_per_attempt: u32,
-    /// Bytes of one outbound response body (caps `http.max_response_bytes`).
-    pub max_http_response_bytes: u64,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Quotas {
-            max_concurrency: 16,
-            max_fuel_per_attempt: 20 * DEFAULT_FUEL,
-            max_memory_mb: 512,
-            max_timeout_ms: 15 * 60 * 1000,
-            max_plugin_bytes: 64 * 1024 * 1024,
-            max_queued_jobs: 1_000_000,
-            enqueue_per_minute: 600_000,
-            max_stored_plugin_bytes: 1 << 30,
-            max_schedules: 100,
-            max_workflows: 100,
-            max_workflow_versions: 100,
-            max_http_requests_per_attempt: crate::runtime::outbound::MAX_REQUESTS_PER_ATTEMPT,
-            max_http_response_bytes: crate::runtime::outbound::MAX_RESPONSE_BODY_BYTES,
-        }
-    }
-}
-
-impl Quotas {
+/// What a tenant's quotas allow one attempt.
+pub trait QuotaCaps {
     /// What these quotas allow one attempt's outbound HTTP.
-    pub fn http_caps(&self) -> crate::runtime::outbound::HttpCaps {
+    fn http_caps(&self) -> crate::runtime::outbound::HttpCaps;
+    /// What these quotas allow one attempt.
+    fn attempt_caps(&self) -> AttemptCaps;
+}
+
+impl QuotaCaps for Quotas {
+    fn http_caps(&self) -> crate::runtime::outbound::HttpCaps {
         crate::runtime::outbound::HttpCaps {
             requests: self.max_http_requests_per_attempt,
             response_bytes: self.max_http_response_bytes,
         }
     }
 
-    /// What these quotas allow one attempt.
-    pub fn attempt_caps(&self) -> AttemptCaps {
+    fn attempt_caps(&self) -> AttemptCaps {
         AttemptCaps {
             fuel: self.max_fuel_per_attempt,
             memory_mb: self.max_memory_mb,
@@ -397,15 +236,6 @@ impl AttemptCaps {
             ..limits
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Tenant {
-    pub id: String,
-    pub name: String,
-    pub quotas: Quotas,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
 }
 
 /// A stored API key (only the hash of its secret).

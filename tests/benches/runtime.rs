@@ -241,7 +241,7 @@ async fn bench() {
 /// network policy) against the same GET made natively, in the same run.
 async fn outbound() -> Value {
     use corral::runtime::outbound::{
-        AllowEntry, HttpGrant, HttpSettings, NetworkPolicy, OutboundContext,
+        AllowEntry, HttpGrant, HttpRules, HttpSettings, NetworkPolicy, OutboundContext,
     };
     let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

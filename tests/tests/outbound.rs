@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::routing::{any, get};
 use corral::model::OutcomeKind;
 use corral::runtime::outbound::{
-    AllowEntry, HttpGrant, HttpSettings, NetworkPolicy, OutboundContext,
+    AllowEntry, HttpGrant, HttpRules, HttpSettings, NetworkPolicy, OutboundContext,
 };
 use corral::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin};
 use corral_tests::{Guest, guest_plugin_bytes, load, shared_runtime};

@@ -18,10 +18,10 @@
 //! ```
 
 pub mod api;
+pub mod sse;
 
 use std::time::Duration;
 
-use eventsource_stream::Eventsource as _;
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::value::RawValue;
@@ -208,7 +208,10 @@ impl Client {
         })
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(
+    /// Send a request and read its answer as one of the API's types: any
+    /// route, typed (`api::PluginList` for `GET /v1/plugins`,
+    /// `api::WorkflowRun` for a run, …).
+    pub async fn json<T: serde::de::DeserializeOwned>(
         &self,
         request: RequestBuilder,
     ) -> Result<T, Error> {
@@ -290,30 +293,41 @@ impl Client {
                     .header(reqwest::header::ACCEPT, "text/event-stream"),
             )
             .await?;
-        Ok(response
-            .bytes_stream()
-            .eventsource()
-            .filter_map(|event| async move {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(e) => return Some(Err(Error::Decode(format!("the event stream: {e}")))),
-                };
-                let decode = |e: serde_json::Error| Error::Decode(e.to_string());
-                match event.event.as_str() {
-                    "state" => Some(
-                        serde_json::from_str(&event.data)
+        let events = sse::EventStream::new(response);
+        Ok(futures_util::stream::unfold(
+            events,
+            |mut events| async move {
+                loop {
+                    let event = match events.next().await {
+                        Ok(Some(event)) => event,
+                        Ok(None) => return None,
+                        Err(sse::StreamError::Body(e)) => {
+                            return Some((Err(Error::Http(e)), events));
+                        }
+                        Err(e @ sse::StreamError::TooLarge(_)) => {
+                            return Some((Err(Error::Decode(e.to_string())), events));
+                        }
+                    };
+                    let decode = |what: &str, e: serde_json::Error| {
+                        Error::Decode(format!(
+                            "a `{}` event that is not {what} ({e})",
+                            event.event
+                        ))
+                    };
+                    let decoded = match event.event.as_str() {
+                        "state" => serde_json::from_str(&event.data)
                             .map(|job| JobEvent::State(Box::new(job)))
-                            .map_err(decode),
-                    ),
-                    "progress" => Some(
-                        serde_json::from_str(&event.data)
+                            .map_err(|e| decode("a job", e)),
+                        "progress" => serde_json::from_str(&event.data)
                             .map(JobEvent::Progress)
-                            .map_err(decode),
-                    ),
-                    // Events a newer server may add.
-                    _ => None,
+                            .map_err(|e| decode("a progress report", e)),
+                        // Events a newer server may add.
+                        _ => continue,
+                    };
+                    return Some((decoded, events));
                 }
-            }))
+            },
+        ))
     }
 
     /// The job once it has ended (`completed`, `dead` or `cancelled`),

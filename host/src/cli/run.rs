@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::config::RunArgs;
 use crate::model::{Limits, OutcomeKind};
+use crate::runtime::outbound::HttpRules;
 use crate::runtime::outbound::{AllowEntry, HttpGrant, HttpSettings};
 use crate::runtime::{AttemptRequest, Compiler, JobInput, Runtime, RuntimeConfig};
 

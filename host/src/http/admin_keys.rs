@@ -6,34 +6,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::auth::AdminKey;
 use super::openapi::Refusals;
 use super::tenants::CreatedKey;
 use super::{ApiError, AppState};
-use crate::model::Timestamp;
+use corral_client::api::{AdminKeyList, AdminKeyView};
 
 /// Admin keys listed at most: each is created by an admin, so this only
 /// bounds one answer.
 const MAX_LISTED_KEYS: u32 = 1000;
-
-/// An admin key as listed: never its secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminKeyView {
-    key_id: String,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: Timestamp,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    revoked_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminKeyList {
-    /// Oldest first, revoked ones included.
-    keys: Vec<AdminKeyView>,
-}
 
 /// `GET /v1/admin-keys`.
 #[utoipa::path(get, path = "/v1/admin-keys", operation_id = "list_admin_keys", tag = "tenants",

@@ -2,15 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
 use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
-use crate::model::{Job, JobState, Timestamp};
+use crate::model::QuotaCaps;
+use crate::model::{Job, JobState};
 use crate::store::RequestKey;
+use corral_client::api::{Attempt as AttemptView, AttemptList, AttemptLog, JobList, LogList};
 
 /// A job in API responses: the client crate's type, so the two cannot drift.
 pub use corral_client::api::Job as JobView;
@@ -306,26 +307,6 @@ pub async fn cancel(
     Ok(Json(view(job)?))
 }
 
-/// One attempt in the timeline (its log is under `/logs`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Attempt)]
-pub struct AttemptView {
-    attempt: u32,
-    outcome: crate::model::OutcomeKind,
-    message: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    started_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
-    finished_at: Timestamp,
-    duration_ms: i64,
-    fuel_consumed: u64,
-    peak_memory_bytes: u64,
-    host_id: String,
-    /// The outbound HTTP requests it made (docs/http.md); absent when none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<crate::runtime::outbound::HttpCalls>,
-}
-
 async fn attempts_of(
     state: &AppState,
     tenant: &str,
@@ -336,26 +317,6 @@ async fn attempts_of(
         return Err(ApiError::NotFound(format!("no job `{id}`")));
     }
     Ok(state.store.attempt_list(tenant, job_id).await?)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptList {
-    attempts: Vec<AttemptView>,
-}
-
-/// The captured guest log of one attempt.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptLog {
-    attempt: u32,
-    log: String,
-    /// Whether the log was cut at the plugin's log limit.
-    truncated: bool,
-    dropped_bytes: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LogList {
-    logs: Vec<AttemptLog>,
 }
 
 /// `GET /v1/jobs/{id}/attempts`: every attempt with outcome, times, fuel, memory.
@@ -429,14 +390,6 @@ pub struct ListQuery {
     /// (left out by default). A page with them ends early, with a cursor,
     /// once they reach 16 MiB together.
     include: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct JobList {
-    /// Newest first.
-    jobs: Vec<JobView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
 }
 
 /// `GET /v1/jobs`: newest first; `next_cursor` is there when more remain.

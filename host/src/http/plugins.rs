@@ -6,17 +6,20 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
 use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
-use crate::model::{Limits, PluginVersion, Timestamp};
+use crate::model::QuotaCaps;
+use crate::model::{Limits, PluginVersion};
 use crate::runtime::RuntimeError;
 use crate::runtime::compile::MAX_COMPONENT_BYTES;
+use crate::runtime::outbound::HttpRules;
 use crate::runtime::outbound::HttpSettings;
 use crate::store::{NewPlugin, valid_name};
+use corral_client::api::{PluginList, PluginVersions, PluginView};
 
 /// Limits set at upload (query parameters); absent ones take the defaults,
 /// lowered to the tenant's quotas.
@@ -34,23 +37,6 @@ pub struct UploadLimits {
     #[param(value_type = Option<String>)]
     #[schema(value_type = Option<String>)]
     http: Option<String>,
-}
-
-/// A plugin version in responses. Its config is write-only and never shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginView {
-    name: String,
-    version: u32,
-    digest: String,
-    size: u64,
-    limits: Limits,
-    max_attempts: u32,
-    /// The names of its config settings; their values are never returned.
-    config_keys: Vec<String>,
-    /// Its outbound HTTP settings: allow-list and limits (docs/http.md).
-    http: HttpSettings,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: Timestamp,
 }
 
 impl From<PluginVersion> for PluginView {
@@ -233,18 +219,6 @@ pub async fn upload(
         location,
         body: plugin.into(),
     })
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginList {
-    plugins: Vec<PluginView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginVersions {
-    name: String,
-    /// Newest first.
-    versions: Vec<PluginView>,
 }
 
 /// `GET /v1/plugins`: the latest version of each plugin.

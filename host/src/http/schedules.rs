@@ -4,14 +4,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::auth::TenantKey;
 use super::openapi::Refusals;
 use super::{ApiError, AppState};
 use crate::store::StoreError;
 use crate::workflow::schedule::{Schedule, ScheduleSpec};
+use corral_client::api::ScheduleList;
 
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("no schedule `{name}`"))
@@ -45,12 +44,6 @@ pub async fn put(
         location: super::path_of(&["v1", "schedules", &name]),
         body: schedule,
     })
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScheduleList {
-    /// By name.
-    schedules: Vec<Schedule>,
 }
 
 /// `GET /v1/schedules`: every schedule of the tenant, by name.

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::auth::TenantKey;
@@ -14,6 +14,7 @@ use super::openapi::Refusals;
 use super::{ApiError, AppState};
 use crate::secrets::MAX_SECRET_BYTES;
 use crate::store::secrets::SecretInfo;
+use corral_client::api::SecretList;
 
 /// The body of `PUT /v1/secrets/{name}`.
 #[derive(Deserialize, ToSchema)]
@@ -28,12 +29,6 @@ impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretValue(..)")
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SecretList {
-    /// By name.
-    secrets: Vec<SecretInfo>,
 }
 
 fn key_of(state: &AppState) -> Result<&crate::secrets::SecretKey, ApiError> {

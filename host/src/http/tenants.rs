@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::auth::AdminKey;
@@ -11,6 +11,7 @@ use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState, JsonBody};
 use crate::model::{ApiKey, Quotas, Tenant};
 use crate::store::valid_name;
+pub use corral_client::api::{CreatedKey, TenantList};
 
 /// Quotas to set; absent ones keep their value (or the default, on creation).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -130,18 +131,6 @@ pub struct CreateTenant {
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     quotas: QuotaPatch,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantList {
-    tenants: Vec<Tenant>,
-}
-
-/// A new key. `key` is shown this once; only its hash is stored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedKey {
-    key_id: String,
-    key: String,
 }
 
 /// Create a tenant.

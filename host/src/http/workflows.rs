@@ -3,15 +3,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::TenantKey;
 use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState};
+use crate::model::QuotaCaps;
 use crate::store::{NewRun, RunCancel, RunFilter, StoreError};
-use crate::workflow::{RunState, RunSummary, Workflow, WorkflowRun, WorkflowSpec};
+use crate::workflow::{RunState, Workflow, WorkflowRun, WorkflowSpec};
+use corral_client::api::{RunList, WorkflowList};
 
 /// A definition the store refused names its problem: 422 `invalid_workflow`.
 fn definition_error(e: StoreError) -> ApiError {
@@ -58,12 +59,6 @@ pub async fn put(
         location: super::path_of(&["v1", "workflows", &name]),
         body: workflow,
     })
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowList {
-    /// The latest version of each workflow, by name.
-    workflows: Vec<Workflow>,
 }
 
 /// `GET /v1/workflows`: the latest version of each.
@@ -200,14 +195,6 @@ pub struct RunListQuery {
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunList {
-    /// Newest first, without their steps.
-    runs: Vec<RunSummary>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
 }
 
 /// `GET /v1/workflow-runs`: newest first; `next_cursor` is there when more remain.

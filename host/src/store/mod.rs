@@ -26,6 +26,7 @@ use crate::model::{
     ApiKey, Attempt, AttemptCaps, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob,
     PluginVersion, ProgressUpdate, Quotas, Tenant, Timestamp,
 };
+use crate::runtime::outbound::HttpRules;
 
 /// Errors at the store boundary.
 #[derive(Debug, thiserror::Error)]

@@ -9,14 +9,7 @@ use crate::model::Timestamp;
 use crate::secrets::Sealed;
 
 /// A secret as listed: its name and times, never its value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct SecretInfo {
-    pub name: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: Timestamp,
-}
+pub use corral_client::api::SecretInfo;
 
 #[async_trait]
 pub trait SecretStore {

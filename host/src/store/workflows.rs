@@ -244,7 +244,7 @@ pub(crate) fn new_run(
                 crate::workflow::engine::StepRow::pending(version)
             })
             .collect(),
-        spec: workflow.spec(),
+        spec: WorkflowSpec::of(workflow),
         finished_at: None,
         job_bytes: 0,
         room: crate::workflow::engine::JobRoom::UNLIMITED,

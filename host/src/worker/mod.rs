@@ -44,6 +44,7 @@ use tracing::{Instrument, Span};
 
 use crate::metrics::Metrics;
 use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind, Transition};
+use crate::runtime::outbound::HttpRules;
 use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Lease, Store, StoreError, StoreEvent};
 pub use retry::Backoff;

@@ -30,65 +30,9 @@ pub struct WorkflowSpec {
     pub steps: Vec<StepSpec>,
 }
 
-/// One step of a workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    /// Unique in the workflow: 1-63 characters of a-z, 0-9, `_` and `-`.
-    pub name: String,
-    /// The plugin the step's job runs.
-    pub plugin: String,
-    /// The plugin version; the latest when the run starts, when none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// The job's input. When none: the element (for `for_each`), else the run's input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub input: Option<serde_json::Value>,
-    /// Steps that must finish before this one starts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
-    /// What the run does when this step fails.
-    #[serde(default)]
-    pub on_failure: OnFailure,
-    /// A JMESPath expression over `{input, steps}`: the step runs when it is
-    /// truthy and is skipped otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub when: Option<String>,
-    /// A JMESPath expression over `{input, steps}` giving an array: one job
-    /// per element; the step's result is the array of their results.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub for_each: Option<String>,
-    /// With `for_each`: element jobs running at once, at most.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_parallel: Option<u32>,
-    /// The queue of the step's jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<String>,
-    /// The priority of the step's jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<i32>,
-    /// Overrides the plugin's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    /// Overrides the plugin's wall-clock limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-}
-
-/// What a failed step does to its run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFailure {
-    /// The run fails; every step not finished is cancelled.
-    #[default]
-    Halt,
-    /// The step's dependents (and theirs) are skipped; the rest goes on.
-    Skip,
-    /// The step stays failed and its dependents still run; the run ends
-    /// `partially_failed`.
-    Continue,
-}
+/// A step as a tenant writes it, and what a failed one does to its run:
+/// the API's types.
+pub use corral_client::api::{OnFailure, StepSpec};
 
 /// Why a definition was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +56,13 @@ pub enum DefinitionError {
 }
 
 impl WorkflowSpec {
+    /// The definition of a stored version.
+    pub fn of(workflow: &super::Workflow) -> WorkflowSpec {
+        WorkflowSpec {
+            steps: workflow.steps.clone(),
+        }
+    }
+
     /// Check everything that does not need the database.
     pub fn validate(&self) -> Result<(), DefinitionError> {
         if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
@@ -127,7 +78,7 @@ impl WorkflowSpec {
             }
         }
         for step in &self.steps {
-            step.validate(&names)?;
+            validate_step(step, &names)?;
         }
         if let Some(cycle) = self.find_cycle() {
             return Err(DefinitionError::Cycle(cycle));
@@ -196,91 +147,90 @@ impl WorkflowSpec {
     }
 }
 
-impl StepSpec {
-    fn validate(&self, names: &BTreeSet<&str>) -> Result<(), DefinitionError> {
-        let problem = |message: String| DefinitionError::Step {
-            step: self.name.clone(),
-            message,
-        };
-        if !valid_name(&self.plugin) {
-            return Err(problem(format!(
-                "plugin name `{}` must be 1-63 characters of a-z, 0-9, _ and -",
-                self.plugin
-            )));
-        }
-        if self.version == Some(0) {
-            return Err(problem("plugin versions start at 1".into()));
-        }
-        let mut seen = BTreeSet::new();
-        for dep in &self.depends_on {
-            if dep == &self.name {
-                return Err(DefinitionError::SelfDependency(self.name.clone()));
-            }
-            if !names.contains(dep.as_str()) {
-                return Err(DefinitionError::UnknownDependency {
-                    step: self.name.clone(),
-                    dependency: dep.clone(),
-                });
-            }
-            if !seen.insert(dep) {
-                return Err(problem(format!("depends on `{dep}` twice")));
-            }
-        }
-        if let Some(input) = &self.input {
-            let text = input.to_string();
-            if text.len() > MAX_INPUT_BYTES {
-                return Err(problem(format!(
-                    "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
-                    text.len()
-                )));
-            }
-            if let Some(why) = crate::model::json_refusal(&text) {
-                return Err(problem(format!("input {why}")));
-            }
-        }
-        if let Some(when) = &self.when {
-            Expression::compile(when).map_err(|e| problem(format!("when: {e}")))?;
-        }
-        if let Some(for_each) = &self.for_each {
-            Expression::compile(for_each).map_err(|e| problem(format!("for_each: {e}")))?;
-        }
-        match (self.max_parallel, &self.for_each) {
-            (Some(_), None) => {
-                return Err(problem("max_parallel needs for_each".into()));
-            }
-            (Some(n), Some(_)) if !(1..=MAX_PARALLEL).contains(&n) => {
-                return Err(problem(format!(
-                    "max_parallel must be between 1 and {MAX_PARALLEL}"
-                )));
-            }
-            _ => {}
-        }
-        if let Some(queue) = &self.queue
-            && !valid_name(queue)
-        {
-            return Err(problem(format!(
-                "queue `{queue}` must be 1-63 characters of a-z, 0-9, _ and -"
-            )));
-        }
-        if let Some(priority) = self.priority
-            && !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority)
-        {
-            return Err(problem(format!(
-                "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
-            )));
-        }
-        if let Some(n) = self.max_attempts
-            && !(1..=MAX_ATTEMPTS_PER_JOB).contains(&n)
-        {
-            return Err(problem(format!(
-                "max_attempts must be between 1 and {MAX_ATTEMPTS_PER_JOB}"
-            )));
-        }
-        if self.timeout_ms == Some(0) {
-            return Err(problem("timeout_ms must be positive".into()));
-        }
-        Ok(())
+/// Check one step against the names of its workflow's steps.
+fn validate_step(step: &StepSpec, names: &BTreeSet<&str>) -> Result<(), DefinitionError> {
+    let problem = |message: String| DefinitionError::Step {
+        step: step.name.clone(),
+        message,
+    };
+    if !valid_name(&step.plugin) {
+        return Err(problem(format!(
+            "plugin name `{}` must be 1-63 characters of a-z, 0-9, _ and -",
+            step.plugin
+        )));
     }
+    if step.version == Some(0) {
+        return Err(problem("plugin versions start at 1".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for dep in &step.depends_on {
+        if dep == &step.name {
+            return Err(DefinitionError::SelfDependency(step.name.clone()));
+        }
+        if !names.contains(dep.as_str()) {
+            return Err(DefinitionError::UnknownDependency {
+                step: step.name.clone(),
+                dependency: dep.clone(),
+            });
+        }
+        if !seen.insert(dep) {
+            return Err(problem(format!("depends on `{dep}` twice")));
+        }
+    }
+    if let Some(input) = &step.input {
+        let text = input.to_string();
+        if text.len() > MAX_INPUT_BYTES {
+            return Err(problem(format!(
+                "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+                text.len()
+            )));
+        }
+        if let Some(why) = crate::model::json_refusal(&text) {
+            return Err(problem(format!("input {why}")));
+        }
+    }
+    if let Some(when) = &step.when {
+        Expression::compile(when).map_err(|e| problem(format!("when: {e}")))?;
+    }
+    if let Some(for_each) = &step.for_each {
+        Expression::compile(for_each).map_err(|e| problem(format!("for_each: {e}")))?;
+    }
+    match (step.max_parallel, &step.for_each) {
+        (Some(_), None) => {
+            return Err(problem("max_parallel needs for_each".into()));
+        }
+        (Some(n), Some(_)) if !(1..=MAX_PARALLEL).contains(&n) => {
+            return Err(problem(format!(
+                "max_parallel must be between 1 and {MAX_PARALLEL}"
+            )));
+        }
+        _ => {}
+    }
+    if let Some(queue) = &step.queue
+        && !valid_name(queue)
+    {
+        return Err(problem(format!(
+            "queue `{queue}` must be 1-63 characters of a-z, 0-9, _ and -"
+        )));
+    }
+    if let Some(priority) = step.priority
+        && !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority)
+    {
+        return Err(problem(format!(
+            "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+        )));
+    }
+    if let Some(n) = step.max_attempts
+        && !(1..=MAX_ATTEMPTS_PER_JOB).contains(&n)
+    {
+        return Err(problem(format!(
+            "max_attempts must be between 1 and {MAX_ATTEMPTS_PER_JOB}"
+        )));
+    }
+    if step.timeout_ms == Some(0) {
+        return Err(problem("timeout_ms must be positive".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use corral_client::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::ClientOptions;
 
@@ -42,26 +43,12 @@ pub enum ClientError {
     Usage(String),
 }
 
-/// The API's error shape.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorFields,
-}
-
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: String,
-    message: String,
-}
-
-/// A successful answer: its status and its body, as sent and parsed.
+/// A successful answer: its status and its body, as sent (what `--json`
+/// prints); [`Api::parse`] reads it as the API's type.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
-    /// The body as the server sent it (what `--json` prints).
     pub text: String,
-    /// The body parsed (`Null` for an empty body).
-    pub value: serde_json::Value,
 }
 
 /// A connection to one server with one key.
@@ -165,17 +152,30 @@ impl Api {
         let response = self.send(request).await?;
         let status = response.status();
         let text = response.text().await.map_err(|e| self.transport(e))?;
-        let value = if text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .map_err(|e| self.protocol(format!("a body that is not JSON ({e})")))?
-        };
-        Ok(Answer {
-            status,
-            text,
-            value,
+        if !text.trim().is_empty() {
+            serde_json::from_str::<serde::de::IgnoredAny>(&text)
+                .map_err(|e| self.protocol(format!("a body that is not JSON ({e})")))?;
+        }
+        Ok(Answer { status, text })
+    }
+
+    /// The answer's body as the API's type `T`.
+    pub fn parse<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, ClientError> {
+        serde_json::from_str(&answer.text).map_err(|e| {
+            let name = std::any::type_name::<T>();
+            let name = name.rsplit("::").next().unwrap_or(name);
+            self.protocol(format!("an answer that is not a {name} ({e})"))
         })
+    }
+
+    /// GET `segments` as the API's type `T`, with the answer as sent.
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+    ) -> Result<(Answer, T), ClientError> {
+        let answer = self.get(segments).await?;
+        let typed = self.parse(&answer)?;
+        Ok((answer, typed))
     }
 
     pub async fn get(&self, segments: &[&str]) -> Result<Answer, ClientError> {

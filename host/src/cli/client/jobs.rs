@@ -3,13 +3,16 @@
 
 use std::path::Path;
 
+use corral_client::api::{
+    AttemptList, BatchCreated, CreateBatch, CreateJob, Job, JobList, JobState, LogList,
+};
 use reqwest::Method;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use super::http::{Answer, Api, ClientError};
-use super::output::{self, at, bytes_at};
+use super::http::{Api, ClientError};
+use super::output::{self, bytes, show};
 use super::watch::{self, Mode};
 use super::{ClientOptions, CreateJobArgs, EXIT_JOB_FAILED, EXIT_OK, JobCommand, ListJobsArgs};
 
@@ -25,8 +28,8 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
     match command {
         JobCommand::Create(args) => create(&api, options, args).await,
         JobCommand::Get { id } => {
-            let answer = api.get(&["v1", "jobs", &id]).await?;
-            print_job(options, &typed_job(&api, &answer)?);
+            let (_, job) = api.get_as::<Job>(&["v1", "jobs", &id]).await?;
+            print_job(options, &job);
             Ok(EXIT_OK)
         }
         JobCommand::List(args) => list(&api, options, args).await,
@@ -36,17 +39,24 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
             } else {
                 Mode::Lines
             };
-            let state = watch::follow(&api, &id, mode).await?;
-            Ok(exit_status(&state))
+            let id = uuid::Uuid::parse_str(&id)
+                .map_err(|_| ClientError::Usage(format!("`{id}` is not a job id")))?;
+            let state = watch::follow(&api, id, mode).await?;
+            Ok(exit_status(state))
         }
         JobCommand::Batch {
             file,
             idempotency_key,
         } => {
             let jobs = match super::files::read_value(&file).await? {
-                Value::Array(jobs) => Value::Array(jobs),
-                Value::Object(mut body) if body.len() == 1 && body.contains_key("jobs") => {
-                    body.remove("jobs").unwrap_or_default()
+                Value::Array(jobs) => jobs,
+                Value::Object(mut body)
+                    if body.len() == 1 && matches!(body.get("jobs"), Some(Value::Array(_))) =>
+                {
+                    match body.remove("jobs") {
+                        Some(Value::Array(jobs)) => jobs,
+                        _ => Vec::new(),
+                    }
                 }
                 other => {
                     return Err(ClientError::Usage(format!(
@@ -56,48 +66,61 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
                     )));
                 }
             };
+            // The API's own request type: a job with a field the API does
+            // not know, or of the wrong type, is named before anything is sent.
+            let jobs = jobs
+                .into_iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    serde_json::from_str::<CreateJob>(&job.to_string()).map_err(|e| {
+                        ClientError::Usage(format!("{}: job {i}: {e}", file.display()))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let answer = api
                 .post_keyed(
                     &["v1", "jobs", "batch"],
-                    &serde_json::json!({ "jobs": jobs }),
+                    &CreateBatch { jobs },
                     idempotency_key.as_deref(),
                 )
                 .await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                for id in answer.value["ids"].as_array().into_iter().flatten() {
-                    output::line(&output::cell(id));
+                for id in api.parse::<BatchCreated>(&answer)?.ids {
+                    output::line(&id.to_string());
                 }
             }
             Ok(EXIT_OK)
         }
         JobCommand::Cancel { id } => {
             let answer = api.post(&["v1", "jobs", &id, "cancel"]).await?;
-            print_job(options, &typed_job(&api, &answer)?);
+            print_job(options, &api.parse(&answer)?);
             Ok(EXIT_OK)
         }
         JobCommand::Logs { id } => {
-            let answer = api.get(&["v1", "jobs", &id, "logs"]).await?;
+            let (answer, logs) = api.get_as::<LogList>(&["v1", "jobs", &id, "logs"]).await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_logs(&answer.value);
+                print_logs(&logs);
             }
             Ok(EXIT_OK)
         }
         JobCommand::Attempts { id } => {
-            let answer = api.get(&["v1", "jobs", &id, "attempts"]).await?;
+            let (answer, attempts) = api
+                .get_as::<AttemptList>(&["v1", "jobs", &id, "attempts"])
+                .await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_attempts(&answer.value);
+                print_attempts(&attempts);
             }
             Ok(EXIT_OK)
         }
         JobCommand::Replay { id, wait } => {
             let answer = api.post(&["v1", "jobs", &id, "replay"]).await?;
-            let job = typed_job(&api, &answer)?;
+            let job: Job = api.parse(&answer)?;
             if wait {
                 wait_and_print(&api, options, job.id).await
             } else {
@@ -109,8 +132,8 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
 }
 
 /// The exit status for a job that ended in `state`.
-pub fn exit_status(state: &str) -> i32 {
-    if state == "completed" {
+pub fn exit_status(state: JobState) -> i32 {
+    if state == JobState::Completed {
         EXIT_OK
     } else {
         EXIT_JOB_FAILED
@@ -157,16 +180,10 @@ async fn wait_and_print(
         output::note(&format!("job {id} created; waiting for it to finish"));
     }
     let mode = if options.json { Mode::Quiet } else { Mode::Bar };
-    let state = watch::follow(api, &id.to_string(), mode).await?;
+    let state = watch::follow(api, id, mode).await?;
     let job = api.typed()?.job(id).await.map_err(|e| api.typed_error(e))?;
     print_job(options, &job);
-    Ok(exit_status(&state))
-}
-
-/// An answer that is a job, as the API's own type.
-fn typed_job(api: &Api, answer: &Answer) -> Result<corral_client::Job, ClientError> {
-    serde_json::from_str(&answer.text)
-        .map_err(|e| api.protocol(format!("an answer that is not a job ({e})")))
+    Ok(exit_status(state))
 }
 
 /// The input as JSON text, from `--input`, `--input-file` or stdin (`-`).
@@ -240,7 +257,7 @@ pub fn parse_run_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String>
 async fn list(api: &Api, options: &ClientOptions, args: ListJobsArgs) -> Result<i32, ClientError> {
     let limit = args.limit.or(args.all.then_some(ALL_PAGE_SIZE));
     let mut cursor = args.cursor.clone();
-    let mut jobs: Vec<Value> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     loop {
         let mut query: Vec<(&str, String)> = Vec::new();
         for (name, value) in [
@@ -259,101 +276,97 @@ async fn list(api: &Api, options: &ClientOptions, args: ListJobsArgs) -> Result<
         let answer = api
             .call(api.request(Method::GET, &["v1", "jobs"]).query(&query))
             .await?;
-        let next = answer.value["next_cursor"].as_str().map(String::from);
+        let page: JobList = api.parse(&answer)?;
         if !args.all {
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_jobs(answer.value["jobs"].as_array().map(Vec::as_slice));
-                if let Some(next) = next {
+                print_jobs(&page.jobs);
+                if let Some(next) = page.next_cursor {
                     output::note(&format!("more jobs: --cursor {next} (or --all)"));
                 }
             }
             return Ok(EXIT_OK);
         }
-        let page = match answer.value {
-            Value::Object(mut body) => body.remove("jobs"),
-            _ => None,
-        };
-        let Some(Value::Array(page)) = page else {
-            return Err(api.protocol("a page of jobs without `jobs`"));
-        };
-        jobs.extend(page);
-        match next {
+        jobs.extend(page.jobs);
+        match page.next_cursor {
             // A cursor that does not move would loop forever.
             Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
             _ => break,
         }
     }
     if options.json {
-        output::line(&json!({ "jobs": jobs, "next_cursor": null }).to_string());
+        let all = JobList {
+            jobs,
+            next_cursor: None,
+        };
+        output::line(&serde_json::to_string(&all).unwrap_or_default());
     } else {
-        print_jobs(Some(&jobs));
+        print_jobs(&jobs);
     }
     Ok(EXIT_OK)
 }
 
-fn print_job(options: &ClientOptions, job: &corral_client::Job) {
+fn print_job(options: &ClientOptions, job: &Job) {
     if options.json {
         // The server's own type, written back as the server wrote it.
         output::line(&serde_json::to_string(job).unwrap_or_default());
         return;
     }
-    // The text layout formats each field as `--json` shows it.
-    let job = &serde_json::to_value(job).unwrap_or_default();
     let mut pairs = vec![
-        ("id", at(job, "id")),
+        ("id", job.id.to_string()),
         (
             "plugin",
-            format!("{} (version {})", at(job, "plugin"), at(job, "version")),
+            format!("{} (version {})", job.plugin, job.version),
         ),
-        ("state", at(job, "state")),
+        ("state", job.state.to_string()),
         (
             "attempt",
-            format!("{} of {}", at(job, "attempt"), at(job, "max_attempts")),
+            format!("{} of {}", job.attempt, job.max_attempts),
         ),
-        ("queue", at(job, "queue")),
-        ("priority", at(job, "priority")),
+        ("queue", job.queue.clone()),
+        ("priority", job.priority.to_string()),
     ];
-    if let Some(progress) = job.get("progress").filter(|p| !p.is_null()) {
+    if let Some(progress) = &job.progress {
         pairs.push((
             "progress",
-            format!(
-                "{}% {}",
-                at(progress, "percent"),
-                progress["message"].as_str().unwrap_or("")
-            ),
+            format!("{}% {}", progress.percent, progress.message),
         ));
     }
     pairs.extend([
-        ("run_at", at(job, "run_at")),
-        ("created_at", at(job, "created_at")),
-        ("started_at", at(job, "started_at")),
-        ("finished_at", at(job, "finished_at")),
+        ("run_at", show(&job.run_at)),
+        ("created_at", show(&job.created_at)),
+        ("started_at", show(&job.started_at)),
+        ("finished_at", show(&job.finished_at)),
     ]);
-    if job.get("replay_of").is_some() {
-        pairs.push(("replay_of", at(job, "replay_of")));
+    if let Some(replay_of) = job.replay_of {
+        pairs.push(("replay_of", replay_of.to_string()));
     }
     pairs.extend([
-        ("input", at(job, "input")),
-        ("result", at(job, "result")),
-        ("error", at(job, "error")),
+        ("input", raw(job.input.as_deref())),
+        ("result", raw(job.result.as_deref())),
+        ("error", show(&job.error)),
     ]);
     output::fields(&pairs);
 }
 
-fn print_jobs(jobs: Option<&[Value]>) {
+/// JSON a job carries (input, result) as a cell: compact, or `-`.
+fn raw(json: Option<&RawValue>) -> String {
+    json.map(|raw| output::cell(&serde_json::from_str(raw.get()).unwrap_or_default()))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_jobs(jobs: &[Job]) {
     let rows = jobs
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|j| {
             vec![
-                at(j, "id"),
-                format!("{}@{}", at(j, "plugin"), at(j, "version")),
-                at(j, "state"),
-                format!("{}/{}", at(j, "attempt"), at(j, "max_attempts")),
-                at(j, "queue"),
-                at(j, "created_at"),
+                j.id.to_string(),
+                format!("{}@{}", j.plugin, j.version),
+                j.state.to_string(),
+                format!("{}/{}", j.attempt, j.max_attempts),
+                j.queue.clone(),
+                show(&j.created_at),
             ]
         })
         .collect();
@@ -363,45 +376,40 @@ fn print_jobs(jobs: Option<&[Value]>) {
     );
 }
 
-fn print_logs(answer: &Value) {
-    let logs = answer["logs"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if logs.is_empty() {
+fn print_logs(answer: &LogList) {
+    if answer.logs.is_empty() {
         output::note("no attempt has run yet");
         return;
     }
-    for log in logs {
-        let mut header = format!("── attempt {} ", at(log, "attempt"));
-        if log["truncated"].as_bool() == Some(true) {
+    for log in &answer.logs {
+        let mut header = format!("── attempt {} ", log.attempt);
+        if log.truncated {
             header.push_str(&format!(
                 "(truncated: {} dropped) ",
-                bytes_at(log, "dropped_bytes")
+                bytes(log.dropped_bytes)
             ));
         }
         output::line(&format!("{header}──"));
-        if let Some(text) = log["log"].as_str().filter(|t| !t.is_empty()) {
-            output::line(text);
+        if !log.log.is_empty() {
+            output::line(&log.log);
         }
     }
 }
 
-fn print_attempts(answer: &Value) {
-    let rows = answer["attempts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn print_attempts(answer: &AttemptList) {
+    let rows = answer
+        .attempts
+        .iter()
         .map(|a| {
             vec![
-                at(a, "attempt"),
-                at(a, "outcome"),
-                at(a, "duration_ms"),
-                at(a, "fuel_consumed"),
-                bytes_at(a, "peak_memory_bytes"),
-                at(a, "host_id"),
-                at(a, "started_at"),
-                at(a, "message"),
+                a.attempt.to_string(),
+                a.outcome.to_string(),
+                a.duration_ms.to_string(),
+                a.fuel_consumed.to_string(),
+                bytes(a.peak_memory_bytes),
+                a.host_id.clone(),
+                show(&a.started_at),
+                show(&a.message),
             ]
         })
         .collect();
@@ -419,34 +427,23 @@ fn print_attempts(answer: &Value) {
         rows,
     );
     // The outbound HTTP requests of the attempts that made any.
-    let calls: Vec<Vec<String>> = answer["attempts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let calls: Vec<Vec<String>> = answer
+        .attempts
+        .iter()
         .flat_map(|a| {
-            let attempt = at(a, "attempt");
-            a["http"]["calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(move |c| {
-                    vec![
-                        attempt.clone(),
-                        at(c, "method"),
-                        format!(
-                            "{}://{}:{}{}",
-                            at(c, "scheme"),
-                            at(c, "host"),
-                            at(c, "port"),
-                            at(c, "path")
-                        ),
-                        at(c, "result"),
-                        at(c, "status"),
-                        format!("{}/{}", at(c, "bytes_sent"), at(c, "bytes_received")),
-                        at(c, "duration_ms"),
-                        at(c, "error"),
-                    ]
-                })
+            let calls = a.http.iter().flat_map(|http| &http.calls);
+            calls.map(move |c| {
+                vec![
+                    a.attempt.to_string(),
+                    c.method.clone(),
+                    format!("{}://{}:{}{}", c.scheme, c.host, c.port, c.path),
+                    c.result.as_str().to_string(),
+                    show(&c.status),
+                    format!("{}/{}", c.bytes_sent, c.bytes_received),
+                    c.duration_ms.to_string(),
+                    show(&c.error),
+                ]
+            })
         })
         .collect();
     if !calls.is_empty() {
@@ -521,8 +518,8 @@ mod tests {
 
     #[test]
     fn exit_statuses() {
-        assert_eq!(exit_status("completed"), 0);
-        assert_eq!(exit_status("dead"), 1);
-        assert_eq!(exit_status("cancelled"), 1);
+        assert_eq!(exit_status(JobState::Completed), 0);
+        assert_eq!(exit_status(JobState::Dead), 1);
+        assert_eq!(exit_status(JobState::Cancelled), 1);
     }
 }

@@ -19,7 +19,6 @@ pub mod jobs;
 pub mod output;
 pub mod plugins;
 pub mod schedules;
-pub mod sse;
 pub mod tenants;
 pub mod watch;
 pub mod workflows;

@@ -60,9 +60,20 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
-/// `value[key]` as a cell.
-pub fn at(value: &Value, key: &str) -> String {
-    cell(&value[key])
+/// A field of one of the API's types as a cell, written as `--json`
+/// writes it (times in RFC 3339, ids bare, none as `-`).
+pub fn show<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    cell(&serde_json::to_value(value).unwrap_or_default())
+}
+
+/// A list of names as a cell: joined by `, `, or `-` when empty.
+pub fn names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let joined = names.into_iter().collect::<Vec<_>>().join(", ");
+    if joined.is_empty() {
+        "-".into()
+    } else {
+        joined
+    }
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `64 MiB`.
@@ -85,14 +96,6 @@ pub fn bytes(n: u64) -> String {
     } else {
         format!("{size:.1} {unit}")
     }
-}
-
-/// `value[key]` as a byte count for people, or `-`.
-pub fn bytes_at(value: &Value, key: &str) -> String {
-    value[key]
-        .as_u64()
-        .map(bytes)
-        .unwrap_or_else(|| at(value, key))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! list, show, config, http settings, delete.
 
 use bytes::Bytes;
+use corral_client::api::{PluginList, PluginVersions, PluginView};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -9,7 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::http::{Api, ClientError};
-use super::output::{self, at, bytes_at};
+use super::output::{self, bytes, show};
 use super::{ClientOptions, EXIT_OK, PluginCommand, PushArgs};
 
 /// Bytes read from the file per chunk of the request body: small enough
@@ -24,11 +25,11 @@ pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32,
     match command {
         PluginCommand::Push(args) => push(&api, options, args).await,
         PluginCommand::List => {
-            let answer = api.get(&["v1", "plugins"]).await?;
+            let (answer, list) = api.get_as::<PluginList>(&["v1", "plugins"]).await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_versions(answer.value["plugins"].as_array());
+                print_versions(&list.plugins);
             }
             Ok(EXIT_OK)
         }
@@ -40,9 +41,9 @@ pub async fn run(options: &ClientOptions, command: PluginCommand) -> Result<i32,
             if options.json {
                 output::line(&answer.text);
             } else if version.is_some() {
-                print_plugin(&answer.value);
+                print_plugin(&api.parse(&answer)?);
             } else {
-                print_versions(answer.value["versions"].as_array());
+                print_versions(&api.parse::<PluginVersions>(&answer)?.versions);
             }
             Ok(EXIT_OK)
         }
@@ -96,7 +97,7 @@ async fn patch(
         output::line(&answer.text);
     } else {
         output::note(done);
-        print_plugin(&answer.value);
+        print_plugin(&api.parse(&answer)?);
     }
     Ok(EXIT_OK)
 }
@@ -150,7 +151,8 @@ async fn push(api: &Api, options: &ClientOptions, args: PushArgs) -> Result<i32,
         output::line(&answer.text);
         return Ok(EXIT_OK);
     }
-    let version = at(&answer.value, "version");
+    let plugin: PluginView = api.parse(&answer)?;
+    let version = plugin.version;
     if answer.status == StatusCode::CREATED {
         output::note(&format!("pushed {} version {version}", args.name));
     } else {
@@ -159,7 +161,7 @@ async fn push(api: &Api, options: &ClientOptions, args: PushArgs) -> Result<i32,
             args.name
         ));
     }
-    print_plugin(&answer.value);
+    print_plugin(&plugin);
     Ok(EXIT_OK)
 }
 
@@ -187,56 +189,43 @@ fn upload_stream(
     })
 }
 
-fn print_plugin(plugin: &Value) {
-    let limits = &plugin["limits"];
-    let config_keys = plugin["config_keys"]
-        .as_array()
-        .map(|keys| keys.iter().map(output::cell).collect::<Vec<_>>().join(", "))
-        .filter(|keys| !keys.is_empty())
-        .unwrap_or_else(|| "-".into());
+fn print_plugin(plugin: &PluginView) {
+    let limits = &plugin.limits;
     // An entry is a URL or {url, methods, secrets}: the URLs say where.
-    let http_allow = plugin["http"]["allow"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .map(|e| output::cell(e.get("url").unwrap_or(e)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .filter(|urls| !urls.is_empty())
-        .unwrap_or_else(|| "-".into());
+    let http_allow = output::names(plugin.http.allow.iter().map(|e| e.url()));
     output::fields(&[
-        ("name", at(plugin, "name")),
-        ("version", at(plugin, "version")),
-        ("digest", at(plugin, "digest")),
-        ("size", bytes_at(plugin, "size")),
-        ("fuel", at(limits, "fuel")),
-        ("memory", bytes_at(limits, "memory_bytes")),
-        ("timeout_ms", at(limits, "timeout_ms")),
-        ("result_bytes", bytes_at(limits, "result_bytes")),
-        ("log_bytes", bytes_at(limits, "log_bytes")),
-        ("max_attempts", at(plugin, "max_attempts")),
-        ("config_keys", config_keys),
+        ("name", plugin.name.clone()),
+        ("version", plugin.version.to_string()),
+        ("digest", plugin.digest.clone()),
+        ("size", bytes(plugin.size)),
+        ("fuel", limits.fuel.to_string()),
+        ("memory", bytes(limits.memory_bytes)),
+        ("timeout_ms", limits.timeout_ms.to_string()),
+        ("result_bytes", bytes(limits.result_bytes)),
+        ("log_bytes", bytes(limits.log_bytes)),
+        ("max_attempts", plugin.max_attempts.to_string()),
+        (
+            "config_keys",
+            output::names(plugin.config_keys.iter().map(String::as_str)),
+        ),
         ("http_allow", http_allow),
-        ("created_at", at(plugin, "created_at")),
+        ("created_at", show(&plugin.created_at)),
     ]);
 }
 
-fn print_versions(versions: Option<&Vec<Value>>) {
+fn print_versions(versions: &[PluginView]) {
     let rows = versions
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|p| {
             vec![
-                at(p, "name"),
-                at(p, "version"),
-                bytes_at(p, "size"),
-                at(&p["limits"], "fuel"),
-                bytes_at(&p["limits"], "memory_bytes"),
-                at(&p["limits"], "timeout_ms"),
-                at(p, "max_attempts"),
-                at(p, "created_at"),
+                p.name.clone(),
+                p.version.to_string(),
+                bytes(p.size),
+                p.limits.fuel.to_string(),
+                bytes(p.limits.memory_bytes),
+                p.limits.timeout_ms.to_string(),
+                p.max_attempts.to_string(),
+                show(&p.created_at),
             ]
         })
         .collect();

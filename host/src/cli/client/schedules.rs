@@ -1,11 +1,11 @@
 //! `corral schedule …`: apply a definition file, list, show, pause, resume,
 //! delete.
 
+use corral_client::api::{Schedule, ScheduleList, Target};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 
 use super::http::{Answer, Api, ClientError};
-use super::output::{self, at};
+use super::output::{self, show};
 use super::{ClientOptions, EXIT_OK, ScheduleCommand};
 
 pub async fn run(options: &ClientOptions, command: ScheduleCommand) -> Result<i32, ClientError> {
@@ -25,31 +25,25 @@ pub async fn run(options: &ClientOptions, command: ScheduleCommand) -> Result<i3
                     format!("replaced schedule {name}")
                 });
             }
-            print_schedule(options, &answer);
+            print_schedule(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         ScheduleCommand::List => {
-            let answer = api.get(&["v1", "schedules"]).await?;
+            let (answer, list) = api.get_as::<ScheduleList>(&["v1", "schedules"]).await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                let rows = answer.value["schedules"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
+                let rows = list
+                    .schedules
                     .iter()
                     .map(|s| {
                         vec![
-                            at(s, "name"),
-                            at(s, "cron"),
-                            at(s, "timezone"),
-                            target(&s["target"]),
-                            if s["paused"] == Value::Bool(true) {
-                                "paused".into()
-                            } else {
-                                "active".into()
-                            },
-                            at(s, "next_tick"),
+                            s.name.clone(),
+                            s.cron.clone(),
+                            s.timezone.clone(),
+                            target(&s.target),
+                            if s.paused { "paused" } else { "active" }.into(),
+                            show(&s.next_tick),
                         ]
                     })
                     .collect();
@@ -62,17 +56,17 @@ pub async fn run(options: &ClientOptions, command: ScheduleCommand) -> Result<i3
         }
         ScheduleCommand::Show { name } => {
             let answer = api.get(&["v1", "schedules", &name]).await?;
-            print_schedule(options, &answer);
+            print_schedule(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         ScheduleCommand::Pause { name } => {
             let answer = api.post(&["v1", "schedules", &name, "pause"]).await?;
-            print_schedule(options, &answer);
+            print_schedule(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         ScheduleCommand::Resume { name } => {
             let answer = api.post(&["v1", "schedules", &name, "resume"]).await?;
-            print_schedule(options, &answer);
+            print_schedule(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         ScheduleCommand::Delete { name } => {
@@ -87,54 +81,50 @@ pub async fn run(options: &ClientOptions, command: ScheduleCommand) -> Result<i3
 }
 
 /// `plugin echo v2` / `workflow nightly`.
-fn target(target: &Value) -> String {
-    let (kind, name) = if target["plugin"].is_string() {
-        ("plugin", at(target, "plugin"))
-    } else {
-        ("workflow", at(target, "workflow"))
+fn target(target: &Target) -> String {
+    let (kind, name) = match (&target.plugin, &target.workflow) {
+        (Some(plugin), _) => ("plugin", plugin.as_str()),
+        (None, workflow) => ("workflow", workflow.as_deref().unwrap_or("-")),
     };
-    match target["version"].as_u64() {
+    match target.version {
         Some(v) => format!("{kind} {name} v{v}"),
         None => format!("{kind} {name}"),
     }
 }
 
-fn print_schedule(options: &ClientOptions, answer: &Answer) {
+fn print_schedule(api: &Api, options: &ClientOptions, answer: &Answer) -> Result<(), ClientError> {
     if options.json {
         output::line(&answer.text);
-        return;
+        return Ok(());
     }
-    let s = &answer.value;
+    let s: Schedule = api.parse(answer)?;
     output::fields(&[
-        ("name", at(s, "name")),
-        ("cron", at(s, "cron")),
-        ("time zone", at(s, "timezone")),
-        ("target", target(&s["target"])),
-        ("input", output::cell(&s["target"]["input"])),
-        ("paused", at(s, "paused")),
-        ("catch up", at(s, "catch_up")),
-        ("next tick", at(s, "next_tick")),
+        ("name", s.name.clone()),
+        ("cron", s.cron.clone()),
+        ("time zone", s.timezone.clone()),
+        ("target", target(&s.target)),
+        ("input", output::cell(&s.target.input)),
+        ("paused", s.paused.to_string()),
+        ("catch up", s.catch_up.to_string()),
+        ("next tick", show(&s.next_tick)),
     ]);
-    if let Some(ticks) = s["recent_ticks"].as_array()
-        && !ticks.is_empty()
-    {
+    if let Some(ticks) = s.recent_ticks.filter(|t| !t.is_empty()) {
         let rows = ticks
             .iter()
             .map(|t| {
                 vec![
-                    at(t, "tick"),
-                    if t["job_id"].is_string() {
-                        format!("job {}", at(t, "job_id"))
-                    } else if t["run_id"].is_string() {
-                        format!("run {}", at(t, "run_id"))
-                    } else {
-                        "-".into()
+                    show(&t.tick),
+                    match (t.job_id, t.run_id) {
+                        (Some(job), _) => format!("job {job}"),
+                        (None, Some(run)) => format!("run {run}"),
+                        (None, None) => "-".into(),
                     },
-                    at(t, "error"),
+                    show(&t.error),
                 ]
             })
             .collect();
         output::line("");
         output::table(&["tick", "started", "error"], rows);
     }
+    Ok(())
 }

@@ -1,28 +1,12 @@
 //! `corral tenant …` and `corral key …` (admin routes).
 
+use corral_client::api::{CreatedKey, Quotas, Tenant, TenantList};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::http::{Answer, Api, ClientError};
-use super::output::{self, at};
+use super::output::{self, show};
 use super::{ClientOptions, EXIT_OK, KeyCommand, TenantCommand};
-
-/// The quotas in the order `tenant show` prints them.
-const QUOTAS: [&str; 13] = [
-    "max_concurrency",
-    "max_fuel_per_attempt",
-    "max_memory_mb",
-    "max_timeout_ms",
-    "max_plugin_bytes",
-    "max_queued_jobs",
-    "enqueue_per_minute",
-    "max_stored_plugin_bytes",
-    "max_schedules",
-    "max_workflows",
-    "max_workflow_versions",
-    "max_http_requests_per_attempt",
-    "max_http_response_bytes",
-];
 
 pub async fn tenant(options: &ClientOptions, command: TenantCommand) -> Result<i32, ClientError> {
     let api = Api::new(options)?;
@@ -58,11 +42,11 @@ pub async fn tenant(options: &ClientOptions, command: TenantCommand) -> Result<i
             return Ok(EXIT_OK);
         }
         TenantCommand::List => {
-            let answer = api.get(&["v1", "tenants"]).await?;
+            let (answer, list) = api.get_as::<TenantList>(&["v1", "tenants"]).await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_tenants(&answer.value);
+                print_tenants(&list);
             }
             return Ok(EXIT_OK);
         }
@@ -70,32 +54,67 @@ pub async fn tenant(options: &ClientOptions, command: TenantCommand) -> Result<i
     if options.json {
         output::line(&answer.text);
     } else {
-        print_tenant(&answer.value);
+        print_tenant(&api.parse(&answer)?);
     }
     Ok(EXIT_OK)
 }
 
-fn print_tenant(tenant: &Value) {
-    let mut pairs = vec![
-        ("id", at(tenant, "id")),
-        ("name", at(tenant, "name")),
-        ("created_at", at(tenant, "created_at")),
-    ];
-    pairs.extend(QUOTAS.iter().map(|q| (*q, at(&tenant["quotas"], q))));
-    output::fields(&pairs);
+fn print_tenant(tenant: &Tenant) {
+    // Destructured, so a quota added to the API cannot be left out here.
+    let Quotas {
+        max_concurrency,
+        max_fuel_per_attempt,
+        max_memory_mb,
+        max_timeout_ms,
+        max_plugin_bytes,
+        max_queued_jobs,
+        enqueue_per_minute,
+        max_stored_plugin_bytes,
+        max_schedules,
+        max_workflows,
+        max_workflow_versions,
+        max_http_requests_per_attempt,
+        max_http_response_bytes,
+    } = tenant.quotas;
+    output::fields(&[
+        ("id", tenant.id.clone()),
+        ("name", tenant.name.clone()),
+        ("created_at", show(&tenant.created_at)),
+        ("max_concurrency", max_concurrency.to_string()),
+        ("max_fuel_per_attempt", max_fuel_per_attempt.to_string()),
+        ("max_memory_mb", max_memory_mb.to_string()),
+        ("max_timeout_ms", max_timeout_ms.to_string()),
+        ("max_plugin_bytes", max_plugin_bytes.to_string()),
+        ("max_queued_jobs", max_queued_jobs.to_string()),
+        ("enqueue_per_minute", enqueue_per_minute.to_string()),
+        (
+            "max_stored_plugin_bytes",
+            max_stored_plugin_bytes.to_string(),
+        ),
+        ("max_schedules", max_schedules.to_string()),
+        ("max_workflows", max_workflows.to_string()),
+        ("max_workflow_versions", max_workflow_versions.to_string()),
+        (
+            "max_http_requests_per_attempt",
+            max_http_requests_per_attempt.to_string(),
+        ),
+        (
+            "max_http_response_bytes",
+            max_http_response_bytes.to_string(),
+        ),
+    ]);
 }
 
-fn print_tenants(answer: &Value) {
-    let rows = answer["tenants"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn print_tenants(list: &TenantList) {
+    let rows = list
+        .tenants
+        .iter()
         .map(|t| {
             vec![
-                at(t, "id"),
-                at(t, "name"),
-                at(&t["quotas"], "max_concurrency"),
-                at(t, "created_at"),
+                t.id.clone(),
+                t.name.clone(),
+                t.quotas.max_concurrency.to_string(),
+                show(&t.created_at),
             ]
         })
         .collect();
@@ -107,7 +126,7 @@ pub async fn key(options: &ClientOptions, command: KeyCommand) -> Result<i32, Cl
     match command {
         KeyCommand::Create { tenant } => {
             let answer = api.post(&["v1", "tenants", &tenant, "keys"]).await?;
-            print_key(options, &tenant, &answer);
+            print_key(&api, options, &tenant, &answer)?;
         }
         KeyCommand::Revoke { tenant, key_id } => {
             let answer = api
@@ -126,15 +145,22 @@ pub async fn key(options: &ClientOptions, command: KeyCommand) -> Result<i32, Cl
     Ok(EXIT_OK)
 }
 
-fn print_key(options: &ClientOptions, tenant: &str, answer: &Answer) {
+fn print_key(
+    api: &Api,
+    options: &ClientOptions,
+    tenant: &str,
+    answer: &Answer,
+) -> Result<(), ClientError> {
     if options.json {
         output::line(&answer.text);
-        return;
+        return Ok(());
     }
+    let key: CreatedKey = api.parse(answer)?;
     output::fields(&[
         ("tenant", tenant.to_string()),
-        ("key_id", at(&answer.value, "key_id")),
-        ("key", at(&answer.value, "key")),
+        ("key_id", key.key_id),
+        ("key", key.key),
     ]);
     output::note("The key is shown only this once: store it now (as CORRAL_TOKEN, say).");
+    Ok(())
 }

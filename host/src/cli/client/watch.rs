@@ -11,15 +11,14 @@
 
 use std::time::Duration;
 
+use corral_client::api::{Job, JobState, Progress};
+use corral_client::{Error as TypedError, JobEvent};
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::Method;
-use reqwest::header::ACCEPT;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::http::{Api, ClientError};
 use super::output;
-use super::sse::{EventStream, SseEvent, StreamError};
 
 /// Times the stream may break in a row (no event between) before the
 /// client gives up: a server that keeps cutting the stream is reported
@@ -45,115 +44,38 @@ pub enum Mode {
     Quiet,
 }
 
-/// A progress report: `{percent, message}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Progress {
-    pub percent: f64,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-impl Progress {
-    /// The percent as a whole number within 0..=100, whatever was sent.
-    pub fn whole_percent(&self) -> u64 {
-        if self.percent.is_finite() {
-            self.percent.clamp(0.0, 100.0).round() as u64
-        } else {
-            0
-        }
-    }
-}
-
-/// The job's state in a `state` event, and its progress if it has one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateChange {
-    pub state: String,
-    pub attempt: Option<u64>,
-    pub max_attempts: Option<u64>,
-    pub error: Option<String>,
-    pub result: Option<Value>,
-    pub progress: Option<Progress>,
-}
-
-/// What an event means to the watcher.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    State(StateChange),
-    Progress(Progress),
-    /// An event of a kind this client does not know.
-    Other,
-}
-
-/// Decode one event.
-pub fn decode(event: &SseEvent) -> Result<(Change, Value), String> {
-    match event.event.as_str() {
-        "state" => {
-            let job: Value = serde_json::from_str(&event.data)
-                .map_err(|e| format!("a `state` event that is not JSON ({e})"))?;
-            let state = job["state"]
-                .as_str()
-                .ok_or("a `state` event without a state")?
-                .to_string();
-            let change = StateChange {
-                state,
-                attempt: job["attempt"].as_u64(),
-                max_attempts: job["max_attempts"].as_u64(),
-                error: job["error"].as_str().map(Into::into),
-                result: job.get("result").filter(|r| !r.is_null()).cloned(),
-                progress: job
-                    .get("progress")
-                    .and_then(|p| serde_json::from_value(p.clone()).ok()),
-            };
-            Ok((Change::State(change), job))
-        }
-        "progress" => {
-            let data: Value = serde_json::from_str(&event.data)
-                .map_err(|e| format!("a `progress` event that is not JSON ({e})"))?;
-            let progress = serde_json::from_value(data.clone())
-                .map_err(|e| format!("a `progress` event without a percent ({e})"))?;
-            Ok((Change::Progress(progress), data))
-        }
-        _ => Ok((Change::Other, Value::Null)),
-    }
-}
-
-pub fn is_terminal(state: &str) -> bool {
-    matches!(state, "completed" | "dead" | "cancelled")
-}
-
 /// Follow job `id` until it reaches a terminal state; returns that state.
-pub async fn follow(api: &Api, id: &str, mode: Mode) -> Result<String, ClientError> {
+pub async fn follow(api: &Api, id: uuid::Uuid, mode: Mode) -> Result<JobState, ClientError> {
     let mut view = View::new(mode, id);
     let result = follow_with(api, id, &mut view).await;
     view.finish();
     result
 }
 
-async fn follow_with(api: &Api, id: &str, view: &mut View) -> Result<String, ClientError> {
+async fn follow_with(api: &Api, id: uuid::Uuid, view: &mut View) -> Result<JobState, ClientError> {
+    let client = api.typed()?;
     let mut restarts = 0;
     loop {
-        let request = api
-            .request(Method::GET, &["v1", "jobs", id, "events"])
-            .header(ACCEPT, "text/event-stream");
-        let mut events = EventStream::new(api.send(request).await?);
+        let events = client.watch(id).await.map_err(|e| api.typed_error(e))?;
+        futures_util::pin_mut!(events);
         let broken = loop {
             let event = match events.next().await {
-                Ok(Some(event)) => event,
-                Ok(None) => {
+                Some(Ok(event)) => event,
+                None => {
                     break api.protocol(format!(
                         "the event stream of job {id} ended before the job did"
                     ));
                 }
-                Err(StreamError::Body(e)) => break api.transport(e),
-                Err(StreamError::TooLarge(e)) => return Err(api.protocol(e.to_string())),
+                // The connection broke: open the stream again.
+                Some(Err(TypedError::Http(e))) => break api.transport(e),
+                Some(Err(e)) => return Err(api.typed_error(e)),
             };
             restarts = 0;
-            let (change, data) = decode(&event).map_err(|e| api.protocol(e))?;
-            view.show(&event.event, &change, data);
-            if let Change::State(change) = change
-                && is_terminal(&change.state)
+            view.show(&event);
+            if let JobEvent::State(job) = &event
+                && job.state.is_terminal()
             {
-                return Ok(change.state);
+                return Ok(job.state);
             }
         };
         restarts += 1;
@@ -171,12 +93,12 @@ struct View {
     bar: Option<ProgressBar>,
     /// The bar shows a percent (it starts as a spinner).
     bar_has_percent: bool,
-    last_state: Option<(String, Option<u64>)>,
+    last_state: Option<(JobState, u32)>,
     last_progress: Option<Progress>,
 }
 
 impl View {
-    fn new(mode: Mode, id: &str) -> View {
+    fn new(mode: Mode, id: uuid::Uuid) -> View {
         let bar = (mode == Mode::Bar).then(|| {
             let bar = ProgressBar::new_spinner().with_prefix(format!("job {id}"));
             if let Ok(style) = ProgressStyle::with_template(SPINNER_TEMPLATE) {
@@ -194,37 +116,34 @@ impl View {
         }
     }
 
-    fn show(&mut self, name: &str, change: &Change, data: Value) {
+    fn show(&mut self, event: &JobEvent) {
         if self.mode == Mode::JsonLines {
-            if *change != Change::Other {
-                output::line(&json!({ "event": name, "data": data }).to_string());
-            }
+            output::line(&json_line(event));
             return;
         }
-        match change {
-            Change::State(change) => {
-                let key = (change.state.clone(), change.attempt);
-                if self.last_state.as_ref() != Some(&key) {
+        match event {
+            JobEvent::State(job) => {
+                let key = (job.state, job.attempt);
+                if self.last_state != Some(key) {
                     self.last_state = Some(key);
-                    self.state(change);
+                    self.state(job);
                 }
-                if let Some(progress) = &change.progress {
+                if let Some(progress) = &job.progress {
                     self.progress(progress);
                 }
             }
-            Change::Progress(progress) => self.progress(progress),
-            Change::Other => {}
+            JobEvent::Progress(progress) => self.progress(progress),
         }
     }
 
-    fn state(&mut self, change: &StateChange) {
+    fn state(&mut self, job: &Job) {
         match self.mode {
-            Mode::Lines => output::line(&state_line(change)),
+            Mode::Lines => output::line(&state_line(job)),
             Mode::Bar => {
                 if let Some(bar) = &self.bar {
-                    bar.set_prefix(change.state.clone());
+                    bar.set_prefix(job.state.to_string());
                     if !self.bar_has_percent {
-                        bar.set_message(attempt_text(change));
+                        bar.set_message(attempt_text(job));
                     }
                 }
             }
@@ -248,8 +167,8 @@ impl View {
                         bar.set_style(style.progress_chars("=> "));
                     }
                 }
-                bar.set_position(progress.whole_percent());
-                bar.set_message(progress.message.clone().unwrap_or_default());
+                bar.set_position(u64::from(progress.percent.min(100)));
+                bar.set_message(progress.message.clone());
             }
             Mode::JsonLines | Mode::Quiet => {}
         }
@@ -262,26 +181,36 @@ impl View {
     }
 }
 
+/// `{"event": "state", "data": <the job>}` or `{"event": "progress", …}`:
+/// the event as the server sent it (the job is the server's own type).
+pub fn json_line(event: &JobEvent) -> String {
+    let (name, data) = match event {
+        JobEvent::State(job) => ("state", serde_json::to_value(job)),
+        JobEvent::Progress(progress) => ("progress", serde_json::to_value(progress)),
+    };
+    json!({ "event": name, "data": data.unwrap_or_default() }).to_string()
+}
+
 fn now() -> String {
     chrono::Utc::now().format("%H:%M:%S").to_string()
 }
 
-fn attempt_text(change: &StateChange) -> String {
-    match (change.attempt, change.max_attempts) {
-        (Some(a), Some(m)) if a > 0 => format!("attempt {a} of {m}"),
-        (Some(a), None) if a > 0 => format!("attempt {a}"),
-        _ => String::new(),
+fn attempt_text(job: &Job) -> String {
+    if job.attempt > 0 {
+        format!("attempt {} of {}", job.attempt, job.max_attempts)
+    } else {
+        String::new()
     }
 }
 
 /// `12:00:01  running    attempt 1 of 3`, with the error or result when there is one.
-pub fn state_line(change: &StateChange) -> String {
-    let mut line = format!("{}  {:<9}  {}", now(), change.state, attempt_text(change));
-    if let Some(error) = &change.error {
+pub fn state_line(job: &Job) -> String {
+    let mut line = format!("{}  {:<9}  {}", now(), job.state, attempt_text(job));
+    if let Some(error) = &job.error {
         line.push_str(&format!("  error: {error}"));
     }
-    if let Some(result) = &change.result {
-        line.push_str(&format!("  result: {result}"));
+    if let Some(result) = &job.result {
+        line.push_str(&format!("  result: {}", result.get()));
     }
     line.trim_end().to_string()
 }
@@ -291,8 +220,8 @@ pub fn progress_line(progress: &Progress) -> String {
     format!(
         "{}  progress  {:>3}%  {}",
         now(),
-        progress.whole_percent(),
-        progress.message.as_deref().unwrap_or("")
+        progress.percent.min(100),
+        progress.message
     )
     .trim_end()
     .to_string()
@@ -302,102 +231,49 @@ pub fn progress_line(progress: &Progress) -> String {
 mod tests {
     use super::*;
 
-    fn event(name: &str, data: &str) -> SseEvent {
-        SseEvent {
-            event: name.into(),
-            data: data.into(),
-        }
-    }
-
-    #[test]
-    fn state_events_carry_the_job_and_maybe_its_progress() {
-        let (change, _) = decode(&event(
-            "state",
-            r#"{"id": "x", "state": "running", "attempt": 1, "max_attempts": 3, "error": null,
-                "progress": {"percent": 40, "message": "reading"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            change,
-            Change::State(StateChange {
-                state: "running".into(),
-                attempt: Some(1),
-                max_attempts: Some(3),
-                error: None,
-                result: None,
-                progress: Some(Progress {
-                    percent: 40.0,
-                    message: Some("reading".into())
-                }),
-            })
-        );
-        // The short form the server sends today: no progress, no result.
-        let (change, _) = decode(&event(
-            "state",
-            r#"{"id": "x", "state": "dead", "attempt": 1, "error": "trapped"}"#,
-        ))
-        .unwrap();
-        let Change::State(change) = change else {
-            panic!("{change:?}")
-        };
-        assert_eq!(
-            (
-                change.state.as_str(),
-                change.error.as_deref(),
-                change.progress
-            ),
-            ("dead", Some("trapped"), None)
-        );
-    }
-
-    #[test]
-    fn progress_events_and_unknown_events() {
-        let (change, _) = decode(&event("progress", r#"{"percent": 150.4}"#)).unwrap();
-        let Change::Progress(progress) = change else {
-            panic!("{change:?}")
-        };
-        assert_eq!((progress.whole_percent(), progress.message), (100, None));
-        assert_eq!(
-            decode(&event("heartbeat", "whatever")).unwrap().0,
-            Change::Other
-        );
-    }
-
-    #[test]
-    fn malformed_events_are_named() {
-        assert!(
-            decode(&event("state", "not json"))
-                .unwrap_err()
-                .contains("`state` event that is not JSON")
-        );
-        assert!(
-            decode(&event("state", r#"{"id": "x"}"#))
-                .unwrap_err()
-                .contains("without a state")
-        );
-        assert!(
-            decode(&event("progress", r#"{"message": "m"}"#))
-                .unwrap_err()
-                .contains("without a percent")
-        );
+    fn job(state: JobState, attempt: u32, result: Option<&str>) -> Job {
+        serde_json::from_value(json!({
+            "id": "0193e5a0-0000-7000-8000-000000000000", "plugin": "echo", "version": 1,
+            "digest": "sha256:00", "queue": "default", "priority": 0, "state": state,
+            "result": result.map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()),
+            "error": null, "attempt": attempt, "max_attempts": 3,
+            "run_at": "2026-01-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z",
+            "started_at": null, "finished_at": null, "progress": null
+        }))
+        .unwrap()
     }
 
     #[test]
     fn lines() {
-        let change = StateChange {
-            state: "completed".into(),
-            attempt: Some(2),
-            max_attempts: Some(3),
-            error: None,
-            result: Some(json!({"ok": true})),
-            progress: None,
-        };
-        assert!(state_line(&change).ends_with(r#"completed  attempt 2 of 3  result: {"ok":true}"#));
+        let done = job(JobState::Completed, 2, Some(r#"{"ok":true}"#));
+        assert!(state_line(&done).ends_with(r#"completed  attempt 2 of 3  result: {"ok":true}"#));
+        assert!(state_line(&job(JobState::Available, 0, None)).ends_with("available"));
         let progress = Progress {
-            percent: 7.0,
-            message: Some("halfway there".into()),
+            percent: 7,
+            message: "halfway there".into(),
         };
         assert!(progress_line(&progress).ends_with("progress    7%  halfway there"));
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_as_sent() {
+        let line = json_line(&JobEvent::Progress(Progress {
+            percent: 50,
+            message: "m".into(),
+        }));
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            line,
+            json!({"event": "progress", "data": {"percent": 50, "message": "m"}})
+        );
+        let line: serde_json::Value = serde_json::from_str(&json_line(&JobEvent::State(Box::new(
+            job(JobState::Running, 1, None),
+        ))))
+        .unwrap();
+        assert_eq!(
+            (line["event"].as_str(), line["data"]["state"].as_str()),
+            (Some("state"), Some("running"))
+        );
     }
 
     #[test]

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use corral_client::api::{RunList, RunState, Workflow, WorkflowList, WorkflowRun};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::http::{Answer, Api, ClientError};
-use super::output::{self, at};
+use super::output::{self, show};
 use super::{ClientOptions, EXIT_JOB_FAILED, EXIT_OK, RunWorkflowArgs, WorkflowCommand};
 
 /// How often `workflow run --wait` looks at the run. Runs have no event
@@ -31,7 +32,8 @@ pub async fn run(options: &ClientOptions, command: WorkflowCommand) -> Result<i3
                 output::line(&answer.text);
                 return Ok(EXIT_OK);
             }
-            let version = at(&answer.value, "version");
+            let workflow: Workflow = api.parse(&answer)?;
+            let version = workflow.version;
             if answer.status == StatusCode::CREATED {
                 output::note(&format!("applied {name} version {version}"));
             } else {
@@ -39,25 +41,23 @@ pub async fn run(options: &ClientOptions, command: WorkflowCommand) -> Result<i3
                     "unchanged: version {version} of {name} has the same definition"
                 ));
             }
-            print_workflow(&answer.value);
+            print_workflow(&workflow);
             Ok(EXIT_OK)
         }
         WorkflowCommand::List => {
-            let answer = api.get(&["v1", "workflows"]).await?;
+            let (answer, list) = api.get_as::<WorkflowList>(&["v1", "workflows"]).await?;
             if options.json {
                 output::line(&answer.text);
             } else {
-                let rows = answer.value["workflows"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
+                let rows = list
+                    .workflows
                     .iter()
                     .map(|w| {
                         vec![
-                            at(w, "name"),
-                            at(w, "version"),
-                            w["steps"].as_array().map_or(0, Vec::len).to_string(),
-                            at(w, "created_at"),
+                            w.name.clone(),
+                            w.version.to_string(),
+                            w.steps.len().to_string(),
+                            show(&w.created_at),
                         ]
                     })
                     .collect();
@@ -74,14 +74,14 @@ pub async fn run(options: &ClientOptions, command: WorkflowCommand) -> Result<i3
             if options.json {
                 output::line(&answer.text);
             } else {
-                print_workflow(&answer.value);
+                print_workflow(&api.parse(&answer)?);
             }
             Ok(EXIT_OK)
         }
         WorkflowCommand::Run(args) => start(&api, options, args).await,
         WorkflowCommand::Status { run } => {
             let answer = api.get(&["v1", "workflow-runs", &run]).await?;
-            print_run(options, &answer);
+            print_run(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         WorkflowCommand::Diagram { run } => {
@@ -94,7 +94,7 @@ pub async fn run(options: &ClientOptions, command: WorkflowCommand) -> Result<i3
         }
         WorkflowCommand::Cancel { run } => {
             let answer = api.post(&["v1", "workflow-runs", &run, "cancel"]).await?;
-            print_run(options, &answer);
+            print_run(&api, options, &answer)?;
             Ok(EXIT_OK)
         }
         WorkflowCommand::Runs {
@@ -119,23 +119,22 @@ pub async fn run(options: &ClientOptions, command: WorkflowCommand) -> Result<i3
             if options.json {
                 output::line(&answer.text);
             } else {
-                let rows = answer.value["runs"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
+                let list: RunList = api.parse(&answer)?;
+                let rows = list
+                    .runs
                     .iter()
                     .map(|r| {
                         vec![
-                            at(r, "id"),
-                            format!("{} v{}", at(r, "workflow"), at(r, "workflow_version")),
-                            at(r, "state"),
-                            at(r, "created_at"),
-                            at(r, "finished_at"),
+                            r.id.to_string(),
+                            format!("{} v{}", r.workflow, r.workflow_version),
+                            r.state.to_string(),
+                            show(&r.created_at),
+                            show(&r.finished_at),
                         ]
                     })
                     .collect();
                 output::table(&["id", "workflow", "state", "created", "finished"], rows);
-                if let Some(cursor) = answer.value["next_cursor"].as_str() {
+                if let Some(cursor) = list.next_cursor {
                     output::note(&format!("more: the next page starts after {cursor}"));
                 }
             }
@@ -162,81 +161,69 @@ async fn start(
         )
         .await?;
     if !args.wait {
-        print_run(options, &answer);
+        print_run(api, options, &answer)?;
         return Ok(EXIT_OK);
     }
-    let id = at(&answer.value, "id");
+    let mut run: WorkflowRun = api.parse(&answer)?;
+    let id = run.id.to_string();
     if !options.json {
         output::note(&format!("run {id} started; waiting for it to finish"));
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(100));
     let mut last = answer;
-    while last.value["state"].as_str() == Some("running") {
-        spinner.set_message(progress(&last.value));
+    while !run.state.is_terminal() {
+        spinner.set_message(progress(&run));
         tokio::time::sleep(WAIT_POLL).await;
         last = api.get(&["v1", "workflow-runs", &id]).await?;
+        run = api.parse(&last)?;
     }
     spinner.finish_and_clear();
-    print_run(options, &last);
-    Ok(exit_status(
-        last.value["state"].as_str().unwrap_or_default(),
-    ))
+    print_run(api, options, &last)?;
+    Ok(exit_status(run.state))
 }
 
 /// `3/5 steps finished` for the spinner.
-fn progress(run: &Value) -> String {
-    let steps = run["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let finished = steps
-        .iter()
-        .filter(|s| !matches!(s["state"].as_str(), Some("pending" | "running")))
-        .count();
-    format!("{finished}/{} steps finished", steps.len())
+fn progress(run: &WorkflowRun) -> String {
+    let finished = run.steps.iter().filter(|s| s.state.is_terminal()).count();
+    format!("{finished}/{} steps finished", run.steps.len())
 }
 
 /// The exit status for a run that ended in `state`.
-pub fn exit_status(state: &str) -> i32 {
-    if state == "completed" {
+pub fn exit_status(state: RunState) -> i32 {
+    if state == RunState::Completed {
         EXIT_OK
     } else {
         EXIT_JOB_FAILED
     }
 }
 
-fn print_workflow(workflow: &Value) {
+fn print_workflow(workflow: &Workflow) {
     output::fields(&[
-        ("name", at(workflow, "name")),
-        ("version", at(workflow, "version")),
-        ("created", at(workflow, "created_at")),
+        ("name", workflow.name.clone()),
+        ("version", workflow.version.to_string()),
+        ("created", show(&workflow.created_at)),
     ]);
-    let rows = workflow["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = workflow
+        .steps
         .iter()
         .map(|s| {
-            let plugin = match s["version"].as_u64() {
-                Some(v) => format!("{} v{v}", at(s, "plugin")),
-                None => at(s, "plugin"),
+            let plugin = match s.version {
+                Some(v) => format!("{} v{v}", s.plugin),
+                None => s.plugin.clone(),
             };
-            let depends = s["depends_on"]
-                .as_array()
-                .map(|d| d.iter().map(output::cell).collect::<Vec<_>>().join(","))
-                .unwrap_or_else(|| "-".into());
+            let depends = s.depends_on.join(",");
             vec![
-                at(s, "name"),
+                s.name.clone(),
                 plugin,
                 if depends.is_empty() {
                     "-".into()
                 } else {
                     depends
                 },
-                at(s, "on_failure"),
-                at(s, "when"),
-                at(s, "for_each"),
+                show(&s.on_failure),
+                show(&s.when),
+                show(&s.for_each),
             ]
         })
         .collect();
@@ -254,49 +241,48 @@ fn print_workflow(workflow: &Value) {
     );
 }
 
-fn print_run(options: &ClientOptions, answer: &Answer) {
+fn print_run(api: &Api, options: &ClientOptions, answer: &Answer) -> Result<(), ClientError> {
     if options.json {
         output::line(&answer.text);
-        return;
+        return Ok(());
     }
-    let run = &answer.value;
+    let run: WorkflowRun = api.parse(answer)?;
     let mut fields = vec![
-        ("id", at(run, "id")),
+        ("id", run.id.to_string()),
         (
             "workflow",
-            format!("{} v{}", at(run, "workflow"), at(run, "workflow_version")),
+            format!("{} v{}", run.workflow, run.workflow_version),
         ),
-        ("state", at(run, "state")),
-        ("created", at(run, "created_at")),
-        ("finished", at(run, "finished_at")),
+        ("state", run.state.to_string()),
+        ("created", show(&run.created_at)),
+        ("finished", show(&run.finished_at)),
     ];
-    if !run["error"].is_null() {
-        fields.push(("error", at(run, "error")));
+    if let Some(error) = &run.error {
+        fields.push(("error", error.clone()));
     }
-    if !run["schedule"].is_null() {
-        fields.push(("schedule", at(run, "schedule")));
+    if let Some(schedule) = &run.schedule {
+        fields.push(("schedule", schedule.clone()));
     }
     output::fields(&fields);
-    let rows = run["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = run
+        .steps
         .iter()
         .map(|s| {
-            let items = match s["items"].as_u64() {
-                Some(n) => format!("{}/{n}", at(s, "items_done")),
+            let items = match s.items {
+                Some(n) => format!("{}/{n}", s.items_done),
                 None => "-".into(),
             };
             vec![
-                at(s, "name"),
-                at(s, "state"),
-                format!("{} v{}", at(s, "plugin"), at(s, "version")),
-                at(s, "job_id"),
+                s.name.clone(),
+                s.state.to_string(),
+                format!("{} v{}", s.plugin, s.version),
+                show(&s.job_id),
                 items,
-                at(s, "error"),
+                show(&s.error),
             ]
         })
         .collect();
     output::line("");
     output::table(&["step", "state", "plugin", "job", "items", "error"], rows);
+    Ok(())
 }

@@ -16,8 +16,6 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 /// Entries per plugin. Bounds the work of matching each request and the
 /// bytes stored with every version.
 pub const MAX_ALLOW_ENTRIES: usize = 64;
@@ -32,21 +30,7 @@ pub const MAX_METHODS_PER_ENTRY: usize = 16;
 pub const MAX_METHOD_BYTES: usize = 32;
 
 /// One entry as its owner wrote it (and as it is stored and shown).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum AllowEntry {
-    /// `https://api.example.com`: any method, no secret.
-    Url(String),
-    Rule {
-        url: String,
-        /// Methods allowed (upper case); all when empty.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        methods: Vec<String>,
-        /// Tenant secrets this destination may receive, by name.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        secrets: Vec<String>,
-    },
-}
+pub use corral_client::api::AllowEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -56,36 +55,21 @@ pub const MAX_FILLED_HEADER_BYTES: usize = 16 * 1024;
 /// the count grows). Bounds the attempt row.
 pub const MAX_RECORDED_CALLS: usize = 100;
 
-/// A plugin's outbound settings, stored with it (`http` in the API).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Destinations its requests may reach; empty denies every request.
-    #[serde(default)]
-    pub allow: Vec<AllowEntry>,
-    /// Requests per attempt (default 100, at most 1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_requests: Option<u32>,
-    /// Requests in flight at once (default 4, at most 16).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrent: Option<u32>,
-    /// Bytes of a request body (default 1 MiB, at most 16 MiB).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_request_bytes: Option<u64>,
-    /// Bytes of a response body (default 8 MiB, at most 64 MiB).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_response_bytes: Option<u64>,
-    /// Connect (DNS, TCP and TLS) timeout, ms (default 10 s, at most 30 s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_timeout_ms: Option<u64>,
-    /// Wait for the first byte of a response, ms (default 30 s, at most 120 s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_byte_timeout_ms: Option<u64>,
+/// A plugin's outbound settings (`http` in the API), the recorded
+/// requests of an attempt and how each ended are the API's types.
+pub use corral_client::api::{CallResult, HttpCall, HttpCalls, HttpSettings};
+
+/// The rules of a plugin's outbound settings: what may be stored, and what
+/// an attempt gets.
+pub trait HttpRules {
+    /// Check the settings: the allow-list parses and no limit passes its cap.
+    fn validate(&self) -> Result<AllowList, String>;
+    /// The limits these settings give an attempt.
+    fn limits(&self) -> HttpLimits;
 }
 
-impl HttpSettings {
-    /// Check the settings: the allow-list parses and no limit passes its cap.
-    pub fn validate(&self) -> Result<AllowList, String> {
+impl HttpRules for HttpSettings {
+    fn validate(&self) -> Result<AllowList, String> {
         let over = |what: &str, value: u64, cap: u64| {
             (value == 0 || value > cap)
                 .then(|| format!("http.{what} must be 1 to {cap}, got {value}"))
@@ -120,8 +104,7 @@ impl HttpSettings {
         AllowList::parse(&self.allow)
     }
 
-    /// The limits these settings give an attempt.
-    pub fn limits(&self) -> HttpLimits {
+    fn limits(&self) -> HttpLimits {
         HttpLimits {
             requests: self
                 .max_requests
@@ -282,86 +265,18 @@ impl std::fmt::Debug for HttpGrant {
     }
 }
 
-/// How a recorded request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallResult {
-    /// An answer came (whatever its status).
-    Ok,
-    /// Refused by the allow-list, the network policy or a limit.
-    Denied,
-    /// Connecting or the first byte took too long.
-    Timeout,
-    /// A body passed its limit.
-    TooLarge,
-    /// Anything else (DNS, connect, TLS, protocol).
-    Error,
-    /// Still in flight when the attempt ended.
-    Unfinished,
-}
-
-impl CallResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallResult::Ok => "ok",
-            CallResult::Denied => "denied",
-            CallResult::Timeout => "timeout",
-            CallResult::TooLarge => "too_large",
-            CallResult::Error => "error",
-            CallResult::Unfinished => "unfinished",
+/// The result of a request that failed with `error`.
+fn call_result(error: &HttpError) -> CallResult {
+    match error {
+        HttpError::HttpRequestDenied
+        | HttpError::DestinationIpProhibited
+        | HttpError::ConnectionLimitReached
+        | HttpError::HttpRequestUriInvalid => CallResult::Denied,
+        HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout => CallResult::Timeout,
+        HttpError::HttpRequestBodySize(_) | HttpError::HttpResponseBodySize(_) => {
+            CallResult::TooLarge
         }
-    }
-
-    /// The result of a request that failed with `error`.
-    fn of(error: &HttpError) -> CallResult {
-        match error {
-            HttpError::HttpRequestDenied
-            | HttpError::DestinationIpProhibited
-            | HttpError::ConnectionLimitReached
-            | HttpError::HttpRequestUriInvalid => CallResult::Denied,
-            HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout => CallResult::Timeout,
-            HttpError::HttpRequestBodySize(_) | HttpError::HttpResponseBodySize(_) => {
-                CallResult::TooLarge
-            }
-            _ => CallResult::Error,
-        }
-    }
-}
-
-/// One request an attempt made, as recorded with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HttpCall {
-    pub method: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    /// Without the query string (it may carry what the plugin's owner
-    /// would not want stored).
-    pub path: String,
-    pub result: CallResult,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Why it failed: `denied: …`, `timeout: …`, `too large: …`, `connect: …`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    /// From the request to its response's headers (or its failure).
-    pub duration_ms: u64,
-}
-
-/// The requests of one attempt: the first [`MAX_RECORDED_CALLS`] in full,
-/// and how many there were.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HttpCalls {
-    pub calls: Vec<HttpCall>,
-    /// Every request made, recorded or not.
-    pub total: u32,
-}
-
-impl HttpCalls {
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
+        _ => CallResult::Error,
     }
 }
 
@@ -532,7 +447,7 @@ impl WasiHttpHooks for Outbound {
             }
         };
         if let Err((error, why)) = self.admit(&mut request, &target) {
-            recording.finish(CallResult::of(&error), None, Some(why));
+            recording.finish(call_result(&error), None, Some(why));
             body::discard(request.into_body(), self.grant.limits.request_bytes);
             return Box::new(std::future::ready(Err(error)));
         }
@@ -567,9 +482,7 @@ impl WasiHttpHooks for Outbound {
                 Ok((response, _)) => {
                     recording.finish(CallResult::Ok, Some(response.status().as_u16()), None)
                 }
-                Err((error, why)) => {
-                    recording.finish(CallResult::of(error), None, Some(why.clone()))
-                }
+                Err((error, why)) => recording.finish(call_result(error), None, Some(why.clone())),
             }
             sent.map_err(|(error, _)| error)
         })

@@ -529,7 +529,7 @@ pub(super) async fn run_start_in(
         .await?
         .ok_or_else(|| missing_workflow(run))?;
     let mut pinned = Pinned::new();
-    for (step, plugin, version) in plugins_to_pin(&workflow.spec()) {
+    for (step, plugin, version) in plugins_to_pin(&WorkflowSpec::of(&workflow)) {
         let v = plugin_pin(conn, tenant, plugin, version)
             .await?
             .ok_or_else(|| unknown_step_plugin(step, plugin, version))?;

@@ -1,4 +1,6 @@
-//! Server-Sent Events, as the WHATWG HTML standard defines their parsing:
+//! Server-Sent Events, as the WHATWG HTML standard defines their parsing
+//! (written here rather than taken from a crate because the ones on
+//! crates.io, eventsource-stream among them, buffer an event without bound):
 //! lines end in CRLF, LF or CR; a blank line dispatches the event; `:`
 //! starts a comment (keep-alives); `data:` lines accumulate, joined by
 //! newlines; one space after the colon is dropped. Bytes arrive in chunks of
