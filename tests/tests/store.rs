@@ -433,7 +433,7 @@ async fn batches_are_all_or_nothing(db: TestDb) {
         .job_insert_batch("acme", &[good.clone(), unknown.clone()], at(0.0))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(matches!(err, StoreError::UnknownPlugin(_)), "{err}");
     assert!(
         err.to_string().contains("`nope`"),
         "names the plugin: {err}"
@@ -855,7 +855,7 @@ async fn tenants_see_only_their_own_jobs(db: TestDb) {
         .job_insert_batch("other", &[NewJob::new("work", "{}")], at(0.0))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(matches!(err, StoreError::UnknownPlugin(_)), "{err}");
 }
 
 async fn plugin_versions_are_pinned_at_enqueue(db: TestDb) {
@@ -1152,7 +1152,7 @@ async fn deleted_versions_leave_tombstones(db: TestDb) {
     assert_eq!(job.version, 1);
     assert!(matches!(
         db.store.job_insert_batch("acme", &[pinned], at(4.0)).await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::UnknownPlugin(_))
     ));
 
     // Deleting the latest makes the one before it the latest; numbers are
@@ -1176,7 +1176,7 @@ async fn deleted_versions_leave_tombstones(db: TestDb) {
         db.store
             .job_insert_batch("acme", &[NewJob::new("work", "{}")], at(6.0))
             .await,
-        Err(StoreError::NotFound(_))
+        Err(StoreError::UnknownPlugin(_))
     ));
     db.plugin("acme", "work", b"component v2", limits(), 3)
         .await;
@@ -1225,4 +1225,129 @@ async fn waiting_jobs_are_counted_up_to_a_cap(db: TestDb) {
     db.store.job_claim(&claim_at(at(0.0), 2)).await.unwrap();
     assert_eq!(db.store.job_waiting_count("acme", 100).await.unwrap(), 3);
     assert_eq!(db.store.job_waiting_count("other", 100).await.unwrap(), 0);
+}
+
+/// What a migrated schema is made of, one line per fact: each column with
+/// its nullability, each index (table, name, unique or not, partial or not,
+/// its columns), and per table its counts of CHECK constraints and foreign
+/// keys. Constraint-backed indexes (primary keys, UNIQUE) are left out: the
+/// two backends name them differently, and the columns and checks cover them.
+async fn schema_facts(db: &TestDb) -> std::collections::BTreeSet<String> {
+    const POSTGRES: [&str; 4] = [
+        "SELECT table_name || '.' || column_name || CASE WHEN is_nullable = 'NO' \
+           THEN ' not null' ELSE ' null' END \
+         FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+        "SELECT 'index ' || t.relname || ' ' || i.relname \
+           || CASE WHEN x.indisunique THEN ' unique' ELSE '' END \
+           || CASE WHEN x.indpred IS NOT NULL THEN ' partial' ELSE '' END || ' (' \
+           || (SELECT string_agg(coalesce(a.attname, 'expression'), ',' ORDER BY k.ord) \
+               FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) \
+               LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum) \
+           || ')' \
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = 'public' AND t.relname <> '_sqlx_migrations' \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+        "SELECT 'checks ' || conrelid::regclass::text || ' ' || count(*) \
+         FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace \
+         GROUP BY conrelid",
+        "SELECT 'foreign keys ' || conrelid::regclass::text || ' ' || count(*) \
+         FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace \
+         GROUP BY conrelid",
+    ];
+    const SQLITE: [&str; 4] = [
+        "SELECT m.name || '.' || p.name || CASE WHEN p.\"notnull\" = 1 \
+           THEN ' not null' ELSE ' null' END \
+         FROM sqlite_master m, pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
+        "SELECT 'index ' || m.tbl_name || ' ' || m.name \
+           || CASE WHEN l.\"unique\" = 1 THEN ' unique' ELSE '' END \
+           || CASE WHEN l.partial = 1 THEN ' partial' ELSE '' END || ' (' \
+           || (SELECT group_concat(coalesce(name, 'expression'), ',') \
+               FROM (SELECT name FROM pragma_index_info(m.name) ORDER BY seqno)) \
+           || ')' \
+         FROM sqlite_master m JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name \
+         WHERE m.type = 'index' AND l.origin = 'c' AND m.tbl_name <> '_sqlx_migrations'",
+        // SQLite keeps no catalog of checks: count them in each table's
+        // definition, which ALTER TABLE keeps up to date.
+        "SELECT 'checks ' || name || ' ' \
+           || ((length(upper(sql)) - length(replace(upper(sql), 'CHECK', ''))) / 5) \
+         FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+           AND name <> '_sqlx_migrations' AND upper(sql) LIKE '%CHECK%'",
+        "SELECT 'foreign keys ' || m.name || ' ' || count(DISTINCT f.id) \
+         FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+         WHERE m.type = 'table' GROUP BY m.name",
+    ];
+    let mut facts = std::collections::BTreeSet::new();
+    for (postgres, sqlite) in POSTGRES.into_iter().zip(SQLITE) {
+        facts.extend(corral_tests::db_texts(db, postgres, sqlite).await);
+    }
+    facts
+}
+
+/// The differences between the two migrated schemas that are meant:
+/// (backend that has the fact, the fact). Anything else is drift.
+const INTENDED_SCHEMA_DIFFERENCES: &[(&str, &str)] = &[
+    // SQLite has no boolean type: `jobs.cancel_requested`, and
+    // `schedules.paused` and `catch_up`, are INTEGER columns with a CHECK
+    // that they hold 0 or 1 (PostgreSQL's BOOLEAN needs none).
+    ("postgres", "checks jobs 12"),
+    ("sqlite", "checks jobs 13"),
+    ("postgres", "checks schedules 1"),
+    ("sqlite", "checks schedules 3"),
+    // SQLite lets a PRIMARY KEY column that is not an INTEGER hold NULL (a
+    // legacy quirk of its own) unless it also says NOT NULL, which these
+    // do not; PostgreSQL's primary keys are never null. Every write names
+    // these ids, and making them NOT NULL on SQLite would mean rebuilding
+    // each table.
+    ("postgres", "api_keys.id not null"),
+    ("sqlite", "api_keys.id null"),
+    ("postgres", "jobs.id not null"),
+    ("sqlite", "jobs.id null"),
+    ("postgres", "plugin_blobs.digest not null"),
+    ("sqlite", "plugin_blobs.digest null"),
+    ("postgres", "tenant_enqueue_rate.tenant_id not null"),
+    ("sqlite", "tenant_enqueue_rate.tenant_id null"),
+    ("postgres", "tenants.id not null"),
+    ("sqlite", "tenants.id null"),
+    ("postgres", "workflow_runs.id not null"),
+    ("sqlite", "workflow_runs.id null"),
+];
+
+/// Both backends' migrations build the same schema: the same tables,
+/// columns and nullability, indexes, checks and foreign keys, but for the
+/// differences listed (and explained) in `INTENDED_SCHEMA_DIFFERENCES`.
+#[tokio::test]
+async fn both_backends_migrate_to_the_same_schema() {
+    let postgres = schema_facts(&TestDb::new(corral_tests::db::Kind::Postgres).await).await;
+    let sqlite = schema_facts(&TestDb::new(corral_tests::db::Kind::Sqlite).await).await;
+    assert!(postgres.len() > 100, "{postgres:#?}");
+    let mut drift = Vec::new();
+    for (backend, only, other) in [
+        ("postgres", &postgres, &sqlite),
+        ("sqlite", &sqlite, &postgres),
+    ] {
+        for fact in only.difference(other) {
+            if !INTENDED_SCHEMA_DIFFERENCES.contains(&(backend, fact.as_str())) {
+                drift.push(format!("only on {backend}: {fact}"));
+            }
+        }
+    }
+    for (backend, fact) in INTENDED_SCHEMA_DIFFERENCES {
+        let (has, lacks) = if *backend == "postgres" {
+            (&postgres, &sqlite)
+        } else {
+            (&sqlite, &postgres)
+        };
+        if !has.contains(*fact) || lacks.contains(*fact) {
+            drift.push(format!("listed as only on {backend} but is not: {fact}"));
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "the schemas drifted:\n{}",
+        drift.join("\n")
+    );
 }

@@ -100,14 +100,26 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
+            // A request body that names a plugin the tenant lacks breaks a
+            // rule (422); it is not a missing route.
+            StoreError::UnknownPlugin(m) => ApiError::Unprocessable("unknown_plugin", m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Unprocessable("invalid", m),
+            StoreError::InvalidDefinition(e) => {
+                ApiError::Unprocessable("invalid_workflow", e.to_string())
+            }
             StoreError::OverQuota(m) => ApiError::Unprocessable("over_quota", m),
+            StoreError::QueueFull(m) => ApiError::TooManyRequests(
+                "queue_full",
+                m,
+                super::quotas::QUEUE_FULL_RETRY_AFTER_SECS,
+            ),
             StoreError::KeyReused(m) => ApiError::Unprocessable("idempotency_key_reused", m),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "the database is unavailable");
                 ApiError::Unavailable("the database cannot be reached".into())
             }
-            other => ApiError::Internal(other.to_string()),
+            StoreError::Failed(e) => ApiError::Internal(format!("database: {e}")),
         }
     }
 }

@@ -148,14 +148,6 @@ async fn new_jobs(
     Ok((jobs, quotas))
 }
 
-/// Unknown plugins in a request body are a broken rule (422), not a missing route.
-fn enqueue_error(e: crate::store::StoreError) -> ApiError {
-    match e {
-        crate::store::StoreError::NotFound(m) => ApiError::Unprocessable("unknown_plugin", m),
-        other => other.into(),
-    }
-}
-
 /// Enqueue jobs within the tenant's quotas, under the request's key if any.
 /// `created` is false when the key answered jobs stored before.
 async fn enqueue_admitted(
@@ -170,7 +162,7 @@ async fn enqueue_admitted(
         .store
         .job_insert_keyed(tenant, jobs, key, chrono::Utc::now())
         .await
-        .map_err(enqueue_error);
+        .map_err(ApiError::from);
     let stored = outcome
         .as_ref()
         .map_or(0, |inserted| inserted.iter().filter(|i| i.created).count());

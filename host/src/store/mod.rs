@@ -28,29 +28,102 @@ use crate::model::{
 };
 use crate::runtime::outbound::HttpRules;
 
-/// Errors at the store boundary.
+/// Errors at the store boundary: a typed refusal per rule, or the
+/// database's failure, already classified as transient or not, so callers
+/// match on variants and never see a `sqlx` type.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Something the caller named does not exist (a plugin, a tenant).
+    /// Something the caller named does not exist (a tenant, a job, a run,
+    /// a key, a plugin version to delete).
     #[error("{0}")]
     NotFound(String),
+    /// A job names a plugin (or version) the tenant does not have.
+    #[error("{0}")]
+    UnknownPlugin(String),
     /// The request conflicts with what is stored (an existing id, a terminal job).
     #[error("{0}")]
     Conflict(String),
+    /// The tenant already has its `max_queued_jobs` waiting.
+    #[error("{0}")]
+    QueueFull(String),
     /// The request breaks a rule of the data (checked before anything is written).
     #[error("{0}")]
     Invalid(String),
+    /// A workflow definition breaks a rule (its steps, their names, their
+    /// expressions), named by the definition's own error.
+    #[error(transparent)]
+    InvalidDefinition(#[from] crate::workflow::DefinitionError),
     /// The request would take the tenant over one of its quotas (named).
     #[error("{0}")]
     OverQuota(String),
     /// An idempotency key already used by a different request.
     #[error("{0}")]
     KeyReused(String),
-    /// The database could not be reached or failed.
+    /// The database could not be reached or gave up on a statement that
+    /// may pass when tried again (a pool timeout, a broken connection, a
+    /// deadlock, a serialization failure).
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Unavailable(DatabaseError),
+    /// The database refused a statement, or stored data does not decode:
+    /// doing the same again fails again.
+    #[error("database: {0}")]
+    Failed(DatabaseError),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later: only when the database was
+    /// unavailable. Every refusal and every failure is final.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Stored data that does not read back as it must (`what` names it).
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+        StoreError::Failed(DatabaseError(Box::new(sqlx::Error::Decode(
+            what.to_string().into(),
+        ))))
+    }
+}
+
+/// A failure of the database, kept opaque: its text says what happened,
+/// and [`StoreError`] says what it means.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DatabaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        let transient = match &e {
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLite's busy and locked, in their extended forms too.
+                Some(_) => db
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+                // PostgreSQL's serialization failure and deadlock.
+                None => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+            },
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            _ => false,
+        };
+        let e = DatabaseError(Box::new(e));
+        if transient {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Failed(e)
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Failed(DatabaseError(Box::new(e)))
+    }
 }
 
 /// Which database a store speaks to.

@@ -51,9 +51,7 @@ impl RequestKey {
             )));
         }
         serde_json::from_str(&stored.answer).map_err(|e| {
-            StoreError::Database(sqlx::Error::Decode(
-                format!("the answer stored for an idempotency key: {e}").into(),
-            ))
+            StoreError::corrupt(format!("the answer stored for an idempotency key: {e}"))
         })
     }
 }

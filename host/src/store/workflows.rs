@@ -143,20 +143,14 @@ pub(crate) fn too_large(bytes: Option<i64>) -> Option<String> {
 
 /// Stored JSON text read back.
 pub(crate) fn json_value(text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("stored JSON does not parse: {e}").into(),
-        ))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::corrupt(format!("stored JSON does not parse: {e}")))
 }
 
 /// A stored definition read back.
 pub(crate) fn spec_value(text: &str) -> Result<WorkflowSpec, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("stored workflow definition does not parse: {e}").into(),
-        ))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::corrupt(format!("stored workflow definition does not parse: {e}")))
 }
 
 /// What a loaded run is besides its engine snapshot.

@@ -831,16 +831,5 @@ impl From<StoreError> for PluginLoad {
 /// forever, so the batch is split instead. A deadlock or a serialization
 /// failure is transient and retried.
 fn refused(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(sqlx::Error::Database(db)) => {
-            !matches!(db.code().as_deref(), Some("40001" | "40P01"))
-        }
-        StoreError::Database(sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. }) => true,
-        StoreError::Conflict(_)
-        | StoreError::Invalid(_)
-        | StoreError::NotFound(_)
-        | StoreError::OverQuota(_)
-        | StoreError::KeyReused(_) => true,
-        StoreError::Database(_) | StoreError::Migrate(_) => false,
-    }
+    !e.is_transient()
 }

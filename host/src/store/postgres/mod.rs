@@ -1582,7 +1582,10 @@ impl PostgresStore {
             match self.plugin_get(tenant, &job.plugin, job.version).await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {
-                    return StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version));
+                    return StoreError::UnknownPlugin(unknown_plugin_message(
+                        &job.plugin,
+                        job.version,
+                    ));
                 }
                 Err(e) => return e,
             }

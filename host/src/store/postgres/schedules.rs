@@ -28,11 +28,8 @@ const SCHEDULE_COLUMNS: &str = "name, cron, timezone, target::text AS target, pa
 
 fn schedule_from_row(row: &PgRow) -> Result<Schedule, StoreError> {
     let target: String = row.try_get("target")?;
-    let target: Target = serde_json::from_str(&target).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("stored schedule target does not parse: {e}").into(),
-        ))
-    })?;
+    let target: Target = serde_json::from_str(&target)
+        .map_err(|e| StoreError::corrupt(format!("stored schedule target does not parse: {e}")))?;
     Ok(Schedule::new(
         row.try_get("name")?,
         ScheduleSpec {
@@ -105,7 +102,13 @@ async fn fire_target(
             *charges = created;
             Ok(Ok(ids))
         }
-        Err(StoreError::Invalid(m) | StoreError::NotFound(m) | StoreError::Conflict(m)) => {
+        Err(
+            StoreError::Invalid(m)
+            | StoreError::NotFound(m)
+            | StoreError::UnknownPlugin(m)
+            | StoreError::Conflict(m)
+            | StoreError::QueueFull(m),
+        ) => {
             savepoint.rollback().await?;
             Ok(Err(m))
         }
@@ -138,7 +141,7 @@ async fn start_target(
     .fetch_one(&mut *conn)
     .await?;
     if waiting >= max_queued {
-        return Err(StoreError::Conflict(queue_full(to_u64(max_queued))));
+        return Err(StoreError::QueueFull(queue_full(to_u64(max_queued))));
     }
     let input = target.input.to_string();
     match target.kind().map_err(StoreError::Invalid)? {

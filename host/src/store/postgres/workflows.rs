@@ -167,9 +167,7 @@ async fn load(
 }
 
 fn decode(what: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(
-        format!("unexpected stored value: {what}").into(),
-    ))
+    StoreError::corrupt(format!("unexpected stored value: {what}"))
 }
 
 /// Fill in the results of fan-out steps whose last element just finished.
@@ -592,8 +590,7 @@ impl WorkflowStore for PostgresStore {
                 "workflow name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
             )));
         }
-        spec.validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        spec.validate()?;
         let mut tx = self.pool.begin().await?;
         for step in &spec.steps {
             if plugin_pin(&mut tx, tenant, &step.plugin, step.version)

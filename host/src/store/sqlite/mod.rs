@@ -1492,7 +1492,7 @@ async fn insert_jobs(
             let found = plugin_version(&mut *conn, tenant, &job.plugin, job.version)
                 .await?
                 .ok_or_else(|| {
-                    StoreError::NotFound(unknown_plugin_message(&job.plugin, job.version))
+                    StoreError::UnknownPlugin(unknown_plugin_message(&job.plugin, job.version))
                 })?;
             slot.insert(found);
         }

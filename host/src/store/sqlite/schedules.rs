@@ -24,11 +24,8 @@ const SCHEDULE_COLUMNS: &str =
 
 fn schedule_from_row(row: &SqliteRow) -> Result<Schedule, StoreError> {
     let target: String = row.try_get("target")?;
-    let target: Target = serde_json::from_str(&target).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("stored schedule target does not parse: {e}").into(),
-        ))
-    })?;
+    let target: Target = serde_json::from_str(&target)
+        .map_err(|e| StoreError::corrupt(format!("stored schedule target does not parse: {e}")))?;
     Ok(Schedule::new(
         row.try_get("name")?,
         ScheduleSpec {
@@ -103,7 +100,13 @@ async fn fire_target(
             *charges = created;
             Ok(Ok(ids))
         }
-        Err(StoreError::Invalid(m) | StoreError::NotFound(m) | StoreError::Conflict(m)) => {
+        Err(
+            StoreError::Invalid(m)
+            | StoreError::NotFound(m)
+            | StoreError::UnknownPlugin(m)
+            | StoreError::Conflict(m)
+            | StoreError::QueueFull(m),
+        ) => {
             savepoint.rollback().await?;
             Ok(Err(m))
         }
@@ -136,7 +139,7 @@ async fn start_target(
     .fetch_one(&mut *conn)
     .await?;
     if waiting >= max_queued {
-        return Err(StoreError::Conflict(queue_full(to_u64(max_queued))));
+        return Err(StoreError::QueueFull(queue_full(to_u64(max_queued))));
     }
     let input = target.input.to_string();
     match target.kind().map_err(StoreError::Invalid)? {

@@ -71,9 +71,7 @@ pub(super) async fn plugin_pin(
 }
 
 fn decode(what: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(
-        format!("unexpected stored value: {what}").into(),
-    ))
+    StoreError::corrupt(format!("unexpected stored value: {what}"))
 }
 
 fn int(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
@@ -567,8 +565,7 @@ impl WorkflowStore for SqliteStore {
                 "workflow name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
             )));
         }
-        spec.validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        spec.validate()?;
         let mut tx = self.writer.begin().await?;
         for step in &spec.steps {
             if plugin_pin(&mut tx, tenant, &step.plugin, step.version)
