@@ -12,6 +12,64 @@ pub use corral_client::api::{
     DEFAULT_RESULT_BYTES, DEFAULT_TIMEOUT, Limits, OutcomeKind, Quotas, Tenant,
 };
 
+/// Bytes of a name. Names are keys of rows, parts of URLs and of log
+/// lines; the bound keeps every one of those small.
+pub const MAX_NAME_BYTES: usize = 63;
+
+/// A name of a tenant, plugin, queue, workflow, step or schedule: 1 to 63
+/// characters of a-z, 0-9, `_` and `-`, starting with a letter or digit
+/// (so it is safe in a URL, a file name and a log line as it is). Made
+/// only by [`Name::parse`], so holding one means the rule was checked, and
+/// the rule and its message are written here alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    /// `text` as a name, or why it is not one; `what` names it in the
+    /// message (`"plugin name"`, `"queue"`, `"tenant id"`).
+    pub fn parse(what: &'static str, text: &str) -> Result<Name, NameError> {
+        let bytes = text.as_bytes();
+        let valid = (1..=MAX_NAME_BYTES).contains(&bytes.len())
+            && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+        if valid {
+            Ok(Name(text.to_string()))
+        } else {
+            Err(NameError {
+                what,
+                text: text.to_string(),
+            })
+        }
+    }
+
+    /// Whether `text` is a valid name.
+    pub fn is_valid(text: &str) -> bool {
+        Name::parse("name", text).is_ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A text that is not a [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} `{text}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
+)]
+pub struct NameError {
+    pub what: &'static str,
+    pub text: String,
+}
+
 /// A component's identity: the SHA-256 of its bytes, shown as `sha256:<hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest([u8; 32]);
@@ -478,6 +536,39 @@ pub fn is_secret_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_parsed_once_with_one_message() {
+        for good in [
+            "a",
+            "acme",
+            "0day",
+            "my_plugin-2",
+            &"x".repeat(MAX_NAME_BYTES),
+        ] {
+            assert_eq!(Name::parse("plugin name", good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "_a",
+            "-a",
+            "Acme",
+            "a b",
+            "a/b",
+            "é",
+            "a\0",
+            &"x".repeat(MAX_NAME_BYTES + 1),
+        ] {
+            let e = Name::parse("queue", bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "queue `{bad}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
+                )
+            );
+            assert!(!Name::is_valid(bad));
+        }
+    }
 
     #[test]
     fn digest_prints_with_prefix() {

@@ -174,7 +174,7 @@ async fn bench(kind: Kind, name: &str) {
     );
     let task = tokio::spawn(worker.run(stop.clone()));
     // Every host evaluates the `for_each` of the runs it starts.
-    let evaluator = corral::workflow::evaluator::spawn(db.store.clone(), stop.clone());
+    let evaluator = corral::worker::evaluator::spawn(db.store.clone(), stop.clone());
     // Warm up: compile and cache the plugin, fill the pools.
     time_jobs(&db, 10).await;
     time_run(&db, "chain", "{}").await;

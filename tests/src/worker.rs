@@ -46,7 +46,7 @@ impl Host {
         let shutdown = CancellationToken::new();
         let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
         let task = tokio::spawn(worker.run(shutdown.clone()));
-        let evaluator = corral::workflow::evaluator::spawn(db.store.clone(), shutdown.clone());
+        let evaluator = corral::worker::evaluator::spawn(db.store.clone(), shutdown.clone());
         Host {
             shutdown,
             task,

@@ -1,5 +1,5 @@
 """The client against a real ``corral serve``: the Rust test harness
-(tests/tests/clients.rs) starts it and passes CORRAL_URL,
+(tests/tests/it/clients.rs) starts it and passes CORRAL_URL,
 CORRAL_ADMIN_TOKEN and CORRAL_ECHO_WASM."""
 
 import os

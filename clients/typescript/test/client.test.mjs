@@ -1,5 +1,5 @@
 // The client against a real `corral serve`: the Rust test harness
-// (tests/tests/clients.rs) starts it and passes CORRAL_URL,
+// (tests/tests/it/clients.rs) starts it and passes CORRAL_URL,
 // CORRAL_ADMIN_TOKEN and CORRAL_ECHO_WASM.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -11,7 +11,7 @@ const url = process.env.CORRAL_URL;
 const admin = process.env.CORRAL_ADMIN_TOKEN;
 const echoWasm = process.env.CORRAL_ECHO_WASM;
 if (!url || !admin || !echoWasm) {
-  throw new Error("set CORRAL_URL, CORRAL_ADMIN_TOKEN and CORRAL_ECHO_WASM (tests/tests/clients.rs does)");
+  throw new Error("set CORRAL_URL, CORRAL_ADMIN_TOKEN and CORRAL_ECHO_WASM (tests/tests/it/clients.rs does)");
 }
 
 /** @type {Corral} */

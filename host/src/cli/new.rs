@@ -98,7 +98,8 @@ pub fn run(args: NewArgs) -> anyhow::Result<i32> {
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
-    if !crate::store::valid_name(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+    // A plugin name that is also a Rust crate and a Python module name.
+    if !crate::model::Name::is_valid(name) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         bail!(
             "`{name}` is not a plugin name: 1-63 characters of a-z, 0-9, _ and -, starting with a letter"
         );

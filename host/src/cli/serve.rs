@@ -85,10 +85,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
 
     // Every host evaluates the expressions of the runs it starts or
     // advances (an API host starts runs; a worker finishes step jobs).
-    let evaluator = crate::workflow::evaluator::spawn(store.clone(), shutdown.clone());
+    let evaluator = crate::worker::evaluator::spawn(store.clone(), shutdown.clone());
     if args.mode != ServeMode::Api {
         // Hosts that run jobs also fire cron schedules.
-        let scheduler = tokio::spawn(crate::workflow::scheduler::run(
+        let scheduler = tokio::spawn(crate::worker::scheduler::run(
             store.clone(),
             shutdown.clone(),
         ));

@@ -18,7 +18,7 @@ use crate::runtime::RuntimeError;
 use crate::runtime::compile::MAX_COMPONENT_BYTES;
 use crate::runtime::outbound::HttpRules;
 use crate::runtime::outbound::HttpSettings;
-use crate::store::{NewPlugin, valid_name};
+use crate::store::NewPlugin;
 use corral_client::api::{PluginList, PluginVersions, PluginView};
 
 /// Limits set at upload (query parameters); absent ones take the defaults,
@@ -78,12 +78,10 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<super::Saved<PluginView>, ApiError> {
-    if !valid_name(&name) {
+    if let Err(e) = crate::model::Name::parse("plugin name", &name) {
         return Err(ApiError::Unprocessable(
             "invalid_plugin_name",
-            format!(
-                "plugin name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
-            ),
+            e.to_string(),
         ));
     }
     let content_type = headers

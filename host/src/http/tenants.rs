@@ -10,7 +10,6 @@ use super::auth::AdminKey;
 use super::openapi::{ErrorBody, Refusals};
 use super::{ApiError, AppState, JsonBody};
 use crate::model::{ApiKey, Quotas, Tenant};
-use crate::store::valid_name;
 pub use corral_client::api::{CreatedKey, TenantList};
 
 /// Quotas to set; absent ones keep their value (or the default, on creation).
@@ -143,14 +142,8 @@ pub async fn create(
     _: AdminKey,
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> Result<super::Saved<Tenant>, ApiError> {
-    if !valid_name(&body.id) {
-        return Err(ApiError::Unprocessable(
-            "invalid_tenant_id",
-            format!(
-                "tenant id `{}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
-                body.id
-            ),
-        ));
+    if let Err(e) = crate::model::Name::parse("tenant id", &body.id) {
+        return Err(ApiError::Unprocessable("invalid_tenant_id", e.to_string()));
     }
     let tenant = Tenant {
         name: body.name.unwrap_or_else(|| body.id.clone()),

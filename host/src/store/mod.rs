@@ -1,7 +1,7 @@
 //! The only place that speaks SQL. [`Store`] is implemented by
 //! [`postgres::PostgresStore`] (production, any number of hosts) and
 //! [`sqlite::SqliteStore`] (the embedded default, one host). Both pass the
-//! one conformance suite in `tests/tests/store.rs`.
+//! one conformance suite in `tests/tests/it/store.rs`.
 //!
 //! Every method that compares times takes `now`, so tests control the clock.
 
@@ -23,7 +23,7 @@ pub use schedules::ScheduleStore;
 pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
 use crate::model::{
-    ApiKey, Attempt, AttemptCaps, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob,
+    ApiKey, Attempt, AttemptCaps, ClaimedJob, Finish, Job, JobId, JobState, Limits, Name, NewJob,
     PluginVersion, ProgressUpdate, Quotas, Tenant, Timestamp,
 };
 use crate::runtime::outbound::HttpRules;
@@ -75,6 +75,20 @@ impl StoreError {
     /// unavailable. Every refusal and every failure is final.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// What a schedule's tick records when starting its target was refused
+    /// (the target is gone, invalid or over the tenant's queue): the
+    /// refusal's message, or the error itself when it is not one such.
+    pub(crate) fn into_tick_refusal(self) -> Result<String, StoreError> {
+        match self {
+            StoreError::Invalid(m)
+            | StoreError::NotFound(m)
+            | StoreError::UnknownPlugin(m)
+            | StoreError::Conflict(m)
+            | StoreError::QueueFull(m) => Ok(m),
+            other => Err(other),
+        }
     }
 
     /// Stored data that does not read back as it must (`what` names it).
@@ -574,11 +588,8 @@ pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
         if let Some(why) = crate::model::json_refusal(&job.input) {
             return Err(at(format!("input {why}")));
         }
-        if !valid_name(&job.queue) {
-            return Err(at(format!(
-                "queue `{}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit",
-                job.queue
-            )));
+        if let Err(e) = Name::parse("queue", &job.queue) {
+            return Err(at(e.to_string()));
         }
         // Not `abs()`: i32::MIN has no absolute value (schemathesis found that).
         if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&job.priority) {
@@ -621,17 +632,6 @@ pub(crate) fn within_quota(
         ))),
         _ => Ok(()),
     }
-}
-
-/// Names of tenants, plugins and queues: what the schema's CHECKs accept.
-pub fn valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=63).contains(&bytes.len())
-        && bytes[0].is_ascii_alphanumeric()
-        && !bytes[0].is_ascii_uppercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
 /// `t` as the databases keep it (microseconds), so what a call returns

@@ -59,11 +59,8 @@ pub(crate) fn validate(
     name: &str,
     spec: &ScheduleSpec,
 ) -> Result<crate::workflow::schedule::Cron, StoreError> {
-    if !super::valid_name(name) {
-        return Err(StoreError::Invalid(format!(
-            "schedule name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
-        )));
-    }
+    crate::model::Name::parse("schedule name", name)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let cron = crate::workflow::schedule::validate(spec).map_err(StoreError::Invalid)?;
     super::workflows::validate_run_input(&spec.target.input.to_string())?;
     Ok(cron)

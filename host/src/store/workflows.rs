@@ -104,7 +104,7 @@ pub trait WorkflowStore {
         id: RunId,
     ) -> Result<Option<Vec<EvaluationNeeded>>, StoreError>;
     /// Advance a run with evaluations made outside any transaction (see
-    /// [`crate::workflow::evaluator`]). True when it waits for more (a step
+    /// [`crate::worker::evaluator`]). True when it waits for more (a step
     /// these made ready has expressions of its own).
     async fn run_advance_evaluated(
         &self,

@@ -21,6 +21,10 @@
 //! - the **progress writer** records guests' progress reports, throttled
 //!   (see [`progress`]).
 //!
+//! Beside them, every host runs two loops over workflows and schedules: the
+//! [`evaluator`] (a run's `when` and `for_each` expressions, outside
+//! transactions) and the [`scheduler`] (due cron ticks).
+//!
 //! A job holds two permits: a *slot* while its attempt runs (`concurrency`
 //! of them), and an *unrecorded* permit from claim until its outcome is
 //! written (`concurrency + MAX_FINISH_BATCH`). The second bounds the jobs a
@@ -28,9 +32,11 @@
 //! outcomes, the host stops claiming instead of piling up `running` rows
 //! that its heartbeat must keep alive.
 
+pub mod evaluator;
 pub mod janitor;
 pub mod progress;
 pub mod retry;
+pub mod scheduler;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

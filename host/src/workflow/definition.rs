@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::expression::Expression;
-use crate::model::{MAX_ATTEMPTS_PER_JOB, MAX_INPUT_BYTES, MAX_PRIORITY};
-use crate::store::valid_name;
+use crate::model::{MAX_ATTEMPTS_PER_JOB, MAX_INPUT_BYTES, MAX_PRIORITY, Name, NameError};
 
 /// Steps in one workflow. Bounds the work of advancing a run (every step
 /// is looked at when one finishes) and the size of the run's diagram.
@@ -39,10 +38,9 @@ pub use corral_client::api::{OnFailure, StepSpec};
 pub enum DefinitionError {
     #[error("a workflow needs 1 to {MAX_STEPS} steps, got {0}")]
     StepCount(usize),
-    #[error(
-        "step name `{0}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
-    )]
-    BadStepName(String),
+    /// A step's name is not a [`Name`].
+    #[error(transparent)]
+    BadStepName(#[from] NameError),
     #[error("step `{0}` is defined twice")]
     DuplicateStep(String),
     #[error("step `{step}` depends on `{dependency}`, which is not a step of this workflow")]
@@ -70,9 +68,7 @@ impl WorkflowSpec {
         }
         let mut names = BTreeSet::new();
         for step in &self.steps {
-            if !valid_name(&step.name) {
-                return Err(DefinitionError::BadStepName(step.name.clone()));
-            }
+            Name::parse("step name", &step.name)?;
             if !names.insert(step.name.as_str()) {
                 return Err(DefinitionError::DuplicateStep(step.name.clone()));
             }
@@ -153,12 +149,7 @@ fn validate_step(step: &StepSpec, names: &BTreeSet<&str>) -> Result<(), Definiti
         step: step.name.clone(),
         message,
     };
-    if !valid_name(&step.plugin) {
-        return Err(problem(format!(
-            "plugin name `{}` must be 1-63 characters of a-z, 0-9, _ and -",
-            step.plugin
-        )));
-    }
+    Name::parse("plugin name", &step.plugin).map_err(|e| problem(e.to_string()))?;
     if step.version == Some(0) {
         return Err(problem("plugin versions start at 1".into()));
     }
@@ -206,12 +197,8 @@ fn validate_step(step: &StepSpec, names: &BTreeSet<&str>) -> Result<(), Definiti
         }
         _ => {}
     }
-    if let Some(queue) = &step.queue
-        && !valid_name(queue)
-    {
-        return Err(problem(format!(
-            "queue `{queue}` must be 1-63 characters of a-z, 0-9, _ and -"
-        )));
+    if let Some(queue) = &step.queue {
+        Name::parse("queue", queue).map_err(|e| problem(e.to_string()))?;
     }
     if let Some(priority) = step.priority
         && !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority)

@@ -122,11 +122,7 @@ pub fn validate(spec: &ScheduleSpec) -> Result<Cron, String> {
     let cron = Cron::parse(&spec.cron, &spec.timezone)?;
     match spec.target.kind()? {
         TargetKind::Plugin(name) | TargetKind::Workflow(name) => {
-            if !crate::store::valid_name(name) {
-                return Err(format!(
-                    "target `{name}` must be 1-63 characters of a-z, 0-9, _ and -"
-                ));
-            }
+            crate::model::Name::parse("target", name).map_err(|e| e.to_string())?;
         }
     }
     if spec.target.version == Some(0) {

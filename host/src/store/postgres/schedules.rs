@@ -102,17 +102,11 @@ async fn fire_target(
             *charges = created;
             Ok(Ok(ids))
         }
-        Err(
-            StoreError::Invalid(m)
-            | StoreError::NotFound(m)
-            | StoreError::UnknownPlugin(m)
-            | StoreError::Conflict(m)
-            | StoreError::QueueFull(m),
-        ) => {
+        Err(e) => {
+            let why = e.into_tick_refusal()?;
             savepoint.rollback().await?;
-            Ok(Err(m))
+            Ok(Err(why))
         }
-        Err(e) => Err(e),
     }
 }
 

@@ -560,11 +560,8 @@ impl WorkflowStore for SqliteStore {
         now: Timestamp,
     ) -> Result<(Workflow, bool), StoreError> {
         let now = crate::store::stored_time(now);
-        if !crate::store::valid_name(name) {
-            return Err(StoreError::Invalid(format!(
-                "workflow name `{name}` must be 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit"
-            )));
-        }
+        crate::model::Name::parse("workflow name", name)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         spec.validate()?;
         let mut tx = self.writer.begin().await?;
         for step in &spec.steps {

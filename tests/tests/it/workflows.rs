@@ -64,7 +64,7 @@ async fn define(db: &TestDb, name: &str, steps: Value) {
 /// Evaluate the expressions of every run waiting for it, as a host's
 /// evaluator does after the transaction that marked them commits.
 async fn evaluate(db: &TestDb, now: DateTime<Utc>) {
-    corral::workflow::evaluator::settle_marked(db.store.as_ref(), now, now)
+    corral::worker::evaluator::settle_marked(db.store.as_ref(), now, now)
         .await
         .expect("evaluations");
 }
@@ -759,7 +759,7 @@ async fn expressions_are_evaluated_after_the_commit_even_after_a_crash(db: TestD
         "marked at its commit, not before"
     );
     // Another host's sweep.
-    let swept = corral::workflow::evaluator::settle_marked(db.store.as_ref(), at(11.0), at(11.0))
+    let swept = corral::worker::evaluator::settle_marked(db.store.as_ref(), at(11.0), at(11.0))
         .await
         .unwrap();
     assert_eq!(swept, 1);

@@ -4,7 +4,7 @@
 //! marks the run (`workflow_runs.evaluate_since`), commits, and announces
 //! it to this process's evaluator. The evaluator reads the run without a
 //! lock, evaluates on a blocking thread (each expression is bounded by
-//! [`super::expression::MAX_EVALUATION_COST`]), then advances the run in a
+//! [`crate::workflow::expression::MAX_EVALUATION_COST`]), then advances the run in a
 //! short transaction of its own that uses the results. So a tenant's costly
 //! expression never holds a row lock, or SQLite's one writer, that another
 //! tenant's enqueue or outcome waits for.
@@ -22,10 +22,10 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::engine;
-use super::run::RunId;
 use crate::model::Timestamp;
 use crate::store::{Store, StoreError, StoreEvent};
+use crate::workflow::RunId;
+use crate::workflow::engine;
 
 /// A run marked this long ago is taken to be orphaned by a crashed host.
 /// Longer than any healthy host takes to evaluate what it marked.
@@ -41,7 +41,7 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(5);
 /// starts at least one step or ends the run, so a run of `n` steps takes at
 /// most `n` rounds; the bound below only guards against a bug.
 pub async fn settle(store: &dyn Store, run: RunId, now: Timestamp) -> Result<(), StoreError> {
-    for _ in 0..=super::definition::MAX_STEPS {
+    for _ in 0..=crate::workflow::definition::MAX_STEPS {
         let Some(needed) = store.run_evaluations_needed(run).await? else {
             // Not waiting (another host was first, or it was cancelled).
             return Ok(());

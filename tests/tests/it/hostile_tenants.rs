@@ -1433,7 +1433,7 @@ async fn a_costly_expression_fails_its_own_run(db: TestDb) {
     assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
     let mut events = db.store.subscribe();
     let stop = tokio_util::sync::CancellationToken::new();
-    let evaluator = corral::workflow::evaluator::spawn(db.store.clone(), stop.clone());
+    let evaluator = corral::worker::evaluator::spawn(db.store.clone(), stop.clone());
     let started = call(
         &app,
         Method::POST,
@@ -1539,7 +1539,7 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
             .await;
             assert_eq!(started.0, StatusCode::CREATED, "{}", started.1);
             let now = chrono::Utc::now();
-            corral::workflow::evaluator::settle_marked(store.as_ref(), now, now)
+            corral::worker::evaluator::settle_marked(store.as_ref(), now, now)
                 .await
                 .expect("evaluations");
             let id = started.1["id"].as_str().unwrap();
