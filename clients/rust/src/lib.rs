@@ -110,6 +110,32 @@ pub enum JobEvent {
     Progress(Progress),
 }
 
+/// What an answer that is not a success means: the API's
+/// `{"error": {code, message}}` as [`Error::Api`], or, for any other body (a
+/// proxy's page, or not a Corral server), code `unexpected_response` with
+/// the body's start (or the status's reason) as its message.
+pub fn refusal(status: StatusCode, retry_after: Option<u64>, text: &str) -> Error {
+    let (code, message) = match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => (
+            "unexpected_response".to_string(),
+            match text.trim() {
+                "" => status
+                    .canonical_reason()
+                    .unwrap_or("no message")
+                    .to_string(),
+                quoted => quoted.chars().take(QUOTED_BODY_CHARS).collect(),
+            },
+        ),
+    };
+    Error::Api {
+        status,
+        code,
+        message,
+        retry_after,
+    }
+}
+
 /// Limits to upload a plugin with (the server's defaults when none).
 #[derive(Debug, Clone, Default)]
 pub struct UploadLimits {
@@ -186,26 +212,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         let text = response.text().await.unwrap_or_default();
-        let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => (body.error.code, body.error.message),
-            // Not Corral's error shape: a proxy, or not a Corral server.
-            Err(_) => (
-                "unexpected_response".to_string(),
-                match text.trim() {
-                    "" => status
-                        .canonical_reason()
-                        .unwrap_or("no message")
-                        .to_string(),
-                    quoted => quoted.chars().take(QUOTED_BODY_CHARS).collect(),
-                },
-            ),
-        };
-        Err(Error::Api {
-            status,
-            code,
-            message,
-            retry_after,
-        })
+        Err(refusal(status, retry_after, &text))
     }
 
     /// Send a request and read its answer as one of the API's types: any

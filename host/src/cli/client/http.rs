@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use corral_client::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
@@ -13,9 +12,6 @@ use super::ClientOptions;
 /// answer in this time is reported as unreachable instead of hanging the
 /// shell. There is no overall timeout: uploads and event streams are long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Most bytes of an unexpected (non-API) error body quoted in a message.
-const QUOTED_BODY_CHARS: usize = 200;
 
 /// Everything a client command can fail with. Each prints as one line that
 /// names the problem, and exits 2.
@@ -276,33 +272,9 @@ impl Api {
             .then_some("pass --token or set CORRAL_TOKEN")
     }
 
+    /// An answer that is not a success, read as the client crate reads it.
     fn refusal(&self, status: StatusCode, text: &str) -> ClientError {
-        let hint = self.hint(status);
-        match serde_json::from_str::<ErrorBody>(text) {
-            Ok(body) => ClientError::Api {
-                status: status.as_u16(),
-                code: body.error.code,
-                message: body.error.message,
-                hint,
-            },
-            // Not Corral's error shape: a proxy, or not a Corral server.
-            Err(_) => {
-                let quoted: String = text.trim().chars().take(QUOTED_BODY_CHARS).collect();
-                ClientError::Api {
-                    status: status.as_u16(),
-                    code: "unexpected_response".into(),
-                    message: if quoted.is_empty() {
-                        status
-                            .canonical_reason()
-                            .unwrap_or("no message")
-                            .to_string()
-                    } else {
-                        quoted
-                    },
-                    hint: Some("is --server a Corral server?"),
-                }
-            }
-        }
+        self.typed_error(corral_client::refusal(status, None, text))
     }
 }
 
