@@ -91,6 +91,19 @@ impl StoreError {
         }
     }
 
+    /// A tenant the call names is not stored.
+    pub(crate) fn unknown_tenant(tenant: &str) -> StoreError {
+        StoreError::NotFound(format!("tenant `{tenant}` does not exist"))
+    }
+
+    /// A job names a plugin (or a version of it) the tenant does not have.
+    pub(crate) fn unknown_plugin(plugin: &str, version: Option<u32>) -> StoreError {
+        StoreError::UnknownPlugin(match version {
+            Some(v) => format!("plugin `{plugin}` has no version {v}"),
+            None => format!("plugin `{plugin}` does not exist"),
+        })
+    }
+
     /// Stored data that does not read back as it must (`what` names it).
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
         StoreError::Failed(DatabaseError(Box::new(sqlx::Error::Decode(

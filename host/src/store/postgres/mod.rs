@@ -481,10 +481,9 @@ impl Store for PostgresStore {
         .await;
         match inserted {
             Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
-                "tenant `{}` does not exist",
-                key.tenant_id.as_deref().unwrap_or_default()
-            ))),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::unknown_tenant(
+                key.tenant_id.as_deref().unwrap_or_default(),
+            )),
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(format!("key `{}` exists", key.id)))
             }
@@ -634,10 +633,7 @@ impl Store for PostgresStore {
         match inserted {
             Ok(_) => {}
             Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{}` does not exist",
-                    plugin.tenant_id
-                )));
+                return Err(StoreError::unknown_tenant(&plugin.tenant_id));
             }
             Err(e) => return Err(e.into()),
         }
@@ -1185,9 +1181,7 @@ impl Store for PostgresStore {
         .await;
         match taken {
             Ok(done) => Ok(done.rows_affected() == 1),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!(
-                "tenant `{tenant}` does not exist"
-            ))),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::unknown_tenant(tenant)),
             Err(e) => Err(e.into()),
         }
     }
@@ -1532,9 +1526,7 @@ impl PostgresStore {
                 return Err(self.unknown_plugin(tenant, jobs).await);
             }
             Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{tenant}` does not exist"
-                )));
+                return Err(StoreError::unknown_tenant(tenant));
             }
             Err(e) => return Err(e.into()),
         };
@@ -1581,23 +1573,11 @@ impl PostgresStore {
         for job in jobs {
             match self.plugin_get(tenant, &job.plugin, job.version).await {
                 Ok(Some(_)) => continue,
-                Ok(None) => {
-                    return StoreError::UnknownPlugin(unknown_plugin_message(
-                        &job.plugin,
-                        job.version,
-                    ));
-                }
+                Ok(None) => return StoreError::unknown_plugin(&job.plugin, job.version),
                 Err(e) => return e,
             }
         }
-        StoreError::NotFound("a job names a plugin that does not exist".into())
-    }
-}
-
-pub(crate) fn unknown_plugin_message(plugin: &str, version: Option<u32>) -> String {
-    match version {
-        Some(v) => format!("plugin `{plugin}` has no version {v}"),
-        None => format!("plugin `{plugin}` does not exist"),
+        StoreError::UnknownPlugin("a job names a plugin that does not exist".into())
     }
 }
 

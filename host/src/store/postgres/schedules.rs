@@ -242,9 +242,7 @@ impl ScheduleStore for PostgresStore {
         let row = match row {
             Ok(row) => row,
             Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{tenant}` does not exist"
-                )));
+                return Err(StoreError::unknown_tenant(tenant));
             }
             Err(e) => return Err(e.into()),
         };

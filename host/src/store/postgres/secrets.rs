@@ -27,9 +27,7 @@ impl SecretStore for PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         if found.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "tenant `{tenant}` does not exist"
-            )));
+            return Err(StoreError::unknown_tenant(tenant));
         }
         let (others, exists): (i64, bool) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM secrets WHERE tenant_id = $1 AND name <> $2), \

@@ -649,9 +649,7 @@ impl WorkflowStore for PostgresStore {
         match inserted {
             Ok(_) => {}
             Err(e) if super::is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{tenant}` does not exist"
-                )));
+                return Err(StoreError::unknown_tenant(tenant));
             }
             Err(e) if is_unique_violation(&e) => {
                 return Err(StoreError::Conflict(format!(

@@ -30,7 +30,6 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::postgres::unknown_plugin_message;
 use super::request_keys::{RequestKey, StoredKey};
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
@@ -396,9 +395,7 @@ impl Store for SqliteStore {
         if let Some(tenant) = &key.tenant_id
             && self.tenant_get(tenant).await?.is_none()
         {
-            return Err(StoreError::NotFound(format!(
-                "tenant `{tenant}` does not exist"
-            )));
+            return Err(StoreError::unknown_tenant(tenant));
         }
         let inserted = sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, secret_hash, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -504,10 +501,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         if tenant_exists.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "tenant `{}` does not exist",
-                plugin.tenant_id
-            )));
+            return Err(StoreError::unknown_tenant(&plugin.tenant_id));
         }
         sqlx::query(
             // Restores bytes a delete collected (see plugin_delete).
@@ -1133,9 +1127,9 @@ impl Store for SqliteStore {
         .await;
         match taken {
             Ok(done) => Ok(done.rows_affected() == 1),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(
-                StoreError::NotFound(format!("tenant `{tenant}` does not exist")),
-            ),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::unknown_tenant(tenant))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -1478,9 +1472,7 @@ async fn insert_jobs(
         .fetch_optional(&mut *conn)
         .await?;
     if tenant_exists.is_none() {
-        return Err(StoreError::NotFound(format!(
-            "tenant `{tenant}` does not exist"
-        )));
+        return Err(StoreError::unknown_tenant(tenant));
     }
     // Resolve each distinct plugin (and version) once, then insert the
     // whole batch in one statement.
@@ -1491,9 +1483,7 @@ async fn insert_jobs(
         {
             let found = plugin_version(&mut *conn, tenant, &job.plugin, job.version)
                 .await?
-                .ok_or_else(|| {
-                    StoreError::UnknownPlugin(unknown_plugin_message(&job.plugin, job.version))
-                })?;
+                .ok_or_else(|| StoreError::unknown_plugin(&job.plugin, job.version))?;
             slot.insert(found);
         }
     }

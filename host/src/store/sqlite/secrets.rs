@@ -31,9 +31,7 @@ impl SecretStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         if tenants == 0 {
-            return Err(StoreError::NotFound(format!(
-                "tenant `{tenant}` does not exist"
-            )));
+            return Err(StoreError::unknown_tenant(tenant));
         }
         let exists = exists != 0;
         if !exists {

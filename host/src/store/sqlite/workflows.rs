@@ -616,9 +616,7 @@ impl WorkflowStore for SqliteStore {
         match inserted {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                return Err(StoreError::NotFound(format!(
-                    "tenant `{tenant}` does not exist"
-                )));
+                return Err(StoreError::unknown_tenant(tenant));
             }
             Err(e) => return Err(e.into()),
         }
