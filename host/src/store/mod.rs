@@ -127,8 +127,14 @@ impl From<sqlx::Error> for StoreError {
                     .code()
                     .and_then(|code| code.parse::<i32>().ok())
                     .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
-                // PostgreSQL's serialization failure and deadlock.
-                None => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+                // PostgreSQL's serialization failure and deadlock, a lost
+                // connection (class 08), too many connections or too little
+                // memory (class 53), and a server shutting down or starting.
+                None => db.code().is_some_and(|code| {
+                    matches!(&*code, "40001" | "40P01" | "57P01" | "57P02" | "57P03")
+                        || code.starts_with("08")
+                        || code.starts_with("53")
+                }),
             },
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
