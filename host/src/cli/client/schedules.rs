@@ -1,7 +1,7 @@
 //! `corral schedule …`: apply a definition file, list, show, pause, resume,
 //! delete.
 
-use corral_client::api::{Schedule, ScheduleList, Target};
+use corral_client::api::{Schedule, ScheduleList, Target, TargetKind};
 use reqwest::{Method, StatusCode};
 
 use super::http::{Answer, Api, ClientError};
@@ -82,9 +82,11 @@ pub async fn run(options: &ClientOptions, command: ScheduleCommand) -> Result<i3
 
 /// `plugin echo v2` / `workflow nightly`.
 fn target(target: &Target) -> String {
-    let (kind, name) = match (&target.plugin, &target.workflow) {
-        (Some(plugin), _) => ("plugin", plugin.as_str()),
-        (None, workflow) => ("workflow", workflow.as_deref().unwrap_or("-")),
+    let (kind, name) = match target.kind() {
+        Ok(TargetKind::Plugin(name)) => ("plugin", name),
+        Ok(TargetKind::Workflow(name)) => ("workflow", name),
+        // The server stores only targets with exactly one of the two.
+        Err(_) => ("target", "-"),
     };
     match target.version {
         Some(v) => format!("{kind} {name} v{v}"),
