@@ -343,17 +343,11 @@ fn print_job(options: &ClientOptions, job: &Job) {
         pairs.push(("replay_of", replay_of.to_string()));
     }
     pairs.extend([
-        ("input", raw(job.input.as_deref())),
-        ("result", raw(job.result.as_deref())),
+        ("input", show(&job.input)),
+        ("result", show(&job.result)),
         ("error", show(&job.error)),
     ]);
     output::fields(&pairs);
-}
-
-/// JSON a job carries (input, result) as a cell: compact, or `-`.
-fn raw(json: Option<&RawValue>) -> String {
-    json.map(|raw| output::cell(&serde_json::from_str(raw.get()).unwrap_or_default()))
-        .unwrap_or_else(|| "-".into())
 }
 
 fn print_jobs(jobs: &[Job]) {
