@@ -41,7 +41,7 @@ pub enum SecretError {
 }
 
 /// A value as stored: ciphertext (with its tag), nonce, and which key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Sealed {
     pub ciphertext: Vec<u8>,
     pub nonce: Vec<u8>,

@@ -5,6 +5,7 @@
 //!
 //! Every method that compares times takes `now`, so tests control the clock.
 
+pub(crate) mod codec;
 pub mod postgres;
 pub mod request_keys;
 pub mod schedules;

@@ -27,8 +27,10 @@
 //!   version `FOR SHARE`. Whichever comes second waits for the first, then
 //!   sees its outcome: no job is ever pinned to a deleted version.
 
+mod dialect;
 mod schedules;
-mod secrets;
+#[path = "../sql/mod.rs"]
+mod sql;
 mod workflows;
 
 use std::time::Duration;
@@ -86,7 +88,25 @@ impl Drop for PostgresStore {
     }
 }
 
+/// What `sql/` calls this backend's database and store.
+type Db = Postgres;
+type Here = PostgresStore;
+
 impl PostgresStore {
+    /// Reads and writes share one pool.
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Tell this process's subscribers (see [`dialect::announced_here`]).
+    fn announce(&self, event: StoreEvent) {
+        let _ = self.events.send(event);
+    }
+
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)

@@ -13,8 +13,10 @@
 //!
 //! Wake-ups are in-process: the store itself announces what it wrote.
 
+mod dialect;
 mod schedules;
-mod secrets;
+#[path = "../sql/mod.rs"]
+mod sql;
 mod workflows;
 
 use std::collections::HashMap;
@@ -183,7 +185,21 @@ fn plugin_from_row(row: &SqliteRow) -> Result<PluginVersion, sqlx::Error> {
     })
 }
 
+/// What `sql/` calls this backend's database and store.
+type Db = Sqlite;
+type Here = SqliteStore;
+
 impl SqliteStore {
+    /// The WAL readers: reads never wait for the writer.
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The one writer connection.
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

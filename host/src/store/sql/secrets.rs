@@ -1,16 +1,32 @@
-//! Tenant secrets on PostgreSQL (sealed values only).
+//! Tenant secrets (sealed values only; see [`crate::store::secrets`]).
 
 use async_trait::async_trait;
-use sqlx::Row;
 
-use super::PostgresStore;
+use super::super::{Here, dialect};
+use super::Tx;
 use crate::model::Timestamp;
 use crate::secrets::{MAX_SECRETS_PER_TENANT, Sealed};
+use crate::store::codec::{At, List};
 use crate::store::secrets::{SecretInfo, SecretStore};
 use crate::store::{StoreError, within_quota};
 
+#[derive(sqlx::FromRow)]
+struct Listed {
+    name: String,
+    created_at: At,
+    updated_at: At,
+}
+
+#[derive(sqlx::FromRow)]
+struct Named {
+    tenant_id: String,
+    name: String,
+    #[sqlx(flatten)]
+    sealed: Sealed,
+}
+
 #[async_trait]
-impl SecretStore for PostgresStore {
+impl SecretStore for Here {
     async fn secret_put(
         &self,
         tenant: &str,
@@ -19,13 +35,15 @@ impl SecretStore for PostgresStore {
         now: Timestamp,
     ) -> Result<(SecretInfo, bool), StoreError> {
         let now = crate::store::stored_time(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Tx::begin(self).await?;
         // The tenant's row serializes its puts, so the quota holds.
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
-                .bind(tenant)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let found: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM tenants WHERE id = $1 {}",
+            dialect::FOR_UPDATE
+        ))
+        .bind(tenant)
+        .fetch_optional(tx.conn())
+        .await?;
         if found.is_none() {
             return Err(StoreError::unknown_tenant(tenant));
         }
@@ -35,7 +53,7 @@ impl SecretStore for PostgresStore {
         )
         .bind(tenant)
         .bind(name)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
         if !exists {
             within_quota(
@@ -45,7 +63,7 @@ impl SecretStore for PostgresStore {
                 Some(MAX_SECRETS_PER_TENANT as i64),
             )?;
         }
-        let row = sqlx::query(
+        let created_at: At = sqlx::query_scalar(
             "INSERT INTO secrets (tenant_id, name, ciphertext, nonce, key_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, \
@@ -57,43 +75,40 @@ impl SecretStore for PostgresStore {
         .bind(&sealed.ciphertext)
         .bind(&sealed.nonce)
         .bind(&sealed.key_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .bind(At(now))
+        .fetch_one(tx.conn())
         .await?;
         tx.commit().await?;
-        Ok((
-            SecretInfo {
-                name: name.to_string(),
-                created_at: row.try_get("created_at")?,
-                updated_at: now,
-            },
-            !exists,
-        ))
+        let info = SecretInfo {
+            name: name.to_string(),
+            created_at: created_at.0,
+            updated_at: now,
+        };
+        Ok((info, !exists))
     }
 
     async fn secret_list(&self, tenant: &str) -> Result<Vec<SecretInfo>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<Listed> = sqlx::query_as(
             "SELECT name, created_at, updated_at FROM secrets WHERE tenant_id = $1 ORDER BY name",
         )
         .bind(tenant)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SecretInfo {
-                    name: row.try_get("name")?,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|row| SecretInfo {
+                name: row.name,
+                created_at: row.created_at.0,
+                updated_at: row.updated_at.0,
             })
-            .collect()
+            .collect())
     }
 
     async fn secret_delete(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
             .bind(tenant)
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?
             .rows_affected();
         Ok(deleted > 0)
@@ -104,25 +119,16 @@ impl SecretStore for PostgresStore {
         tenant: &str,
         names: &[String],
     ) -> Result<Vec<(String, Sealed)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, ciphertext, nonce, key_id FROM secrets WHERE tenant_id = $1 AND name = ANY($2)",
-        )
+        let rows: Vec<Named> = sqlx::query_as(&format!(
+            "SELECT tenant_id, name, ciphertext, nonce, key_id FROM secrets \
+             WHERE tenant_id = $1 AND {}",
+            dialect::any("name", 2)
+        ))
         .bind(tenant)
-        .bind(names)
-        .fetch_all(&self.pool)
+        .bind(List(names))
+        .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("name")?,
-                    Sealed {
-                        ciphertext: row.try_get("ciphertext")?,
-                        nonce: row.try_get("nonce")?,
-                        key_id: row.try_get("key_id")?,
-                    },
-                ))
-            })
-            .collect()
+        Ok(rows.into_iter().map(|r| (r.name, r.sealed)).collect())
     }
 
     async fn secrets_sealed_elsewhere(
@@ -131,7 +137,7 @@ impl SecretStore for PostgresStore {
         after: (&str, &str),
         limit: u32,
     ) -> Result<Vec<(String, String, Sealed)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<Named> = sqlx::query_as(
             "SELECT tenant_id, name, ciphertext, nonce, key_id FROM secrets \
              WHERE key_id <> $1 AND (tenant_id, name) > ($2, $3) \
              ORDER BY tenant_id, name LIMIT $4",
@@ -140,21 +146,12 @@ impl SecretStore for PostgresStore {
         .bind(after.0)
         .bind(after.1)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("tenant_id")?,
-                    row.try_get("name")?,
-                    Sealed {
-                        ciphertext: row.try_get("ciphertext")?,
-                        nonce: row.try_get("nonce")?,
-                        key_id: row.try_get("key_id")?,
-                    },
-                ))
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.tenant_id, r.name, r.sealed))
+            .collect())
     }
 
     async fn secret_reseal(
@@ -174,7 +171,7 @@ impl SecretStore for PostgresStore {
         .bind(&new.ciphertext)
         .bind(&new.nonce)
         .bind(&new.key_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?
         .rows_affected();
         Ok(replaced > 0)

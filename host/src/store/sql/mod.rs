@@ -1,0 +1,78 @@
+//! The statements and flows of the store, written once and compiled once
+//! per dialect: `postgres/mod.rs` and `sqlite/mod.rs` each include this
+//! module (`#[path]`), so here `super` is the backend, which provides
+//! - `Db` (its `sqlx::Database`) and `Here` (its store, with `reader()`
+//!   and `writer()` pools: one pool on PostgreSQL, the WAL readers and the
+//!   one writer on SQLite);
+//! - `dialect`: the fragments whose SQL differs (row locks, list
+//!   membership, JSON paths) and the operations whose statements differ
+//!   (claims, batched writes, notifications).
+//!
+//! Why compiled twice rather than generic over `sqlx::Database`: every
+//! generic statement needs `Encode`/`Type`/`Executor` bounds that Rust
+//! cannot bundle into one trait (bounds on other types are not implied),
+//! so each function would repeat a dozen of them. Here each copy is
+//! checked against its backend's concrete types, and a dialect that lacks
+//! an item fails to compile.
+//!
+//! Statements use PostgreSQL's `$n` placeholders, which SQLite binds by
+//! number too; values go through [`crate::store::codec`].
+
+pub(super) mod secrets;
+
+use sqlx::Database;
+
+use super::{Db, Here, dialect};
+use crate::store::{StoreError, StoreEvent};
+
+/// A connection of this backend (a pooled one or a transaction's).
+pub(super) type Conn = <Db as Database>::Connection;
+
+/// A write transaction that announces what it changed once it commits:
+/// flows call [`Tx::announce`] wherever a state changes, and the dialect
+/// decides how each event travels (PostgreSQL: `NOTIFY` sent in the
+/// transaction, or its triggers; SQLite: the store's channel after the
+/// commit). No signature carries events.
+pub(super) struct Tx<'s> {
+    tx: sqlx::Transaction<'static, Db>,
+    events: Vec<StoreEvent>,
+    store: &'s Here,
+}
+
+impl<'s> Tx<'s> {
+    /// Begin on the store's writer.
+    pub(super) async fn begin(store: &'s Here) -> Result<Tx<'s>, StoreError> {
+        Ok(Tx {
+            tx: store.writer().begin().await?,
+            events: Vec::new(),
+            store,
+        })
+    }
+
+    /// The transaction's connection.
+    pub(super) fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    /// Announce `event` once this transaction commits (never if it does not).
+    pub(super) fn announce(&mut self, event: StoreEvent) {
+        self.events.push(event);
+    }
+
+    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        dialect::notify(&mut self.tx, &self.events).await?;
+        self.tx.commit().await?;
+        for event in self.events {
+            if dialect::announced_here(&event) {
+                self.store.announce(event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Give up: nothing is written, nothing announced.
+    pub(super) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! What SQLite says differently: the items `sql/` asks of a dialect.
+
+use sqlx::SqliteConnection;
+
+use crate::store::{StoreError, StoreEvent};
+
+/// No row locks: the one writer connection serializes every write
+/// transaction, so what it reads cannot change under it.
+pub(crate) const FOR_UPDATE: &str = "";
+pub(crate) const FOR_SHARE: &str = "";
+
+/// `column` is one of the [`crate::store::codec::List`] bound as `$n` (a
+/// JSON array).
+pub(crate) fn any(column: &str, n: u8) -> String {
+    format!("{column} IN (SELECT value FROM json_each(${n}))")
+}
+
+/// Nothing goes through the database: events are in-process.
+pub(crate) async fn notify(
+    _conn: &mut SqliteConnection,
+    _events: &[StoreEvent],
+) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Every event is announced by this process after the commit.
+pub(crate) fn announced_here(_event: &StoreEvent) -> bool {
+    true
+}
