@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use super::{CANCEL_CHANNEL, RUN_CHANNEL};
+use super::{CANCEL_CHANNEL, JOBS_CHANNEL, RUN_CHANNEL};
 use crate::store::{StoreError, StoreEvent};
 
 /// Locks the rows a statement reads until the transaction ends.
@@ -17,9 +17,10 @@ pub(crate) fn any(column: &str, n: u8) -> String {
 }
 
 /// Send, inside the transaction (so listeners hear them at its commit, on
-/// every host), the events no trigger announces: cancel requests and
-/// finished runs. Jobs inserted and jobs changing state are announced by
-/// the `jobs` triggers.
+/// every host), the events no trigger announces: jobs made claimable,
+/// cancel requests and finished runs (PostgreSQL folds a transaction's
+/// identical notifications into one). Jobs changing state are announced by
+/// the `jobs` trigger.
 pub(crate) async fn notify(
     conn: &mut PgConnection,
     events: &[StoreEvent],
@@ -27,6 +28,7 @@ pub(crate) async fn notify(
     let (mut channels, mut payloads) = (Vec::new(), Vec::new());
     for event in events {
         let (channel, payload) = match event {
+            StoreEvent::JobsAvailable => (JOBS_CHANNEL, String::new()),
             StoreEvent::CancelRequested(id) => (CANCEL_CHANNEL, id.to_string()),
             StoreEvent::RunState(id, state) => (RUN_CHANNEL, format!("{id} {}", state.as_str())),
             _ => continue,
@@ -49,4 +51,29 @@ pub(crate) async fn notify(
 /// rest comes back through `LISTEN`.
 pub(crate) fn announced_here(event: &StoreEvent) -> bool {
     matches!(event, StoreEvent::RunAwaitsEvaluation(_))
+}
+
+/// Skips the rows other transactions hold (hosts share due work).
+pub(crate) const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+/// Locks the row of `workflow_runs r` only, not of what it joins.
+pub(crate) const FOR_UPDATE_OF_R: &str = "FOR UPDATE OF r";
+
+/// The bytes of a JSON column's text.
+pub(crate) fn json_bytes(column: &str) -> String {
+    format!("octet_length({column}::text)")
+}
+
+/// Element `$n` (an `int4`) of a JSON array column.
+pub(crate) fn json_element(column: &str, n: u8) -> String {
+    format!("({column} -> ${n})")
+}
+
+/// Serialize the transactions that take this name until they end (a
+/// transaction-scoped advisory lock on its hash).
+pub(crate) async fn lock_name(conn: &mut PgConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -28,10 +28,8 @@
 //!   sees its outcome: no job is ever pinned to a deleted version.
 
 mod dialect;
-mod schedules;
 #[path = "../sql/mod.rs"]
 mod sql;
-mod workflows;
 
 use std::time::Duration;
 
@@ -42,7 +40,8 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::request_keys::{RequestKey, StoredKey};
+use super::codec::Id;
+use super::request_keys::RequestKey;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
@@ -120,13 +119,6 @@ impl PostgresStore {
             events,
             listener,
         })
-    }
-
-    /// Tell this process's evaluator about runs its commit left waiting.
-    fn announce_awaiting(&self, runs: &[crate::workflow::RunId]) {
-        for &run in runs {
-            let _ = self.events.send(StoreEvent::RunAwaitsEvaluation(run));
-        }
     }
 }
 
@@ -855,7 +847,7 @@ impl Store for PostgresStore {
                 .insert_jobs(&mut *self.pool.acquire().await?, tenant, jobs, now)
                 .await;
         };
-        if let Some(stored) = request_key_find(&self.pool, tenant, key).await? {
+        if let Some(stored) = sql::request_keys::find(&self.pool, tenant, key).await? {
             return Ok(request_keys::replayed_jobs(key.replay(stored)?));
         }
         // The key is written in the jobs' transaction: a concurrent request
@@ -863,9 +855,9 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let inserted = self.insert_jobs(&mut tx, tenant, jobs, now).await?;
         let answer = request_keys::answer(inserted.iter().map(|i| i.id));
-        if !request_key_put(&mut tx, tenant, key, &answer, now).await? {
+        if !sql::request_keys::put(&mut tx, tenant, key, &answer, now).await? {
             tx.rollback().await?;
-            let stored = request_key_find(&self.pool, tenant, key)
+            let stored = sql::request_keys::find(&self.pool, tenant, key)
                 .await?
                 .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
             return Ok(request_keys::replayed_jobs(key.replay(stored)?));
@@ -1130,13 +1122,13 @@ impl Store for PostgresStore {
                 .map(|f| f.attempt.finished_at)
                 .max()
                 .unwrap_or_else(chrono::Utc::now);
-            let mut tx = self.pool.begin().await?;
-            workflows::lock_runs(&mut tx, &runs).await?;
-            let applied = statement.fetch_all(&mut *tx).await?;
-            let done = workflows::finished_step_jobs(&mut tx, &applied).await?;
-            let awaiting = workflows::advance_runs(&mut tx, done, now).await?;
+            let mut tx = sql::Tx::begin(self).await?;
+            sql::workflows::lock_runs(&mut tx, &runs).await?;
+            let applied = statement.fetch_all(tx.conn()).await?;
+            let ids: Vec<Id> = applied.iter().copied().map(Id).collect();
+            let done = sql::workflows::finished_step_jobs(tx.conn(), &ids).await?;
+            sql::workflows::advance_runs(&mut tx, done, now).await?;
             tx.commit().await?;
-            self.announce_awaiting(&awaiting);
             applied
         };
         let applied: std::collections::HashSet<Uuid> = applied.into_iter().collect();
@@ -1276,9 +1268,9 @@ impl Store for PostgresStore {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = sql::Tx::begin(self).await?;
         if let Some(Some(run)) = run {
-            workflows::lock_runs(&mut tx, &[run]).await?;
+            sql::workflows::lock_runs(&mut tx, &[run]).await?;
         }
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET \
@@ -1292,30 +1284,24 @@ impl Store for PostgresStore {
         .bind(tenant)
         .bind(id)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         match state.as_deref() {
             Some("running") => {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CANCEL_CHANNEL)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                tx.announce(StoreEvent::CancelRequested(id));
                 tx.commit().await?;
                 Ok(CancelResult::Requested)
             }
             Some(_) => {
-                let mut awaiting = Vec::new();
                 if matches!(run, Some(Some(_))) {
-                    let done = workflows::finished_step_jobs(&mut tx, &[id]).await?;
-                    awaiting = workflows::advance_runs(&mut tx, done, now).await?;
+                    let done = sql::workflows::finished_step_jobs(tx.conn(), &[Id(id)]).await?;
+                    sql::workflows::advance_runs(&mut tx, done, now).await?;
                 }
                 tx.commit().await?;
-                self.announce_awaiting(&awaiting);
                 Ok(CancelResult::Cancelled)
             }
             None => {
-                drop(tx);
+                tx.rollback().await?;
                 let exists: Option<i32> =
                     sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant)
@@ -1615,99 +1601,4 @@ async fn plugin_latest(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.as_ref().map(plugin_from_row).transpose()?)
-}
-
-/// What `tenant` may still queue now (its quotas and this minute's count,
-/// with the jobs this transaction has created so far in `pending`): one row
-/// each, so a run's advance does not count its tenant's jobs.
-pub(super) async fn job_room(
-    conn: &mut sqlx::PgConnection,
-    tenant: &str,
-    now: Timestamp,
-    pending: &super::workflows::JobCharges,
-) -> Result<crate::workflow::engine::JobRoom, StoreError> {
-    let (max_queued, per_minute, used): (i64, i32, i64) = sqlx::query_as(
-        "SELECT t.max_queued_jobs, t.enqueue_per_minute, \
-                COALESCE((SELECT r.jobs FROM tenant_enqueue_rate r \
-                          WHERE r.tenant_id = t.id AND r.window_start = $2), 0) \
-         FROM tenants t WHERE t.id = $1",
-    )
-    .bind(tenant)
-    .bind(rate_window(now))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(crate::workflow::engine::JobRoom {
-        max_queued_jobs: to_u64(max_queued),
-        enqueue_per_minute: to_u64(i64::from(per_minute)),
-        enqueued_this_minute: to_u64(used).saturating_add(pending.of(tenant)),
-    })
-}
-
-/// Count jobs that runs and ticks created against their tenants'
-/// `enqueue_per_minute` (past it if need be: they are created already), in
-/// tenant order: see [`super::workflows::JobCharges`].
-pub(super) async fn charge_rates(
-    conn: &mut sqlx::PgConnection,
-    charges: &super::workflows::JobCharges,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    for (tenant, jobs) in charges.iter() {
-        sqlx::query(
-            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
-                 jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
-                             ELSE EXCLUDED.jobs END",
-        )
-        .bind(tenant)
-        .bind(rate_window(now))
-        .bind(to_i64(jobs))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The row of a tenant's idempotency key, if the key was used.
-pub(super) async fn request_key_find(
-    pool: &PgPool,
-    tenant: &str,
-    key: &RequestKey,
-) -> Result<Option<StoredKey>, StoreError> {
-    let row = sqlx::query(
-        "SELECT fingerprint, answer::text FROM request_keys WHERE tenant_id = $1 AND key = $2",
-    )
-    .bind(tenant)
-    .bind(key.key())
-    .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some(row) => Some(StoredKey {
-            fingerprint: row.try_get(0)?,
-            answer: row.try_get(1)?,
-        }),
-        None => None,
-    })
-}
-
-/// Store a key with its answer; false when another request took it first.
-pub(super) async fn request_key_put(
-    conn: &mut sqlx::PgConnection,
-    tenant: &str,
-    key: &RequestKey,
-    answer: &str,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO request_keys (tenant_id, key, fingerprint, answer, created_at) \
-         VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(key.key())
-    .bind(key.fingerprint())
-    .bind(answer)
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
 }

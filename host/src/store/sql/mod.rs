@@ -18,7 +18,11 @@
 //! Statements use PostgreSQL's `$n` placeholders, which SQLite binds by
 //! number too; values go through [`crate::store::codec`].
 
+pub(super) mod quotas;
+pub(super) mod request_keys;
+pub(super) mod schedules;
 pub(super) mod secrets;
+pub(super) mod workflows;
 
 use sqlx::Database;
 
@@ -27,6 +31,9 @@ use crate::store::{StoreError, StoreEvent};
 
 /// A connection of this backend (a pooled one or a transaction's).
 pub(super) type Conn = <Db as Database>::Connection;
+
+/// A point in a [`Tx`]: the events announced before it.
+pub(super) struct Savepoint(usize);
 
 /// A write transaction that announces what it changed once it commits:
 /// flows call [`Tx::announce`] wherever a state changes, and the dialect
@@ -67,6 +74,33 @@ impl<'s> Tx<'s> {
                 self.store.announce(event);
             }
         }
+        Ok(())
+    }
+
+    /// Mark a point to return to ([`Tx::rollback_to`]) without losing the
+    /// rest of the transaction.
+    pub(super) async fn savepoint(&mut self) -> Result<Savepoint, StoreError> {
+        sqlx::query("SAVEPOINT corral").execute(self.conn()).await?;
+        Ok(Savepoint(self.events.len()))
+    }
+
+    /// Keep what was done since the savepoint.
+    pub(super) async fn release(&mut self, _point: Savepoint) -> Result<(), StoreError> {
+        sqlx::query("RELEASE SAVEPOINT corral")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Undo what was done since the savepoint, its events included.
+    pub(super) async fn rollback_to(&mut self, point: Savepoint) -> Result<(), StoreError> {
+        sqlx::query("ROLLBACK TO SAVEPOINT corral")
+            .execute(self.conn())
+            .await?;
+        sqlx::query("RELEASE SAVEPOINT corral")
+            .execute(self.conn())
+            .await?;
+        self.events.truncate(point.0);
         Ok(())
     }
 

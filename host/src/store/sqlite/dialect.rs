@@ -27,3 +27,21 @@ pub(crate) async fn notify(
 pub(crate) fn announced_here(_event: &StoreEvent) -> bool {
     true
 }
+
+pub(crate) const SKIP_LOCKED: &str = "";
+pub(crate) const FOR_UPDATE_OF_R: &str = "";
+
+/// The bytes of a JSON column's text.
+pub(crate) fn json_bytes(column: &str) -> String {
+    format!("length(CAST({column} AS BLOB))")
+}
+
+/// Element `$n` of a JSON array column.
+pub(crate) fn json_element(column: &str, n: u8) -> String {
+    format!("({column} -> ('$[' || ${n} || ']'))")
+}
+
+/// Nothing to take: the one writer already serializes write transactions.
+pub(crate) async fn lock_name(_conn: &mut SqliteConnection, _name: &str) -> Result<(), StoreError> {
+    Ok(())
+}

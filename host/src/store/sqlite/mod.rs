@@ -14,10 +14,8 @@
 //! Wake-ups are in-process: the store itself announces what it wrote.
 
 mod dialect;
-mod schedules;
 #[path = "../sql/mod.rs"]
 mod sql;
-mod workflows;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -32,7 +30,8 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::request_keys::{RequestKey, StoredKey};
+use super::codec::Id;
+use super::request_keys::RequestKey;
 use super::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, MAX_QUEUES_REPORTED, NewPlugin, PluginDelete, Store, StoreError, StoreEvent,
@@ -739,7 +738,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         if let Some(key) = key
-            && let Some(stored) = request_key_find(&self.reader, tenant, key).await?
+            && let Some(stored) = sql::request_keys::find(&self.reader, tenant, key).await?
         {
             return Ok(request_keys::replayed_jobs(key.replay(stored)?));
         }
@@ -747,10 +746,10 @@ impl Store for SqliteStore {
         let inserted = insert_jobs(&mut tx, tenant, jobs, now).await?;
         if let Some(key) = key {
             let answer = request_keys::answer(inserted.iter().map(|i| i.id));
-            if !request_key_put(&mut tx, tenant, key, &answer, now).await? {
+            if !sql::request_keys::put(&mut tx, tenant, key, &answer, now).await? {
                 // Another request took the key since it was looked up.
                 tx.rollback().await?;
-                let stored = request_key_find(&self.reader, tenant, key)
+                let stored = sql::request_keys::find(&self.reader, tenant, key)
                     .await?
                     .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
                 return Ok(request_keys::replayed_jobs(key.replay(stored)?));
@@ -1007,7 +1006,7 @@ impl Store for SqliteStore {
             })
             .collect();
         let batch = serde_json::Value::Array(rows).to_string();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = sql::Tx::begin(self).await?;
         let updated = sqlx::query(
             "WITH u AS (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, \
                     json_extract(value, '$.state') AS state, json_extract(value, '$.result') AS result, \
@@ -1029,7 +1028,7 @@ impl Store for SqliteStore {
              RETURNING jobs.id, jobs.state",
         )
         .bind(&batch)
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.conn())
         .await?;
         let mut changed = Vec::with_capacity(updated.len());
         for row in &updated {
@@ -1059,28 +1058,24 @@ impl Store for SqliteStore {
         )
         .bind(&batch)
         .bind(applied_ids)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
+        let applied: std::collections::HashSet<JobId> = changed.iter().map(|(id, _)| *id).collect();
+        for (id, state) in &changed {
+            tx.announce(StoreEvent::JobState(*id, *state));
+        }
         // Workflow steps: advance their runs in the same transaction.
-        let mut events = Vec::new();
         if finishes.iter().any(|f| f.workflow_run_id.is_some()) {
             let now = finishes
                 .iter()
                 .map(|f| f.attempt.finished_at)
                 .max()
                 .unwrap_or_else(chrono::Utc::now);
-            let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-            let done = workflows::finished_step_jobs(&mut tx, &ids).await?;
-            events = workflows::advance_runs(&mut tx, done, now).await?;
+            let ids: Vec<Id> = changed.iter().map(|(id, _)| Id(*id)).collect();
+            let done = sql::workflows::finished_step_jobs(tx.conn(), &ids).await?;
+            sql::workflows::advance_runs(&mut tx, done, now).await?;
         }
         tx.commit().await?;
-        let applied: std::collections::HashSet<JobId> = changed.iter().map(|(id, _)| *id).collect();
-        for (id, state) in changed {
-            self.announce(StoreEvent::JobState(id, state));
-        }
-        for event in events {
-            self.announce(event);
-        }
         Ok(finishes
             .iter()
             .map(|f| applied.contains(&f.job_id))
@@ -1210,7 +1205,7 @@ impl Store for SqliteStore {
         id: JobId,
         now: Timestamp,
     ) -> Result<CancelResult, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = sql::Tx::begin(self).await?;
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET \
                 state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
@@ -1223,27 +1218,24 @@ impl Store for SqliteStore {
         .bind(tenant)
         .bind(id.to_string())
         .bind(micros(now))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         match state.as_deref() {
             Some("running") => {
+                tx.announce(StoreEvent::CancelRequested(id));
                 tx.commit().await?;
-                self.announce(StoreEvent::CancelRequested(id));
                 Ok(CancelResult::Requested)
             }
             Some(_) => {
                 // A workflow step's job: its run goes on without it.
-                let done = workflows::finished_step_jobs(&mut tx, &[id]).await?;
-                let events = workflows::advance_runs(&mut tx, done, now).await?;
+                tx.announce(StoreEvent::JobState(id, JobState::Cancelled));
+                let done = sql::workflows::finished_step_jobs(tx.conn(), &[Id(id)]).await?;
+                sql::workflows::advance_runs(&mut tx, done, now).await?;
                 tx.commit().await?;
-                self.announce(StoreEvent::JobState(id, JobState::Cancelled));
-                for event in events {
-                    self.announce(event);
-                }
                 Ok(CancelResult::Cancelled)
             }
             None => {
-                drop(tx);
+                tx.rollback().await?;
                 let exists: Option<i64> =
                     sqlx::query_scalar("SELECT 1 FROM jobs WHERE tenant_id = ?1 AND id = ?2")
                         .bind(tenant)
@@ -1428,54 +1420,6 @@ struct PluginRow {
     max_http_response_bytes: i64,
 }
 
-/// What `tenant` may still queue now (its quotas and this minute's count,
-/// with the jobs this transaction has created so far in `pending`).
-pub(super) async fn job_room(
-    conn: &mut sqlx::SqliteConnection,
-    tenant: &str,
-    now: Timestamp,
-    pending: &super::workflows::JobCharges,
-) -> Result<crate::workflow::engine::JobRoom, StoreError> {
-    let (max_queued, per_minute, used): (i64, i64, i64) = sqlx::query_as(
-        "SELECT t.max_queued_jobs, t.enqueue_per_minute, \
-                COALESCE((SELECT r.jobs FROM tenant_enqueue_rate r \
-                          WHERE r.tenant_id = t.id AND r.window_start = ?2), 0) \
-         FROM tenants t WHERE t.id = ?1",
-    )
-    .bind(tenant)
-    .bind(micros(rate_window(now)))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(crate::workflow::engine::JobRoom {
-        max_queued_jobs: to_u64(max_queued),
-        enqueue_per_minute: to_u64(per_minute),
-        enqueued_this_minute: to_u64(used).saturating_add(pending.of(tenant)),
-    })
-}
-
-/// Count jobs that runs and ticks created against their tenants'
-/// `enqueue_per_minute` (past it if need be: they are created already).
-pub(super) async fn charge_rates(
-    conn: &mut sqlx::SqliteConnection,
-    charges: &super::workflows::JobCharges,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    for (tenant, jobs) in charges.iter() {
-        sqlx::query(
-            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (tenant_id) DO UPDATE SET window_start = excluded.window_start, \
-                 jobs = CASE WHEN r.window_start = excluded.window_start THEN r.jobs + excluded.jobs \
-                             ELSE excluded.jobs END",
-        )
-        .bind(tenant)
-        .bind(micros(rate_window(now)))
-        .bind(to_i64(jobs))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Insert checked jobs in one statement on `conn`, pinning each to a plugin version.
 async fn insert_jobs(
     conn: &mut SqliteConnection,
@@ -1568,49 +1512,4 @@ async fn insert_jobs(
         out.push(Inserted { id, created: false });
     }
     Ok(out)
-}
-
-/// The row of a tenant's idempotency key, if the key was used.
-pub(super) async fn request_key_find(
-    pool: &SqlitePool,
-    tenant: &str,
-    key: &RequestKey,
-) -> Result<Option<StoredKey>, StoreError> {
-    let row = sqlx::query(
-        "SELECT fingerprint, answer FROM request_keys WHERE tenant_id = ?1 AND key = ?2",
-    )
-    .bind(tenant)
-    .bind(key.key())
-    .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some(row) => Some(StoredKey {
-            fingerprint: row.try_get(0)?,
-            answer: row.try_get(1)?,
-        }),
-        None => None,
-    })
-}
-
-/// Store a key with its answer; false when another request took it first.
-pub(super) async fn request_key_put(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    key: &RequestKey,
-    answer: &str,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO request_keys (tenant_id, key, fingerprint, answer, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(key.key())
-    .bind(key.fingerprint())
-    .bind(answer)
-    .bind(micros(now))
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
 }

@@ -1,67 +1,100 @@
-//! Cron schedules on PostgreSQL.
+//! Cron schedules, written once.
 //!
-//! Firing: one transaction per pass claims due schedules `FOR UPDATE SKIP
-//! LOCKED` (so hosts firing at once share the work instead of waiting on
-//! each other), inserts one `schedule_ticks` row per tick (`ON CONFLICT DO
-//! NOTHING`: the row's key, schedule and tick, is what makes a tick fire
-//! exactly once, whatever the number of hosts and however often they try),
-//! and enqueues the tick's job or starts its run in the same transaction.
-//! A target that cannot be started (its plugin deleted, the queue full)
-//! rolls back to a savepoint and records why on the tick.
+//! Firing: one transaction per pass claims due schedules (`FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL, so hosts firing at once share the work instead of
+//! waiting on each other; SQLite's one writer serializes passes), inserts
+//! one `schedule_ticks` row per tick (`ON CONFLICT DO NOTHING`: the row's
+//! key, schedule and tick, is what makes a tick fire exactly once, whatever
+//! the number of hosts and however often they try), and enqueues the tick's
+//! job or starts its run in the same transaction. A target that cannot be
+//! started (its plugin deleted, the queue full) rolls back to a savepoint
+//! and records why on the tick.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
-use super::{PostgresStore, is_foreign_key_violation};
+use super::super::{Here, dialect};
+use super::workflows::{insert_pinned, plugin_pin, run_start_in, workflow_latest};
+use super::{Conn, Tx, quotas};
 use crate::model::Timestamp;
-use crate::store::schedules::{ScheduleStore, queue_full, rate_used_up, validate};
+use crate::store::StoreError;
+use crate::store::codec::{At, Id, Json, big};
+use crate::store::schedules::{KEPT_TICKS, ScheduleStore, queue_full, rate_used_up, validate};
 use crate::store::workflows::{JobCharges, NewRun, PinnedJob};
-use crate::store::{StoreError, to_i64, to_u64};
 use crate::workflow::RunId;
 use crate::workflow::schedule::{
     Cron, FiredTick, RECENT_TICKS, Schedule, ScheduleSpec, Target, TargetKind, Tick,
 };
 
-const SCHEDULE_COLUMNS: &str = "name, cron, timezone, target::text AS target, paused, catch_up, next_tick, created_at, updated_at";
+const SCHEDULE_COLUMNS: &str =
+    "name, cron, timezone, target, paused, catch_up, next_tick, created_at, updated_at";
 
-fn schedule_from_row(row: &PgRow) -> Result<Schedule, StoreError> {
-    let target: String = row.try_get("target")?;
-    let target: Target = serde_json::from_str(&target)
-        .map_err(|e| StoreError::corrupt(format!("stored schedule target does not parse: {e}")))?;
-    Ok(Schedule::new(
-        row.try_get("name")?,
-        ScheduleSpec {
-            cron: row.try_get("cron")?,
-            timezone: row.try_get("timezone")?,
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    name: String,
+    cron: String,
+    timezone: String,
+    target: Json,
+    paused: bool,
+    catch_up: bool,
+    next_tick: Option<At>,
+    created_at: At,
+    updated_at: At,
+}
+
+impl TryFrom<ScheduleRow> for Schedule {
+    type Error = StoreError;
+    fn try_from(row: ScheduleRow) -> Result<Schedule, StoreError> {
+        let target: Target = serde_json::from_str(&row.target.0).map_err(|e| {
+            StoreError::corrupt(format!("stored schedule target does not parse: {e}"))
+        })?;
+        let spec = ScheduleSpec {
+            cron: row.cron,
+            timezone: row.timezone,
             target,
-            paused: row.try_get("paused")?,
-            catch_up: row.try_get("catch_up")?,
-        },
-        row.try_get("next_tick")?,
-        row.try_get("created_at")?,
-        row.try_get("updated_at")?,
-    ))
+            paused: row.paused,
+            catch_up: row.catch_up,
+        };
+        let next = row.next_tick.map(|t| t.0);
+        Ok(Schedule::new(
+            row.name,
+            spec,
+            next,
+            row.created_at.0,
+            row.updated_at.0,
+        ))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TickRow {
+    tick: At,
+    job_id: Option<Id>,
+    run_id: Option<Id>,
+    error: Option<String>,
+    fired_at: At,
+}
+
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    tenant_id: String,
+    name: String,
+    cron: String,
+    timezone: String,
+    target: Json,
+    catch_up: bool,
+    next_tick: At,
 }
 
 /// Whether the target exists for `tenant` (in the caller's transaction).
-async fn check_target(
-    conn: &mut PgConnection,
-    tenant: &str,
-    target: &Target,
-) -> Result<(), StoreError> {
+async fn check_target(conn: &mut Conn, tenant: &str, target: &Target) -> Result<(), StoreError> {
     let found = match target.kind().map_err(StoreError::Invalid)? {
-        TargetKind::Plugin(plugin) => {
-            super::workflows::plugin_pin(conn, tenant, plugin, target.version)
-                .await?
-                .is_some()
-        }
-        TargetKind::Workflow(workflow) => {
-            super::workflows::workflow_latest(conn, tenant, workflow, target.version)
-                .await?
-                .is_some()
-        }
+        TargetKind::Plugin(plugin) => plugin_pin(conn, tenant, plugin, target.version)
+            .await?
+            .is_some(),
+        TargetKind::Workflow(workflow) => workflow_latest(conn, tenant, workflow, target.version)
+            .await?
+            .is_some(),
     };
     if found {
         Ok(())
@@ -85,33 +118,32 @@ fn missing_target(target: &Target) -> String {
 /// Start one tick's target in a savepoint: the job's or run's id, or why
 /// nothing was started (then nothing of it is kept).
 async fn fire_target(
-    conn: &mut PgConnection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     schedule: &str,
     target: &Target,
     now: Timestamp,
     charges: &mut JobCharges,
 ) -> Result<Result<(Option<Uuid>, Option<RunId>), String>, StoreError> {
-    let mut savepoint = conn.begin().await?;
+    let savepoint = tx.savepoint().await?;
     // Counted only if the savepoint holds.
     let mut created = charges.clone();
-    let started = start_target(&mut savepoint, tenant, schedule, target, now, &mut created).await;
-    match started {
+    match start_target(tx, tenant, schedule, target, now, &mut created).await {
         Ok(ids) => {
-            savepoint.commit().await?;
+            tx.release(savepoint).await?;
             *charges = created;
             Ok(Ok(ids))
         }
         Err(e) => {
             let why = e.into_tick_refusal()?;
-            savepoint.rollback().await?;
+            tx.rollback_to(savepoint).await?;
             Ok(Err(why))
         }
     }
 }
 
 async fn start_target(
-    conn: &mut PgConnection,
+    tx: &mut Tx<'_>,
     tenant: &str,
     schedule: &str,
     target: &Target,
@@ -121,74 +153,63 @@ async fn start_target(
     // The tenant's quotas hold for scheduled work too: a schedule firing
     // every second while no worker runs must not pile up a backlog, and
     // its jobs count against the enqueue rate.
-    let room = super::job_room(conn, tenant, now, charges).await?;
+    let room = quotas::job_room(tx.conn(), tenant, now, charges).await?;
     if room.rate_left() == 0 {
         return Err(StoreError::Conflict(rate_used_up(room.enqueue_per_minute)));
     }
-    let max_queued = to_i64(room.max_queued_jobs);
+    let max_queued = big(room.max_queued_jobs);
     let waiting: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE tenant_id = $1 \
          AND state IN ('scheduled', 'available', 'retrying') LIMIT $2) w",
     )
     .bind(tenant)
     .bind(max_queued)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     if waiting >= max_queued {
-        return Err(StoreError::QueueFull(queue_full(to_u64(max_queued))));
+        return Err(StoreError::QueueFull(queue_full(room.max_queued_jobs)));
     }
     let input = target.input.to_string();
     match target.kind().map_err(StoreError::Invalid)? {
         TargetKind::Plugin(plugin) => {
-            let version = super::workflows::plugin_pin(conn, tenant, plugin, target.version)
+            let version = plugin_pin(tx.conn(), tenant, plugin, target.version)
                 .await?
                 .ok_or_else(|| StoreError::Invalid(missing_target(target)))?;
             let id = Uuid::now_v7();
-            super::workflows::insert_pinned(
-                conn,
-                tenant,
-                &[PinnedJob {
-                    id,
-                    plugin: plugin.to_string(),
-                    version,
-                    queue: crate::model::default_queue(),
-                    priority: 0,
-                    input,
-                    max_attempts: None,
-                    timeout_ms: None,
-                    run: None,
-                    step: None,
-                    item: None,
-                    context: None,
-                }],
-                now,
-            )
-            .await?;
+            let job = PinnedJob {
+                id,
+                plugin: plugin.to_string(),
+                version,
+                queue: crate::model::default_queue(),
+                priority: 0,
+                input,
+                max_attempts: None,
+                timeout_ms: None,
+                run: None,
+                step: None,
+                item: None,
+                context: None,
+            };
+            insert_pinned(tx, tenant, &[job], now).await?;
             charges.add(tenant, 1);
             Ok((Some(id), None))
         }
         TargetKind::Workflow(workflow) => {
-            let run = super::workflows::run_start_in(
-                conn,
-                tenant,
-                &NewRun {
-                    workflow,
-                    version: target.version,
-                    input: &input,
-                    schedule: Some(schedule),
-                    key: None,
-                },
-                now,
-                charges,
-            )
-            .await?;
+            let run = NewRun {
+                workflow,
+                version: target.version,
+                input: &input,
+                schedule: Some(schedule),
+                key: None,
+            };
+            let run = run_start_in(tx, tenant, &run, now, charges).await?;
             Ok((None, Some(run.id)))
         }
     }
 }
 
 #[async_trait]
-impl ScheduleStore for PostgresStore {
+impl ScheduleStore for Here {
     async fn schedule_put(
         &self,
         tenant: &str,
@@ -198,18 +219,30 @@ impl ScheduleStore for PostgresStore {
     ) -> Result<(Schedule, bool), StoreError> {
         let now = crate::store::stored_time(now);
         let cron = validate(name, spec)?;
-        let mut tx = self.pool.begin().await?;
-        check_target(&mut tx, tenant, &spec.target).await?;
-        let (others, max, exists): (i64, Option<i64>, bool) = sqlx::query_as(
+        let mut tx = Tx::begin(self).await?;
+        check_target(tx.conn(), tenant, &spec.target).await?;
+        // The tenant's row serializes its puts, so the quota and whether
+        // the schedule existed hold.
+        let found: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM tenants WHERE id = $1 {}",
+            dialect::FOR_UPDATE
+        ))
+        .bind(tenant)
+        .fetch_optional(tx.conn())
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::unknown_tenant(tenant));
+        }
+        let (others, max, existing): (i64, Option<i64>, Option<At>) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM schedules WHERE tenant_id = $1 AND name <> $2), \
-                    (SELECT max_schedules::bigint FROM tenants WHERE id = $1), \
-                    EXISTS (SELECT 1 FROM schedules WHERE tenant_id = $1 AND name = $2)",
+                    (SELECT CAST(max_schedules AS BIGINT) FROM tenants WHERE id = $1), \
+                    (SELECT created_at FROM schedules WHERE tenant_id = $1 AND name = $2)",
         )
         .bind(tenant)
         .bind(name)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
-        if !exists {
+        if existing.is_none() {
             crate::store::within_quota("schedules", others, "max_schedules", max)?;
         }
         let next_tick = if spec.paused {
@@ -219,100 +252,78 @@ impl ScheduleStore for PostgresStore {
         };
         let target = serde_json::to_string(&spec.target)
             .map_err(|e| StoreError::Invalid(format!("the target does not serialize: {e}")))?;
-        let row = sqlx::query(
+        sqlx::query(
             "INSERT INTO schedules (tenant_id, name, cron, timezone, target, paused, catch_up, next_tick, \
                                     created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $9) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, \
                  target = EXCLUDED.target, paused = EXCLUDED.paused, catch_up = EXCLUDED.catch_up, \
-                 next_tick = EXCLUDED.next_tick, updated_at = EXCLUDED.updated_at \
-             RETURNING (xmax = 0) AS created, created_at",
+                 next_tick = EXCLUDED.next_tick, updated_at = EXCLUDED.updated_at",
         )
         .bind(tenant)
         .bind(name)
         .bind(&spec.cron)
         .bind(&spec.timezone)
-        .bind(&target)
+        .bind(Json(target))
         .bind(spec.paused)
         .bind(spec.catch_up)
-        .bind(next_tick)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match row {
-            Ok(row) => row,
-            Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::unknown_tenant(tenant));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        .bind(next_tick.map(At))
+        .bind(At(now))
+        .execute(tx.conn())
+        .await?;
         tx.commit().await?;
-        let schedule = Schedule::new(
-            name.to_string(),
-            spec.clone(),
-            next_tick,
-            row.try_get("created_at")?,
-            now,
-        );
-        Ok((schedule, row.try_get("created")?))
+        let created_at = existing.map_or(now, |at| at.0);
+        let schedule = Schedule::new(name.to_string(), spec.clone(), next_tick, created_at, now);
+        Ok((schedule, existing.is_none()))
     }
 
     async fn schedule_get(&self, tenant: &str, name: &str) -> Result<Option<Schedule>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row: Option<ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = $1 AND name = $2"
         ))
         .bind(tenant)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut schedule = schedule_from_row(&row)?;
-        let ticks = sqlx::query(
+        let mut schedule = Schedule::try_from(row)?;
+        let ticks: Vec<TickRow> = sqlx::query_as(
             "SELECT tick, job_id, run_id, error, fired_at FROM schedule_ticks \
              WHERE tenant_id = $1 AND schedule = $2 ORDER BY tick DESC LIMIT $3",
         )
         .bind(tenant)
         .bind(name)
         .bind(i64::from(RECENT_TICKS))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
-        schedule.recent_ticks = Some(
-            ticks
-                .iter()
-                .map(|t| {
-                    Ok(Tick {
-                        tick: t.try_get("tick")?,
-                        job_id: t.try_get("job_id")?,
-                        run_id: t.try_get("run_id")?,
-                        error: t.try_get("error")?,
-                        fired_at: t.try_get("fired_at")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()?,
-        );
+        let ticks = ticks.into_iter().map(|t| Tick {
+            tick: t.tick.0,
+            job_id: t.job_id.map(|id| id.0),
+            run_id: t.run_id.map(|id| id.0),
+            error: t.error,
+            fired_at: t.fired_at.0,
+        });
+        schedule.recent_ticks = Some(ticks.collect());
         Ok(Some(schedule))
     }
 
     async fn schedule_list(&self, tenant: &str) -> Result<Vec<Schedule>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = $1 ORDER BY name"
         ))
         .bind(tenant)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
-        rows.iter().map(schedule_from_row).collect()
+        rows.into_iter().map(Schedule::try_from).collect()
     }
 
     async fn schedule_delete(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM schedules WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant)
-                .bind(name)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                == 1,
-        )
+        let deleted = sqlx::query("DELETE FROM schedules WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .execute(self.writer())
+            .await?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     async fn schedule_pause(
@@ -323,16 +334,17 @@ impl ScheduleStore for PostgresStore {
         now: Timestamp,
     ) -> Result<Option<Schedule>, StoreError> {
         let now = crate::store::stored_time(now);
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = $1 AND name = $2 FOR UPDATE"
+        let mut tx = Tx::begin(self).await?;
+        let row: Option<ScheduleRow> = sqlx::query_as(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE tenant_id = $1 AND name = $2 {}",
+            dialect::FOR_UPDATE
         ))
         .bind(tenant)
         .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut schedule = schedule_from_row(&row)?;
+        let mut schedule = Schedule::try_from(row)?;
         let next_tick = if paused {
             None
         } else {
@@ -347,9 +359,9 @@ impl ScheduleStore for PostgresStore {
         .bind(tenant)
         .bind(name)
         .bind(paused)
-        .bind(next_tick)
-        .bind(now)
-        .execute(&mut *tx)
+        .bind(next_tick.map(At))
+        .bind(At(now))
+        .execute(tx.conn())
         .await?;
         tx.commit().await?;
         schedule.paused = paused;
@@ -364,54 +376,48 @@ impl ScheduleStore for PostgresStore {
         limit: u32,
     ) -> Result<Vec<FiredTick>, StoreError> {
         let now = crate::store::stored_time(now);
-        let mut tx = self.pool.begin().await?;
-        let due = sqlx::query(
-            "SELECT tenant_id, name, cron, timezone, target::text AS target, catch_up, next_tick \
-             FROM schedules WHERE NOT paused AND next_tick <= $1 ORDER BY next_tick LIMIT $2 \
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
+        let mut tx = Tx::begin(self).await?;
+        let due: Vec<DueRow> = sqlx::query_as(&format!(
+            "SELECT tenant_id, name, cron, timezone, target, catch_up, next_tick \
+             FROM schedules WHERE NOT paused AND next_tick <= $1 ORDER BY next_tick LIMIT $2 {}",
+            dialect::SKIP_LOCKED
+        ))
+        .bind(At(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.conn())
         .await?;
         let mut fired = Vec::new();
         let mut charges = JobCharges::default();
-        for row in &due {
-            let tenant: String = row.try_get("tenant_id")?;
-            let name: String = row.try_get("name")?;
-            let next: Timestamp = row.try_get("next_tick")?;
-            let cron = Cron::parse(
-                &row.try_get::<String, _>("cron")?,
-                &row.try_get::<String, _>("timezone")?,
-            );
-            let target: Result<Target, _> =
-                serde_json::from_str(&row.try_get::<String, _>("target")?);
+        for row in due {
+            let (tenant, name) = (row.tenant_id, row.name);
+            let cron = Cron::parse(&row.cron, &row.timezone);
+            let target: Result<Target, _> = serde_json::from_str(&row.target.0);
             let (cron, target) = match (cron, target) {
                 (Ok(cron), Ok(target)) => (cron, target),
                 // Stored before a change of rules (a time zone left the
                 // database): stop it, visibly, instead of failing every pass.
                 (Err(e), _) => {
                     tracing::warn!(%tenant, schedule = %name, error = %e, "schedule cannot be evaluated; pausing it");
-                    pause_broken(&mut tx, &tenant, &name, now).await?;
+                    pause_broken(tx.conn(), &tenant, &name, now).await?;
                     continue;
                 }
                 (_, Err(e)) => {
                     tracing::warn!(%tenant, schedule = %name, error = %e, "schedule target does not parse; pausing it");
-                    pause_broken(&mut tx, &tenant, &name, now).await?;
+                    pause_broken(tx.conn(), &tenant, &name, now).await?;
                     continue;
                 }
             };
-            let (ticks, next_tick) = cron.due(next, now, row.try_get("catch_up")?);
+            let (ticks, next_tick) = cron.due(row.next_tick.0, now, row.catch_up);
             for tick in ticks {
-                let claimed: Option<Timestamp> = sqlx::query_scalar(
+                let claimed: Option<At> = sqlx::query_scalar(
                     "INSERT INTO schedule_ticks (tenant_id, schedule, tick, fired_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT DO NOTHING RETURNING tick",
                 )
                 .bind(&tenant)
                 .bind(&name)
-                .bind(tick)
-                .bind(now)
-                .fetch_optional(&mut *tx)
+                .bind(At(tick))
+                .bind(At(now))
+                .fetch_optional(tx.conn())
                 .await?;
                 if claimed.is_none() {
                     continue; // Fired already (by another host, or before a restart).
@@ -428,21 +434,21 @@ impl ScheduleStore for PostgresStore {
                 )
                 .bind(&tenant)
                 .bind(&name)
-                .bind(tick)
-                .bind(job_id)
-                .bind(run_id)
+                .bind(At(tick))
+                .bind(job_id.map(Id))
+                .bind(run_id.map(Id))
                 .bind(&error)
-                .execute(&mut *tx)
+                .execute(tx.conn())
                 .await?;
                 sqlx::query(
                     "DELETE FROM schedule_ticks WHERE tenant_id = $1 AND schedule = $2 AND tick < \
                          (SELECT tick FROM schedule_ticks WHERE tenant_id = $1 AND schedule = $2 \
-                          ORDER BY tick DESC OFFSET $3 - 1 LIMIT 1)",
+                          ORDER BY tick DESC LIMIT 1 OFFSET $3 - 1)",
                 )
                 .bind(&tenant)
                 .bind(&name)
-                .bind(crate::store::schedules::KEPT_TICKS)
-                .execute(&mut *tx)
+                .bind(KEPT_TICKS)
+                .execute(tx.conn())
                 .await?;
                 fired.push(FiredTick {
                     tenant_id: tenant.clone(),
@@ -456,19 +462,18 @@ impl ScheduleStore for PostgresStore {
             sqlx::query("UPDATE schedules SET next_tick = $3 WHERE tenant_id = $1 AND name = $2")
                 .bind(&tenant)
                 .bind(&name)
-                .bind(next_tick)
-                .execute(&mut *tx)
+                .bind(next_tick.map(At))
+                .execute(tx.conn())
                 .await?;
         }
-        super::charge_rates(&mut tx, &charges, now).await?;
+        quotas::charge_rates(tx.conn(), &charges, now).await?;
         tx.commit().await?;
-        self.announce_awaiting(charges.awaiting());
         Ok(fired)
     }
 }
 
 async fn pause_broken(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     tenant: &str,
     name: &str,
     now: Timestamp,
@@ -479,7 +484,7 @@ async fn pause_broken(
     )
     .bind(tenant)
     .bind(name)
-    .bind(now)
+    .bind(At(now))
     .execute(&mut *conn)
     .await?;
     Ok(())

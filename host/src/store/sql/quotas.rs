@@ -1,0 +1,58 @@
+//! What a tenant may still queue, and counting what runs and ticks queued.
+
+use super::Conn;
+use crate::model::Timestamp;
+use crate::store::codec::{At, Nat, big};
+use crate::store::workflows::JobCharges;
+use crate::store::{StoreError, rate_window};
+use crate::workflow::engine::JobRoom;
+
+/// What `tenant` may still queue now (its quotas and this minute's count,
+/// with the jobs this transaction has created so far in `pending`): one row
+/// each, so a run's advance does not count its tenant's jobs.
+pub(crate) async fn job_room(
+    conn: &mut Conn,
+    tenant: &str,
+    now: Timestamp,
+    pending: &JobCharges,
+) -> Result<JobRoom, StoreError> {
+    let (max_queued, per_minute, used): (Nat<u64>, Nat<u64>, Nat<u64>) = sqlx::query_as(
+        "SELECT t.max_queued_jobs, t.enqueue_per_minute, \
+                COALESCE((SELECT r.jobs FROM tenant_enqueue_rate r \
+                          WHERE r.tenant_id = t.id AND r.window_start = $2), 0) \
+         FROM tenants t WHERE t.id = $1",
+    )
+    .bind(tenant)
+    .bind(At(rate_window(now)))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(JobRoom {
+        max_queued_jobs: max_queued.0,
+        enqueue_per_minute: per_minute.0,
+        enqueued_this_minute: used.0.saturating_add(pending.of(tenant)),
+    })
+}
+
+/// Count jobs that runs and ticks created against their tenants'
+/// `enqueue_per_minute` (past it if need be: they are created already), in
+/// tenant order: see [`JobCharges`].
+pub(crate) async fn charge_rates(
+    conn: &mut Conn,
+    charges: &JobCharges,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for (tenant, jobs) in charges.iter() {
+        sqlx::query(
+            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
+                 jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                             ELSE EXCLUDED.jobs END",
+        )
+        .bind(tenant)
+        .bind(At(rate_window(now)))
+        .bind(big(jobs))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
