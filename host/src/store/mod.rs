@@ -8,6 +8,7 @@
 pub(crate) mod codec;
 pub mod postgres;
 pub mod request_keys;
+pub(crate) mod rows;
 pub mod schedules;
 pub mod secrets;
 pub mod sqlite;
@@ -220,7 +221,7 @@ pub const MAX_PAGE_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// rest are never read).
 pub(crate) async fn collect_page<S>(rows: S, bodies: bool) -> Result<Vec<Job>, StoreError>
 where
-    S: futures_util::Stream<Item = Result<Job, sqlx::Error>>,
+    S: futures_util::Stream<Item = Result<Job, StoreError>>,
 {
     use futures_util::StreamExt;
     let mut rows = std::pin::pin!(rows);
@@ -667,18 +668,9 @@ pub(crate) fn rate_window(now: Timestamp) -> Timestamp {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
 
-/// A limit stored as a signed 64-bit integer.
-pub(crate) fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 /// A stored non-negative integer read back.
 pub(crate) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
-}
-
-pub(crate) fn to_u32(value: i32) -> u32 {
-    u32::try_from(value).unwrap_or(0)
 }
 
 /// Limits of a claimed job: the plugin's, with the job's timeout override,

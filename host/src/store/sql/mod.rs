@@ -22,6 +22,7 @@ pub(super) mod quotas;
 pub(super) mod request_keys;
 pub(super) mod schedules;
 pub(super) mod secrets;
+pub(super) mod store;
 pub(super) mod workflows;
 
 use sqlx::Database;

@@ -524,7 +524,7 @@ pub(crate) async fn advance_runs(
 
 /// Lock runs, in id order (every multi-run writer uses this order).
 pub(crate) async fn lock_runs(tx: &mut Tx<'_>, runs: &[RunId]) -> Result<(), StoreError> {
-    if dialect::FOR_UPDATE.is_empty() {
+    if dialect::FOR_UPDATE.is_empty() || runs.is_empty() {
         return Ok(());
     }
     let mut runs: Vec<Id> = runs.iter().copied().map(Id).collect();

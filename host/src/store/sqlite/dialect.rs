@@ -2,7 +2,7 @@
 
 use sqlx::SqliteConnection;
 
-use crate::store::{StoreError, StoreEvent};
+use crate::store::{Backend, StoreError, StoreEvent};
 
 /// No row locks: the one writer connection serializes every write
 /// transaction, so what it reads cannot change under it.
@@ -44,4 +44,20 @@ pub(crate) fn json_element(column: &str, n: u8) -> String {
 /// Nothing to take: the one writer already serializes write transactions.
 pub(crate) async fn lock_name(_conn: &mut SqliteConnection, _name: &str) -> Result<(), StoreError> {
     Ok(())
+}
+
+pub(crate) const BACKEND: Backend = Backend::Sqlite;
+
+/// The migrations of this backend's schema.
+pub(crate) fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("../migrations/sqlite")
+}
+
+/// Commits wait for nothing more than the WAL's `synchronous = NORMAL`.
+pub(crate) const QUICK_COMMIT: &str = "";
+
+/// Without statistics SQLite would scan the whole table rather than a
+/// small partial index; `INDEXED BY` makes it use `index` (or fail).
+pub(crate) fn indexed_by(index: &str) -> String {
+    format!("INDEXED BY {index}")
 }
