@@ -64,70 +64,35 @@ fn uuid_text(text: &str) -> Result<Uuid, BoxDynError> {
     Ok(Uuid::parse_str(text)?)
 }
 
-// PostgreSQL: each delegates to the type sqlx already speaks.
-
-impl Type<Postgres> for Id {
-    fn type_info() -> PgTypeInfo {
-        <Uuid as Type<Postgres>>::type_info()
-    }
-}
-impl PgHasArrayType for Id {
-    fn array_type_info() -> PgTypeInfo {
-        <Uuid as PgHasArrayType>::array_type_info()
-    }
-}
-impl Encode<'_, Postgres> for Id {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-impl<'r> Decode<'r, Postgres> for Id {
-    fn decode(value: PgValueRef<'r>) -> Result<Id, BoxDynError> {
-        <Uuid as Decode<Postgres>>::decode(value).map(Id)
-    }
-}
-
-impl Type<Postgres> for Token {
-    fn type_info() -> PgTypeInfo {
-        <Uuid as Type<Postgres>>::type_info()
-    }
-}
-impl PgHasArrayType for Token {
-    fn array_type_info() -> PgTypeInfo {
-        <Uuid as PgHasArrayType>::array_type_info()
-    }
-}
-impl Encode<'_, Postgres> for Token {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-impl<'r> Decode<'r, Postgres> for Token {
-    fn decode(value: PgValueRef<'r>) -> Result<Token, BoxDynError> {
-        <Uuid as Decode<Postgres>>::decode(value).map(Token)
-    }
+// PostgreSQL: `Id`, `Token` and `At` are the types sqlx already speaks.
+macro_rules! postgres_as {
+    ($newtype:ident, $inner:ty) => {
+        impl Type<Postgres> for $newtype {
+            fn type_info() -> PgTypeInfo {
+                <$inner as Type<Postgres>>::type_info()
+            }
+        }
+        impl PgHasArrayType for $newtype {
+            fn array_type_info() -> PgTypeInfo {
+                <$inner as PgHasArrayType>::array_type_info()
+            }
+        }
+        impl Encode<'_, Postgres> for $newtype {
+            fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+                <$inner as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+            }
+        }
+        impl<'r> Decode<'r, Postgres> for $newtype {
+            fn decode(value: PgValueRef<'r>) -> Result<$newtype, BoxDynError> {
+                <$inner as Decode<Postgres>>::decode(value).map($newtype)
+            }
+        }
+    };
 }
 
-impl Type<Postgres> for At {
-    fn type_info() -> PgTypeInfo {
-        <Timestamp as Type<Postgres>>::type_info()
-    }
-}
-impl PgHasArrayType for At {
-    fn array_type_info() -> PgTypeInfo {
-        <Timestamp as PgHasArrayType>::array_type_info()
-    }
-}
-impl Encode<'_, Postgres> for At {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <Timestamp as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-impl<'r> Decode<'r, Postgres> for At {
-    fn decode(value: PgValueRef<'r>) -> Result<At, BoxDynError> {
-        <Timestamp as Decode<Postgres>>::decode(value).map(At)
-    }
-}
+postgres_as!(Id, Uuid);
+postgres_as!(Token, Uuid);
+postgres_as!(At, Timestamp);
 
 /// The first byte of `jsonb` in PostgreSQL's binary format: its version.
 const JSONB_VERSION: u8 = 1;

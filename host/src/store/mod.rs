@@ -25,10 +25,9 @@ pub use schedules::ScheduleStore;
 pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
 use crate::model::{
-    ApiKey, Attempt, AttemptCaps, ClaimedJob, Finish, Job, JobId, JobState, Limits, Name, NewJob,
-    PluginVersion, ProgressUpdate, Quotas, Tenant, Timestamp,
+    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, Name, NewJob, PluginVersion,
+    ProgressUpdate, Quotas, Tenant, Timestamp,
 };
-use crate::runtime::outbound::HttpRules;
 
 /// Errors at the store boundary: a typed refusal per rule, or the
 /// database's failure, already classified as transient or not, so callers
@@ -668,57 +667,11 @@ pub(crate) fn rate_window(now: Timestamp) -> Timestamp {
     now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now)
 }
 
-/// A stored non-negative integer read back.
-pub(crate) fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-/// Limits of a claimed job: the plugin's, with the job's timeout override,
-/// lowered to its tenant's quotas as they are now (see [`AttemptCaps`]).
-pub(crate) fn claimed_limits(
-    plugin: Limits,
-    job_timeout_ms: Option<i64>,
-    caps: AttemptCaps,
-) -> Limits {
-    caps.apply(Limits {
-        timeout_ms: job_timeout_ms.map(to_u64).unwrap_or(plugin.timeout_ms),
-        ..plugin
-    })
-}
-
-/// A tenant's attempt caps as both claim statements return them.
-pub(crate) fn caps_from(fuel: i64, memory_mb: i64, timeout_ms: i64) -> AttemptCaps {
-    AttemptCaps {
-        fuel: to_u64(fuel),
-        memory_mb: u32::try_from(memory_mb).unwrap_or(0),
-        timeout_ms: to_u64(timeout_ms),
-    }
-}
-
 /// A plugin's outbound HTTP settings as stored. Settings that no longer
 /// parse (written by a newer version) deny every request rather than fail
 /// the claim.
 pub(crate) fn parse_http(text: &str) -> crate::runtime::outbound::HttpSettings {
     serde_json::from_str(text).unwrap_or_default()
-}
-
-/// A claimed job's HTTP settings lowered to its tenant's quotas in force at
-/// the claim (`max_http_requests_per_attempt`, `max_http_response_bytes`),
-/// whatever was stored before they were lowered. A value the columns'
-/// checks should have kept out caps at zero: denied, never unbounded.
-pub(crate) fn claimed_http(
-    mut http: crate::runtime::outbound::HttpSettings,
-    max_requests: i64,
-    max_response_bytes: i64,
-) -> crate::runtime::outbound::HttpSettings {
-    let caps = crate::runtime::outbound::HttpCaps {
-        requests: u32::try_from(max_requests).unwrap_or(0),
-        response_bytes: u64::try_from(max_response_bytes).unwrap_or(0),
-    };
-    let limits = caps.apply(http.limits());
-    http.max_requests = Some(limits.requests);
-    http.max_response_bytes = Some(limits.response_bytes);
-    http
 }
 
 /// Settings or calls as JSON text for a column.

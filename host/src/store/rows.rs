@@ -4,11 +4,14 @@
 //! one of the model's, is a decode error ([`StoreError::Failed`]): never
 //! clamped, never guessed.
 
+use super::codec::Token;
 use super::codec::{At, Id, Json, Nat};
 use super::{StoreError, parse_calls, parse_config, parse_http};
 use crate::model::{
-    ApiKey, Attempt, Job, JobState, Limits, OutcomeKind, PluginVersion, Progress, Quotas, Tenant,
+    ApiKey, Attempt, AttemptCaps, ClaimedJob, Job, JobState, Limits, OutcomeKind, PluginVersion,
+    Progress, Quotas, Tenant,
 };
+use crate::runtime::outbound::{HttpCaps, HttpRules};
 
 /// A state (or outcome) read back: one of `parse`'s, or the stored value
 /// is corrupt.
@@ -251,5 +254,83 @@ impl TryFrom<AttemptRow> for Attempt {
             log_dropped_bytes: row.log_dropped_bytes.0,
             http: parse_calls(row.http.map(|h| h.0)),
         })
+    }
+}
+
+/// What a claim returns of each job (`jobs` joined with its plugin version
+/// `p` and its tenant `t`), in the order [`ClaimRow`] reads it.
+pub(crate) const CLAIM_COLUMNS: &str = "jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
+     jobs.input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, jobs.run_at, jobs.context, \
+     jobs.workflow_run_id, p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, \
+     p.log_bytes, p.config, p.http, t.max_fuel_per_attempt, t.max_memory_mb, t.max_timeout_ms, \
+     t.max_http_requests_per_attempt, t.max_http_response_bytes";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimRow {
+    id: Id,
+    tenant_id: String,
+    plugin: String,
+    plugin_version: Nat<u32>,
+    digest: String,
+    input: Json,
+    attempt: Nat<u32>,
+    max_attempts: Nat<u32>,
+    timeout_ms: Option<Nat<u64>>,
+    lease_token: Token,
+    run_at: At,
+    context: Option<Json>,
+    workflow_run_id: Option<Id>,
+    #[sqlx(flatten)]
+    limits: LimitsRow,
+    config: Json,
+    http: Json,
+    max_fuel_per_attempt: Nat<u64>,
+    max_memory_mb: Nat<u32>,
+    max_timeout_ms: Nat<u64>,
+    max_http_requests_per_attempt: Nat<u32>,
+    max_http_response_bytes: Nat<u64>,
+}
+
+impl From<ClaimRow> for ClaimedJob {
+    /// The job with its plugin's limits (the job's own timeout first)
+    /// lowered to its tenant's quotas as they are at the claim, and its HTTP
+    /// settings lowered to the tenant's HTTP quotas, whatever was stored
+    /// before they were lowered (see [`AttemptCaps`], [`HttpCaps`]).
+    fn from(row: ClaimRow) -> ClaimedJob {
+        let plugin = Limits::from(row.limits);
+        let caps = AttemptCaps {
+            fuel: row.max_fuel_per_attempt.0,
+            memory_mb: row.max_memory_mb.0,
+            timeout_ms: row.max_timeout_ms.0,
+        };
+        let limits = caps.apply(Limits {
+            timeout_ms: row.timeout_ms.map_or(plugin.timeout_ms, |t| t.0),
+            ..plugin
+        });
+        let mut http = parse_http(&row.http.0);
+        let http_caps = HttpCaps {
+            requests: row.max_http_requests_per_attempt.0,
+            response_bytes: row.max_http_response_bytes.0,
+        };
+        let http_limits = http_caps.apply(http.limits());
+        http.max_requests = Some(http_limits.requests);
+        http.max_response_bytes = Some(http_limits.response_bytes);
+        ClaimedJob {
+            id: row.id.0,
+            tenant_id: row.tenant_id,
+            plugin: row.plugin,
+            version: row.plugin_version.0,
+            digest: row.digest,
+            input: row.input.0,
+            attempt: row.attempt.0,
+            max_attempts: row.max_attempts.0,
+            limits,
+            config: parse_config(&row.config.0),
+            http,
+            lease_token: row.lease_token.0,
+            run_at: row.run_at.0,
+            context: row.context.map(|c| c.0),
+            workflow_run_id: row.workflow_run_id.map(|id| id.0),
+        }
     }
 }

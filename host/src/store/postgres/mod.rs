@@ -37,17 +37,14 @@ mod sql;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
-use sqlx::{FromRow, Postgres, Row};
+use sqlx::{Postgres, Row};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::codec::{Id, Nat, big};
-use super::rows::LimitsRow;
-use super::{
-    ClaimRequest, Heartbeat, Inserted, Lease, StoreError, StoreEvent, caps_from, claimed_http,
-    claimed_limits, parse_config, parse_http,
-};
+use super::codec::{Id, big};
+use super::rows::{CLAIM_COLUMNS, ClaimRow};
+use super::{ClaimRequest, Inserted, Lease, StoreError, StoreEvent};
 use crate::model::{
     ClaimedJob, Finish, JobId, JobState, NewJob, ProgressUpdate, Timestamp, Transition,
 };
@@ -213,7 +210,7 @@ impl PostgresStore {
             .bind(CLAIM_LOCK)
             .execute(&mut *tx)
             .await?;
-        let rows = sqlx::query(
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "WITH running AS ( \
                 SELECT tenant_id, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY tenant_id \
              ), capacity AS ( \
@@ -239,14 +236,8 @@ impl PostgresStore {
              FROM picked, plugins p, tenants t \
              WHERE jobs.id = picked.id AND p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
                AND p.version = jobs.plugin_version AND t.id = jobs.tenant_id \
-             RETURNING jobs.id, jobs.tenant_id, jobs.plugin, jobs.plugin_version, jobs.digest, \
-                       jobs.input::text AS input, jobs.attempt, jobs.max_attempts, jobs.timeout_ms, jobs.lease_token, \
-                       jobs.run_at, jobs.context::text AS context, jobs.workflow_run_id, \
-                       p.fuel, p.memory_bytes, p.timeout_ms AS plugin_timeout_ms, p.result_bytes, p.log_bytes, \
-                       p.config::text AS config, p.http::text AS http, t.max_fuel_per_attempt, t.max_memory_mb::bigint AS max_memory_mb, \
-                       t.max_timeout_ms, t.max_http_requests_per_attempt::bigint AS max_http_requests, \
-                       t.max_http_response_bytes",
-        )
+             RETURNING {CLAIM_COLUMNS}"
+        ))
         .bind(request.now)
         .bind(request.limit as i64)
         .bind(request.lease.as_millis() as f64)
@@ -255,53 +246,20 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                let config: String = row.try_get("config")?;
-                Ok(ClaimedJob {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    plugin: row.try_get("plugin")?,
-                    version: row.try_get::<Nat<u32>, _>("plugin_version")?.0,
-                    digest: row.try_get("digest")?,
-                    input: row.try_get("input")?,
-                    attempt: row.try_get::<Nat<u32>, _>("attempt")?.0,
-                    max_attempts: row.try_get::<Nat<u32>, _>("max_attempts")?.0,
-                    limits: claimed_limits(
-                        LimitsRow::from_row(row)?.into(),
-                        row.try_get("timeout_ms")?,
-                        caps_from(
-                            row.try_get("max_fuel_per_attempt")?,
-                            row.try_get("max_memory_mb")?,
-                            row.try_get("max_timeout_ms")?,
-                        ),
-                    ),
-                    config: parse_config(&config),
-                    http: claimed_http(
-                        parse_http(&row.try_get::<String, _>("http")?),
-                        row.try_get("max_http_requests")?,
-                        row.try_get("max_http_response_bytes")?,
-                    ),
-                    lease_token: row.try_get("lease_token")?,
-                    run_at: row.try_get("run_at")?,
-                    context: row.try_get("context")?,
-                    workflow_run_id: row.try_get("workflow_run_id")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(rows.into_iter().map(ClaimedJob::from).collect())
     }
 
-    /// Extend leases without waiting on any row lock.
+    /// Extend leases without waiting on any row lock: the leases still
+    /// held, and whether a cancel was asked of each.
     async fn heartbeat(
         &self,
         leases: &[Lease],
         now: Timestamp,
         lease: Duration,
-    ) -> Result<Heartbeat, StoreError> {
+    ) -> Result<Vec<(Id, bool)>, StoreError> {
         // `mine` reads without locking; `extended` skips rows other
         // transactions hold, so this statement never waits for a lock.
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "WITH u AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]) AS u(id, token)), \
              mine AS ( \
                 SELECT j.id, j.cancel_requested FROM jobs j JOIN u ON j.id = u.id AND j.lease_token = u.token \
@@ -320,16 +278,7 @@ impl PostgresStore {
         .bind(now)
         .bind(lease.as_millis() as f64)
         .fetch_all(&self.pool)
-        .await?;
-        let mut beat = Heartbeat::default();
-        for row in rows {
-            let id: Uuid = row.try_get(0)?;
-            beat.held.push(id);
-            if row.try_get::<bool, _>(1)? {
-                beat.cancel_requested.push(id);
-            }
-        }
-        Ok(beat)
+        .await?)
     }
 
     /// Record outcomes in one statement, each fenced by its lease token:

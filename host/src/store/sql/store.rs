@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::super::{Here, dialect};
+use super::super::{Db, Here, dialect};
 use super::{Tx, request_keys, workflows};
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
@@ -27,6 +27,7 @@ use crate::store::{
     LiveJobCounts, NewPlugin, PluginDelete, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH,
     json_text, rate_window, validate_jobs,
 };
+use sqlx::FromRow;
 
 const TENANT_COLUMNS: &str = "id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
      max_plugin_bytes, max_queued_jobs, enqueue_per_minute, max_stored_plugin_bytes, max_schedules, \
@@ -53,6 +54,27 @@ pub(crate) async fn plugin_version<'e>(
     .fetch_optional(executor)
     .await?;
     Ok(row.map(PluginVersion::from))
+}
+
+/// Bind a tenant's quotas, in the order of [`TENANT_COLUMNS`].
+fn bind_quotas<'q>(
+    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    q: &Quotas,
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+    query
+        .bind(i64::from(q.max_concurrency))
+        .bind(big(q.max_fuel_per_attempt))
+        .bind(i64::from(q.max_memory_mb))
+        .bind(big(q.max_timeout_ms))
+        .bind(big(q.max_plugin_bytes))
+        .bind(big(q.max_queued_jobs))
+        .bind(i64::from(q.enqueue_per_minute))
+        .bind(big(q.max_stored_plugin_bytes))
+        .bind(i64::from(q.max_schedules))
+        .bind(i64::from(q.max_workflows))
+        .bind(i64::from(q.max_workflow_versions))
+        .bind(i64::from(q.max_http_requests_per_attempt))
+        .bind(big(q.max_http_response_bytes))
 }
 
 /// The same counts per state, for one tenant or all.
@@ -93,28 +115,14 @@ impl Store for Here {
 
     async fn tenant_insert(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let q = &tenant.quotas;
-        let inserted = sqlx::query(&format!(
+        let insert = format!(
             "INSERT INTO tenants ({TENANT_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        ))
-        .bind(&tenant.id)
-        .bind(&tenant.name)
-        .bind(i64::from(q.max_concurrency))
-        .bind(big(q.max_fuel_per_attempt))
-        .bind(i64::from(q.max_memory_mb))
-        .bind(big(q.max_timeout_ms))
-        .bind(big(q.max_plugin_bytes))
-        .bind(big(q.max_queued_jobs))
-        .bind(i64::from(q.enqueue_per_minute))
-        .bind(big(q.max_stored_plugin_bytes))
-        .bind(i64::from(q.max_schedules))
-        .bind(i64::from(q.max_workflows))
-        .bind(i64::from(q.max_workflow_versions))
-        .bind(i64::from(q.max_http_requests_per_attempt))
-        .bind(big(q.max_http_response_bytes))
-        .bind(At(tenant.created_at))
-        .execute(self.writer())
-        .await;
+        );
+        let inserted = bind_quotas(sqlx::query(&insert).bind(&tenant.id).bind(&tenant.name), q)
+            .bind(At(tenant.created_at))
+            .execute(self.writer())
+            .await;
         match inserted {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -198,29 +206,17 @@ impl Store for Here {
         quotas: &Quotas,
     ) -> Result<Option<Tenant>, StoreError> {
         let q = quotas;
-        let row: Option<TenantRow> = sqlx::query_as(&format!(
+        let update = format!(
             "UPDATE tenants SET max_concurrency = $2, max_fuel_per_attempt = $3, max_memory_mb = $4, \
              max_timeout_ms = $5, max_plugin_bytes = $6, max_queued_jobs = $7, enqueue_per_minute = $8, \
              max_stored_plugin_bytes = $9, max_schedules = $10, max_workflows = $11, max_workflow_versions = $12, \
              max_http_requests_per_attempt = $13, max_http_response_bytes = $14 \
              WHERE id = $1 RETURNING {TENANT_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(i64::from(q.max_concurrency))
-        .bind(big(q.max_fuel_per_attempt))
-        .bind(i64::from(q.max_memory_mb))
-        .bind(big(q.max_timeout_ms))
-        .bind(big(q.max_plugin_bytes))
-        .bind(big(q.max_queued_jobs))
-        .bind(i64::from(q.enqueue_per_minute))
-        .bind(big(q.max_stored_plugin_bytes))
-        .bind(i64::from(q.max_schedules))
-        .bind(i64::from(q.max_workflows))
-        .bind(i64::from(q.max_workflow_versions))
-        .bind(i64::from(q.max_http_requests_per_attempt))
-        .bind(big(q.max_http_response_bytes))
-        .fetch_optional(self.writer())
-        .await?;
+        );
+        let row = bind_quotas(sqlx::query(&update).bind(id), q)
+            .fetch_optional(self.writer())
+            .await?;
+        let row = row.as_ref().map(TenantRow::from_row).transpose()?;
         Ok(row.map(Tenant::from))
     }
 
@@ -634,7 +630,14 @@ impl Store for Here {
         if leases.is_empty() {
             return Ok(Heartbeat::default());
         }
-        self.heartbeat(leases, now, lease).await
+        let mut beat = Heartbeat::default();
+        for (id, cancel_requested) in self.heartbeat(leases, now, lease).await? {
+            beat.held.push(id.0);
+            if cancel_requested {
+                beat.cancel_requested.push(id.0);
+            }
+        }
+        Ok(beat)
     }
 
     async fn job_finish(&self, finishes: &[Finish]) -> Result<Vec<bool>, StoreError> {

@@ -32,13 +32,11 @@ use sqlx::{Row, Sqlite};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::codec::{At, Id, Nat, Token, big};
-use super::{
-    ClaimRequest, Heartbeat, Inserted, Lease, StoreError, StoreEvent, caps_from, claimed_http,
-    claimed_limits,
-};
+use super::codec::{Id, big};
+use super::rows::{CLAIM_COLUMNS, ClaimRow};
+use super::{ClaimRequest, Inserted, Lease, StoreError, StoreEvent};
 use crate::model::{
-    ClaimedJob, Finish, JobId, JobState, Limits, NewJob, PluginVersion, ProgressUpdate, Timestamp,
+    ClaimedJob, Finish, JobId, JobState, NewJob, PluginVersion, ProgressUpdate, Timestamp,
     Transition,
 };
 
@@ -165,64 +163,29 @@ impl SqliteStore {
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let lease_until = now + request.lease.as_micros() as i64;
         // Lease tokens are 32 random hex digits (a UUID in its simple form).
-        let rows = sqlx::query(
+        sqlx::query(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = lower(hex(randomblob(16))), \
-             lease_expires_at = ?2, leased_by = ?3, started_at = COALESCE(started_at, ?4), attempt_started_at = ?4 \
-             WHERE id IN (SELECT value FROM json_each(?1)) \
-             RETURNING id, tenant_id, plugin, plugin_version, digest, input, attempt, max_attempts, timeout_ms, \
-             lease_token, run_at, context, workflow_run_id, (SELECT json_object('fuel', fuel, 'memory_bytes', memory_bytes, 'timeout_ms', timeout_ms, \
-             'result_bytes', result_bytes, 'log_bytes', log_bytes, 'config', json(config), 'http', json(http), \
-             'max_fuel', t.max_fuel_per_attempt, 'max_memory_mb', t.max_memory_mb, 'max_timeout_ms', t.max_timeout_ms, \
-             'max_http_requests', t.max_http_requests_per_attempt, 'max_http_response_bytes', t.max_http_response_bytes) \
-             FROM plugins p JOIN tenants t ON t.id = p.tenant_id \
-             WHERE p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin AND p.version = jobs.plugin_version) AS plugin",
+             lease_expires_at = $2, leased_by = $3, started_at = COALESCE(started_at, $4), attempt_started_at = $4 \
+             WHERE id IN (SELECT value FROM json_each($1))",
         )
-        .bind(ids)
+        .bind(&ids)
         .bind(lease_until)
         .bind(&request.host_id)
         .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM jobs \
+             JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
+                           AND p.version = jobs.plugin_version \
+             JOIN tenants t ON t.id = jobs.tenant_id \
+             WHERE jobs.id IN (SELECT value FROM json_each($1))"
+        ))
+        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let plugin: String = row.try_get("plugin")?;
-            let plugin: PluginRow =
-                serde_json::from_str(&plugin).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            claimed.push(ClaimedJob {
-                id: row.try_get::<Id, _>("id")?.0,
-                tenant_id: row.try_get("tenant_id")?,
-                plugin: row.try_get(2)?,
-                version: row.try_get::<Nat<u32>, _>("plugin_version")?.0,
-                digest: row.try_get("digest")?,
-                input: row.try_get("input")?,
-                attempt: row.try_get::<Nat<u32>, _>("attempt")?.0,
-                max_attempts: row.try_get::<Nat<u32>, _>("max_attempts")?.0,
-                limits: claimed_limits(
-                    Limits {
-                        fuel: plugin.fuel,
-                        memory_bytes: plugin.memory_bytes,
-                        timeout_ms: plugin.timeout_ms,
-                        result_bytes: plugin.result_bytes,
-                        log_bytes: plugin.log_bytes,
-                    },
-                    row.try_get("timeout_ms")?,
-                    caps_from(plugin.max_fuel, plugin.max_memory_mb, plugin.max_timeout_ms),
-                ),
-                config: plugin.config,
-                http: claimed_http(
-                    serde_json::from_value(plugin.http).unwrap_or_default(),
-                    plugin.max_http_requests,
-                    plugin.max_http_response_bytes,
-                ),
-                lease_token: row.try_get::<Token, _>("lease_token")?.0,
-                run_at: row.try_get::<At, _>("run_at")?.0,
-                context: row.try_get("context")?,
-                workflow_run_id: row
-                    .try_get::<Option<Id>, _>("workflow_run_id")?
-                    .map(|id| id.0),
-            });
-        }
-        // RETURNING has no order: restore the fair order of the claim.
+        let mut claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
+        // The select has no order: restore the fair order of the claim.
         claimed.sort_by_key(|job| {
             order
                 .get(&job.id.to_string())
@@ -236,13 +199,14 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    /// Extend leases in one statement on the writer.
+    /// Extend leases in one statement on the writer: the leases still
+    /// held, and whether a cancel was asked of each.
     async fn heartbeat(
         &self,
         leases: &[Lease],
         now: Timestamp,
         lease: Duration,
-    ) -> Result<Heartbeat, StoreError> {
+    ) -> Result<Vec<(Id, bool)>, StoreError> {
         let rows: Vec<serde_json::Value> = leases
             .iter()
             .map(|l| {
@@ -252,7 +216,7 @@ impl SqliteStore {
                 })
             })
             .collect();
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "WITH u AS (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token \
                         FROM json_each(?1)) \
              UPDATE jobs SET lease_expires_at = ?2 FROM u \
@@ -262,16 +226,7 @@ impl SqliteStore {
         .bind(serde_json::Value::Array(rows).to_string())
         .bind(micros(now) + lease.as_micros() as i64)
         .fetch_all(&self.writer)
-        .await?;
-        let mut beat = Heartbeat::default();
-        for row in rows {
-            let id = row.try_get::<Id, _>("id")?.0;
-            beat.held.push(id);
-            if row.try_get::<bool, _>(1)? {
-                beat.cancel_requested.push(id);
-            }
-        }
-        Ok(beat)
+        .await?)
     }
 
     /// Record outcomes, each fenced by its lease token: the jobs it
@@ -499,24 +454,4 @@ impl SqliteStore {
         }
         Ok(out)
     }
-}
-
-/// A claimed job's plugin settings, read as one JSON object.
-#[derive(serde::Deserialize)]
-struct PluginRow {
-    fuel: u64,
-    memory_bytes: u64,
-    timeout_ms: u64,
-    result_bytes: u64,
-    log_bytes: u64,
-    config: std::collections::BTreeMap<String, String>,
-    /// Settings that no longer parse deny every request (see `parse_http`).
-    #[serde(default)]
-    http: serde_json::Value,
-    /// The tenant's quotas on one attempt.
-    max_fuel: i64,
-    max_memory_mb: i64,
-    max_timeout_ms: i64,
-    max_http_requests: i64,
-    max_http_response_bytes: i64,
 }
