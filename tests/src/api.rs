@@ -25,92 +25,101 @@ pub fn app(db: &TestDb) -> axum::Router {
     router(state)
 }
 
-pub async fn call(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call_with(app, method, uri, key, body, &[]).await
+/// A request to the router, built step by step:
+/// `call(&app, Method::POST, "/v1/jobs").key(&key).json(body).send().await`.
+#[must_use = "a request does nothing until it is sent"]
+pub struct Call<'a> {
+    app: &'a axum::Router,
+    request: axum::http::request::Builder,
+    body: Body,
 }
 
-pub async fn call_with(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let (status, _, value) = exchange(app, method, uri, key, body, headers).await;
-    (status, value)
+/// Start a request of `method` to `uri`.
+pub fn call<'a>(app: &'a axum::Router, method: Method, uri: &str) -> Call<'a> {
+    Call {
+        app,
+        request: Request::builder().method(method).uri(uri),
+        body: Body::empty(),
+    }
 }
 
-/// [`call_with`], with the answer's headers.
-pub async fn exchange(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+impl Call<'_> {
+    /// Authenticate with this API key.
+    pub fn key(self, key: &str) -> Self {
+        self.header("authorization", &format!("Bearer {key}"))
     }
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
+
+    /// Authenticate when a key is given.
+    pub fn key_opt(self, key: Option<&str>) -> Self {
+        match key {
+            Some(key) => self.key(key),
+            None => self,
         }
-        None => Body::empty(),
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let answer_headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    // JSON, or the text of a body that is not JSON (a diagram).
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    (status, answer_headers, value)
-}
+    }
 
-/// A request whose JSON body is sent as given (text serde_json would not
-/// build as a value: nested too deep, duplicate keys).
-pub async fn call_raw(
-    app: &axum::Router,
-    method: Method,
-    uri: &str,
-    key: &str,
-    body: &str,
-) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    pub fn headers(self, headers: &[(&str, &str)]) -> Self {
+        headers
+            .iter()
+            .fold(self, |call, (name, value)| call.header(name, value))
+    }
+
+    /// A JSON body.
+    pub fn json(self, body: Value) -> Self {
+        self.raw(&body.to_string())
+    }
+
+    /// A JSON body when one is given.
+    pub fn json_opt(self, body: Option<Value>) -> Self {
+        match body {
+            Some(body) => self.json(body),
+            None => self,
+        }
+    }
+
+    /// A JSON body sent as given (text serde_json would not build as a
+    /// value: nested too deep, duplicate keys).
+    pub fn raw(self, body: &str) -> Self {
+        self.bytes("application/json", body.as_bytes().to_vec())
+    }
+
+    /// A body of any type.
+    pub fn bytes(mut self, content_type: &str, bytes: Vec<u8>) -> Self {
+        self.request = self.request.header("content-type", content_type);
+        self.body = Body::from(bytes);
+        self
+    }
+
+    /// The answer's status and body: JSON, or the text of a body that is
+    /// not JSON (a diagram), or null when empty.
+    pub async fn send(self) -> (StatusCode, Value) {
+        let (status, _, value) = self.exchange().await;
+        (status, value)
+    }
+
+    /// [`Call::send`], with the answer's headers.
+    pub async fn exchange(self) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = self
+            .app
+            .clone()
+            .oneshot(self.request.body(self.body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, headers, value)
+    }
 }
 
 pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
@@ -130,40 +139,24 @@ pub async fn upload(
     bytes: Vec<u8>,
     content_type: &str,
 ) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", content_type)
-        .body(Body::from(bytes))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    call(app, Method::POST, path)
+        .key(key)
+        .bytes(content_type, bytes)
+        .send()
+        .await
 }
 
 /// A tenant (with `quotas`) and one of its keys.
 pub async fn tenant_with_key(app: &axum::Router, id: &str, quotas: Value) -> String {
-    call(
-        app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": id, "quotas": quotas})),
-    )
-    .await;
-    let (_, key) = call(
-        app,
-        Method::POST,
-        &format!("/v1/tenants/{id}/keys"),
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    call(app, Method::POST, "/v1/tenants")
+        .key(ADMIN_TOKEN)
+        .json(json!({"id": id, "quotas": quotas}))
+        .send()
+        .await;
+    let (_, key) = call(app, Method::POST, &format!("/v1/tenants/{id}/keys"))
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     key["key"].as_str().unwrap().to_string()
 }
 

@@ -192,15 +192,26 @@ pub fn serve_api_with(
     listening
         .recv_timeout(SERVE_PATIENCE)
         .expect("the API starts listening");
+    // `corral serve` prints the admin key (one line on stdout) before its
+    // API listens, or nothing: what stdout holds now is all it will hold,
+    // so it is read without waiting (a blocking read would wait for a line
+    // that never comes, until the patience runs out).
     let printed = if admin_token.is_none() {
-        let stdout = child.stdout.take().expect("stdout");
-        let (line_tx, line) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = line_tx.send(first);
-        });
-        line.recv_timeout(SERVE_PATIENCE).unwrap_or_default()
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut stdout = child.stdout.take().expect("stdout");
+        let fd = stdout.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this process owns, changing only its flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        let mut bytes = Vec::new();
+        // Ends at WouldBlock, with what was there.
+        let _ = stdout.read_to_end(&mut bytes);
+        // Kept open: a later line must not meet a closed pipe.
+        child.stdout = Some(stdout);
+        String::from_utf8_lossy(&bytes).into_owned()
     } else {
         String::new()
     };

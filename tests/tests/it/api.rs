@@ -7,9 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use corral::model::{Limits, NewJob};
-use corral_tests::api::{
-    ADMIN_TOKEN, app, assert_error, call, call_with, exchange, push, tenant_with_key, upload,
-};
+use corral_tests::api::{ADMIN_TOKEN, app, assert_error, call, push, tenant_with_key, upload};
 use corral_tests::db::TestDb;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -85,8 +83,12 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
-            let (status, _, body) =
-                exchange(&app, Method::POST, &uri, Some(&key), Some(body), &headers).await;
+            let (status, _, body) = call(&app, Method::POST, &uri)
+                .key(&key)
+                .json(body)
+                .headers(&headers)
+                .exchange()
+                .await;
             assert!(status.is_success(), "{uri}: {status} {body}");
             body
         }
@@ -141,13 +143,7 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
         }])
         .await
         .unwrap();
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/pair",
-        Some(&key),
-        Some(json!({"steps": [{"name": "a", "plugin": "echo"}, {"name": "b", "plugin": "markdown", "depends_on": ["a"]}]})),
-    )
+    let (status, _) = call(&app, Method::PUT, "/v1/workflows/pair").key(&key).json(json!({"steps": [{"name": "a", "plugin": "echo"}, {"name": "b", "plugin": "markdown", "depends_on": ["a"]}]})).send()
     .await;
     assert_eq!(status, StatusCode::CREATED);
     post(
@@ -156,32 +152,23 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
         &[("Idempotency-Key", "r")],
     )
     .await;
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        "/v1/schedules/nightly",
-        Some(&key),
-        Some(json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}})),
-    )
-    .await;
+    let (status, _) = call(&app, Method::PUT, "/v1/schedules/nightly")
+        .key(&key)
+        .json(json!({"cron": "0 3 * * *", "target": {"plugin": "echo"}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        "/v1/secrets/TOKEN",
-        Some(&key),
-        Some(json!({"value": "s3cret"})),
-    )
-    .await;
+    let (status, _) = call(&app, Method::PUT, "/v1/secrets/TOKEN")
+        .key(&key)
+        .json(json!({"value": "s3cret"}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, globex_job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&other),
-        Some(json!({"plugin": "echo", "input": 2})),
-    )
-    .await;
+    let (_, globex_job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&other)
+        .json(json!({"plugin": "echo", "input": 2}))
+        .send()
+        .await;
     let before = rows_owned_by(&db, "acme").await;
     for table in [
         "api_keys",
@@ -214,42 +201,33 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
     assert!(blobs().await.contains(&digest("markdown")));
 
     // Only an admin deletes a tenant.
-    let (status, _) = call(&app, Method::DELETE, "/v1/tenants/acme", Some(&key), None).await;
+    let (status, _) = call(&app, Method::DELETE, "/v1/tenants/acme")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = call(
-        &app,
-        Method::DELETE,
-        "/v1/tenants/acme",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let (status, body) = call(&app, Method::DELETE, "/v1/tenants/acme")
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_error(
-        &call(
-            &app,
-            Method::DELETE,
-            "/v1/tenants/acme",
-            Some(ADMIN_TOKEN),
-            None,
-        )
-        .await,
+        &call(&app, Method::DELETE, "/v1/tenants/acme")
+            .key(ADMIN_TOKEN)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    let (status, _) = call(&app, Method::GET, "/v1/jobs", Some(&key), None).await;
+    let (status, _) = call(&app, Method::GET, "/v1/jobs").key(&key).send().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "its keys stop working");
 
     let after = rows_owned_by(&db, "acme").await;
     assert!(after.iter().all(|(_, n)| *n == 0), "{after:?}");
-    let (status, _) = call(
-        &app,
-        Method::GET,
-        "/v1/tenants/acme",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let (status, _) = call(&app, Method::GET, "/v1/tenants/acme")
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let blobs = blobs().await;
     assert!(
@@ -261,9 +239,9 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/jobs/{}", globex_job["id"].as_str().unwrap()),
-        Some(&other),
-        None,
     )
+    .key(&other)
+    .send()
     .await;
     assert_eq!(
         (status, job["state"].as_str()),
@@ -272,7 +250,7 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
 
     // The id can be used again, starting empty.
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    let (_, jobs) = call(&app, Method::GET, "/v1/jobs", Some(&key), None).await;
+    let (_, jobs) = call(&app, Method::GET, "/v1/jobs").key(&key).send().await;
     assert_eq!(jobs["jobs"], json!([]));
 }
 
@@ -291,15 +269,12 @@ async fn idempotency_keys_answer_the_first_request_and_refuse_another(db: TestDb
             idempotency.to_string(),
         );
         async move {
-            let (status, _, body) = exchange(
-                &app,
-                Method::POST,
-                &uri,
-                Some(&key),
-                Some(body),
-                &[("Idempotency-Key", &idempotency)],
-            )
-            .await;
+            let (status, _, body) = call(&app, Method::POST, &uri)
+                .key(&key)
+                .json(body)
+                .headers(&[("Idempotency-Key", &idempotency)])
+                .exchange()
+                .await;
             (status, body)
         }
     };
@@ -364,14 +339,11 @@ async fn idempotency_keys_answer_the_first_request_and_refuse_another(db: TestDb
     // A workflow run: a retry is the first run; another input, or another
     // workflow, under its key is refused.
     for name in ["pair", "other"] {
-        let (status, body) = call(
-            &app,
-            Method::PUT,
-            &format!("/v1/workflows/{name}"),
-            Some(&key),
-            Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
-        )
-        .await;
+        let (status, body) = call(&app, Method::PUT, &format!("/v1/workflows/{name}"))
+            .key(&key)
+            .json(json!({"steps": [{"name": "a", "plugin": "echo"}]}))
+            .send()
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let run = send(
@@ -404,22 +376,22 @@ async fn idempotency_keys_answer_the_first_request_and_refuse_another(db: TestDb
         )
         .await,
     );
-    let (_, runs) = call(&app, Method::GET, "/v1/workflow-runs", Some(&key), None).await;
+    let (_, runs) = call(&app, Method::GET, "/v1/workflow-runs")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(db.job_total("acme").await, 5, "the run's one step");
 
     // Keys are per tenant: another tenant's same key is its own.
     let other = tenant_with_key(&app, "globex", json!({})).await;
     push(&app, &other, "echo").await;
-    let (status, _, body) = exchange(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&other),
-        Some(json!({"plugin": "echo", "input": 9})),
-        &[("Idempotency-Key", "job-1")],
-    )
-    .await;
+    let (status, _, body) = call(&app, Method::POST, "/v1/jobs")
+        .key(&other)
+        .json(json!({"plugin": "echo", "input": 9}))
+        .headers(&[("Idempotency-Key", "job-1")])
+        .exchange()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_ne!(body["id"], first.1["id"]);
 
@@ -445,7 +417,13 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     };
     let send = |method: Method, uri: &str, key: &str, body: Option<Value>| {
         let (app, uri, key) = (app.clone(), uri.to_string(), key.to_string());
-        async move { exchange(&app, method, &uri, Some(&key), body, &[]).await }
+        async move {
+            call(&app, method, &uri)
+                .key(&key)
+                .json_opt(body)
+                .exchange()
+                .await
+        }
     };
     let post = |uri: &str, key: &str, body: Option<Value>| send(Method::POST, uri, key, body);
     let put = |uri: &str, key: &str, body: Value| send(Method::PUT, uri, key, Some(body));
@@ -472,7 +450,7 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     let job = post("/v1/jobs", key, Some(json!({"plugin": "echo", "input": 1}))).await;
     let at = created(&job);
     assert_eq!(at, format!("/v1/jobs/{}", job.2["id"].as_str().unwrap()));
-    let (status, _) = call(&app, Method::GET, &at, Some(key), None).await;
+    let (status, _) = call(&app, Method::GET, &at).key(key).send().await;
     assert_eq!(status, StatusCode::OK);
     let replayed = post(&format!("{at}/replay"), key, None).await;
     assert_eq!(
@@ -497,25 +475,19 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
     let seconds: u64 = full.1["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(seconds, corral::http::quotas::QUEUE_FULL_RETRY_AFTER_SECS);
 
-    let (status, _) = call(
-        &app,
-        Method::PATCH,
-        "/v1/tenants/acme",
-        Some(ADMIN_TOKEN),
-        Some(json!({"quotas": {"max_queued_jobs": 100}})),
-    )
-    .await;
+    let (status, _) = call(&app, Method::PATCH, "/v1/tenants/acme")
+        .key(ADMIN_TOKEN)
+        .json(json!({"quotas": {"max_queued_jobs": 100}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     // An Idempotency-Key seen before: 200, no Location.
     let again = || {
-        exchange(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            Some(key),
-            Some(json!({"plugin": "echo", "input": 3})),
-            &[("idempotency-key", "k2")],
-        )
+        call(&app, Method::POST, "/v1/jobs")
+            .key(key)
+            .json(json!({"plugin": "echo", "input": 3}))
+            .headers(&[("idempotency-key", "k2")])
+            .exchange()
     };
     let first = again().await;
     created(&first);
@@ -561,20 +533,20 @@ async fn creations_carry_location_and_refusals_retry_after(db: TestDb) {
 async fn health_and_ready_need_no_key(db: TestDb) {
     let app = app(&db);
     assert_eq!(
-        call(&app, Method::GET, "/health", None, None).await,
+        call(&app, Method::GET, "/health").send().await,
         (StatusCode::OK, json!({"status": "ok"}))
     );
     assert_eq!(
-        call(&app, Method::GET, "/ready", None, None).await,
+        call(&app, Method::GET, "/ready").send().await,
         (StatusCode::OK, json!({"status": "ready"}))
     );
     assert_error(
-        &call(&app, Method::GET, "/nope", None, None).await,
+        &call(&app, Method::GET, "/nope").send().await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
     assert_error(
-        &call(&app, Method::DELETE, "/health", None, None).await,
+        &call(&app, Method::DELETE, "/health").send().await,
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
@@ -583,14 +555,14 @@ async fn health_and_ready_need_no_key(db: TestDb) {
 async fn routes_need_a_known_key(db: TestDb) {
     let app = app(&db);
     assert_error(
-        &call(&app, Method::GET, "/v1/tenants", None, None).await,
+        &call(&app, Method::GET, "/v1/tenants").send().await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
     let forged = format!("corral_{}_{}", "a".repeat(16), "b".repeat(64));
     for key in ["wrong", forged.as_str()] {
         assert_error(
-            &call(&app, Method::GET, "/v1/tenants", Some(key), None).await,
+            &call(&app, Method::GET, "/v1/tenants").key(key).send().await,
             StatusCode::UNAUTHORIZED,
             "unauthorized",
         );
@@ -612,29 +584,25 @@ async fn routes_need_a_known_key(db: TestDb) {
     // The admin key is not a tenant's key, and the reverse.
     let job = format!("/v1/jobs/{}", uuid::Uuid::now_v7());
     assert_error(
-        &call(&app, Method::GET, &job, Some(ADMIN_TOKEN), None).await,
+        &call(&app, Method::GET, &job).key(ADMIN_TOKEN).send().await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
-    call(
-        &app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": "acme"})),
-    )
-    .await;
-    let (_, key) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants/acme/keys",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    call(&app, Method::POST, "/v1/tenants")
+        .key(ADMIN_TOKEN)
+        .json(json!({"id": "acme"}))
+        .send()
+        .await;
+    let (_, key) = call(&app, Method::POST, "/v1/tenants/acme/keys")
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     let tenant_key = key["key"].as_str().unwrap();
     assert_error(
-        &call(&app, Method::GET, "/v1/tenants", Some(tenant_key), None).await,
+        &call(&app, Method::GET, "/v1/tenants")
+            .key(tenant_key)
+            .send()
+            .await,
         StatusCode::FORBIDDEN,
         "forbidden",
     );
@@ -642,14 +610,11 @@ async fn routes_need_a_known_key(db: TestDb) {
 
 async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
     let app = app(&db);
-    let (status, tenant) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": "acme", "name": "Acme Corp", "quotas": {"max_concurrency": 4}})),
-    )
-    .await;
+    let (status, tenant) = call(&app, Method::POST, "/v1/tenants")
+        .key(ADMIN_TOKEN)
+        .json(json!({"id": "acme", "name": "Acme Corp", "quotas": {"max_concurrency": 4}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{tenant}");
     assert_eq!(
         (tenant["id"].as_str(), tenant["name"].as_str()),
@@ -661,30 +626,27 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
         "defaults fill the rest"
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/tenants",
-            Some(ADMIN_TOKEN),
-            Some(json!({"id": "acme"})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/tenants")
+            .key(ADMIN_TOKEN)
+            .json(json!({"id": "acme"}))
+            .send()
+            .await,
         StatusCode::CONFLICT,
         "conflict",
     );
-    let (status, list) = call(&app, Method::GET, "/v1/tenants", Some(ADMIN_TOKEN), None).await;
+    let (status, list) = call(&app, Method::GET, "/v1/tenants")
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     assert_eq!(
         (status, list["tenants"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(1))
     );
-    let (status, updated) = call(
-        &app,
-        Method::PATCH,
-        "/v1/tenants/acme",
-        Some(ADMIN_TOKEN),
-        Some(json!({"quotas": {"enqueue_per_minute": 60}})),
-    )
-    .await;
+    let (status, updated) = call(&app, Method::PATCH, "/v1/tenants/acme")
+        .key(ADMIN_TOKEN)
+        .json(json!({"quotas": {"enqueue_per_minute": 60}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (
@@ -694,26 +656,18 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
         (Some(60), Some(4))
     );
     assert_error(
-        &call(
-            &app,
-            Method::GET,
-            "/v1/tenants/ghost",
-            Some(ADMIN_TOKEN),
-            None,
-        )
-        .await,
+        &call(&app, Method::GET, "/v1/tenants/ghost")
+            .key(ADMIN_TOKEN)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
 
-    let (status, key) = call(
-        &app,
-        Method::POST,
-        "/v1/tenants/acme/keys",
-        Some(ADMIN_TOKEN),
-        None,
-    )
-    .await;
+    let (status, key) = call(&app, Method::POST, "/v1/tenants/acme/keys")
+        .key(ADMIN_TOKEN)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let token = key["key"].as_str().unwrap().to_string();
     let key_id = key["key_id"].as_str().unwrap().to_string();
@@ -724,7 +678,7 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
     );
     let job = format!("/v1/jobs/{}", uuid::Uuid::now_v7());
     assert_error(
-        &call(&app, Method::GET, &job, Some(&token), None).await,
+        &call(&app, Method::GET, &job).key(&token).send().await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -732,13 +686,13 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
         &app,
         Method::DELETE,
         &format!("/v1/tenants/acme/keys/{key_id}"),
-        Some(ADMIN_TOKEN),
-        None,
     )
+    .key(ADMIN_TOKEN)
+    .send()
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_error(
-        &call(&app, Method::GET, &job, Some(&token), None).await,
+        &call(&app, Method::GET, &job).key(&token).send().await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
@@ -747,22 +701,18 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
             &app,
             Method::DELETE,
             &format!("/v1/tenants/acme/keys/{key_id}"),
-            Some(ADMIN_TOKEN),
-            None,
         )
+        .key(ADMIN_TOKEN)
+        .send()
         .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/tenants/ghost/keys",
-            Some(ADMIN_TOKEN),
-            None,
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/tenants/ghost/keys")
+            .key(ADMIN_TOKEN)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -794,14 +744,11 @@ async fn bad_tenant_requests_are_refused_and_store_nothing(db: TestDb) {
     ];
     for (body, status, code) in cases {
         assert_error(
-            &call(
-                &app,
-                Method::POST,
-                "/v1/tenants",
-                Some(ADMIN_TOKEN),
-                Some(body),
-            )
-            .await,
+            &call(&app, Method::POST, "/v1/tenants")
+                .key(ADMIN_TOKEN)
+                .json(body)
+                .send()
+                .await,
             status,
             code,
         );
@@ -820,23 +767,17 @@ async fn bad_tenant_requests_are_refused_and_store_nothing(db: TestDb) {
         "nothing stored"
     );
 
-    call(
-        &app,
-        Method::POST,
-        "/v1/tenants",
-        Some(ADMIN_TOKEN),
-        Some(json!({"id": "acme"})),
-    )
-    .await;
+    call(&app, Method::POST, "/v1/tenants")
+        .key(ADMIN_TOKEN)
+        .json(json!({"id": "acme"}))
+        .send()
+        .await;
     assert_error(
-        &call(
-            &app,
-            Method::PATCH,
-            "/v1/tenants/acme",
-            Some(ADMIN_TOKEN),
-            Some(json!({"quotas": {"max_memory_mb": 0}})),
-        )
-        .await,
+        &call(&app, Method::PATCH, "/v1/tenants/acme")
+            .key(ADMIN_TOKEN)
+            .json(json!({"quotas": {"max_memory_mb": 0}}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_quota",
     );
@@ -868,14 +809,10 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         .unwrap()[0]
         .id;
 
-    let (status, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(acme_key),
-        None,
-    )
-    .await;
+    let (status, job) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(acme_key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{job}");
     assert_eq!(
         (
@@ -886,33 +823,25 @@ async fn a_tenant_sees_only_its_own_jobs(db: TestDb) {
         (Some("available"), json!({"n": 1}), Some(1))
     );
     // Another tenant's id answers exactly like a missing one.
-    let theirs = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(other_key),
-        None,
-    )
-    .await;
+    let theirs = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(other_key)
+        .send()
+        .await;
     let missing = call(
         &app,
         Method::GET,
         &format!("/v1/jobs/{}", uuid::Uuid::now_v7()),
-        Some(other_key),
-        None,
     )
+    .key(other_key)
+    .send()
     .await;
     assert_error(&theirs, StatusCode::NOT_FOUND, "not_found");
     assert_eq!(theirs.0, missing.0);
     assert_error(
-        &call(
-            &app,
-            Method::GET,
-            "/v1/jobs/not-a-uuid",
-            Some(acme_key),
-            None,
-        )
-        .await,
+        &call(&app, Method::GET, "/v1/jobs/not-a-uuid")
+            .key(acme_key)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -925,14 +854,11 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         .await;
 
     let body = json!({"plugin": "echo", "input": {"b": [1, 2], "a": "x"}, "priority": 5, "timeout_ms": 1000});
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(body.clone()),
-    )
-    .await;
+    let (status, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(body.clone())
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     assert_eq!(
         (
@@ -946,24 +872,18 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
 
     // The same Idempotency-Key returns the first job, with 200.
     let headers = [("idempotency-key", "order-7")];
-    let (first_status, first) = call_with(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(body.clone()),
-        &headers,
-    )
-    .await;
-    let (again_status, again) = call_with(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(body.clone()),
-        &headers,
-    )
-    .await;
+    let (first_status, first) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(body.clone())
+        .headers(&headers)
+        .send()
+        .await;
+    let (again_status, again) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(body.clone())
+        .headers(&headers)
+        .send()
+        .await;
     assert_eq!(
         (first_status, again_status),
         (StatusCode::CREATED, StatusCode::OK)
@@ -974,14 +894,11 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
     let jobs: Vec<Value> = (0..3)
         .map(|i| json!({"plugin": "echo", "input": i}))
         .collect();
-    let (status, batch) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(json!({"jobs": jobs})),
-    )
-    .await;
+    let (status, batch) = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(json!({"jobs": jobs}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let ids = batch["ids"].as_array().unwrap();
     assert_eq!(ids.len(), 3);
@@ -990,9 +907,9 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
             &app,
             Method::GET,
             &format!("/v1/jobs/{}", id.as_str().unwrap()),
-            Some(&key),
-            None,
         )
+        .key(&key)
+        .send()
         .await;
         assert_eq!(job["input"], json!(i), "ids come back in order");
     }
@@ -1039,30 +956,28 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
     ];
     for (body, status, code) in refusals {
         assert_error(
-            &call(&app, Method::POST, "/v1/jobs", Some(&key), Some(body)).await,
+            &call(&app, Method::POST, "/v1/jobs")
+                .key(&key)
+                .json(body)
+                .send()
+                .await,
             status,
             code,
         );
     }
     let mixed = json!({"jobs": [{"plugin": "echo", "input": 1}, {"plugin": "nope", "input": 2}]});
-    let refused = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(mixed),
-    )
-    .await;
+    let refused = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(mixed)
+        .send()
+        .await;
     assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "unknown_plugin");
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/jobs/batch",
-            Some(&key),
-            Some(json!({"jobs": []})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/jobs/batch")
+            .key(&key)
+            .json(json!({"jobs": []}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
@@ -1072,14 +987,10 @@ async fn jobs_are_created_singly_and_in_batches(db: TestDb) {
         "nothing stored by a refused request"
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            None,
-            Some(json!({"plugin": "echo", "input": 1})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/jobs")
+            .json(json!({"plugin": "echo", "input": 1}))
+            .send()
+            .await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
@@ -1096,25 +1007,18 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
             .await;
     }
     let (acme, other) = (keys[0].as_str(), keys[1].as_str());
-    let (_, waiting) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(acme),
-        Some(json!({"plugin": "echo", "input": 1})),
-    )
-    .await;
+    let (_, waiting) = call(&app, Method::POST, "/v1/jobs")
+        .key(acme)
+        .json(json!({"plugin": "echo", "input": 1}))
+        .send()
+        .await;
     let waiting = waiting["id"].as_str().unwrap().to_string();
 
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            &format!("/v1/jobs/{waiting}/cancel"),
-            Some(other),
-            None,
-        )
-        .await,
+        &call(&app, Method::POST, &format!("/v1/jobs/{waiting}/cancel"))
+            .key(other)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -1128,40 +1032,29 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
         corral::model::JobState::Available,
         "unchanged"
     );
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        &format!("/v1/jobs/{waiting}/cancel"),
-        Some(acme),
-        None,
-    )
-    .await;
+    let (status, job) = call(&app, Method::POST, &format!("/v1/jobs/{waiting}/cancel"))
+        .key(acme)
+        .send()
+        .await;
     assert_eq!(
         (status, job["state"].as_str()),
         (StatusCode::OK, Some("cancelled"))
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            &format!("/v1/jobs/{waiting}/cancel"),
-            Some(acme),
-            None,
-        )
-        .await,
+        &call(&app, Method::POST, &format!("/v1/jobs/{waiting}/cancel"))
+            .key(acme)
+            .send()
+            .await,
         StatusCode::CONFLICT,
         "conflict",
     );
 
     // An attempt recorded by a worker shows in the timeline and the logs.
-    let (_, ran) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(acme),
-        Some(json!({"plugin": "echo", "input": 2})),
-    )
-    .await;
+    let (_, ran) = call(&app, Method::POST, "/v1/jobs")
+        .key(acme)
+        .json(json!({"plugin": "echo", "input": 2}))
+        .send()
+        .await;
     let ran = ran["id"].as_str().unwrap().to_string();
     let claimed = db
         .store
@@ -1202,14 +1095,10 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
         }])
         .await
         .unwrap();
-    let (status, attempts) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{ran}/attempts"),
-        Some(acme),
-        None,
-    )
-    .await;
+    let (status, attempts) = call(&app, Method::GET, &format!("/v1/jobs/{ran}/attempts"))
+        .key(acme)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     let first = &attempts["attempts"][0];
     assert_eq!(
@@ -1220,26 +1109,18 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
         ),
         (Some("failed"), Some(1234), Some("host-a"))
     );
-    let (_, logs) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{ran}/logs"),
-        Some(acme),
-        None,
-    )
-    .await;
+    let (_, logs) = call(&app, Method::GET, &format!("/v1/jobs/{ran}/logs"))
+        .key(acme)
+        .send()
+        .await;
     assert_eq!(logs["logs"][0]["log"], "[info] hello\n");
     assert_eq!(logs["logs"][0]["truncated"], false);
     for path in ["attempts", "logs"] {
         assert_error(
-            &call(
-                &app,
-                Method::GET,
-                &format!("/v1/jobs/{ran}/{path}"),
-                Some(other),
-                None,
-            )
-            .await,
+            &call(&app, Method::GET, &format!("/v1/jobs/{ran}/{path}"))
+                .key(other)
+                .send()
+                .await,
             StatusCode::NOT_FOUND,
             "not_found",
         );
@@ -1302,10 +1183,16 @@ async fn plugins_are_uploaded_and_versioned(db: TestDb) {
         (StatusCode::CREATED, Some(2))
     );
 
-    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/plugins")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(list["plugins"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["plugins"][0]["version"], 2);
-    let (_, versions) = call(&app, Method::GET, "/v1/plugins/echo", Some(&key), None).await;
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/echo")
+        .key(&key)
+        .send()
+        .await;
     let numbers: Vec<_> = versions["versions"]
         .as_array()
         .unwrap()
@@ -1313,7 +1200,10 @@ async fn plugins_are_uploaded_and_versioned(db: TestDb) {
         .map(|v| v["version"].as_u64().unwrap())
         .collect();
     assert_eq!(numbers, vec![2, 1]);
-    let (status, one) = call(&app, Method::GET, "/v1/plugins/echo/1", Some(&key), None).await;
+    let (status, one) = call(&app, Method::GET, "/v1/plugins/echo/1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         (status, one["digest"].clone()),
         (StatusCode::OK, v1["digest"].clone())
@@ -1324,17 +1214,23 @@ async fn plugins_are_uploaded_and_versioned(db: TestDb) {
         "/v1/plugins/echo/x",
     ] {
         assert_error(
-            &call(&app, Method::GET, missing, Some(&key), None).await,
+            &call(&app, Method::GET, missing).key(&key).send().await,
             StatusCode::NOT_FOUND,
             "not_found",
         );
     }
     // Another tenant sees none of it.
     let other = tenant_with_key(&app, "other", json!({})).await;
-    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&other), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/plugins")
+        .key(&other)
+        .send()
+        .await;
     assert_eq!(list["plugins"], json!([]));
     assert_error(
-        &call(&app, Method::GET, "/v1/plugins/echo", Some(&other), None).await,
+        &call(&app, Method::GET, "/v1/plugins/echo")
+            .key(&other)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -1501,14 +1397,11 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     // A setting the guest reads with host.config; its value is never shown again.
-    let (status, patched) = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/markdown",
-        Some(&key),
-        Some(json!({"config": {"wrapper_class": "doc"}, "limits": {"max_attempts": 2}})),
-    )
-    .await;
+    let (status, patched) = call(&app, Method::PATCH, "/v1/plugins/markdown")
+        .key(&key)
+        .json(json!({"config": {"wrapper_class": "doc"}, "limits": {"max_attempts": 2}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(
         (
@@ -1521,14 +1414,11 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
         !patched.to_string().contains("\"doc\""),
         "config values are write-only"
     );
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "markdown", "input": {"markdown": "# Hi"}})),
-    )
-    .await;
+    let (status, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "markdown", "input": {"markdown": "# Hi"}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
 
@@ -1549,14 +1439,10 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
     shutdown.cancel();
     running.await.unwrap();
 
-    let (_, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(
         job["result"]["html"], "<div class=\"doc\">\n<h1>Hi</h1>\n</div>\n",
@@ -1576,23 +1462,15 @@ async fn a_job_runs_end_to_end_through_the_api(db: TestDb) {
         (status, v2["config_keys"].clone()),
         (StatusCode::CREATED, json!(["wrapper_class"]))
     );
-    let (_, attempts) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}/attempts"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, attempts) = call(&app, Method::GET, &format!("/v1/jobs/{id}/attempts"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(attempts["attempts"][0]["outcome"], "completed");
-    let (_, logs) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}/logs"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, logs) = call(&app, Method::GET, &format!("/v1/jobs/{id}/logs"))
+        .key(&key)
+        .send()
+        .await;
     assert!(
         logs["logs"][0]["log"]
             .as_str()
@@ -1647,27 +1525,21 @@ async fn bad_plugin_updates_are_refused_and_change_nothing(db: TestDb) {
     ];
     for (body, status, code) in refusals {
         assert_error(
-            &call(
-                &app,
-                Method::PATCH,
-                "/v1/plugins/echo",
-                Some(&key),
-                Some(body),
-            )
-            .await,
+            &call(&app, Method::PATCH, "/v1/plugins/echo")
+                .key(&key)
+                .json(body)
+                .send()
+                .await,
             status,
             code,
         );
     }
     assert_error(
-        &call(
-            &app,
-            Method::PATCH,
-            "/v1/plugins/nope",
-            Some(&key),
-            Some(json!({})),
-        )
-        .await,
+        &call(&app, Method::PATCH, "/v1/plugins/nope")
+            .key(&key)
+            .json(json!({}))
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -1695,24 +1567,21 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
     let mut created = Vec::new();
     for i in 0..7 {
         let plugin = if i % 2 == 0 { "echo" } else { "markdown" };
-        let (_, job) = call(&app, Method::POST, "/v1/jobs", Some(&key), Some(json!({"plugin": plugin, "input": i, "queue": if i < 5 { "default" } else { "bulk" }}))).await;
+        let (_, job) = call(&app, Method::POST, "/v1/jobs").key(&key).json(json!({"plugin": plugin, "input": i, "queue": if i < 5 { "default" } else { "bulk" }})).send().await;
         created.push(job["id"].as_str().unwrap().to_string());
     }
-    call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&other),
-        Some(json!({"plugin": "echo", "input": 99})),
-    )
-    .await;
+    call(&app, Method::POST, "/v1/jobs")
+        .key(&other)
+        .json(json!({"plugin": "echo", "input": 99}))
+        .send()
+        .await;
     call(
         &app,
         Method::POST,
         &format!("/v1/jobs/{}/cancel", created[0]),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
 
     // Pages of 3, newest first, until no cursor: every job once, none of the other tenant's.
@@ -1723,7 +1592,7 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
             Some(c) => format!("/v1/jobs?limit=3&cursor={c}"),
             None => "/v1/jobs?limit=3".to_string(),
         };
-        let (status, page) = call(&app, Method::GET, &uri, Some(&key), None).await;
+        let (status, page) = call(&app, Method::GET, &uri).key(&key).send().await;
         assert_eq!(status, StatusCode::OK, "{page}");
         seen.extend(
             page["jobs"]
@@ -1741,35 +1610,23 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
     assert_eq!(seen, newest_first);
 
     let ids = |page: &Value| page["jobs"].as_array().unwrap().len();
-    let (_, cancelled) = call(
-        &app,
-        Method::GET,
-        "/v1/jobs?state=cancelled",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, cancelled) = call(&app, Method::GET, "/v1/jobs?state=cancelled")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         (ids(&cancelled), cancelled["jobs"][0]["id"].as_str()),
         (1, Some(created[0].as_str()))
     );
-    let (_, markdown) = call(
-        &app,
-        Method::GET,
-        "/v1/jobs?plugin=markdown",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, markdown) = call(&app, Method::GET, "/v1/jobs?plugin=markdown")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(ids(&markdown), 3);
-    let (_, bulk) = call(
-        &app,
-        Method::GET,
-        "/v1/jobs?queue=bulk&plugin=echo",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, bulk) = call(&app, Method::GET, "/v1/jobs?queue=bulk&plugin=echo")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(ids(&bulk), 1);
     for bad in [
         "/v1/jobs?state=sleeping",
@@ -1779,7 +1636,7 @@ async fn jobs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
         "/v1/jobs?colour=red",
     ] {
         assert_error(
-            &call(&app, Method::GET, bad, Some(&key), None).await,
+            &call(&app, Method::GET, bad).key(&key).send().await,
             StatusCode::BAD_REQUEST,
             "invalid_query",
         );
@@ -1792,26 +1649,19 @@ async fn a_job_is_replayed_as_a_new_linked_job(db: TestDb) {
     let other = tenant_with_key(&app, "other", json!({})).await;
     db.plugin("acme", "echo", b"component", Limits::default(), 3)
         .await;
-    let (_, original) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "echo", "input": {"x": 1}, "priority": 7, "queue": "bulk"})),
-    )
-    .await;
+    let (_, original) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "echo", "input": {"x": 1}, "priority": 7, "queue": "bulk"}))
+        .send()
+        .await;
     // A newer version of the plugin does not change what a replay runs.
     db.plugin("acme", "echo", b"component v2", Limits::default(), 3)
         .await;
     let id = original["id"].as_str().unwrap();
-    let (status, replay) = call(
-        &app,
-        Method::POST,
-        &format!("/v1/jobs/{id}/replay"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, replay) = call(&app, Method::POST, &format!("/v1/jobs/{id}/replay"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{replay}");
     assert_ne!(replay["id"], original["id"]);
     assert_eq!(replay["replay_of"].as_str(), Some(id));
@@ -1827,14 +1677,10 @@ async fn a_job_is_replayed_as_a_new_linked_job(db: TestDb) {
     }
     assert_eq!(replay["state"], "available");
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            &format!("/v1/jobs/{id}/replay"),
-            Some(&other),
-            None,
-        )
-        .await,
+        &call(&app, Method::POST, &format!("/v1/jobs/{id}/replay"))
+            .key(&other)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -1846,14 +1692,11 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     push(&app, &key, "echo").await;
-    let (_, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "echo", "input": 1})),
-    )
-    .await;
+    let (_, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "echo", "input": 1}))
+        .send()
+        .await;
     let id = job["id"].as_str().unwrap().to_string();
     let mut events = SseReader {
         body: open_events(&app, &key, &id).await,
@@ -1897,9 +1740,9 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
             &app,
             Method::GET,
             &format!("/v1/jobs/{}/events", uuid::Uuid::now_v7()),
-            Some(&key),
-            None,
         )
+        .key(&key)
+        .send()
         .await,
         StatusCode::NOT_FOUND,
         "not_found",
@@ -1967,14 +1810,11 @@ async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
         "application/wasm",
     )
     .await;
-    let (_, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "spin", "input": null, "max_attempts": 1})),
-    )
-    .await;
+    let (_, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "spin", "input": null, "max_attempts": 1}))
+        .send()
+        .await;
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(job["progress"], Value::Null);
     let mut events = SseReader {
@@ -2017,27 +1857,19 @@ async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
             other => panic!("unexpected event {other}"),
         }
         if seen_progress && !cancelled {
-            let (status, _) = call(
-                &app,
-                Method::POST,
-                &format!("/v1/jobs/{id}/cancel"),
-                Some(&key),
-                None,
-            )
-            .await;
+            let (status, _) = call(&app, Method::POST, &format!("/v1/jobs/{id}/cancel"))
+                .key(&key)
+                .send()
+                .await;
             assert_eq!(status, StatusCode::OK);
             cancelled = true;
         }
     }
     assert!(seen_progress);
-    let (_, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         job["progress"], expected,
         "the last progress is kept: {job}"
@@ -2077,19 +1909,21 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
         StatusCode::CREATED
     );
     // A job pinned to version 2, waiting (no worker runs here).
-    let (_, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "tool", "version": 2, "input": {}})),
-    )
-    .await;
+    let (_, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "tool", "version": 2, "input": {}}))
+        .send()
+        .await;
     let job_id = job["id"].as_str().unwrap().to_string();
 
     let delete = |key: Option<String>, path: &'static str| {
         let app = app.clone();
-        async move { call(&app, Method::DELETE, path, key.as_deref(), None).await }
+        async move {
+            call(&app, Method::DELETE, path)
+                .key_opt(key.as_deref())
+                .send()
+                .await
+        }
     };
     assert_error(
         &delete(None, "/v1/plugins/tool/2").await,
@@ -2121,7 +1955,10 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
         "{}",
         refused.1
     );
-    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool", Some(&key), None).await;
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         versions["versions"].as_array().unwrap().len(),
         2,
@@ -2129,14 +1966,10 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
     );
 
     // Once the job is finished (cancelled), the version can go.
-    call(
-        &app,
-        Method::POST,
-        &format!("/v1/jobs/{job_id}/cancel"),
-        Some(&key),
-        None,
-    )
-    .await;
+    call(&app, Method::POST, &format!("/v1/jobs/{job_id}/cancel"))
+        .key(&key)
+        .send()
+        .await;
     let (status, body) = delete(Some(key.clone()), "/v1/plugins/tool/2").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_error(
@@ -2145,11 +1978,17 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
         "not_found",
     );
     assert_error(
-        &call(&app, Method::GET, "/v1/plugins/tool/2", Some(&key), None).await,
+        &call(&app, Method::GET, "/v1/plugins/tool/2")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool", Some(&key), None).await;
+    let (_, versions) = call(&app, Method::GET, "/v1/plugins/tool")
+        .key(&key)
+        .send()
+        .await;
     let numbers: Vec<u64> = versions["versions"]
         .as_array()
         .unwrap()
@@ -2157,51 +1996,40 @@ async fn plugin_versions_are_deleted_unless_jobs_need_them(db: TestDb) {
         .map(|v| v["version"].as_u64().unwrap())
         .collect();
     assert_eq!(numbers, vec![1]);
-    let (_, list) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/plugins")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(list["plugins"][0]["version"], 1, "latest is now 1: {list}");
     // The finished job still names its version.
-    let (_, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{job_id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{job_id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(job["version"], 2);
     // The deleted version cannot be enqueued; "latest" resolves to 1.
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            Some(&key),
-            Some(json!({"plugin": "tool", "version": 2, "input": {}})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/jobs")
+            .key(&key)
+            .json(json!({"plugin": "tool", "version": 2, "input": {}}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "unknown_plugin",
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            &format!("/v1/jobs/{job_id}/replay"),
-            Some(&key),
-            None,
-        )
-        .await,
+        &call(&app, Method::POST, &format!("/v1/jobs/{job_id}/replay"))
+            .key(&key)
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "unknown_plugin",
     );
-    let (_, latest) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "tool", "input": {}})),
-    )
-    .await;
+    let (_, latest) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "tool", "input": {}}))
+        .send()
+        .await;
     assert_eq!(latest["version"], 1);
     // Its number is not reused: the same bytes again are version 3.
     let (status, again) =
@@ -2215,23 +2043,17 @@ async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
     let key = tenant_with_key(&app, "acme", json!({"max_queued_jobs": 3})).await;
     push(&app, &key, "echo").await;
     let job = json!({"plugin": "echo", "input": 1});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(json!({"jobs": [job, job]})),
-    )
-    .await;
+    let (status, _) = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(json!({"jobs": [job, job]}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let refused = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(json!({"jobs": [job, job]})),
-    )
-    .await;
+    let refused = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(json!({"jobs": [job, job]}))
+        .send()
+        .await;
     assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "queue_full");
     assert!(
         refused.1["error"]["message"]
@@ -2242,24 +2064,18 @@ async fn the_queued_jobs_quota_answers_429_and_stores_nothing(db: TestDb) {
         refused.1
     );
     assert_eq!(db.job_total("acme").await, 2);
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(job.clone()),
-    )
-    .await;
+    let (status, _) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(job.clone())
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "the third fits");
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            Some(&key),
-            Some(job.clone()),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/jobs")
+            .key(&key)
+            .json(job.clone())
+            .send()
+            .await,
         StatusCode::TOO_MANY_REQUESTS,
         "queue_full",
     );
@@ -2273,26 +2089,20 @@ async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
     push(&app, &key, "echo").await;
     let job = json!({"plugin": "echo", "input": 1});
     // A batch over the rate can never pass.
-    let too_big = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(json!({"jobs": [job, job, job, job]})),
-    )
-    .await;
+    let too_big = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(json!({"jobs": [job, job, job, job]}))
+        .send()
+        .await;
     assert_error(&too_big, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert_eq!(db.job_total("acme").await, 0);
     // A refused enqueue gives its share back: an unknown plugin uses none.
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            Some(&key),
-            Some(json!({"plugin": "nope", "input": 1})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/jobs")
+            .key(&key)
+            .json(json!({"plugin": "nope", "input": 1}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "unknown_plugin",
     );
@@ -2341,7 +2151,7 @@ async fn the_enqueue_rate_quota_answers_429_with_retry_after(db: TestDb) {
 
 async fn the_openapi_document_and_offline_docs_are_served(db: TestDb) {
     let app = app(&db);
-    let (status, doc) = call(&app, Method::GET, "/openapi.json", None, None).await;
+    let (status, doc) = call(&app, Method::GET, "/openapi.json").send().await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();

@@ -50,20 +50,17 @@ async fn push(app: &axum::Router, key: &str, guest: Guest, name: &str, query: &s
 }
 
 async fn enqueue(app: &axum::Router, key: &str, plugin: &str, input: Value) -> uuid::Uuid {
-    let (status, job) = call(
-        app,
-        Method::POST,
-        "/v1/jobs",
-        Some(key),
-        Some(json!({"plugin": plugin, "input": input})),
-    )
-    .await;
+    let (status, job) = call(app, Method::POST, "/v1/jobs")
+        .key(key)
+        .json(json!({"plugin": plugin, "input": input}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     job["id"].as_str().unwrap().parse().unwrap()
 }
 
 async fn get(app: &axum::Router, key: &str, path: &str) -> Value {
-    let (status, body) = call(app, Method::GET, path, Some(key), None).await;
+    let (status, body) = call(app, Method::GET, path).key(key).send().await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
     body
 }
@@ -91,14 +88,11 @@ async fn through_the_queue(db: TestDb, guest: Guest) {
     .await;
     push(&app, &key, guest, "greet", "").await;
     push(&app, &key, guest, "csv-stats", "").await;
-    let (status, body) = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/greet",
-        Some(&key),
-        Some(json!({"config": {"punctuation": "?"}})),
-    )
-    .await;
+    let (status, body) = call(&app, Method::PATCH, "/v1/plugins/greet")
+        .key(&key)
+        .json(json!({"config": {"punctuation": "?"}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let greeting = enqueue(&app, &key, "greet", json!({"name": "Ada"})).await;

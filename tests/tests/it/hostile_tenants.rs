@@ -259,12 +259,20 @@ async fn deep_json_is_refused_at_enqueue_and_as_a_result(db: TestDb) {
     push(&app, &key, "deep-result").await;
     // Sent as text: serde_json would not even build such a value.
     let deep = format!(r#"{{"plugin": "echo", "input": {}}}"#, nested(10_000));
-    let refused = corral_tests::api::call_raw(&app, Method::POST, "/v1/jobs", &key, &deep).await;
+    let refused = corral_tests::api::call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .raw(&deep)
+        .send()
+        .await;
     assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     let message = refused.1["error"]["message"].as_str().unwrap();
     assert!(message.contains("the limit is 64"), "{message}");
     let shallow = format!(r#"{{"plugin": "echo", "input": {}}}"#, nested(64));
-    let created = corral_tests::api::call_raw(&app, Method::POST, "/v1/jobs", &key, &shallow).await;
+    let created = corral_tests::api::call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .raw(&shallow)
+        .send()
+        .await;
     assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
     assert_eq!(
         db.job_total("acme").await,
@@ -272,14 +280,11 @@ async fn deep_json_is_refused_at_enqueue_and_as_a_result(db: TestDb) {
         "the refused job stored nothing"
     );
 
-    let (_, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "deep-result", "input": {"depth": 1000}})),
-    )
-    .await;
+    let (_, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "deep-result", "input": {"depth": 1000}}))
+        .send()
+        .await;
     let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
     let host = corral_tests::worker::Host::start(&db, corral_tests::worker::config("deep"));
     db.wait_until_drained(Some("acme"), PATIENCE).await;
@@ -388,41 +393,35 @@ async fn every_path_is_held_to_the_tenants_attempt_quotas(db: TestDb) {
     let key = tenant_with_key(&app, "acme", json!({"max_timeout_ms": 1000})).await;
     push(&app, &key, "echo").await;
     let greedy = json!({"steps": [{"name": "a", "plugin": "echo", "timeout_ms": 9_000_000_000_000_000_000u64}]});
-    let refused = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/greedy",
-        Some(&key),
-        Some(greedy),
-    )
-    .await;
+    let refused = call(&app, Method::PUT, "/v1/workflows/greedy")
+        .key(&key)
+        .json(greedy)
+        .send()
+        .await;
     assert_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "over_limit");
     let message = refused.1["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("step `a`") && message.contains("max_timeout_ms of 1000"),
         "{message}"
     );
-    let (_, listed) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    let (_, listed) = call(&app, Method::GET, "/v1/workflows")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(listed["workflows"], json!([]), "nothing stored");
-    let job = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "echo", "input": 1, "timeout_ms": 5000})),
-    )
-    .await;
+    let job = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "echo", "input": 1, "timeout_ms": 5000}))
+        .send()
+        .await;
     assert_error(&job, StatusCode::UNPROCESSABLE_ENTITY, "over_limit");
 
     // Stored while the quotas were higher: a step, a job and its replay.
     let raise = |q: serde_json::Value| {
-        call(
-            &app,
-            Method::PATCH,
-            "/v1/tenants/acme",
-            Some(ADMIN_TOKEN),
-            Some(json!({"quotas": q})),
-        )
+        call(&app, Method::PATCH, "/v1/tenants/acme")
+            .key(ADMIN_TOKEN)
+            .json(json!({"quotas": q}))
+            .send()
     };
     assert_eq!(
         raise(json!({"max_timeout_ms": 600_000})).await.0,
@@ -430,45 +429,36 @@ async fn every_path_is_held_to_the_tenants_attempt_quotas(db: TestDb) {
     );
     let spec = json!({"steps": [{"name": "a", "plugin": "echo", "timeout_ms": 600_000}]});
     assert_eq!(
-        call(
-            &app,
-            Method::PUT,
-            "/v1/workflows/slow",
-            Some(&key),
-            Some(spec)
-        )
-        .await
-        .0,
+        call(&app, Method::PUT, "/v1/workflows/slow")
+            .key(&key)
+            .json(spec)
+            .send()
+            .await
+            .0,
         StatusCode::CREATED
     );
     assert_eq!(
-        call(
-            &app,
-            Method::POST,
-            "/v1/workflows/slow/runs",
-            Some(&key),
-            Some(json!({"input": {}}))
-        )
-        .await
-        .0,
+        call(&app, Method::POST, "/v1/workflows/slow/runs")
+            .key(&key)
+            .json(json!({"input": {}}))
+            .send()
+            .await
+            .0,
         StatusCode::CREATED
     );
-    let (status, job) = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&key),
-        Some(json!({"plugin": "echo", "input": 1, "timeout_ms": 600_000})),
-    )
-    .await;
+    let (status, job) = call(&app, Method::POST, "/v1/jobs")
+        .key(&key)
+        .json(json!({"plugin": "echo", "input": 1, "timeout_ms": 600_000}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let replay = call(
         &app,
         Method::POST,
         &format!("/v1/jobs/{}/replay", job["id"].as_str().unwrap()),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(replay.0, StatusCode::CREATED, "{}", replay.1);
     // Then lowered: every claimed attempt runs within the quotas in force.
@@ -842,7 +832,8 @@ async fn ready_keeps_the_databases_words_to_itself(db: TestDb) {
     use axum::http::{Method, StatusCode};
     let app = corral_tests::api::app(&db);
     assert_eq!(
-        corral_tests::api::call(&app, Method::GET, "/ready", None, None)
+        corral_tests::api::call(&app, Method::GET, "/ready")
+            .send()
             .await
             .0,
         StatusCode::OK
@@ -868,7 +859,9 @@ async fn ready_keeps_the_databases_words_to_itself(db: TestDb) {
                 .unwrap();
         }
     }
-    let answer = corral_tests::api::call(&app, Method::GET, "/ready", None, None).await;
+    let answer = corral_tests::api::call(&app, Method::GET, "/ready")
+        .send()
+        .await;
     corral_tests::api::assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "not_ready");
     let message = answer.1["error"]["message"].as_str().unwrap();
     assert!(
@@ -1115,7 +1108,10 @@ async fn stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected(db: Tes
             .unwrap()
             .contains("max_stored_plugin_bytes")
     );
-    let (_, listed) = call(&app, Method::GET, "/v1/plugins", Some(&key), None).await;
+    let (_, listed) = call(&app, Method::GET, "/v1/plugins")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         listed["plugins"].as_array().unwrap().len(),
         2,
@@ -1125,14 +1121,10 @@ async fn stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected(db: Tes
     // Deleting every version naming the bytes frees the quota and the bytes.
     let digest = corral::model::Digest::of(&echo).to_string();
     for name in ["echo", "echo-too"] {
-        let deleted = call(
-            &app,
-            Method::DELETE,
-            &format!("/v1/plugins/{name}/1"),
-            Some(&key),
-            None,
-        )
-        .await;
+        let deleted = call(&app, Method::DELETE, &format!("/v1/plugins/{name}/1"))
+            .key(&key)
+            .send()
+            .await;
         assert_eq!(deleted.0, StatusCode::NO_CONTENT, "{}", deleted.1);
     }
     assert_eq!(
@@ -1142,14 +1134,10 @@ async fn stored_plugin_bytes_are_a_quota_and_deleted_bytes_are_collected(db: Tes
     );
     assert_eq!(push("markdown", markdown).await.0, StatusCode::CREATED);
     // Uploading the bytes again restores them (within the quota).
-    let deleted = call(
-        &app,
-        Method::DELETE,
-        "/v1/plugins/markdown/1",
-        Some(&key),
-        None,
-    )
-    .await;
+    let deleted = call(&app, Method::DELETE, "/v1/plugins/markdown/1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(deleted.0, StatusCode::NO_CONTENT);
     let restored = push("echo", echo.clone()).await;
     assert_eq!(restored.0, StatusCode::CREATED, "{}", restored.1);
@@ -1248,14 +1236,10 @@ async fn uploads_past_the_compile_slots_get_503_with_retry_after() {
             .contains("compiler slot"),
         "{body}"
     );
-    let (_, listed) = corral_tests::api::call(
-        &app,
-        axum::http::Method::GET,
-        "/v1/plugins",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, listed) = corral_tests::api::call(&app, axum::http::Method::GET, "/v1/plugins")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(listed["plugins"], serde_json::json!([]), "nothing stored");
     first.abort();
 }
@@ -1294,24 +1278,18 @@ async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
     push(&app, &key, "echo").await;
     let every_second = json!({"cron": "* * * * * *", "target": {"plugin": "echo", "input": {}}});
     for name in ["a", "b"] {
-        let put = call(
-            &app,
-            Method::PUT,
-            &format!("/v1/schedules/{name}"),
-            Some(&key),
-            Some(every_second.clone()),
-        )
-        .await;
+        let put = call(&app, Method::PUT, &format!("/v1/schedules/{name}"))
+            .key(&key)
+            .json(every_second.clone())
+            .send()
+            .await;
         assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
     }
-    let third = call(
-        &app,
-        Method::PUT,
-        "/v1/schedules/c",
-        Some(&key),
-        Some(every_second.clone()),
-    )
-    .await;
+    let third = call(&app, Method::PUT, "/v1/schedules/c")
+        .key(&key)
+        .json(every_second.clone())
+        .send()
+        .await;
     assert_error(&third, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
     assert!(
         third.1["error"]["message"]
@@ -1319,37 +1297,28 @@ async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
             .unwrap()
             .contains("max_schedules")
     );
-    let replaced = call(
-        &app,
-        Method::PUT,
-        "/v1/schedules/a",
-        Some(&key),
-        Some(every_second),
-    )
-    .await;
+    let replaced = call(&app, Method::PUT, "/v1/schedules/a")
+        .key(&key)
+        .json(every_second)
+        .send()
+        .await;
     assert_eq!(replaced.0, StatusCode::OK, "replacing is not adding");
 
     let definition =
         |n: u32| json!({"steps": [{"name": "s", "plugin": "echo", "input": {"n": n}}]});
     for n in 1..=2 {
-        let put = call(
-            &app,
-            Method::PUT,
-            "/v1/workflows/w",
-            Some(&key),
-            Some(definition(n)),
-        )
-        .await;
+        let put = call(&app, Method::PUT, "/v1/workflows/w")
+            .key(&key)
+            .json(definition(n))
+            .send()
+            .await;
         assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
     }
-    let version = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/w",
-        Some(&key),
-        Some(definition(3)),
-    )
-    .await;
+    let version = call(&app, Method::PUT, "/v1/workflows/w")
+        .key(&key)
+        .json(definition(3))
+        .send()
+        .await;
     assert_error(&version, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
     assert!(
         version.1["error"]["message"]
@@ -1357,23 +1326,17 @@ async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
             .unwrap()
             .contains("max_workflow_versions")
     );
-    let same = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/w",
-        Some(&key),
-        Some(definition(2)),
-    )
-    .await;
+    let same = call(&app, Method::PUT, "/v1/workflows/w")
+        .key(&key)
+        .json(definition(2))
+        .send()
+        .await;
     assert_eq!(same.0, StatusCode::OK, "the latest again is no new version");
-    let other = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/other",
-        Some(&key),
-        Some(definition(1)),
-    )
-    .await;
+    let other = call(&app, Method::PUT, "/v1/workflows/other")
+        .key(&key)
+        .json(definition(1))
+        .send()
+        .await;
     assert_error(&other, StatusCode::UNPROCESSABLE_ENTITY, "over_quota");
     assert!(
         other.1["error"]["message"]
@@ -1396,7 +1359,10 @@ async fn schedules_ticks_and_workflow_versions_are_bounded(db: TestDb) {
     )
     .await;
     assert_eq!(kept, corral::store::schedules::KEPT_TICKS);
-    let (_, shown) = call(&app, Method::GET, "/v1/schedules/a", Some(&key), None).await;
+    let (_, shown) = call(&app, Method::GET, "/v1/schedules/a")
+        .key(&key)
+        .send()
+        .await;
     assert!(
         !shown["recent_ticks"].as_array().unwrap().is_empty(),
         "{shown}"
@@ -1422,40 +1388,31 @@ async fn a_costly_expression_fails_its_own_run(db: TestDb) {
     push(&app, &key, "echo").await;
     push(&app, &other, "echo").await;
     let doubling = format!("length(input{}) > `0`", "|[@,@][]".repeat(40));
-    let put = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/bomb",
-        Some(&key),
-        Some(json!({"steps": [{"name": "s", "plugin": "echo", "when": doubling}]})),
-    )
-    .await;
+    let put = call(&app, Method::PUT, "/v1/workflows/bomb")
+        .key(&key)
+        .json(json!({"steps": [{"name": "s", "plugin": "echo", "when": doubling}]}))
+        .send()
+        .await;
     assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
     let mut events = db.store.subscribe();
     let stop = tokio_util::sync::CancellationToken::new();
     let evaluator = corral::worker::evaluator::spawn(db.store.clone(), stop.clone());
-    let started = call(
-        &app,
-        Method::POST,
-        "/v1/workflows/bomb/runs",
-        Some(&key),
-        Some(json!({"input": {"input": [1, 2, 3, 4]}})),
-    )
-    .await;
+    let started = call(&app, Method::POST, "/v1/workflows/bomb/runs")
+        .key(&key)
+        .json(json!({"input": {"input": [1, 2, 3, 4]}}))
+        .send()
+        .await;
     assert_eq!(started.0, StatusCode::CREATED, "{}", started.1);
     assert_eq!(
         started.1["steps"][0]["state"], "pending",
         "the start's transaction evaluates nothing: {}",
         started.1
     );
-    let enqueued = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&other),
-        Some(json!({"plugin": "echo", "input": {}})),
-    )
-    .await;
+    let enqueued = call(&app, Method::POST, "/v1/jobs")
+        .key(&other)
+        .json(json!({"plugin": "echo", "input": {}}))
+        .send()
+        .await;
     assert_eq!(enqueued.0, StatusCode::CREATED, "{}", enqueued.1);
     let id: uuid::Uuid = started.1["id"].as_str().unwrap().parse().unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(60), async {
@@ -1471,14 +1428,10 @@ async fn a_costly_expression_fails_its_own_run(db: TestDb) {
     .expect("the evaluator fails the run");
     stop.cancel();
     evaluator.await.unwrap();
-    let (status, run) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/workflow-runs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, run) = call(&app, Method::GET, &format!("/v1/workflow-runs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["state"], "failed", "{run}");
     let error = run["steps"][0]["error"].as_str().unwrap_or_default();
@@ -1510,14 +1463,11 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
         let key = key.clone();
         let path = format!("/v1/workflows/{name}");
         async move {
-            let put = call(
-                &app,
-                Method::PUT,
-                &path,
-                Some(&key),
-                Some(json!({"steps": [step]})),
-            )
-            .await;
+            let put = call(&app, Method::PUT, &path)
+                .key(&key)
+                .json(json!({"steps": [step]}))
+                .send()
+                .await;
             assert_eq!(put.0, StatusCode::CREATED, "{}", put.1);
         }
     };
@@ -1529,14 +1479,11 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
         let store = db.store.clone();
         let path = format!("/v1/workflows/{name}/runs");
         async move {
-            let started = call(
-                &app,
-                Method::POST,
-                &path,
-                Some(&key),
-                Some(json!({"input": {"items": (0..items).collect::<Vec<_>>()}})),
-            )
-            .await;
+            let started = call(&app, Method::POST, &path)
+                .key(&key)
+                .json(json!({"input": {"items": (0..items).collect::<Vec<_>>()}}))
+                .send()
+                .await;
             assert_eq!(started.0, StatusCode::CREATED, "{}", started.1);
             let now = chrono::Utc::now();
             corral::worker::evaluator::settle_marked(store.as_ref(), now, now)
@@ -1544,7 +1491,7 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
                 .expect("evaluations");
             let id = started.1["id"].as_str().unwrap();
             let path = format!("/v1/workflow-runs/{id}");
-            let (status, run) = call(&app, Method::GET, &path, Some(&key), None).await;
+            let (status, run) = call(&app, Method::GET, &path).key(&key).send().await;
             assert_eq!(status, StatusCode::OK, "{run}");
             run
         }
@@ -1595,14 +1542,11 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
     assert_eq!(run["state"], "running", "{run}");
     assert_eq!(step_jobs(&run).await, 50);
     let batch = |n: usize| json!({"jobs": (0..n).map(|i| json!({"plugin": "echo", "input": i})).collect::<Vec<_>>()});
-    let over = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&key),
-        Some(batch(50)),
-    )
-    .await;
+    let over = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&key)
+        .json(batch(50))
+        .send()
+        .await;
     assert_error(&over, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // ...and so is a fan-out wider than what is left of this minute's rate.
     let run = start("wide", 49).await;
@@ -1611,14 +1555,11 @@ async fn a_fan_out_cannot_amplify_past_the_tenants_bounds(db: TestDb) {
     assert!(error.contains("enqueue_per_minute"), "{error}");
 
     // Another tenant is untouched.
-    let enqueued = call(
-        &app,
-        Method::POST,
-        "/v1/jobs/batch",
-        Some(&other),
-        Some(batch(200)),
-    )
-    .await;
+    let enqueued = call(&app, Method::POST, "/v1/jobs/batch")
+        .key(&other)
+        .json(batch(200))
+        .send()
+        .await;
     assert_eq!(enqueued.0, StatusCode::CREATED, "{}", enqueued.1);
 }
 
@@ -1643,18 +1584,18 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
     let big = "x".repeat(1_000_000);
     let mut ids = Vec::new();
     for _ in 0..20 {
-        let created = call(
-            &app,
-            Method::POST,
-            "/v1/jobs",
-            Some(&key),
-            Some(json!({"plugin": "echo", "input": big})),
-        )
-        .await;
+        let created = call(&app, Method::POST, "/v1/jobs")
+            .key(&key)
+            .json(json!({"plugin": "echo", "input": big}))
+            .send()
+            .await;
         assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
         ids.push(created.1["id"].as_str().unwrap().to_string());
     }
-    let (status, page) = call(&app, Method::GET, "/v1/jobs?limit=500", Some(&key), None).await;
+    let (status, page) = call(&app, Method::GET, "/v1/jobs?limit=500")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let jobs = page["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 20);
@@ -1663,14 +1604,10 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
         "inputs are left out"
     );
     assert!(page["next_cursor"].is_null());
-    let (status, page) = call(
-        &app,
-        Method::GET,
-        "/v1/jobs?limit=500&include=input,result",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, page) = call(&app, Method::GET, "/v1/jobs?limit=500&include=input,result")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let first = page["jobs"].as_array().unwrap().len();
     let cap = corral::store::MAX_PAGE_BODY_BYTES / 1_000_000;
@@ -1689,23 +1626,19 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/jobs?limit=500&include=input&cursor={cursor}"),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(
         first + rest["jobs"].as_array().unwrap().len(),
         20,
         "nothing is skipped"
     );
-    let (status, bad) = call(
-        &app,
-        Method::GET,
-        "/v1/jobs?include=context",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, bad) = call(&app, Method::GET, "/v1/jobs?include=context")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
 
     // Streams: the tenant's cap, then 429 naming it.
@@ -1730,14 +1663,11 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
         .unwrap()
         .to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("MAX_STREAMS_PER_TENANT"));
-    let theirs = call(
-        &app,
-        Method::POST,
-        "/v1/jobs",
-        Some(&other),
-        Some(json!({"plugin": "echo", "input": {}})),
-    )
-    .await;
+    let theirs = call(&app, Method::POST, "/v1/jobs")
+        .key(&other)
+        .json(json!({"plugin": "echo", "input": {}}))
+        .send()
+        .await;
     let their_stream = open(&other, theirs.1["id"].as_str().unwrap())
         .await
         .unwrap();

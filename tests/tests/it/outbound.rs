@@ -705,18 +705,18 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
         ),
         (json!({"allow": [], "surprise": true}), "surprise"),
     ] {
-        let refused = call(
-            &app,
-            Method::PATCH,
-            "/v1/plugins/fetch",
-            Some(&key),
-            Some(json!({ "http": http })),
-        )
-        .await;
+        let refused = call(&app, Method::PATCH, "/v1/plugins/fetch")
+            .key(&key)
+            .json(json!({ "http": http }))
+            .send()
+            .await;
         assert!(refused.0.is_client_error(), "{}: {}", refused.0, refused.1);
         assert!(refused.1.to_string().contains(why), "{}", refused.1);
     }
-    let (_, shown) = call(&app, Method::GET, "/v1/plugins/fetch", Some(&key), None).await;
+    let (_, shown) = call(&app, Method::GET, "/v1/plugins/fetch")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         shown["versions"][0]["http"],
         json!({"allow": []}),
@@ -724,14 +724,11 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
     );
 
     let allowed = format!("http://127.0.0.1:{port}");
-    let patched = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/fetch",
-        Some(&key),
-        Some(json!({"http": {"allow": [{"url": allowed, "methods": ["GET"]}], "max_requests": 5}})),
-    )
-    .await;
+    let patched = call(&app, Method::PATCH, "/v1/plugins/fetch")
+        .key(&key)
+        .json(json!({"http": {"allow": [{"url": allowed, "methods": ["GET"]}], "max_requests": 5}}))
+        .send()
+        .await;
     assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
     // A new version (other bytes) inherits the settings.
     // (A trailing custom section: `ct`, one byte of payload.)
@@ -747,14 +744,10 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
         {"url": format!("http://127.0.0.1:{port}/echo"), "method": "POST", "body": "x"},
     ]});
     let id = run_fetch_job(&db, &app, &key, input).await;
-    let (_, got) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, got) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         got["result"][0],
         json!({"status": 200, "body": "hi"}),
@@ -762,14 +755,10 @@ async fn a_plugins_allow_list_is_stored_applied_by_the_worker_and_recorded(
     );
     assert_eq!(got["result"][1]["error"], "HttpRequestDenied", "{got}");
     assert_eq!(seen.lock().unwrap().requests.len(), 1);
-    let (_, attempts) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}/attempts"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, attempts) = call(&app, Method::GET, &format!("/v1/jobs/{id}/attempts"))
+        .key(&key)
+        .send()
+        .await;
     let http = &attempts["attempts"][0]["http"];
     assert_eq!(http["total"], 2, "{attempts}");
     assert_eq!(
@@ -804,14 +793,11 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
         let key = key.clone();
         let path = format!("/v1/secrets/{name}");
         async move {
-            call(
-                &app,
-                Method::PUT,
-                &path,
-                Some(&key),
-                Some(json!({ "value": value })),
-            )
-            .await
+            call(&app, Method::PUT, &path)
+                .key(&key)
+                .json(json!({ "value": value }))
+                .send()
+                .await
         }
     };
     let created = put("API_TOKEN", json!(secret)).await;
@@ -837,12 +823,18 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_secret",
     );
-    let (status, listed) = call(&app, Method::GET, "/v1/secrets", Some(&key), None).await;
+    let (status, listed) = call(&app, Method::GET, "/v1/secrets")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["secrets"].as_array().unwrap().len(), 1);
     assert_eq!(listed["secrets"][0]["name"], "API_TOKEN");
     assert!(!listed.to_string().contains(secret));
-    let (_, theirs) = call(&app, Method::GET, "/v1/secrets", Some(&rival), None).await;
+    let (_, theirs) = call(&app, Method::GET, "/v1/secrets")
+        .key(&rival)
+        .send()
+        .await;
     assert_eq!(theirs["secrets"], json!([]), "another tenant sees nothing");
     // Sealed at rest: the row holds no plaintext.
     let stored = corral_tests::db_texts(
@@ -869,23 +861,26 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
         "{}",
         over.1
     );
-    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1", Some(&key), None).await;
+    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1", Some(&key), None).await;
+    let (status, _) = call(&app, Method::DELETE, "/v1/secrets/S1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Bound to one destination by the allow-list.
-    let patched = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/fetch",
-        Some(&key),
-        Some(json!({"http": {"allow": [
+    let patched = call(&app, Method::PATCH, "/v1/plugins/fetch")
+        .key(&key)
+        .json(json!({"http": {"allow": [
             {"url": format!("http://127.0.0.1:{port}"), "secrets": ["API_TOKEN"]},
             format!("http://127.0.0.1:{}", other.0),
-        ]}})),
-    )
-    .await;
+        ]}}))
+        .send()
+        .await;
     assert_eq!(patched.0, StatusCode::OK, "{}", patched.1);
     let header = json!({"authorization": "Bearer {{secret.API_TOKEN}}"});
     let input = json!({"requests": [
@@ -903,14 +898,10 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
         other.1.lock().unwrap().requests.is_empty(),
         "the unbound host got nothing"
     );
-    let (_, got) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, got) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(got["result"][1]["error"], "HttpRequestDenied", "{got}");
     let everything = corral_tests::db_texts(
         &db,
@@ -947,14 +938,11 @@ async fn run_fetch_job(
     let mut config = corral_tests::worker::config("host-http");
     config.outbound = local_network();
     let host = corral_tests::worker::Host::start(db, config);
-    let (status, job) = corral_tests::api::call(
-        app,
-        Method::POST,
-        "/v1/jobs",
-        Some(key),
-        Some(json!({"plugin": "fetch", "input": input})),
-    )
-    .await;
+    let (status, job) = corral_tests::api::call(app, Method::POST, "/v1/jobs")
+        .key(key)
+        .json(json!({"plugin": "fetch", "input": input}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
     let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
@@ -1118,14 +1106,11 @@ async fn rotating_the_secret_key_reseals_every_secret(db: corral_tests::db::Test
     for tenant in ["acme", "rival"] {
         let key = tenant_with_key(&app, tenant, json!({})).await;
         for name in ["ONE", "TWO"] {
-            let (status, body) = call(
-                &app,
-                Method::PUT,
-                &format!("/v1/secrets/{name}"),
-                Some(&key),
-                Some(json!({"value": format!("{tenant}-{name}-value")})),
-            )
-            .await;
+            let (status, body) = call(&app, Method::PUT, &format!("/v1/secrets/{name}"))
+                .key(&key)
+                .json(json!({"value": format!("{tenant}-{name}-value")}))
+                .send()
+                .await;
             assert_eq!(status, StatusCode::CREATED, "{body}");
         }
     }
@@ -1222,14 +1207,11 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/fetch",
-        Some(&hostile),
-        Some(json!({"http": {"allow": [base], "max_requests": 100}})),
-    )
-    .await;
+    let (status, body) = call(&app, Method::PATCH, "/v1/plugins/fetch")
+        .key(&hostile)
+        .json(json!({"http": {"allow": [base], "max_requests": 100}}))
+        .send()
+        .await;
     // Over the tenant's quota: refused by name, nothing stored.
     corral_tests::api::assert_error(
         &(status, body.clone()),
@@ -1241,27 +1223,21 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
         "{body}"
     );
     // The default (100 per attempt) is lowered to the quota at claim.
-    let (status, body) = call(
-        &app,
-        Method::PATCH,
-        "/v1/plugins/fetch",
-        Some(&hostile),
-        Some(json!({"http": {"allow": [base]}})),
-    )
-    .await;
+    let (status, body) = call(&app, Method::PATCH, "/v1/plugins/fetch")
+        .key(&hostile)
+        .json(json!({"http": {"allow": [base]}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     push(&app, &innocent, "echo").await;
     let enqueue = |key: String, plugin: &'static str, input: Value| {
         let app = app.clone();
         async move {
-            let (status, job) = call(
-                &app,
-                Method::POST,
-                "/v1/jobs",
-                Some(&key),
-                Some(json!({"plugin": plugin, "input": input})),
-            )
-            .await;
+            let (status, job) = call(&app, Method::POST, "/v1/jobs")
+                .key(&key)
+                .json(json!({"plugin": plugin, "input": input}))
+                .send()
+                .await;
             assert_eq!(status, StatusCode::CREATED, "{job}");
             job["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
         }
@@ -1299,24 +1275,16 @@ async fn a_request_flood_leaves_other_tenants_running(db: corral_tests::db::Test
         assert_eq!(state, JobState::Completed);
     }
     for id in &hanging {
-        let (_, job) = call(
-            &app,
-            Method::GET,
-            &format!("/v1/jobs/{id}"),
-            Some(&hostile),
-            None,
-        )
-        .await;
+        let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{id}"))
+            .key(&hostile)
+            .send()
+            .await;
         assert_eq!(job["state"], "running", "still hanging: {job}");
     }
-    let (_, attempts) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{first}/attempts"),
-        Some(&hostile),
-        None,
-    )
-    .await;
+    let (_, attempts) = call(&app, Method::GET, &format!("/v1/jobs/{first}/attempts"))
+        .key(&hostile)
+        .send()
+        .await;
     let http = &attempts["attempts"][0]["http"];
     assert_eq!(http["total"], 10_000, "{http}");
     host.stop().await;

@@ -466,77 +466,63 @@ async fn the_schedule_routes(db: TestDb) {
     push(&app, &key, "echo").await;
     let body = json!({"cron": "*/5 * * * *", "timezone": "America/New_York",
                       "target": {"plugin": "echo", "input": {"x": 1}}});
-    let (status, created) = call(
-        &app,
-        Method::PUT,
-        "/v1/schedules/five",
-        Some(&key),
-        Some(body.clone()),
-    )
-    .await;
+    let (status, created) = call(&app, Method::PUT, "/v1/schedules/five")
+        .key(&key)
+        .json(body.clone())
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["name"], "five");
     assert_eq!(created["timezone"], "America/New_York");
     assert_eq!(created["target"]["input"], json!({"x": 1}));
     assert!(created["next_tick"].is_string());
-    let (status, replaced) = call(
-        &app,
-        Method::PUT,
-        "/v1/schedules/five",
-        Some(&key),
-        Some(body),
-    )
-    .await;
+    let (status, replaced) = call(&app, Method::PUT, "/v1/schedules/five")
+        .key(&key)
+        .json(body)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replaced["created_at"], created["created_at"]);
-    let (status, shown) = call(&app, Method::GET, "/v1/schedules/five", Some(&key), None).await;
+    let (status, shown) = call(&app, Method::GET, "/v1/schedules/five")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["recent_ticks"], json!([]));
-    let (_, list) = call(&app, Method::GET, "/v1/schedules", Some(&key), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/schedules")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(list["schedules"].as_array().map(Vec::len), Some(1));
-    let (status, paused) = call(
-        &app,
-        Method::POST,
-        "/v1/schedules/five/pause",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, paused) = call(&app, Method::POST, "/v1/schedules/five/pause")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         (status, paused["paused"].clone()),
         (StatusCode::OK, json!(true))
     );
     assert_eq!(paused["next_tick"], Value::Null);
-    let (_, resumed) = call(
-        &app,
-        Method::POST,
-        "/v1/schedules/five/resume",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, resumed) = call(&app, Method::POST, "/v1/schedules/five/resume")
+        .key(&key)
+        .send()
+        .await;
     assert!(resumed["next_tick"].is_string());
     assert_error(
-        &call(
-            &app,
-            Method::PUT,
-            "/v1/schedules/bad",
-            Some(&key),
-            Some(json!({"cron": "nope", "target": {"plugin": "echo"}})),
-        )
-        .await,
+        &call(&app, Method::PUT, "/v1/schedules/bad")
+            .key(&key)
+            .json(json!({"cron": "nope", "target": {"plugin": "echo"}}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_schedule",
     );
     assert_error(
-        &call(
-            &app,
-            Method::PUT,
-            "/v1/schedules/bad",
-            Some(&key),
-            Some(json!({"cron": "* * * * *", "target": {"plugin": "echo"}, "every": 5})),
-        )
-        .await,
+        &call(&app, Method::PUT, "/v1/schedules/bad")
+            .key(&key)
+            .json(json!({"cron": "* * * * *", "target": {"plugin": "echo"}, "every": 5}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_body",
     );
@@ -546,15 +532,21 @@ async fn the_schedule_routes(db: TestDb) {
         (Method::DELETE, "/v1/schedules/five"),
     ] {
         assert_error(
-            &call(&app, method, uri, Some(&other), None).await,
+            &call(&app, method, uri).key(&other).send().await,
             StatusCode::NOT_FOUND,
             "not_found",
         );
     }
-    let (status, _) = call(&app, Method::DELETE, "/v1/schedules/five", Some(&key), None).await;
+    let (status, _) = call(&app, Method::DELETE, "/v1/schedules/five")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_error(
-        &call(&app, Method::GET, "/v1/schedules/five", Some(&key), None).await,
+        &call(&app, Method::GET, "/v1/schedules/five")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );

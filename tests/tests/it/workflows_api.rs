@@ -57,27 +57,21 @@ async fn definitions_are_versioned_and_read_back(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     push(&app, &key, "echo").await;
-    let (status, v1) = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
+    let (status, v1) = call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{v1}");
     assert_eq!(v1["name"], "diamond");
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["steps"][2]["on_failure"], "continue");
     assert_eq!(v1["steps"][0]["on_failure"], "halt", "defaults are shown");
-    let (status, again) = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
+    let (status, again) = call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -85,44 +79,39 @@ async fn definitions_are_versioned_and_read_back(db: TestDb) {
     );
     assert_eq!(again, v1);
     let changed = json!({"steps": [{"name": "only", "plugin": "echo"}]});
-    let (status, v2) = call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(changed),
-    )
-    .await;
+    let (status, v2) = call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(changed)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(v2["version"], 2);
-    let (status, latest) = call(&app, Method::GET, "/v1/workflows/diamond", Some(&key), None).await;
+    let (status, latest) = call(&app, Method::GET, "/v1/workflows/diamond")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         (status, latest["version"].clone()),
         (StatusCode::OK, json!(2))
     );
-    let (status, first) = call(
-        &app,
-        Method::GET,
-        "/v1/workflows/diamond?version=1",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, first) = call(&app, Method::GET, "/v1/workflows/diamond?version=1")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first, v1);
     assert_error(
-        &call(
-            &app,
-            Method::GET,
-            "/v1/workflows/diamond?version=9",
-            Some(&key),
-            None,
-        )
-        .await,
+        &call(&app, Method::GET, "/v1/workflows/diamond?version=9")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    let (status, list) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    let (status, list) = call(&app, Method::GET, "/v1/workflows")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["workflows"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["workflows"][0]["version"], 2);
@@ -159,14 +148,11 @@ async fn bad_definitions_are_refused_by_name_and_store_nothing(db: TestDb) {
         ),
     ];
     for (body, message) in cases {
-        let refused = call(
-            &app,
-            Method::PUT,
-            "/v1/workflows/bad",
-            Some(&key),
-            Some(body),
-        )
-        .await;
+        let refused = call(&app, Method::PUT, "/v1/workflows/bad")
+            .key(&key)
+            .json(body)
+            .send()
+            .await;
         assert_error(
             &refused,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -176,35 +162,35 @@ async fn bad_definitions_are_refused_by_name_and_store_nothing(db: TestDb) {
         assert!(got.starts_with(message), "{got}");
     }
     assert_error(
-        &call(
-            &app,
-            Method::PUT,
-            "/v1/workflows/bad",
-            Some(&key),
-            Some(json!({"steps": [{"name": "a", "plugin": "echo", "retries": 3}]})),
-        )
-        .await,
+        &call(&app, Method::PUT, "/v1/workflows/bad")
+            .key(&key)
+            .json(json!({"steps": [{"name": "a", "plugin": "echo", "retries": 3}]}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_body",
     );
     assert_error(
-        &call(
-            &app,
-            Method::PUT,
-            "/v1/workflows/Bad!",
-            Some(&key),
-            Some(diamond()),
-        )
-        .await,
+        &call(&app, Method::PUT, "/v1/workflows/Bad!")
+            .key(&key)
+            .json(diamond())
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_workflow",
     );
     assert_error(
-        &call(&app, Method::GET, "/v1/workflows/bad", Some(&key), None).await,
+        &call(&app, Method::GET, "/v1/workflows/bad")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    let (_, list) = call(&app, Method::GET, "/v1/workflows", Some(&key), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/workflows")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(list["workflows"], json!([]), "nothing stored");
 }
 
@@ -212,22 +198,16 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     push(&app, &key, "echo").await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
-    let (status, run) = call(
-        &app,
-        Method::POST,
-        "/v1/workflows/diamond/runs",
-        Some(&key),
-        Some(json!({"input": {"order": 7}})),
-    )
-    .await;
+    call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
+    let (status, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
+        .key(&key)
+        .json(json!({"input": {"order": 7}}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{run}");
     assert_eq!(run["state"], "running");
     assert_eq!(run["input"], json!({"order": 7}));
@@ -236,14 +216,10 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
     let id = run["id"].as_str().unwrap().to_string();
     // The first step's job is an ordinary job, linked to its run.
     let job_id = run["steps"][0]["job_id"].as_str().unwrap();
-    let (_, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{job_id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{job_id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(job["workflow_run_id"], json!(id));
     assert_eq!(job["workflow_step"], "a");
 
@@ -251,9 +227,9 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/workflow-runs/{id}/diagram"),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap();
@@ -263,14 +239,10 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
     assert!(text.contains("s0 --> s1"), "{text}");
 
     while complete_due_jobs(&db).await > 0 {}
-    let (status, done) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/workflow-runs/{id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (status, done) = call(&app, Method::GET, &format!("/v1/workflow-runs/{id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(done["state"], "completed", "{done}");
     assert_eq!(done["steps"][3]["result"], json!({"order": 7}));
@@ -279,9 +251,9 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/workflow-runs/{id}/diagram"),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert!(
         text.as_str()
@@ -292,26 +264,20 @@ async fn a_run_is_started_followed_and_drawn(db: TestDb) {
 
     // A run's input must be JSON the store accepts; an unknown workflow is 404.
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/workflows/nope/runs",
-            Some(&key),
-            Some(json!({})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/workflows/nope/runs")
+            .key(&key)
+            .json(json!({}))
+            .send()
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
     assert_error(
-        &call(
-            &app,
-            Method::POST,
-            "/v1/workflows/diamond/runs",
-            Some(&key),
-            Some(json!({"input": "x\u{0}y"})),
-        )
-        .await,
+        &call(&app, Method::POST, "/v1/workflows/diamond/runs")
+            .key(&key)
+            .json(json!({"input": "x\u{0}y"}))
+            .send()
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
@@ -321,41 +287,32 @@ async fn runs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     push(&app, &key, "echo").await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/single",
-        Some(&key),
-        Some(json!({"steps": [{"name": "a", "plugin": "echo"}]})),
-    )
-    .await;
+    call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
+    call(&app, Method::PUT, "/v1/workflows/single")
+        .key(&key)
+        .json(json!({"steps": [{"name": "a", "plugin": "echo"}]}))
+        .send()
+        .await;
     let mut ids = Vec::new();
     for name in ["diamond", "single", "diamond", "diamond"] {
-        let (_, run) = call(
-            &app,
-            Method::POST,
-            &format!("/v1/workflows/{name}/runs"),
-            Some(&key),
-            Some(json!({})),
-        )
-        .await;
+        let (_, run) = call(&app, Method::POST, &format!("/v1/workflows/{name}/runs"))
+            .key(&key)
+            .json(json!({}))
+            .send()
+            .await;
         ids.push(run["id"].as_str().unwrap().to_string());
     }
     let (status, page) = call(
         &app,
         Method::GET,
         "/v1/workflow-runs?workflow=diamond&limit=2",
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(status, StatusCode::OK);
     let got: Vec<&str> = page["runs"]
@@ -370,42 +327,30 @@ async fn runs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
         &app,
         Method::GET,
         &format!("/v1/workflow-runs?workflow=diamond&limit=2&cursor={cursor}"),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(next["runs"][0]["id"], json!(ids[0]));
     assert_eq!(next["next_cursor"], Value::Null);
-    let (_, running) = call(
-        &app,
-        Method::GET,
-        "/v1/workflow-runs?state=running",
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, running) = call(&app, Method::GET, "/v1/workflow-runs?state=running")
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(running["runs"].as_array().map(Vec::len), Some(4));
     assert_error(
-        &call(
-            &app,
-            Method::GET,
-            "/v1/workflow-runs?state=asleep",
-            Some(&key),
-            None,
-        )
-        .await,
+        &call(&app, Method::GET, "/v1/workflow-runs?state=asleep")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );
     assert_error(
-        &call(
-            &app,
-            Method::GET,
-            "/v1/workflow-runs?limit=0",
-            Some(&key),
-            None,
-        )
-        .await,
+        &call(&app, Method::GET, "/v1/workflow-runs?limit=0")
+            .key(&key)
+            .send()
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );
@@ -415,30 +360,24 @@ async fn a_run_is_cancelled_once(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     push(&app, &key, "echo").await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
-    let (_, run) = call(
-        &app,
-        Method::POST,
-        "/v1/workflows/diamond/runs",
-        Some(&key),
-        Some(json!({})),
-    )
-    .await;
+    call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
+    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
+        .key(&key)
+        .json(json!({}))
+        .send()
+        .await;
     let id = run["id"].as_str().unwrap();
     let (status, cancelled) = call(
         &app,
         Method::POST,
         &format!("/v1/workflow-runs/{id}/cancel"),
-        Some(&key),
-        None,
     )
+    .key(&key)
+    .send()
     .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
@@ -450,14 +389,10 @@ async fn a_run_is_cancelled_once(db: TestDb) {
             .all(|s| s["state"] == "cancelled")
     );
     let job_id = cancelled["steps"][0]["job_id"].as_str().unwrap();
-    let (_, job) = call(
-        &app,
-        Method::GET,
-        &format!("/v1/jobs/{job_id}"),
-        Some(&key),
-        None,
-    )
-    .await;
+    let (_, job) = call(&app, Method::GET, &format!("/v1/jobs/{job_id}"))
+        .key(&key)
+        .send()
+        .await;
     assert_eq!(
         job["state"], "cancelled",
         "the waiting step job is cancelled"
@@ -467,9 +402,9 @@ async fn a_run_is_cancelled_once(db: TestDb) {
             &app,
             Method::POST,
             &format!("/v1/workflow-runs/{id}/cancel"),
-            Some(&key),
-            None,
         )
+        .key(&key)
+        .send()
         .await,
         StatusCode::CONFLICT,
         "conflict",
@@ -481,22 +416,16 @@ async fn another_tenants_workflows_and_runs_are_not_found(db: TestDb) {
     let key = tenant_with_key(&app, "acme", json!({})).await;
     let other = tenant_with_key(&app, "other", json!({})).await;
     push(&app, &key, "echo").await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/workflows/diamond",
-        Some(&key),
-        Some(diamond()),
-    )
-    .await;
-    let (_, run) = call(
-        &app,
-        Method::POST,
-        "/v1/workflows/diamond/runs",
-        Some(&key),
-        Some(json!({})),
-    )
-    .await;
+    call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
+    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
+        .key(&key)
+        .json(json!({}))
+        .send()
+        .await;
     let id = run["id"].as_str().unwrap();
     for (method, uri) in [
         (Method::GET, "/v1/workflows/diamond".to_string()),
@@ -508,14 +437,24 @@ async fn another_tenants_workflows_and_runs_are_not_found(db: TestDb) {
     ] {
         let body = (method == Method::POST).then(|| json!({}));
         assert_error(
-            &call(&app, method, &uri, Some(&other), body).await,
+            &call(&app, method, &uri)
+                .key(&other)
+                .json_opt(body)
+                .send()
+                .await,
             StatusCode::NOT_FOUND,
             "not_found",
         );
     }
-    let (_, list) = call(&app, Method::GET, "/v1/workflow-runs", Some(&other), None).await;
+    let (_, list) = call(&app, Method::GET, "/v1/workflow-runs")
+        .key(&other)
+        .send()
+        .await;
     assert_eq!(list["runs"], json!([]));
     // The other tenant's workflow of the same name is its own.
-    let (_, theirs) = call(&app, Method::GET, "/v1/workflows", Some(&other), None).await;
+    let (_, theirs) = call(&app, Method::GET, "/v1/workflows")
+        .key(&other)
+        .send()
+        .await;
     assert_eq!(theirs["workflows"], json!([]));
 }
