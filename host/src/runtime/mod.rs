@@ -207,6 +207,50 @@ impl Runtime {
         plugin
     }
 
+    /// The plugin of a stored component, by its digest: from memory, else
+    /// from the disk cache, else compiled from the bytes `fetch` returns,
+    /// fetched only then and once for every caller waiting on the digest
+    /// (an interpreter plugin is tens of megabytes). Bytes of another
+    /// digest (a corrupt store) are refused. This is the one cache of
+    /// compiled plugins: workers and uploads share it.
+    pub async fn load_stored<E, Fut>(
+        &self,
+        digest: Digest,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<Arc<Plugin>, E>
+    where
+        Fut: std::future::Future<Output = Result<Vec<u8>, E>>,
+        E: From<RuntimeError>,
+    {
+        let cell = self.loaded.cell(digest);
+        let plugin = cell
+            .get_or_try_init(|| async {
+                // A cache that cannot be read is not fatal: the bytes still
+                // make the plugin, so say why and go on.
+                match self.read_cached(digest, std::time::Instant::now()).await {
+                    Ok(Some(plugin)) => return Ok(plugin),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "loading a cached plugin failed; compiling from its bytes");
+                    }
+                }
+                let bytes = fetch().await?;
+                let actual = Digest::of(&bytes);
+                if actual != digest {
+                    return Err(RuntimeError::Invalid(format!(
+                        "stored component has digest {actual}, expected {digest}"
+                    ))
+                    .into());
+                }
+                compile::precheck(&bytes)?;
+                Ok(self.load_uncached(digest, &bytes).await?)
+            })
+            .await
+            .cloned();
+        self.loaded.settle(digest, &cell);
+        plugin
+    }
+
     /// The plugin from its cached artifact, if one is there and loads.
     async fn read_cached(
         &self,

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use tracing::{Instrument, Span};
@@ -165,7 +165,6 @@ pub struct Worker {
     /// Every lease this process holds, from claim until its outcome is
     /// written (or it is handed back or lost): what the heartbeat extends.
     leases: Mutex<HashMap<JobId, uuid::Uuid>>,
-    plugins: Mutex<HashMap<String, Arc<OnceCell<Arc<Plugin>>>>>,
     /// Wakes the claim loop: new jobs, or a free slot.
     wake: Notify,
     slots: Arc<Semaphore>,
@@ -202,7 +201,6 @@ impl Worker {
             running: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
             unrecorded,
-            plugins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             slots,
             progress: Arc::default(),
@@ -594,59 +592,20 @@ impl Worker {
         opened
     }
 
-    /// The compiled plugin for `digest`, fetching its bytes from the store once.
+    /// The compiled plugin for `digest`, from the runtime's one cache, its
+    /// bytes fetched from the store only when they must be compiled.
     async fn plugin(&self, digest: &str) -> Result<Arc<Plugin>, PluginLoad> {
-        let cell = {
-            let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
-            match plugins.get(digest) {
-                Some(cell) => cell.clone(),
-                None => plugins.entry(digest.to_string()).or_default().clone(),
-            }
-        };
-        let plugin = cell
-            .get_or_try_init(|| async {
-                // Compiled before (by this host or an upload): no need for
-                // the bytes, which for an interpreter are tens of megabytes.
-                // A cache that cannot be read is not fatal: the bytes below
-                // still make the plugin, so say why and go on.
-                if let Some(parsed) = crate::model::Digest::parse(digest) {
-                    match self.runtime.load_cached(parsed).await {
-                        Ok(Some(plugin)) => return Ok(plugin),
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(%digest, error = %e, "loading a cached plugin failed; compiling from its bytes");
-                        }
-                    }
-                }
-                let bytes = self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
-                    StoreError::NotFound(format!("no component stored for {digest}"))
-                })?;
-                // `load` hashes the bytes anyway: check its digest rather than
-                // hash tens of megabytes twice. Bytes that do not match (a
-                // corrupt store) are compiled like any upload, in the
-                // compiler's sandbox, and then refused here.
-                let plugin = self.runtime.load(&bytes).await.map_err(|e| match e {
-                    crate::runtime::RuntimeError::Busy(m) => PluginLoad::Busy(m),
-                    other => PluginLoad::Failed(other.to_string()),
-                })?;
-                let actual = plugin.digest().to_string();
-                if actual != digest {
-                    return Err(PluginLoad::Failed(format!(
-                        "stored component has digest {actual}, expected {digest}"
-                    )));
-                }
-                Ok(plugin)
+        let parsed = crate::model::Digest::parse(digest)
+            .ok_or_else(|| PluginLoad::Failed(format!("stored digest {digest} does not parse")))?;
+        self.runtime
+            .load_stored(parsed, || async {
+                self.store.plugin_blob_get(digest).await?.ok_or_else(|| {
+                    PluginLoad::from(StoreError::NotFound(format!(
+                        "no component stored for {digest}"
+                    )))
+                })
             })
-            .await;
-        // Loaded plugins live in the runtime's cache (bounded in bytes);
-        // this map only joins concurrent loads of one digest.
-        {
-            let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
-            if plugins.get(digest).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                plugins.remove(digest);
-            }
-        }
-        Ok(plugin?.clone())
+            .await
     }
 
     /// Write outcomes in batches until every sender is gone.
@@ -823,6 +782,15 @@ enum PluginLoad {
     /// The host's compiler slots stayed busy: no fault of the job's.
     Busy(String),
     Failed(String),
+}
+
+impl From<crate::runtime::RuntimeError> for PluginLoad {
+    fn from(e: crate::runtime::RuntimeError) -> PluginLoad {
+        match e {
+            crate::runtime::RuntimeError::Busy(m) => PluginLoad::Busy(m),
+            other => PluginLoad::Failed(other.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for PluginLoad {
