@@ -9,6 +9,8 @@ use crate::store::{Backend, StoreError, StoreEvent};
 pub(crate) const FOR_UPDATE: &str = "FOR UPDATE";
 /// Keeps the rows a statement reads from being changed or deleted until
 /// the transaction ends (a plugin version being pinned).
+/// Locks rows against other writers, but not against foreign-key checks.
+pub(crate) const FOR_NO_KEY_UPDATE: &str = "FOR NO KEY UPDATE";
 pub(crate) const FOR_SHARE: &str = "FOR SHARE";
 
 /// `column` is one of the [`crate::store::codec::List`] bound as `$n`.

@@ -1,5 +1,6 @@
 //! What a tenant may still queue, and counting what runs and ticks queued.
 
+use super::super::dialect;
 use super::Conn;
 use crate::model::Timestamp;
 use crate::store::codec::{At, Nat, big};
@@ -55,4 +56,23 @@ pub(crate) async fn charge_rates(
         .await?;
     }
     Ok(())
+}
+
+/// Lock the tenant's row until the transaction ends, so the counts a quota
+/// check reads still hold when the write that follows it commits (on
+/// PostgreSQL `FOR NO KEY UPDATE`, which the foreign-key checks of
+/// enqueues do not wait for; SQLite's one writer serializes anyway). An
+/// unknown tenant is refused.
+pub(crate) async fn lock_tenant(conn: &mut Conn, tenant: &str) -> Result<(), StoreError> {
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM tenants WHERE id = $1 {}",
+        dialect::FOR_NO_KEY_UPDATE
+    ))
+    .bind(tenant)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::unknown_tenant(tenant)),
+    }
 }

@@ -223,16 +223,7 @@ impl ScheduleStore for Here {
         check_target(tx.conn(), tenant, &spec.target).await?;
         // The tenant's row serializes its puts, so the quota and whether
         // the schedule existed hold.
-        let found: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM tenants WHERE id = $1 {}",
-            dialect::FOR_UPDATE
-        ))
-        .bind(tenant)
-        .fetch_optional(tx.conn())
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::unknown_tenant(tenant));
-        }
+        quotas::lock_tenant(tx.conn(), tenant).await?;
         let (others, max, existing): (i64, Option<i64>, Option<At>) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM schedules WHERE tenant_id = $1 AND name <> $2), \
                     (SELECT CAST(max_schedules AS BIGINT) FROM tenants WHERE id = $1), \

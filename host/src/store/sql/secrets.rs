@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::super::{Here, dialect};
-use super::Tx;
+use super::{Tx, quotas};
 use crate::model::Timestamp;
 use crate::secrets::{MAX_SECRETS_PER_TENANT, Sealed};
 use crate::store::codec::{At, List};
@@ -37,16 +37,7 @@ impl SecretStore for Here {
         let now = crate::store::stored_time(now);
         let mut tx = Tx::begin(self).await?;
         // The tenant's row serializes its puts, so the quota holds.
-        let found: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM tenants WHERE id = $1 {}",
-            dialect::FOR_UPDATE
-        ))
-        .bind(tenant)
-        .fetch_optional(tx.conn())
-        .await?;
-        if found.is_none() {
-            return Err(StoreError::unknown_tenant(tenant));
-        }
+        quotas::lock_tenant(tx.conn(), tenant).await?;
         let (others, exists): (i64, bool) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM secrets WHERE tenant_id = $1 AND name <> $2), \
                     EXISTS (SELECT 1 FROM secrets WHERE tenant_id = $1 AND name = $2)",

@@ -78,9 +78,9 @@ fn bind_quotas<'q>(
 }
 
 /// The same counts per state, for one tenant or all.
-fn counts(rows: Vec<(String, i64)>) -> BTreeMap<JobState, u64> {
+fn counts(rows: Vec<(String, Nat<u64>)>) -> BTreeMap<JobState, u64> {
     rows.into_iter()
-        .filter_map(|(s, n)| Some((JobState::parse(&s)?, u64::try_from(n).ok()?)))
+        .filter_map(|(s, n)| Some((JobState::parse(&s)?, n.0)))
         .collect()
 }
 
@@ -909,7 +909,7 @@ impl Store for Here {
         &self,
         tenant: Option<&str>,
     ) -> Result<BTreeMap<JobState, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, Nat<u64>)> = sqlx::query_as(
             "SELECT state, count(*) FROM jobs WHERE $1 IS NULL OR tenant_id = $1 GROUP BY state",
         )
         .bind(tenant)
@@ -926,14 +926,14 @@ impl Store for Here {
             dialect::indexed_by("jobs_waiting"),
             dialect::indexed_by("jobs_running"),
         );
-        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        let rows: Vec<(String, Nat<u64>)> = sqlx::query_as(&format!(
             "SELECT state, count(*) FROM jobs {waiting} \
              WHERE state IN ('scheduled', 'available', 'retrying') GROUP BY state \
              UNION ALL SELECT 'running', count(*) FROM jobs {running} WHERE state = 'running'"
         ))
         .fetch_all(self.reader())
         .await?;
-        let due: Vec<(String, i64)> = sqlx::query_as(&format!(
+        let due: Vec<(String, Nat<u64>)> = sqlx::query_as(&format!(
             "SELECT queue, count(*) AS n FROM jobs {waiting} \
              WHERE state IN ('scheduled', 'available', 'retrying') AND run_at <= $1 \
              GROUP BY queue ORDER BY n DESC, queue LIMIT $2"
@@ -944,10 +944,7 @@ impl Store for Here {
         .await?;
         Ok(LiveJobCounts {
             by_state: counts(rows),
-            due_by_queue: due
-                .into_iter()
-                .map(|(q, n)| (q, u64::try_from(n).unwrap_or(0)))
-                .collect(),
+            due_by_queue: due.into_iter().map(|(q, n)| (q, n.0)).collect(),
         })
     }
 }

@@ -7,6 +7,8 @@ use crate::store::{Backend, StoreError, StoreEvent};
 /// No row locks: the one writer connection serializes every write
 /// transaction, so what it reads cannot change under it.
 pub(crate) const FOR_UPDATE: &str = "";
+/// Locks rows against other writers, but not against foreign-key checks.
+pub(crate) const FOR_NO_KEY_UPDATE: &str = "";
 pub(crate) const FOR_SHARE: &str = "";
 
 /// `column` is one of the [`crate::store::codec::List`] bound as `$n` (a
