@@ -16,6 +16,7 @@ use super::super::{Here, dialect};
 use super::{Conn, Tx, quotas, request_keys};
 use crate::model::{JobState, Timestamp};
 use crate::store::codec::{At, Id, Json, List, Nat, big};
+use crate::store::rows::{state, time};
 use crate::store::workflows::{
     JobCharges, NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore,
     json_value, missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs,
@@ -108,15 +109,6 @@ struct DoneRow {
 
 fn decode(what: &str) -> StoreError {
     StoreError::corrupt(format!("unexpected stored value: {what}"))
-}
-
-/// A state read back: one of `parse`'s, or the stored value is corrupt.
-pub(crate) fn state<T>(text: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
-    parse(text).ok_or_else(|| decode(text))
-}
-
-fn time(at: Option<At>) -> Option<Timestamp> {
-    at.map(|at| at.0)
 }
 
 pub(crate) async fn workflow_latest(
