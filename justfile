@@ -30,9 +30,18 @@ test:
 bench-runtime:
     cargo bench -p corral-tests --bench runtime
 
-# The durable queue on PostgreSQL and SQLite: enqueue, full pipeline, no-sandbox baseline, pickup latency.
+# The durable queue on PostgreSQL and SQLite: in process (enqueue, full pipeline, no-sandbox baseline, pickup latency), then the real `corral serve` binary beside graphile_worker (bench-serve).
 bench-queue:
     cargo bench -p corral-tests --bench queue
+    cargo bench -p corral-tests --bench serve
+
+# The real `corral serve` binary draining jobs, beside graphile_worker in the same run; four hosts; pickup under a backlog.
+bench-serve:
+    cargo bench -p corral-tests --bench serve
+
+# One claim's cost with 1, 100, 1,000 and 10,000 tenants waiting.
+bench-claims:
+    cargo bench -p corral-tests --bench claims
 
 # Workflows: a 10-step chain and a 100-way fan-out of `echo`, beside plain jobs (overhead per step).
 bench-workflows:

@@ -98,3 +98,20 @@ pub(crate) const QUICK_COMMIT: &str =
 pub(crate) fn indexed_by(_index: &str) -> String {
     String::new()
 }
+
+/// Takes rows for this transaction, skipping those others hold, without
+/// blocking foreign-key checks (the claim ring's turn).
+pub(crate) const NO_KEY_SKIP_LOCKED: &str = "FOR NO KEY UPDATE SKIP LOCKED";
+
+/// A fresh random lease token.
+pub(crate) const NEW_TOKEN: &str = "gen_random_uuid()";
+
+/// Joins `j` (`id`, `priority`, `run_at`): per row of the query, the jobs
+/// that match `filter`, best first, at most `cap` and `limit` of them (a
+/// `LATERAL` subquery, which stops at its `LIMIT`).
+pub(crate) fn best_jobs(filter: &str, cap: &str, limit: &str) -> String {
+    format!(
+        "CROSS JOIN LATERAL (SELECT id, priority, run_at FROM jobs WHERE {filter} \
+         ORDER BY priority DESC, run_at, id LIMIT LEAST(GREATEST({cap}, 0), {limit})) j"
+    )
+}

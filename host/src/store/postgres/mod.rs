@@ -43,19 +43,14 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::codec::{Id, big};
-use super::rows::{CLAIM_COLUMNS, ClaimRow};
-use super::{ClaimRequest, Inserted, Lease, StoreError, StoreEvent};
-use crate::model::{
-    ClaimedJob, Finish, JobId, JobState, NewJob, ProgressUpdate, Timestamp, Transition,
-};
+use super::{Inserted, Lease, StoreError, StoreEvent};
+use crate::model::{Finish, JobId, JobState, NewJob, ProgressUpdate, Timestamp, Transition};
 
 /// Connections per host. Workers use a few (claim, finish, heartbeat,
 /// listener); the API the rest.
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a caller waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The advisory lock that serializes claims (any constant unique to Corral).
-const CLAIM_LOCK: i64 = 0x636f_7272_616c; // "corral"
 /// Channels the listener follows.
 const JOBS_CHANNEL: &str = "corral_jobs";
 const CANCEL_CHANNEL: &str = "corral_cancel";
@@ -203,52 +198,6 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
 
 /// The statements that differ from SQLite's; `sql/store.rs` calls them.
 impl PostgresStore {
-    /// Claim fairly, under the claim lock (see the module's doc).
-    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CLAIM_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "WITH running AS ( \
-                SELECT tenant_id, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY tenant_id \
-             ), capacity AS ( \
-                SELECT t.id, t.max_concurrency - COALESCE(r.n, 0) AS free, COALESCE(r.n, 0) AS busy \
-                FROM tenants t LEFT JOIN running r ON r.tenant_id = t.id \
-                WHERE t.max_concurrency > COALESCE(r.n, 0) \
-             ), candidates AS ( \
-                SELECT j.id, c.busy, j.priority, j.run_at, \
-                       row_number() OVER (PARTITION BY c.id ORDER BY j.priority DESC, j.run_at, j.id) AS rank \
-                FROM capacity c CROSS JOIN LATERAL ( \
-                    SELECT id, priority, run_at FROM jobs \
-                    WHERE tenant_id = c.id AND state IN ('scheduled', 'available', 'retrying') AND run_at <= $1 \
-                      AND ($4::text[] IS NULL OR queue = ANY($4)) \
-                    ORDER BY priority DESC, run_at, id \
-                    LIMIT LEAST(c.free, $2) \
-                    FOR UPDATE SKIP LOCKED) j \
-             ), picked AS ( \
-                SELECT id FROM candidates ORDER BY rank, busy, priority DESC, run_at, id LIMIT $2 \
-             ) \
-             UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease_token = gen_random_uuid(), \
-                    lease_expires_at = $1 + $3 * interval '1 millisecond', leased_by = $5, \
-                    started_at = COALESCE(jobs.started_at, $1), attempt_started_at = $1 \
-             FROM picked, plugins p, tenants t \
-             WHERE jobs.id = picked.id AND p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
-               AND p.version = jobs.plugin_version AND t.id = jobs.tenant_id \
-             RETURNING {CLAIM_COLUMNS}"
-        ))
-        .bind(request.now)
-        .bind(request.limit as i64)
-        .bind(request.lease.as_millis() as f64)
-        .bind(&request.queues)
-        .bind(&request.host_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows.into_iter().map(ClaimedJob::from).collect())
-    }
-
     /// Extend leases without waiting on any row lock: the leases still
     /// held, and whether a cancel was asked of each.
     async fn heartbeat(

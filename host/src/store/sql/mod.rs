@@ -18,6 +18,7 @@
 //! Statements use PostgreSQL's `$n` placeholders, which SQLite binds by
 //! number too; values go through [`crate::store::codec`].
 
+pub(super) mod claim;
 pub(super) mod quotas;
 pub(super) mod request_keys;
 pub(super) mod schedules;

@@ -618,7 +618,7 @@ impl Store for Here {
     }
 
     async fn job_claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.claim(request).await
+        super::claim::claim(self, request).await
     }
 
     async fn job_heartbeat(

@@ -63,3 +63,19 @@ pub(crate) const QUICK_COMMIT: &str = "";
 pub(crate) fn indexed_by(index: &str) -> String {
     format!("INDEXED BY {index}")
 }
+
+pub(crate) const NO_KEY_SKIP_LOCKED: &str = "";
+
+/// A fresh random lease token (32 hex digits, a UUID's simple form).
+pub(crate) const NEW_TOKEN: &str = "lower(hex(randomblob(16)))";
+
+/// Joins `j` (a row of `jobs`): per row of the query, the jobs that match
+/// `filter`, best first, at most `limit` of them. SQLite has no `LATERAL`
+/// and its `LIMIT` cannot name a column, so `cap` is left to the caller's
+/// `rank <= free`.
+pub(crate) fn best_jobs(filter: &str, _cap: &str, limit: &str) -> String {
+    format!(
+        "JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE {filter} \
+         ORDER BY priority DESC, run_at, id LIMIT {limit})"
+    )
+}

@@ -33,11 +33,9 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::codec::{Id, big};
-use super::rows::{CLAIM_COLUMNS, ClaimRow};
-use super::{ClaimRequest, Inserted, Lease, StoreError, StoreEvent};
+use super::{Inserted, Lease, StoreError, StoreEvent};
 use crate::model::{
-    ClaimedJob, Finish, JobId, JobState, NewJob, PluginVersion, ProgressUpdate, Timestamp,
-    Transition,
+    Finish, JobId, JobState, NewJob, PluginVersion, ProgressUpdate, Timestamp, Transition,
 };
 
 /// Reader connections. Reads never block the writer in WAL mode.
@@ -103,102 +101,6 @@ impl SqliteStore {
 
 /// The statements that differ from PostgreSQL's; `sql/store.rs` calls them.
 impl SqliteStore {
-    /// Claim fairly: exact counts of running jobs per tenant (the one
-    /// writer), then each tenant's best jobs, interleaved.
-    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
-        let now = micros(request.now);
-        let queues = request
-            .queues
-            .as_ref()
-            .map(|q| serde_json::to_string(q).unwrap_or_else(|_| "[]".into()));
-        let mut tx = self.writer.begin().await?;
-        // Free capacity per tenant, from an exact count (the writer is the only writer).
-        let capacity = sqlx::query(
-            // INDEXED BY: without statistics SQLite would count through the
-            // tenant's every job instead of the small partial index.
-            "SELECT id, free, busy FROM (SELECT t.id, t.max_concurrency - r.n AS free, r.n AS busy FROM tenants t \
-                 JOIN (SELECT t2.id AS tenant, (SELECT count(*) FROM jobs j INDEXED BY jobs_running \
-                       WHERE j.tenant_id = t2.id AND j.state = 'running') AS n FROM tenants t2) r ON r.tenant = t.id) \
-             WHERE free > 0",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        // Per tenant, its best waiting jobs; then each tenant's first before anyone's second.
-        let mut candidates: Vec<(i64, i64, i32, i64, String)> = Vec::new();
-        for row in &capacity {
-            let tenant: String = row.try_get(0)?;
-            let free: i64 = row.try_get(1)?;
-            let busy: i64 = row.try_get(2)?;
-            let waiting = sqlx::query(
-                "SELECT id, priority, run_at FROM jobs \
-                 WHERE tenant_id = ?1 AND state IN ('scheduled', 'available', 'retrying') AND run_at <= ?2 \
-                   AND (?3 IS NULL OR queue IN (SELECT value FROM json_each(?3))) \
-                 ORDER BY priority DESC, run_at, id LIMIT ?4",
-            )
-            .bind(&tenant)
-            .bind(now)
-            .bind(&queues)
-            .bind(free.min(request.limit as i64))
-            .fetch_all(&mut *tx)
-            .await?;
-            for (rank, job) in waiting.iter().enumerate() {
-                candidates.push((
-                    rank as i64,
-                    busy,
-                    job.try_get(1)?,
-                    job.try_get(2)?,
-                    job.try_get(0)?,
-                ));
-            }
-        }
-        candidates.sort_by(|a, b| (a.0, a.1, -a.2, a.3, &a.4).cmp(&(b.0, b.1, -b.2, b.3, &b.4)));
-        candidates.truncate(request.limit as usize);
-
-        let order: HashMap<String, usize> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.4.clone(), i))
-            .collect();
-        let ids = serde_json::to_string(&candidates.iter().map(|c| &c.4).collect::<Vec<_>>())
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let lease_until = now + request.lease.as_micros() as i64;
-        // Lease tokens are 32 random hex digits (a UUID in its simple form).
-        sqlx::query(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = lower(hex(randomblob(16))), \
-             lease_expires_at = $2, leased_by = $3, started_at = COALESCE(started_at, $4), attempt_started_at = $4 \
-             WHERE id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(&ids)
-        .bind(lease_until)
-        .bind(&request.host_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "SELECT {CLAIM_COLUMNS} FROM jobs \
-             JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
-                           AND p.version = jobs.plugin_version \
-             JOIN tenants t ON t.id = jobs.tenant_id \
-             WHERE jobs.id IN (SELECT value FROM json_each($1))"
-        ))
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
-        // The select has no order: restore the fair order of the claim.
-        claimed.sort_by_key(|job| {
-            order
-                .get(&job.id.to_string())
-                .copied()
-                .unwrap_or(usize::MAX)
-        });
-        tx.commit().await?;
-        for job in &claimed {
-            self.announce(StoreEvent::JobState(job.id, JobState::Running));
-        }
-        Ok(claimed)
-    }
-
     /// Extend leases in one statement on the writer: the leases still
     /// held, and whether a cancel was asked of each.
     async fn heartbeat(

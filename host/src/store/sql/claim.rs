@@ -1,0 +1,175 @@
+//! The claim, written once for both dialects (docs/queue.md, "Claim").
+//!
+//! A claim visits only the tenants at the front of the claim ring (the
+//! `claim_ring` table: tenants that may have claimable jobs, oldest turn
+//! first), never every tenant, so its cost does not grow with the number of
+//! tenants. On PostgreSQL it takes their ring rows `FOR NO KEY UPDATE SKIP
+//! LOCKED`: claimers on other hosts take the next tenants instead of waiting,
+//! and no two claimers ever lease jobs of one tenant at once, which is what
+//! keeps `max_concurrency` exact across hosts without a global lock. On
+//! SQLite the one writer serializes claims anyway.
+//!
+//! One transaction, statement by statement (each statement after the lock
+//! sees every claim committed before it took the lock):
+//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come;
+//! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
+//!    best waiting jobs, then the fair order across tenants;
+//! 3. lease the picked jobs (skipping any a cancel holds);
+//! 4. read what the worker needs to run them;
+//! 5. end the turn: `served_at = now` for every tenant visited; a tenant left
+//!    with no claimable job gets `ready_at` = its next job's `run_at` (NULL
+//!    when none waits), so it leaves the front until then.
+
+use std::collections::HashMap;
+
+use super::super::{Here, dialect};
+use super::Tx;
+use crate::model::{ClaimedJob, JobState};
+use crate::store::codec::{At, Id, List};
+use crate::store::rows::{CLAIM_COLUMNS, ClaimRow};
+use crate::store::{ClaimRequest, StoreError, StoreEvent};
+
+/// The states of a job waiting for a claim.
+const WAITING: &str = "state IN ('scheduled', 'available', 'retrying')";
+
+pub(in super::super) async fn claim(
+    store: &Here,
+    request: &ClaimRequest,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let now = At(request.now);
+    let limit = i64::from(request.limit);
+    let mut tx = Tx::begin(store).await?;
+
+    // 1. The turn: the ring's front, skipping tenants another claim holds.
+    let visited: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT tenant_id FROM claim_ring WHERE ready_at <= $1 \
+         ORDER BY served_at, tenant_id LIMIT $2 {}",
+        dialect::NO_KEY_SKIP_LOCKED
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?;
+    if visited.is_empty() {
+        tx.rollback().await?;
+        return Ok(Vec::new());
+    }
+
+    // 2. The pick, in the fair order: every tenant's first job before
+    // anyone's second; among equals, fewer running jobs first, then the
+    // longest since its last turn; within a tenant, priority, run_at, id.
+    let picked: Vec<Id> = sqlx::query_scalar(&format!(
+        "WITH turn AS ( \
+            SELECT r.tenant_id, r.served_at, t.max_concurrency AS cap, \
+                   (SELECT count(*) FROM jobs {running} \
+                    WHERE jobs.tenant_id = r.tenant_id AND state = 'running') AS busy \
+            FROM claim_ring r JOIN tenants t ON t.id = r.tenant_id \
+            WHERE {visited} \
+         ), candidates AS ( \
+            SELECT j.id, turn.tenant_id, turn.served_at, turn.busy, turn.cap - turn.busy AS free, \
+                   j.priority, j.run_at, \
+                   row_number() OVER (PARTITION BY turn.tenant_id \
+                                      ORDER BY j.priority DESC, j.run_at, j.id) AS rank \
+            FROM turn {best_jobs} \
+            WHERE turn.cap > turn.busy \
+         ) \
+         SELECT id FROM candidates WHERE rank <= free \
+         ORDER BY rank, busy, served_at, tenant_id, priority DESC, run_at, id LIMIT $2",
+        running = dialect::indexed_by("jobs_running"),
+        visited = dialect::any("r.tenant_id", 3),
+        // Each tenant's best jobs, at most its free capacity and `limit`.
+        best_jobs = dialect::best_jobs(
+            &format!(
+                "tenant_id = turn.tenant_id AND {WAITING} AND run_at <= $1 AND ($4 IS NULL OR {})",
+                dialect::any("queue", 4)
+            ),
+            "turn.cap - turn.busy",
+            "$2"
+        ),
+    ))
+    .bind(now)
+    .bind(limit)
+    .bind(List(&visited))
+    .bind(request.queues.as_deref().map(List))
+    .fetch_all(tx.conn())
+    .await?;
+
+    // 3. The lease.
+    let leased: Vec<Id> = if picked.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(&format!(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = {token}, \
+                    lease_expires_at = $2, leased_by = $3, started_at = COALESCE(started_at, $4), \
+                    attempt_started_at = $4 \
+             WHERE id IN (SELECT id FROM jobs WHERE {picked} AND {WAITING} {skip}) \
+             RETURNING id",
+            token = dialect::NEW_TOKEN,
+            picked = dialect::any("id", 1),
+            skip = dialect::SKIP_LOCKED,
+        ))
+        .bind(List(&picked))
+        .bind(At(request.now + request.lease))
+        .bind(&request.host_id)
+        .bind(now)
+        .fetch_all(tx.conn())
+        .await?
+    };
+
+    // 4. What the worker runs, in the order of the pick.
+    let mut claimed: Vec<ClaimedJob> = if leased.is_empty() {
+        Vec::new()
+    } else {
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM jobs \
+             JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
+                           AND p.version = jobs.plugin_version \
+             JOIN tenants t ON t.id = jobs.tenant_id \
+             WHERE {}",
+            dialect::any("jobs.id", 1)
+        ))
+        .bind(List(&leased))
+        .fetch_all(tx.conn())
+        .await?;
+        rows.into_iter().map(ClaimedJob::from).collect()
+    };
+    let order: HashMap<Id, usize> = picked.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    claimed.sort_by_key(|job| order.get(&Id(job.id)).copied().unwrap_or(usize::MAX));
+
+    // 5. The end of the turn. A tenant with nothing claimable left leaves
+    // the front; on PostgreSQL its row is first taken `FOR UPDATE`, which
+    // waits for no one (SKIP LOCKED) and which an enqueue's trigger (`FOR
+    // KEY SHARE`) waits for: so every job enqueued before the lock is seen
+    // by the next statement, and every job enqueued after puts the tenant
+    // back once this commits.
+    let drained: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT tenant_id FROM claim_ring r WHERE {visited} AND NOT EXISTS ( \
+            SELECT 1 FROM jobs WHERE jobs.tenant_id = r.tenant_id AND {WAITING} AND run_at <= $2) \
+         {skip}",
+        visited = dialect::any("r.tenant_id", 1),
+        skip = dialect::SKIP_LOCKED,
+    ))
+    .bind(List(&visited))
+    .bind(now)
+    .fetch_all(tx.conn())
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE claim_ring SET served_at = $2, ready_at = CASE WHEN {drained} THEN ( \
+            SELECT min(run_at) FROM jobs WHERE jobs.tenant_id = claim_ring.tenant_id AND {WAITING}) \
+            ELSE ready_at END \
+         WHERE {visited}",
+        drained = dialect::any("tenant_id", 3),
+        visited = dialect::any("tenant_id", 1),
+    ))
+    .bind(List(&visited))
+    .bind(now)
+    .bind(List(&drained))
+    .execute(tx.conn())
+    .await?;
+
+    for job in &claimed {
+        tx.announce(StoreEvent::JobState(job.id, JobState::Running));
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}

@@ -1,0 +1,118 @@
+//! `just bench-claims`: what one claim costs as the number of tenants grows.
+//!
+//! Per backend, a fresh database holding T tenants (T = 1, 100, 1,000 and
+//! 10,000), each with 20 waiting jobs and room to run them, then 40 claims
+//! of up to 128 jobs, each timed alone; the claimed jobs are handed back
+//! (untimed) so every claim sees the same database. One JSON line per
+//! backend with the median and p90 per T, and the ratio of the median at
+//! 10,000 tenants to the median at one (the same-run baseline): a claim
+//! that visits every tenant grows with T, one that visits the claim ring's
+//! front does not.
+//!
+//! Target: a claim of 128 with 10,000 tenants <= 5 ms at the median.
+
+use std::time::{Duration, Instant};
+
+use corral::model::{Limits, NewJob};
+use corral::store::ClaimRequest;
+use corral_tests::db::{Kind, TestDb};
+use serde_json::json;
+
+const TENANT_COUNTS: [usize; 4] = [1, 100, 1_000, 10_000];
+const JOBS_PER_TENANT: usize = 20;
+const CLAIMS: usize = 40;
+const CLAIM_SIZE: u32 = 128;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async {
+        // `CORRAL_BENCH_BACKENDS=postgres` (or sqlite) runs one backend only.
+        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
+        for (kind, name) in [(Kind::Postgres, "postgres"), (Kind::Sqlite, "sqlite")] {
+            if only.is_empty() || only.contains(name) {
+                bench(kind, name).await;
+            }
+        }
+    });
+}
+
+/// A database with `tenants` tenants of `JOBS_PER_TENANT` waiting jobs each.
+async fn populated(kind: Kind, tenants: usize) -> TestDb {
+    let db = TestDb::new(kind).await;
+    let jobs = vec![NewJob::new("work", "{}"); JOBS_PER_TENANT];
+    let past = chrono::Utc::now() - chrono::Duration::seconds(60);
+    for t in 0..tenants {
+        let tenant = format!("t{t:05}");
+        db.tenant(&tenant, 1_000).await;
+        db.plugin(&tenant, "work", b"c", Limits::default(), 3).await;
+        db.store
+            .job_insert_batch(&tenant, &jobs, past)
+            .await
+            .expect("enqueue");
+    }
+    db
+}
+
+/// Median and p90 of `CLAIMS` claims, in milliseconds.
+async fn time_claims(db: &TestDb) -> (f64, f64, usize) {
+    let mut times = Vec::with_capacity(CLAIMS);
+    let mut claimed_total = 0;
+    for _ in 0..CLAIMS {
+        let request = ClaimRequest {
+            host_id: "bench".into(),
+            now: chrono::Utc::now(),
+            limit: CLAIM_SIZE,
+            lease: Duration::from_secs(60),
+            queues: None,
+        };
+        let started = Instant::now();
+        let claimed = db.store.job_claim(&request).await.expect("claim");
+        times.push(started.elapsed());
+        claimed_total += claimed.len();
+        // Hand them back so the next claim sees the same database.
+        for job in claimed {
+            db.store
+                .job_release(job.id, job.lease_token, None)
+                .await
+                .expect("release");
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
+    (
+        ms(times[CLAIMS / 2]),
+        ms(times[CLAIMS * 9 / 10]),
+        claimed_total / CLAIMS,
+    )
+}
+
+async fn bench(kind: Kind, name: &str) {
+    let mut rows = serde_json::Map::new();
+    let mut medians = Vec::new();
+    for tenants in TENANT_COUNTS {
+        let db = populated(kind, tenants).await;
+        let (p50, p90, per_claim) = time_claims(&db).await;
+        eprintln!("{name}: {tenants} tenants: claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs");
+        medians.push(p50);
+        rows.insert(
+            tenants.to_string(),
+            json!({"claim_p50_ms": p50, "claim_p90_ms": p90, "jobs_per_claim": per_claim}),
+        );
+    }
+    let at_most = medians.last().copied().unwrap_or(f64::MAX);
+    let line = json!({
+        "bench": "claims",
+        "backend": name,
+        "claim_size": CLAIM_SIZE,
+        "jobs_per_tenant": JOBS_PER_TENANT,
+        "tenants": rows,
+        "p50_10000_over_1": (at_most / medians[0] * 100.0).round() / 100.0,
+        "target_p50_ms_at_10000": 5,
+        "meets_target": at_most <= 5.0,
+    });
+    println!("{line}");
+}

@@ -1,0 +1,340 @@
+//! `just bench-serve`: the real `corral serve` binary, as users run it,
+//! beside the native peer queue in the same run.
+//!
+//! - **Drain**: `N` `echo` jobs enqueued, then `corral serve --mode worker
+//!   --concurrency 256` started as a separate process; timed by the
+//!   database's own timestamps (first attempt start to last attempt finish,
+//!   `per_s`), and by the wall clock from the process's start until every
+//!   job is finished (`wall_per_s`, which includes starting up).
+//! - **Peer**: graphile_worker 0.14.1 (`../shared/peers/graphile-worker`,
+//!   built here when present) processing `N` no-op jobs with its own tuned
+//!   recipe, interleaved with Corral's rounds (A B A B …); `over_peer` is
+//!   the ratio of the medians.
+//! - **Hosts**: four `corral serve` processes on the same database drain `N`
+//!   jobs (`hosts4_per_s`), beside one (`hosts4_over_1`).
+//! - **Pickup under load**: while one host drains another tenant's backlog
+//!   of 50,000 jobs, single jobs of a small tenant, from the enqueue call to
+//!   their attempt's start.
+//!
+//! One JSON line per backend (PostgreSQL; SQLite has one host and no peer).
+//! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
+//! the peer; SQLite >= 12,000 jobs/s; four hosts >= one; pickup p99 <= 20 ms.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use corral::model::{JobState, Limits, NewJob};
+use corral::store::StoreEvent;
+use corral_tests::db::{Kind, TestDb};
+use corral_tests::serve::ServeProcess;
+use corral_tests::{db_texts, plugin_bytes, root};
+use serde_json::json;
+
+/// Jobs per drain (the peer runs the same number).
+const N: usize = 20_000;
+/// Interleaved rounds; medians are reported.
+const ROUNDS: usize = 3;
+/// Attempts each `corral serve` runs at once.
+const CONCURRENCY: &str = "256";
+/// The backlog behind which pickups are measured, and how many.
+const BACKLOG: usize = 50_000;
+const PICKUPS: usize = 200;
+/// How long any one wait may take before the benchmark gives up.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    // Build the binary (release, as the bench profile is) before timing.
+    corral_tests::corral_bin();
+    let peer = build_peer();
+    let cache = tempfile::tempdir().expect("cache dir");
+    rt.block_on(async {
+        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
+        if only.is_empty() || only.contains("postgres") {
+            postgres(cache.path(), peer.as_deref()).await;
+        }
+        if only.is_empty() || only.contains("sqlite") {
+            sqlite(cache.path()).await;
+        }
+    });
+}
+
+/// The peer's binary, built into the cargo target directory; `None` when
+/// `../shared/peers` is not beside the project.
+fn build_peer() -> Option<PathBuf> {
+    let manifest = root().join("../shared/peers/graphile-worker/Cargo.toml");
+    if !manifest.exists() {
+        eprintln!("no peer at {}: measuring Corral alone", manifest.display());
+        return None;
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
+        .join("peers");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the peer failed");
+    Some(target.join("release/peer-graphile-worker"))
+}
+
+/// A fresh database with `jobs` waiting `echo` jobs of tenant `bench`.
+async fn with_jobs(kind: Kind, tenant: &str, jobs: usize) -> TestDb {
+    let db = TestDb::new(kind).await;
+    add_jobs(&db, tenant, jobs).await;
+    db
+}
+
+async fn add_jobs(db: &TestDb, tenant: &str, jobs: usize) {
+    db.tenant(tenant, 100_000).await;
+    db.plugin(tenant, "echo", &plugin_bytes("echo"), Limits::default(), 3)
+        .await;
+    let batch: Vec<NewJob> = (0..1000)
+        .map(|i| NewJob::new("echo", format!(r#"{{"n":{i}}}"#)))
+        .collect();
+    for _ in 0..jobs / 1000 {
+        db.store
+            .job_insert_batch(tenant, &batch, chrono::Utc::now())
+            .await
+            .expect("enqueue");
+    }
+}
+
+fn start_hosts(db: &TestDb, cache: &Path, hosts: usize) -> Vec<ServeProcess> {
+    (0..hosts)
+        .map(|h| {
+            ServeProcess::start_with(
+                &db.url,
+                &format!("bench-{h}"),
+                cache,
+                &["--concurrency", CONCURRENCY],
+            )
+        })
+        .collect()
+}
+
+/// Finished jobs of the database (a table scan: used rarely).
+async fn finished(db: &TestDb) -> u64 {
+    let counts = db.store.job_counts(None).await.expect("counts");
+    counts
+        .iter()
+        .filter(|(state, _)| state.is_terminal())
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Wait until `total` jobs are finished: on PostgreSQL on the hosts'
+/// notifications (their triggers announce every state change), confirmed
+/// by a count; on SQLite (no notifications across processes) by counting
+/// every 100 ms on a reader, which never blocks the hosts' writer.
+async fn wait_finished(db: &TestDb, total: u64) {
+    let mut events = db.store.subscribe();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut done = finished(db).await;
+    while done < total {
+        let tick = tokio::time::Instant::now() + Duration::from_millis(100);
+        loop {
+            match tokio::time::timeout_at(tick.min(deadline), events.recv()).await {
+                Ok(Ok(StoreEvent::JobState(_, state))) if state.is_terminal() => done += 1,
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) | Err(_) => break,
+            }
+            if done >= total {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {total} finished"
+        );
+        done = finished(db).await;
+    }
+}
+
+/// Seconds from the first attempt's start to the last one's finish, as
+/// the database recorded them.
+async fn db_span(db: &TestDb) -> f64 {
+    let micros = db_texts(
+        db,
+        "SELECT (extract(epoch FROM max(finished_at) - min(started_at)) * 1000000)::bigint::text \
+         FROM attempts",
+        "SELECT CAST(max(finished_at) - min(started_at) AS TEXT) FROM attempts",
+    )
+    .await;
+    let micros: f64 = micros
+        .first()
+        .and_then(|m| m.parse().ok())
+        .expect("attempt times");
+    micros / 1e6
+}
+
+/// One drain of `N` jobs by `hosts` processes: (per_s by the database's
+/// timestamps, per_s by the wall clock from the processes' start).
+async fn drain(kind: Kind, cache: &Path, hosts: usize) -> (f64, f64) {
+    let db = with_jobs(kind, "bench", N).await;
+    let started = Instant::now();
+    let processes = start_hosts(&db, cache, hosts);
+    wait_finished(&db, N as u64).await;
+    let wall = started.elapsed().as_secs_f64();
+    drop(processes);
+    let span = db_span(&db).await;
+    (N as f64 / span, N as f64 / wall)
+}
+
+/// One run of the peer: its processed jobs per second.
+fn peer_round(peer: &Path) -> f64 {
+    let admin = corral_tests::db::postgres_admin_url();
+    let base = admin
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_string())
+        .unwrap_or(admin);
+    let output = Command::new(peer)
+        .env("N", N.to_string())
+        .env("CONCURRENCY", "50")
+        .env("GW_MODE", "lq")
+        .env("PG_BASE", base)
+        .output()
+        .expect("the peer runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "peer failed: {text}");
+    text.split_whitespace()
+        .find_map(|field| field.strip_prefix("process_per_s="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no process_per_s in {text:?}"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Pickup latency of a small tenant's single jobs while one host drains
+/// another tenant's backlog: (p50 ms, p99 ms, samples taken while the
+/// backlog still waited).
+async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
+    let db = with_jobs(kind, "big", BACKLOG).await;
+    add_jobs(&db, "small", 0).await;
+    let _host = start_hosts(&db, cache, 1);
+    let mut samples = Vec::with_capacity(PICKUPS);
+    for _ in 0..PICKUPS {
+        if db.store.job_waiting_count("big", 1).await.expect("count") == 0 {
+            break;
+        }
+        let enqueued = chrono::Utc::now();
+        let id = db
+            .store
+            .job_insert_batch("small", &[NewJob::new("echo", "{}")], enqueued)
+            .await
+            .expect("enqueue")[0]
+            .id;
+        // Until it started (a state the host's writes make visible; on
+        // SQLite without notifications across processes, so polled).
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let job = db.store.job_get("small", id).await.expect("get");
+            if job.is_some_and(|j| j.state != JobState::Available) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let attempts = db.store.attempt_list("small", id).await.expect("attempts");
+        let started = match attempts.first() {
+            Some(attempt) => attempt.started_at,
+            None => {
+                // Running, not finished yet: its attempt row comes with the outcome.
+                db.wait_for("small", id, PATIENCE, JobState::is_terminal)
+                    .await;
+                db.store.attempt_list("small", id).await.expect("attempts")[0].started_at
+            }
+        };
+        samples.push((started - enqueued).to_std().unwrap_or_default());
+    }
+    samples.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
+    let taken = samples.len();
+    assert!(taken > 10, "the backlog drained before {taken} pickups");
+    (
+        ms(samples[taken / 2]),
+        ms(samples[(taken * 99 / 100).min(taken - 1)]),
+        taken,
+    )
+}
+
+async fn postgres(cache: &Path, peer: Option<&Path>) {
+    let (mut one, mut wall, mut four, mut peers) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        let (per_s, wall_per_s) = drain(Kind::Postgres, cache, 1).await;
+        eprintln!("postgres round {round}: 1 host {per_s:.0}/s (wall {wall_per_s:.0}/s)");
+        one.push(per_s);
+        wall.push(wall_per_s);
+        if let Some(peer) = peer {
+            let per_s = peer_round(peer);
+            eprintln!("postgres round {round}: graphile_worker {per_s:.0}/s");
+            peers.push(per_s);
+        }
+        let (per_s, _) = drain(Kind::Postgres, cache, 4).await;
+        eprintln!("postgres round {round}: 4 hosts {per_s:.0}/s");
+        four.push(per_s);
+    }
+    let (p50, p99, samples) = pickups_under_backlog(Kind::Postgres, cache).await;
+    let (one, wall, four) = (median(one), median(wall), median(four));
+    let peer = (!peers.is_empty()).then(|| median(peers));
+    let line = json!({
+        "bench": "serve",
+        "backend": "postgres",
+        "n": N,
+        "concurrency": CONCURRENCY,
+        "per_s": one.round(),
+        "wall_per_s": wall.round(),
+        "peer": "graphile_worker@0.14.1+localqueue, concurrency 50",
+        "peer_per_s": peer.map(f64::round),
+        "over_peer": peer.map(|p| (one / p * 100.0).round() / 100.0),
+        "hosts4_per_s": four.round(),
+        "hosts4_over_1": (four / one * 100.0).round() / 100.0,
+        "pickup_under_backlog_p50_ms": p50,
+        "pickup_under_backlog_p99_ms": p99,
+        "pickup_samples": samples,
+        "targets": {"per_s": 15_000, "over_peer": 1.0, "hosts4_over_1": 1.0, "pickup_p99_ms": 20},
+        "meets_targets": one >= 15_000.0 && peer.is_some_and(|p| one >= p) && four >= one && p99 <= 20.0,
+    });
+    println!("{line}");
+}
+
+async fn sqlite(cache: &Path) {
+    let (mut one, mut wall) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        let (per_s, wall_per_s) = drain(Kind::Sqlite, cache, 1).await;
+        eprintln!("sqlite round {round}: {per_s:.0}/s (wall {wall_per_s:.0}/s)");
+        one.push(per_s);
+        wall.push(wall_per_s);
+    }
+    let (p50, p99, samples) = pickups_under_backlog(Kind::Sqlite, cache).await;
+    let (one, wall) = (median(one), median(wall));
+    let line = json!({
+        "bench": "serve",
+        "backend": "sqlite",
+        "n": N,
+        "concurrency": CONCURRENCY,
+        "per_s": one.round(),
+        "wall_per_s": wall.round(),
+        "pickup_under_backlog_p50_ms": p50,
+        "pickup_under_backlog_p99_ms": p99,
+        "pickup_samples": samples,
+        "targets": {"per_s": 12_000, "pickup_p99_ms": 20},
+        "meets_targets": one >= 12_000.0 && p99 <= 20.0,
+    });
+    println!("{line}");
+}
