@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Attempts this host runs at once.
     #[arg(long, env = "CORRAL_CONCURRENCY", default_value_t = 32)]
     pub concurrency: usize,
+    /// Jobs one claim takes at most (one transaction whatever its size:
+    /// larger batches cost fewer round trips per job).
+    #[arg(long, env = "CORRAL_CLAIM_BATCH", default_value_t = crate::worker::DEFAULT_CLAIM_BATCH)]
+    pub claim_batch: u32,
     /// Seconds a lease lasts without a heartbeat; a dead host's jobs move on after this.
     #[arg(long, env = "CORRAL_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
@@ -303,6 +307,12 @@ impl ServeArgs {
         if self.concurrency == 0 {
             return Err("--concurrency must be at least 1".into());
         }
+        if !(1..=crate::worker::MAX_CLAIM_BATCH).contains(&self.claim_batch) {
+            return Err(format!(
+                "--claim-batch must be between 1 and {}",
+                crate::worker::MAX_CLAIM_BATCH
+            ));
+        }
         if self.lease_secs == 0
             || self.heartbeat_ms == 0
             || self.poll_ms == 0
@@ -348,6 +358,7 @@ impl ServeArgs {
                 .clone()
                 .unwrap_or_else(crate::worker::default_host_id),
             concurrency: self.concurrency,
+            claim_batch: self.claim_batch,
             lease: Duration::from_secs(self.lease_secs),
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             poll_interval: Duration::from_millis(self.poll_ms),

@@ -93,7 +93,12 @@ async fn time_claims(db: &TestDb) -> (f64, f64, usize) {
 async fn bench(kind: Kind, name: &str) {
     let mut rows = serde_json::Map::new();
     let mut medians = Vec::new();
-    for tenants in TENANT_COUNTS {
+    // `CORRAL_BENCH_TENANTS=100,1000` measures only those counts.
+    let counts: Vec<usize> = std::env::var("CORRAL_BENCH_TENANTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| TENANT_COUNTS.to_vec());
+    for tenants in counts {
         let db = populated(kind, tenants).await;
         let (p50, p90, per_claim) = time_claims(&db).await;
         eprintln!("{name}: {tenants} tenants: claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs");

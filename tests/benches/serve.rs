@@ -14,7 +14,7 @@
 //!   jobs (`hosts4_per_s`), beside one (`hosts4_over_1`).
 //! - **Pickup under load**: while one host drains another tenant's backlog
 //!   of 50,000 jobs, single jobs of a small tenant, from the enqueue call to
-//!   their attempt's start.
+//!   their claim (the job's `started_at`, which the claim sets).
 //!
 //! One JSON line per backend (PostgreSQL; SQLite has one host and no peer).
 //! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use corral::model::{JobState, Limits, NewJob};
+use corral::model::{Limits, NewJob};
 use corral::store::StoreEvent;
 use corral_tests::db::{Kind, TestDb};
 use corral_tests::serve::ServeProcess;
@@ -109,6 +109,15 @@ async fn add_jobs(db: &TestDb, tenant: &str, jobs: usize) {
     }
 }
 
+/// `CORRAL_BENCH_SERVE_FLAGS="--claim-batch 256"`: more flags for every host.
+fn extra_flags() -> Vec<&'static str> {
+    static FLAGS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FLAGS
+        .get_or_init(|| std::env::var("CORRAL_BENCH_SERVE_FLAGS").unwrap_or_default())
+        .split_whitespace()
+        .collect()
+}
+
 fn start_hosts(db: &TestDb, cache: &Path, hosts: usize) -> Vec<ServeProcess> {
     (0..hosts)
         .map(|h| {
@@ -116,7 +125,7 @@ fn start_hosts(db: &TestDb, cache: &Path, hosts: usize) -> Vec<ServeProcess> {
                 &db.url,
                 &format!("bench-{h}"),
                 cache,
-                &["--concurrency", CONCURRENCY],
+                &[&["--concurrency", CONCURRENCY], extra_flags().as_slice()].concat(),
             )
         })
         .collect()
@@ -236,29 +245,19 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
             .await
             .expect("enqueue")[0]
             .id;
-        // Until it started (a state the host's writes make visible; on
-        // SQLite without notifications across processes, so polled).
+        // Until it started: the claim sets `started_at` (polled: SQLite
+        // sends no notifications across processes).
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
+        let started = loop {
             let job = db.store.job_get("small", id).await.expect("get");
-            if job.is_some_and(|j| j.state != JobState::Available) {
-                break;
+            if let Some(started) = job.and_then(|j| j.started_at) {
+                break started;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "job {id} never started"
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let attempts = db.store.attempt_list("small", id).await.expect("attempts");
-        let started = match attempts.first() {
-            Some(attempt) => attempt.started_at,
-            None => {
-                // Running, not finished yet: its attempt row comes with the outcome.
-                db.wait_for("small", id, PATIENCE, JobState::is_terminal)
-                    .await;
-                db.store.attempt_list("small", id).await.expect("attempts")[0].started_at
-            }
         };
         samples.push((started - enqueued).to_std().unwrap_or_default());
     }
@@ -273,7 +272,19 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
     )
 }
 
+/// `CORRAL_BENCH_QUICK=1`: one round of one host only, while iterating.
+fn quick() -> bool {
+    std::env::var("CORRAL_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
 async fn postgres(cache: &Path, peer: Option<&Path>) {
+    if quick() {
+        let (per_s, wall) = drain(Kind::Postgres, cache, 1).await;
+        println!(
+            r#"{{"bench":"serve","backend":"postgres","quick":true,"per_s":{per_s:.0},"wall_per_s":{wall:.0}}}"#
+        );
+        return;
+    }
     let (mut one, mut wall, mut four, mut peers) = (vec![], vec![], vec![], vec![]);
     for round in 0..ROUNDS {
         let (per_s, wall_per_s) = drain(Kind::Postgres, cache, 1).await;
@@ -314,6 +325,13 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
 }
 
 async fn sqlite(cache: &Path) {
+    if quick() {
+        let (per_s, wall) = drain(Kind::Sqlite, cache, 1).await;
+        println!(
+            r#"{{"bench":"serve","backend":"sqlite","quick":true,"per_s":{per_s:.0},"wall_per_s":{wall:.0}}}"#
+        );
+        return;
+    }
     let (mut one, mut wall) = (vec![], vec![]);
     for round in 0..ROUNDS {
         let (per_s, wall_per_s) = drain(Kind::Sqlite, cache, 1).await;

@@ -55,6 +55,13 @@ use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Lease, Store, StoreError, StoreEvent};
 pub use retry::Backoff;
 
+/// Jobs one claim takes by default: a claim costs a few round trips
+/// whatever its size, so tiny jobs want large batches; a host never claims
+/// more than it has free slots, so long jobs are not hoarded.
+pub const DEFAULT_CLAIM_BATCH: u32 = 128;
+/// The largest claim batch: bounds one claim's statements (the jobs it
+/// reads, locks and returns) and the time the claim holds its tenants' turn.
+pub const MAX_CLAIM_BATCH: u32 = 1024;
 /// Outcomes written in one statement at most. Bounds one statement's size,
 /// and (beyond `concurrency`) the jobs a host holds claimed but unrecorded.
 pub const MAX_FINISH_BATCH: usize = 512;
@@ -111,7 +118,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
-            claim_batch: 64,
+            claim_batch: DEFAULT_CLAIM_BATCH,
             backoff: Backoff::default(),
             janitor_interval: Duration::from_secs(2),
             retention: Duration::from_secs(7 * 24 * 3600),

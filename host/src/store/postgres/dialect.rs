@@ -18,6 +18,13 @@ pub(crate) fn any(column: &str, n: u8) -> String {
     format!("{column} = ANY(${n})")
 }
 
+/// The [`crate::store::codec::List`] bound as `$n`, as a table `alias`
+/// with one column `column` (joined row by row through an index, where
+/// `= ANY` over a long list may make the planner scan).
+pub(crate) fn list_table(n: u8, alias: &str, column: &str) -> String {
+    format!("UNNEST(${n}) AS {alias}({column})")
+}
+
 /// Send, inside the transaction (so listeners hear them at its commit, on
 /// every host), the events no trigger announces: jobs made claimable,
 /// cancel requests and finished runs (PostgreSQL folds a transaction's

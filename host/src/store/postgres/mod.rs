@@ -7,15 +7,9 @@
 //!   plugin, not once per job); an unknown plugin leaves `digest` NULL, which the NOT NULL
 //!   constraint turns into an error for the whole batch. A statement-level
 //!   trigger NOTIFYs `corral_jobs`.
-//! - **claim**: one transaction: `pg_advisory_xact_lock(CLAIM_LOCK)` then one
-//!   statement. The lock serializes claimers across hosts, so the count of
-//!   running jobs per tenant that the statement reads is exact and
-//!   `max_concurrency` holds across hosts (completions only lower the count,
-//!   so a stale count can only under-claim). The statement takes, per tenant
-//!   with free capacity, its best waiting jobs (`FOR UPDATE SKIP LOCKED`, so
-//!   rows a cancel is touching are skipped, not waited on), then interleaves
-//!   tenants round-robin (each tenant's first job before anyone's second,
-//!   tenants with fewer running jobs first) and leases the batch.
+//! - **claim**: written once for both backends (`sql/claim.rs`): the
+//!   claim ring's front taken `FOR NO KEY UPDATE SKIP LOCKED`, so claimers on
+//!   many hosts share out tenants instead of queueing on one lock.
 //! - **finish**: one statement for a batch of outcomes: a fenced `UPDATE`
 //!   (`lease_token` and `state = 'running'` must still match) and the
 //!   `INSERT` of attempt rows for exactly the jobs the update touched.

@@ -17,6 +17,12 @@ pub(crate) fn any(column: &str, n: u8) -> String {
     format!("{column} IN (SELECT value FROM json_each(${n}))")
 }
 
+/// The [`crate::store::codec::List`] bound as `$n`, as a table `alias`
+/// with one column `column`.
+pub(crate) fn list_table(n: u8, alias: &str, column: &str) -> String {
+    format!("(SELECT value AS {column} FROM json_each(${n})) AS {alias}")
+}
+
 /// Nothing goes through the database: events are in-process.
 pub(crate) async fn notify(
     _conn: &mut SqliteConnection,
