@@ -28,6 +28,8 @@ corral_tests::on_both_backends!(
     stale_tokens_are_fenced_out,
     max_concurrency_is_respected,
     claims_are_fair_across_tenants,
+    claims_take_turns_across_tenants,
+    a_drained_tenant_comes_back_when_a_job_is_due,
     shutdown_hands_jobs_back_without_using_an_attempt,
     heartbeats_keep_leases_alive,
     retention_prunes_finished_jobs,
@@ -738,6 +740,62 @@ async fn claims_are_fair_across_tenants(db: TestDb) {
     let tenants: std::collections::BTreeSet<_> =
         claimed.iter().map(|c| c.tenant_id.as_str()).collect();
     assert_eq!(tenants.len(), 2);
+}
+
+/// The claim ring: a claim visits the tenants whose turn is oldest, so
+/// claims of one job serve tenants in turn, not the first tenant again.
+async fn claims_take_turns_across_tenants(db: TestDb) {
+    for tenant in ["a", "b", "c"] {
+        db.tenant(tenant, 100).await;
+        db.plugin(tenant, "work", b"c", limits(), 3).await;
+        db.store
+            .job_insert_batch(tenant, &vec![NewJob::new("work", "{}"); 3], at(0.0))
+            .await
+            .unwrap();
+    }
+    let mut served = Vec::new();
+    for second in 1..=4 {
+        let claimed = db
+            .store
+            .job_claim(&claim_at(at(f64::from(second)), 1))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        served.push(claimed[0].tenant_id.clone());
+    }
+    assert_eq!(served, ["a", "b", "c", "a"]);
+}
+
+/// A tenant whose claimable jobs are all taken leaves the front of the
+/// ring until its next job is due, and comes back for it: a scheduled job,
+/// then a new one.
+async fn a_drained_tenant_comes_back_when_a_job_is_due(db: TestDb) {
+    setup(&db).await;
+    let now = enqueue(&db, "acme", NewJob::new("work", "{}"), at(0.0)).await;
+    let mut later = NewJob::new("work", "{}");
+    later.run_at = Some(at(10.0));
+    let later = enqueue(&db, "acme", later, at(0.0)).await;
+    let claimed = db.store.job_claim(&claim_at(at(1.0), 10)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [now]);
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(5.0), 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = db.store.job_claim(&claim_at(at(10.0), 10)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [later]);
+    assert!(
+        db.store
+            .job_claim(&claim_at(at(11.0), 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = enqueue(&db, "acme", NewJob::new("work", "{}"), at(12.0)).await;
+    let claimed = db.store.job_claim(&claim_at(at(12.0), 10)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [again]);
 }
 
 async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
