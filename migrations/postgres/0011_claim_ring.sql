@@ -19,10 +19,11 @@ WHERE state IN ('scheduled', 'available', 'retrying') GROUP BY tenant_id;
 
 -- Whatever makes a job wait (an enqueue, a retry, a rescued lease, a
 -- replay, a workflow step) puts its tenant in the ring, once per statement
--- and tenant. When the ring already says "ready by then", only a share lock
--- is taken: it keeps a claim (which takes the row FOR NO KEY UPDATE before
--- deciding the tenant has nothing left) from clearing the row until this
--- transaction's jobs are visible to it.
+-- and tenant. When the ring already says "ready by then", it only takes the
+-- row FOR KEY SHARE: that does not conflict with a claimer's turn (FOR NO KEY
+-- UPDATE), so enqueues never make claims skip the tenant, but it does block a
+-- claim about to clear the row (FOR UPDATE SKIP LOCKED, which then leaves it
+-- as it is) until this transaction's jobs are visible to it.
 CREATE FUNCTION corral_claim_ring_ready() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     waiting RECORD;
@@ -33,7 +34,7 @@ BEGIN
         GROUP BY tenant_id ORDER BY tenant_id
     LOOP
         PERFORM 1 FROM claim_ring
-        WHERE tenant_id = waiting.tenant_id AND ready_at <= waiting.ready_at FOR SHARE;
+        WHERE tenant_id = waiting.tenant_id AND ready_at <= waiting.ready_at FOR KEY SHARE;
         IF NOT FOUND THEN
             INSERT INTO claim_ring AS r (tenant_id, ready_at)
             VALUES (waiting.tenant_id, waiting.ready_at)
