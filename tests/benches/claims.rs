@@ -24,18 +24,9 @@ const CLAIMS: usize = 40;
 const CLAIM_SIZE: u32 = 128;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    rt.block_on(async {
-        // `CORRAL_BENCH_BACKENDS=postgres` (or sqlite) runs one backend only.
-        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
-        for (kind, name) in [(Kind::Postgres, "postgres"), (Kind::Sqlite, "sqlite")] {
-            if only.is_empty() || only.contains(name) {
-                bench(kind, name).await;
-            }
+    corral_tests::bench::runtime().block_on(async {
+        for (kind, name) in corral_tests::bench::backends() {
+            bench(kind, name).await;
         }
     });
 }

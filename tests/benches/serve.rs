@@ -21,11 +21,12 @@
 //! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
 //! the peer; SQLite >= 12,000 jobs/s; four hosts >= one; pickup p99 <= 20 ms.
 
+use corral_tests::bench::median;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use corral::model::{Limits, NewJob};
+use corral::model::{JobState, Limits, NewJob};
 use corral::store::StoreEvent;
 use corral_tests::db::{Kind, TestDb};
 use corral_tests::serve::ServeProcess;
@@ -45,22 +46,17 @@ const PICKUPS: usize = 200;
 const PATIENCE: Duration = Duration::from_secs(300);
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let rt = corral_tests::bench::runtime();
     // Build the binary (release, as the bench profile is) before timing.
     corral_tests::corral_bin();
     let peer = build_peer();
     let cache = tempfile::tempdir().expect("cache dir");
     rt.block_on(async {
-        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
-        if only.is_empty() || only.contains("postgres") {
-            postgres(cache.path(), peer.as_deref()).await;
-        }
-        if only.is_empty() || only.contains("sqlite") {
-            sqlite(cache.path()).await;
+        for (kind, _) in corral_tests::bench::backends() {
+            match kind {
+                Kind::Postgres => postgres(cache.path(), peer.as_deref()).await,
+                Kind::Sqlite => sqlite(cache.path()).await,
+            }
         }
     });
 }
@@ -222,11 +218,6 @@ fn peer_round(peer: &Path) -> f64 {
         .unwrap_or_else(|| panic!("no process_per_s in {text:?}"))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Pickup latency of a small tenant's single jobs while one host drains
 /// another tenant's backlog: (p50 ms, p99 ms, samples taken while the
 /// backlog still waited).
@@ -246,20 +237,17 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
             .await
             .expect("enqueue")[0]
             .id;
-        // Until it started: the claim sets `started_at` (polled: SQLite
-        // sends no notifications across processes).
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        let started = loop {
-            let job = db.store.job_get("small", id).await.expect("get");
-            if let Some(started) = job.and_then(|j| j.started_at) {
-                break started;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {id} never started"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        // Until it started, on the host's notifications (PostgreSQL only:
+        // see `sqlite`); the claim sets `started_at`.
+        db.wait_for("small", id, PATIENCE, |state| state != JobState::Available)
+            .await;
+        let started = db
+            .store
+            .job_get("small", id)
+            .await
+            .expect("get")
+            .and_then(|job| job.started_at)
+            .expect("a started job has started_at");
         samples.push((started - enqueued).to_std().unwrap_or_default());
     }
     samples.sort();

@@ -19,6 +19,7 @@
 //! polls. The machine is shared and noisy: compare a line's fields with each
 //! other, not with another day's line.
 
+use corral_tests::bench::median;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,25 +39,11 @@ const FAN_OUT: usize = 100;
 const PATIENCE: Duration = Duration::from_secs(120);
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    rt.block_on(async {
-        // `CORRAL_BENCH_BACKENDS=postgres` (or sqlite) runs one backend only.
-        let only = std::env::var("CORRAL_BENCH_BACKENDS").unwrap_or_default();
-        for (kind, name) in [(Kind::Postgres, "postgres"), (Kind::Sqlite, "sqlite")] {
-            if only.is_empty() || only.contains(name) {
-                bench(kind, name).await;
-            }
+    corral_tests::bench::runtime().block_on(async {
+        for (kind, name) in corral_tests::bench::backends() {
+            bench(kind, name).await;
         }
     });
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -354,6 +354,7 @@ pub async fn load(name: &str) -> Arc<Plugin> {
 }
 
 pub mod api;
+pub mod bench;
 pub mod serve;
 pub mod worker;
 
