@@ -307,6 +307,14 @@ impl serde::Serialize for Id {
     }
 }
 
+/// Tokens in a batch of rows serialize in their simple form (32 hex
+/// digits), as SQLite keeps them; PostgreSQL reads either form.
+impl serde::Serialize for Token {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.simple())
+    }
+}
+
 /// A count or limit as the databases store it (`BIGINT`); values past
 /// `i64::MAX` (no real limit is) are kept as the largest.
 pub fn big(value: u64) -> i64 {

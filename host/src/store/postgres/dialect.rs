@@ -2,7 +2,8 @@
 
 use sqlx::PgConnection;
 
-use super::{CANCEL_CHANNEL, JOBS_CHANNEL, RUN_CHANNEL};
+use super::{CANCEL_CHANNEL, JOBS_CHANNEL, PROGRESS_CHANNEL, PROGRESS_IDS_PER_NOTIFY, RUN_CHANNEL};
+use crate::model::Timestamp;
 use crate::store::{Backend, StoreError, StoreEvent};
 
 /// Locks the rows a statement reads until the transaction ends.
@@ -26,17 +27,23 @@ pub(crate) fn list_table(n: u8, alias: &str, column: &str) -> String {
 }
 
 /// Send, inside the transaction (so listeners hear them at its commit, on
-/// every host), the events no trigger announces: jobs made claimable,
-/// cancel requests and finished runs (PostgreSQL folds a transaction's
-/// identical notifications into one). Jobs changing state are announced by
-/// the `jobs` trigger.
+/// every host; at once outside one), the events no trigger announces: jobs
+/// made claimable, cancel requests, progress (up to 100 job ids a
+/// notification, as payloads are limited to 8000 bytes) and finished runs
+/// (PostgreSQL folds a transaction's identical notifications into one).
+/// Jobs changing state are announced by the `jobs` trigger.
 pub(crate) async fn notify(
     conn: &mut PgConnection,
     events: &[StoreEvent],
 ) -> Result<(), StoreError> {
     let (mut channels, mut payloads) = (Vec::new(), Vec::new());
+    let mut progress = Vec::new();
     for event in events {
         let (channel, payload) = match event {
+            StoreEvent::JobProgress(id) => {
+                progress.push(id.to_string());
+                continue;
+            }
             StoreEvent::JobsAvailable => (JOBS_CHANNEL, String::new()),
             StoreEvent::CancelRequested(id) => (CANCEL_CHANNEL, id.to_string()),
             StoreEvent::RunState(id, state) => (RUN_CHANNEL, format!("{id} {}", state.as_str())),
@@ -44,6 +51,10 @@ pub(crate) async fn notify(
         };
         channels.push(channel);
         payloads.push(payload);
+    }
+    for ids in progress.chunks(PROGRESS_IDS_PER_NOTIFY) {
+        channels.push(PROGRESS_CHANNEL);
+        payloads.push(ids.join("\n"));
     }
     if !channels.is_empty() {
         sqlx::query("SELECT pg_notify(c, p) FROM UNNEST($1::text[], $2::text[]) AS n(c, p)")
@@ -120,5 +131,37 @@ pub(crate) fn best_jobs(filter: &str, cap: &str, limit: &str) -> String {
     format!(
         "CROSS JOIN LATERAL (SELECT id, priority, run_at FROM jobs WHERE {filter} \
          ORDER BY priority DESC, run_at, id LIMIT LEAST(GREATEST({cap}, 0), {limit})) j"
+    )
+}
+
+/// Statements may write in `WITH` (a batch's outcomes and its attempt rows
+/// are one statement).
+pub(crate) const WRITES_IN_WITH: bool = true;
+
+/// A time in a batch of rows: RFC 3339 text to the microsecond.
+pub(crate) type JsonAt = String;
+
+pub(crate) fn json_at(t: Timestamp) -> JsonAt {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The batch bound as `$n` (a JSON array of objects), as a table `alias`
+/// with `columns` (name, type); a `json` column arrives as JSON text and is
+/// kept as `jsonb`.
+pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
+    let (mut select, mut record) = (Vec::new(), Vec::new());
+    for &(column, ty) in columns {
+        if ty == "json" {
+            select.push(format!("{column}::jsonb AS {column}"));
+            record.push(format!("{column} text"));
+        } else {
+            select.push(column.to_string());
+            record.push(format!("{column} {ty}"));
+        }
+    }
+    format!(
+        "(SELECT {} FROM jsonb_to_recordset(${n}) AS x({})) AS {alias}",
+        select.join(", "),
+        record.join(", ")
     )
 }

@@ -18,6 +18,7 @@
 //! Statements use PostgreSQL's `$n` placeholders, which SQLite binds by
 //! number too; values go through [`crate::store::codec`].
 
+pub(super) mod batches;
 pub(super) mod claim;
 pub(super) mod quotas;
 pub(super) mod request_keys;
@@ -71,11 +72,7 @@ impl<'s> Tx<'s> {
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
         dialect::notify(&mut self.tx, &self.events).await?;
         self.tx.commit().await?;
-        for event in self.events {
-            if dialect::announced_here(&event) {
-                self.store.announce(event);
-            }
-        }
+        announce_here(self.store, self.events);
         Ok(())
     }
 
@@ -110,5 +107,27 @@ impl<'s> Tx<'s> {
     pub(super) async fn rollback(self) -> Result<(), StoreError> {
         self.tx.rollback().await?;
         Ok(())
+    }
+}
+
+/// Announce what a statement outside any transaction (on `conn`, committed
+/// already) changed, as [`Tx::commit`] does.
+pub(super) async fn announce_now(
+    store: &Here,
+    conn: &mut Conn,
+    events: Vec<StoreEvent>,
+) -> Result<(), StoreError> {
+    dialect::notify(conn, &events).await?;
+    announce_here(store, events);
+    Ok(())
+}
+
+/// Tell this process's subscribers the events the dialect does not send
+/// through the database.
+fn announce_here(store: &Here, events: Vec<StoreEvent>) {
+    for event in events {
+        if dialect::announced_here(&event) {
+            store.announce(event);
+        }
     }
 }

@@ -1,7 +1,5 @@
-//! The [`Store`] trait written once. The few operations whose statements
-//! really differ (claiming, heartbeats, recording a batch of outcomes,
-//! progress, inserting a batch of jobs, taking from the enqueue rate,
-//! pruning, live counts) are the backend's own methods, called from here.
+//! The [`Store`] trait written once; the claim is in `claim.rs`, the
+//! batched writes of jobs in `batches.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +9,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::super::{Db, Here, dialect};
-use super::{Tx, request_keys, workflows};
+use super::{Tx, batches, request_keys, workflows};
 use crate::model::{
     ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
     ProgressUpdate, Quotas, Tenant, Timestamp,
@@ -557,7 +555,7 @@ impl Store for Here {
         // The key is written in the jobs' transaction: a concurrent request
         // under it waits on the key's row and then finds it taken.
         let mut tx = Tx::begin(self).await?;
-        let inserted = self.insert_jobs(tx.conn(), tenant, jobs, now).await?;
+        let inserted = batches::insert_jobs(self, tx.conn(), tenant, jobs, now).await?;
         if let Some(key) = key {
             let answer = keys::answer(inserted.iter().map(|i| i.id));
             if !request_keys::put(tx.conn(), tenant, key, &answer, now).await? {
@@ -631,7 +629,7 @@ impl Store for Here {
             return Ok(Heartbeat::default());
         }
         let mut beat = Heartbeat::default();
-        for (id, cancel_requested) in self.heartbeat(leases, now, lease).await? {
+        for (id, cancel_requested) in batches::heartbeat(self, leases, now, lease).await? {
             beat.held.push(id.0);
             if cancel_requested {
                 beat.cancel_requested.push(id.0);
@@ -645,13 +643,21 @@ impl Store for Here {
             return Ok(Vec::new());
         }
         let runs: Vec<Uuid> = finishes.iter().filter_map(|f| f.workflow_run_id).collect();
+        let applied = |changed: &[(JobId, JobState)]| {
+            let applied: std::collections::HashSet<JobId> =
+                changed.iter().map(|(id, _)| *id).collect();
+            finishes
+                .iter()
+                .map(|f| applied.contains(&f.job_id))
+                .collect()
+        };
         let mut tx = Tx::begin(self).await?;
         // Workflow steps: lock their runs first (the order every writer of
         // runs follows), record the outcomes, and advance the runs in the
         // same transaction, so a finished step's dependents exist exactly
         // when its outcome does.
         workflows::lock_runs(&mut tx, &runs).await?;
-        let changed = self.record(tx.conn(), finishes).await?;
+        let changed = batches::record(tx.conn(), finishes).await?;
         for &(id, state) in &changed {
             tx.announce(StoreEvent::JobState(id, state));
         }
@@ -666,18 +672,14 @@ impl Store for Here {
             workflows::advance_runs(&mut tx, done, now).await?;
         }
         tx.commit().await?;
-        let applied: std::collections::HashSet<JobId> = changed.iter().map(|(id, _)| *id).collect();
-        Ok(finishes
-            .iter()
-            .map(|f| applied.contains(&f.job_id))
-            .collect())
+        Ok(applied(&changed))
     }
 
     async fn job_progress(&self, updates: &[ProgressUpdate]) -> Result<(), StoreError> {
         if updates.is_empty() {
             return Ok(());
         }
-        self.progress(updates).await
+        batches::progress(self, updates).await
     }
 
     async fn enqueue_rate_take(

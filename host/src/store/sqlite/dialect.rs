@@ -2,6 +2,7 @@
 
 use sqlx::SqliteConnection;
 
+use crate::model::Timestamp;
 use crate::store::{Backend, StoreError, StoreEvent};
 
 /// No row locks: the one writer connection serializes every write
@@ -83,5 +84,30 @@ pub(crate) fn best_jobs(filter: &str, _cap: &str, limit: &str) -> String {
     format!(
         "JOIN jobs j ON j.id IN (SELECT id FROM jobs WHERE {filter} \
          ORDER BY priority DESC, run_at, id LIMIT {limit})"
+    )
+}
+
+/// No writes in `WITH`: a batch's outcomes and its attempt rows are two
+/// statements of one transaction.
+pub(crate) const WRITES_IN_WITH: bool = false;
+
+/// A time in a batch of rows: microseconds since the epoch, as stored.
+pub(crate) type JsonAt = i64;
+
+pub(crate) fn json_at(t: Timestamp) -> JsonAt {
+    t.timestamp_micros()
+}
+
+/// The batch bound as `$n` (a JSON array of objects), as a table `alias`
+/// with `columns` (name, type; SQLite needs no types: a `json` column
+/// arrives as JSON text and stays text).
+pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
+    let select: Vec<String> = columns
+        .iter()
+        .map(|(column, _)| format!("value ->> '$.{column}' AS {column}"))
+        .collect();
+    format!(
+        "(SELECT {} FROM json_each(${n})) AS {alias}",
+        select.join(", ")
     )
 }

@@ -1,0 +1,451 @@
+//! Writes of many jobs in one statement, written once: a batch of new
+//! jobs, of outcomes, of lease extensions, of progress reports. Each batch
+//! is bound as one JSON array of rows ([`dialect::rows`] reads it as a
+//! table: `jsonb_to_recordset` on PostgreSQL, `json_each` on SQLite), so a
+//! batch costs one parameter and one statement whatever its size.
+
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::super::{Here, dialect};
+use super::Conn;
+use crate::model::{Finish, JobId, JobState, NewJob, ProgressUpdate, Timestamp, Transition};
+use crate::store::codec::{At, Id, Json, List, Nat, Token, big};
+use crate::store::{Inserted, Lease, StoreError, StoreEvent, json_text};
+
+/// A batch as the one JSON parameter [`dialect::rows`] reads (a `null`
+/// reads as SQL `NULL`).
+fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
+    json_text(&rows).map(Json)
+}
+
+/// A time in a batch, as this dialect's rows read it.
+fn at(t: Timestamp) -> dialect::JsonAt {
+    dialect::json_at(t)
+}
+
+/// One job of an enqueued batch.
+#[derive(Serialize)]
+struct NewJobRow<'a> {
+    ord: usize,
+    id: Id,
+    plugin: &'a str,
+    version: Option<u32>,
+    input: &'a str,
+    queue: &'a str,
+    priority: i32,
+    run_at: dialect::JsonAt,
+    max_attempts: Option<u32>,
+    timeout_ms: Option<i64>,
+    key: Option<&'a str>,
+    replay_of: Option<Id>,
+}
+
+const NEW_JOB_COLUMNS: &[(&str, &str)] = &[
+    ("ord", "int"),
+    ("id", "uuid"),
+    ("plugin", "text"),
+    ("version", "int"),
+    ("input", "json"),
+    ("queue", "text"),
+    ("priority", "int"),
+    ("run_at", "timestamptz"),
+    ("max_attempts", "int"),
+    ("timeout_ms", "bigint"),
+    ("key", "text"),
+    ("replay_of", "uuid"),
+];
+
+/// Insert checked jobs in one statement on `conn`, each pinned to its
+/// plugin's version (the latest unless it names one). The plugin versions
+/// are read `FOR SHARE`, so a concurrent delete of a version waits for this
+/// enqueue or this enqueue sees the version gone: no job is ever pinned to a
+/// deleted version. An unknown plugin leaves `digest` NULL, which the NOT
+/// NULL constraint turns into a refusal of the whole batch.
+pub(in super::super) async fn insert_jobs(
+    store: &Here,
+    conn: &mut Conn,
+    tenant: &str,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> Result<Vec<Inserted>, StoreError> {
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let rows: Vec<NewJobRow> = jobs
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .map(|(ord, (job, id))| NewJobRow {
+            ord,
+            id: Id(*id),
+            plugin: &job.plugin,
+            version: job.version,
+            input: &job.input,
+            queue: &job.queue,
+            priority: job.priority,
+            run_at: at(job.run_at.unwrap_or(now)),
+            max_attempts: job.max_attempts,
+            timeout_ms: job.timeout_ms.map(big),
+            key: job.idempotency_key.as_deref(),
+            replay_of: job.replay_of.map(Id),
+        })
+        .collect();
+    let inserted = sqlx::query_scalar::<_, Id>(&format!(
+        "WITH input AS (SELECT * FROM {rows}), \
+         wanted AS (SELECT DISTINCT plugin, version FROM input), \
+         versions AS ( \
+            SELECT name, version, digest, max_attempts FROM plugins \
+            WHERE tenant_id = $2 AND deleted_at IS NULL AND name IN (SELECT plugin FROM wanted) {share} \
+         ), found AS ( \
+            SELECT w.plugin, w.version, (SELECT max(v.version) FROM versions v WHERE v.name = w.plugin \
+                   AND (w.version IS NULL OR v.version = w.version)) AS pinned \
+            FROM wanted w \
+         ) \
+         INSERT INTO jobs (id, tenant_id, plugin, plugin_version, digest, queue, priority, state, input, attempt, \
+                           max_attempts, timeout_ms, run_at, created_at, idempotency_key, replay_of) \
+         SELECT i.id, $2, i.plugin, f.pinned, v.digest, i.queue, i.priority, \
+                CASE WHEN i.run_at > $3 THEN 'scheduled' ELSE 'available' END, i.input, 0, \
+                COALESCE(i.max_attempts, v.max_attempts), i.timeout_ms, i.run_at, $3, i.key, i.replay_of \
+         FROM input i JOIN found f ON f.plugin = i.plugin AND (f.version = i.version OR (f.version IS NULL AND i.version IS NULL)) \
+         LEFT JOIN versions v ON v.name = f.plugin AND v.version = f.pinned \
+         WHERE TRUE ORDER BY i.ord \
+         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+        rows = dialect::rows(1, "i", NEW_JOB_COLUMNS),
+        share = dialect::FOR_SHARE,
+    ))
+    .bind(batch(&rows)?)
+    .bind(tenant)
+    .bind(At(now))
+    .fetch_all(&mut *conn)
+    .await;
+    let created: HashSet<Uuid> = match inserted {
+        Ok(rows) => rows.into_iter().map(|id| id.0).collect(),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            return Err(StoreError::unknown_tenant(tenant));
+        }
+        Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::NotNullViolation => {
+            return Err(unknown_plugin(store, tenant, jobs).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Jobs not created matched an idempotency key: answer with the first job.
+    let mut existing: HashMap<String, Uuid> = HashMap::new();
+    if created.len() < jobs.len() {
+        let keys: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.idempotency_key.as_deref())
+            .collect();
+        let rows: Vec<(String, Id)> = sqlx::query_as(&format!(
+            "SELECT idempotency_key, id FROM jobs WHERE tenant_id = $1 AND {}",
+            dialect::any("idempotency_key", 2)
+        ))
+        .bind(tenant)
+        .bind(List(&keys))
+        .fetch_all(&mut *conn)
+        .await?;
+        existing.extend(rows.into_iter().map(|(key, id)| (key, id.0)));
+    }
+    jobs.iter()
+        .zip(ids)
+        .map(|(job, id)| {
+            if created.contains(&id) {
+                return Ok(Inserted { id, created: true });
+            }
+            job.idempotency_key
+                .as_ref()
+                .and_then(|key| existing.get(key))
+                .map(|id| Inserted {
+                    id: *id,
+                    created: false,
+                })
+                .ok_or_else(|| {
+                    StoreError::Conflict(
+                        "a job was neither created nor found by its idempotency key".into(),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Name what a refused batch lacks: its tenant, or the first plugin (and
+/// version) that does not exist. Read outside the refused statement's
+/// transaction, which PostgreSQL has aborted.
+async fn unknown_plugin(store: &Here, tenant: &str, jobs: &[NewJob]) -> StoreError {
+    let tenant_exists: Result<Option<Nat<u8>>, _> =
+        sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_optional(store.reader())
+            .await;
+    match tenant_exists {
+        Ok(Some(_)) => {}
+        Ok(None) => return StoreError::unknown_tenant(tenant),
+        Err(e) => return e.into(),
+    }
+    for job in jobs {
+        match super::store::plugin_version(store.reader(), tenant, &job.plugin, job.version).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return StoreError::unknown_plugin(&job.plugin, job.version),
+            Err(e) => return e,
+        }
+    }
+    StoreError::UnknownPlugin("a job names a plugin that does not exist".into())
+}
+
+/// One outcome of a finished batch: the job's new state and its attempt.
+#[derive(Serialize)]
+struct OutcomeRow<'a> {
+    id: Id,
+    token: Token,
+    state: &'a str,
+    result: Option<&'a str>,
+    error: Option<&'a str>,
+    run_at: Option<dialect::JsonAt>,
+    attempt: u32,
+    outcome: &'a str,
+    message: Option<&'a str>,
+    started_at: dialect::JsonAt,
+    finished_at: dialect::JsonAt,
+    fuel: i64,
+    memory: i64,
+    host: &'a str,
+    log: &'a str,
+    dropped: i64,
+    percent: Option<u8>,
+    progress: Option<&'a str>,
+    http: Option<String>,
+}
+
+const OUTCOME_COLUMNS: &[(&str, &str)] = &[
+    ("id", "uuid"),
+    ("token", "uuid"),
+    ("state", "text"),
+    ("result", "json"),
+    ("error", "text"),
+    ("run_at", "timestamptz"),
+    ("attempt", "int"),
+    ("outcome", "text"),
+    ("message", "text"),
+    ("started_at", "timestamptz"),
+    ("finished_at", "timestamptz"),
+    ("fuel", "bigint"),
+    ("memory", "bigint"),
+    ("host", "text"),
+    ("log", "text"),
+    ("dropped", "bigint"),
+    ("percent", "smallint"),
+    ("progress", "text"),
+    ("http", "json"),
+];
+
+/// The outcomes applied to their jobs, each fenced by its lease (the token,
+/// still running, the same attempt; a lease-expiry only once the lease
+/// has expired), returning `id, tenant_id, state` of the jobs it changed.
+/// A cancel asked while the attempt ran turns a retry into `cancelled`.
+const APPLY_OUTCOMES: &str = "UPDATE jobs SET \
+       state = CASE WHEN jobs.cancel_requested AND u.state = 'retrying' THEN 'cancelled' ELSE u.state END, \
+       result = u.result, error = u.error, run_at = COALESCE(u.run_at, jobs.run_at), \
+       finished_at = CASE WHEN u.state IN ('completed', 'dead', 'cancelled') \
+                            OR (jobs.cancel_requested AND u.state = 'retrying') THEN u.finished_at END, \
+       lease_token = NULL, lease_expires_at = NULL, leased_by = NULL, \
+       progress_percent = COALESCE(u.percent, jobs.progress_percent), \
+       progress_message = CASE WHEN u.percent IS NULL THEN jobs.progress_message ELSE u.progress END \
+    FROM u \
+    WHERE jobs.id = u.id AND jobs.id IN (SELECT id FROM locked) \
+      AND jobs.lease_token = u.token AND jobs.state = 'running' AND jobs.attempt = u.attempt \
+      AND (u.outcome <> 'lease_expired' OR jobs.lease_expires_at < u.finished_at) \
+    RETURNING jobs.id, jobs.tenant_id, jobs.state";
+
+/// The attempt rows of the outcomes applied (`done`: `id, tenant_id`).
+const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (job_id, attempt, tenant_id, outcome, message, \
+       started_at, finished_at, fuel_consumed, peak_memory_bytes, host_id, log, log_dropped_bytes, http) \
+    SELECT u.id, u.attempt, done.tenant_id, u.outcome, u.message, u.started_at, u.finished_at, u.fuel, \
+           u.memory, u.host, u.log, u.dropped, u.http \
+    FROM u JOIN done ON done.id = u.id";
+
+/// Record outcomes, each fenced by its lease token: the jobs it changed,
+/// in their new states. Where the dialect can write in `WITH`, the jobs and
+/// their attempts are one statement (so it needs no transaction of its
+/// own); otherwise two, on `conn`'s transaction.
+pub(in super::super) async fn record(
+    conn: &mut Conn,
+    finishes: &[Finish],
+) -> Result<Vec<(JobId, JobState)>, StoreError> {
+    let rows: Vec<OutcomeRow> = finishes
+        .iter()
+        .map(|f| {
+            let a = &f.attempt;
+            let (result, error, run_at) = match &f.transition {
+                Transition::Complete { result } => (Some(result.as_str()), None, None),
+                Transition::Retry { run_at, error } => (None, Some(error.as_str()), Some(*run_at)),
+                Transition::Dead { error } => (None, Some(error.as_str()), None),
+                Transition::Cancel => (None, Some("cancelled"), None),
+            };
+            Ok(OutcomeRow {
+                id: Id(f.job_id),
+                token: Token(f.lease_token),
+                state: f.transition.state().as_str(),
+                result,
+                error,
+                run_at: run_at.map(at),
+                attempt: a.attempt,
+                outcome: a.outcome.as_str(),
+                message: a.message.as_deref(),
+                started_at: at(a.started_at),
+                finished_at: at(a.finished_at),
+                fuel: big(a.fuel_consumed),
+                memory: big(a.peak_memory_bytes),
+                host: &a.host_id,
+                log: &a.log,
+                dropped: big(a.log_dropped_bytes),
+                percent: f.progress.as_ref().map(|p| p.percent),
+                progress: f.progress.as_ref().map(|p| p.message.as_str()),
+                http: a.http.as_ref().map(json_text).transpose()?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let batch = batch(&rows)?;
+    // Row locks in id order, so two batches sharing jobs cannot deadlock.
+    let with = format!(
+        "WITH u AS (SELECT * FROM {rows}), \
+         locked AS (SELECT jobs.id FROM jobs JOIN u ON jobs.id = u.id ORDER BY jobs.id {lock})",
+        rows = dialect::rows(1, "r", OUTCOME_COLUMNS),
+        lock = dialect::FOR_NO_KEY_UPDATE,
+    );
+    let changed: Vec<(Id, String)> = if dialect::WRITES_IN_WITH {
+        sqlx::query_as(&format!(
+            "{with}, done AS ({APPLY_OUTCOMES}), recorded AS ({INSERT_ATTEMPTS} RETURNING job_id) \
+             SELECT done.id, done.state FROM done JOIN recorded ON recorded.job_id = done.id"
+        ))
+        .bind(&batch)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        let done: Vec<(Id, String, String)> = sqlx::query_as(&format!("{with} {APPLY_OUTCOMES}"))
+            .bind(&batch)
+            .fetch_all(&mut *conn)
+            .await?;
+        let ids: Vec<Id> = done.iter().map(|(id, _, _)| *id).collect();
+        sqlx::query(&format!(
+            "WITH u AS (SELECT * FROM {rows}), \
+             done AS (SELECT id, tenant_id FROM jobs WHERE {applied}) {INSERT_ATTEMPTS}",
+            rows = dialect::rows(1, "r", OUTCOME_COLUMNS),
+            applied = dialect::any("id", 2),
+        ))
+        .bind(&batch)
+        .bind(List(&ids))
+        .execute(&mut *conn)
+        .await?;
+        done.into_iter().map(|(id, _, state)| (id, state)).collect()
+    };
+    changed
+        .into_iter()
+        .map(|(id, state)| Ok((id.0, crate::store::rows::state(&state, JobState::parse)?)))
+        .collect()
+}
+
+/// A lease to extend, or a running job's progress.
+#[derive(Serialize)]
+struct LeaseRow<'a> {
+    id: Id,
+    token: Token,
+    percent: Option<u8>,
+    message: Option<&'a str>,
+}
+
+const LEASE_COLUMNS: &[(&str, &str)] = &[
+    ("id", "uuid"),
+    ("token", "uuid"),
+    ("percent", "smallint"),
+    ("message", "text"),
+];
+
+/// Extend leases without waiting on any row lock: the leases still held,
+/// and whether a cancel was asked of each. A lease whose row another
+/// transaction holds (its job being finished or cancelled) is not extended
+/// this beat but still reported held.
+pub(in super::super) async fn heartbeat(
+    store: &Here,
+    leases: &[Lease],
+    now: Timestamp,
+    lease: Duration,
+) -> Result<Vec<(Id, bool)>, StoreError> {
+    let rows: Vec<LeaseRow> = leases
+        .iter()
+        .map(|l| LeaseRow {
+            id: Id(l.job_id),
+            token: Token(l.lease_token),
+            percent: None,
+            message: None,
+        })
+        .collect();
+    let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let batch = batch(&rows)?;
+    let expires = chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .unwrap_or(Timestamp::MAX_UTC);
+    sqlx::query(&format!(
+        "WITH u AS (SELECT * FROM {rows}) \
+         UPDATE jobs SET lease_expires_at = $2 FROM u \
+         WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+           AND jobs.id IN (SELECT id FROM jobs WHERE {mine} {skip})",
+        rows = dialect::rows(1, "r", LEASE_COLUMNS),
+        mine = dialect::any("id", 3),
+        skip = dialect::NO_KEY_SKIP_LOCKED,
+    ))
+    .bind(&batch)
+    .bind(At(expires))
+    .bind(List(&ids))
+    .execute(store.writer())
+    .await?;
+    Ok(sqlx::query_as(&format!(
+        "SELECT jobs.id, jobs.cancel_requested FROM jobs JOIN {rows} ON jobs.id = u.id \
+         WHERE jobs.lease_token = u.token AND jobs.state = 'running'",
+        rows = dialect::rows(1, "u", LEASE_COLUMNS),
+    ))
+    .bind(&batch)
+    .fetch_all(store.reader())
+    .await?)
+}
+
+/// Record progress, fenced like an outcome, skipping jobs whose row another
+/// transaction holds (the next report or the outcome carries it), and
+/// announce it.
+pub(in super::super) async fn progress(
+    store: &Here,
+    updates: &[ProgressUpdate],
+) -> Result<(), StoreError> {
+    let rows: Vec<LeaseRow> = updates
+        .iter()
+        .map(|u| LeaseRow {
+            id: Id(u.job_id),
+            token: Token(u.lease_token),
+            percent: Some(u.progress.percent),
+            message: Some(&u.progress.message),
+        })
+        .collect();
+    let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+    let mut conn = store.writer().acquire().await?;
+    let changed: Vec<Id> = sqlx::query_scalar(&format!(
+        "WITH u AS (SELECT * FROM {rows}) \
+         UPDATE jobs SET progress_percent = u.percent, progress_message = u.message FROM u \
+         WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
+           AND jobs.id IN (SELECT id FROM jobs WHERE {mine} {skip}) \
+         RETURNING jobs.id",
+        rows = dialect::rows(1, "r", LEASE_COLUMNS),
+        mine = dialect::any("id", 2),
+        skip = dialect::NO_KEY_SKIP_LOCKED,
+    ))
+    .bind(batch(&rows)?)
+    .bind(List(&ids))
+    .fetch_all(&mut *conn)
+    .await?;
+    let events: Vec<StoreEvent> = changed
+        .into_iter()
+        .map(|id| StoreEvent::JobProgress(id.0))
+        .collect();
+    super::announce_now(store, &mut conn, events).await
+}
