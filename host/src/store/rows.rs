@@ -267,7 +267,7 @@ pub(crate) const CLAIM_COLUMNS: &str = "jobs.id, jobs.tenant_id, jobs.plugin, jo
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ClaimRow {
-    id: Id,
+    pub(crate) id: Id,
     tenant_id: String,
     plugin: String,
     plugin_version: Nat<u32>,

@@ -165,3 +165,6 @@ pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
         record.join(", ")
     )
 }
+
+/// Write transactions begin as any other (row locks order them).
+pub(crate) const BEGIN: &str = "BEGIN";

@@ -16,6 +16,9 @@ use crate::model::{Finish, JobId, JobState, NewJob, ProgressUpdate, Timestamp, T
 use crate::store::codec::{At, Id, Json, List, Nat, Token, big};
 use crate::store::{Inserted, Lease, StoreError, StoreEvent, json_text};
 
+/// Running jobs, as the partial index `jobs_running` holds them.
+const RUNNING: &str = "state = 'running'";
+
 /// A batch as the one JSON parameter [`dialect::rows`] reads (a `null`
 /// reads as SQL `NULL`).
 fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
@@ -308,9 +311,12 @@ pub(in super::super) async fn record(
         .collect::<Result<_, StoreError>>()?;
     let batch = batch(&rows)?;
     // Row locks in id order, so two batches sharing jobs cannot deadlock.
+    // `locked` is found through the index of running jobs and MATERIALIZED:
+    // inlined, PostgreSQL may run it again for every row it filters.
     let with = format!(
         "WITH u AS (SELECT * FROM {rows}), \
-         locked AS (SELECT jobs.id FROM jobs JOIN u ON jobs.id = u.id ORDER BY jobs.id {lock})",
+         locked AS MATERIALIZED (SELECT id FROM jobs WHERE {RUNNING} AND id IN (SELECT id FROM u) \
+                                 ORDER BY id {lock})",
         rows = dialect::rows(1, "r", OUTCOME_COLUMNS),
         lock = dialect::FOR_NO_KEY_UPDATE,
     );
@@ -362,6 +368,17 @@ const LEASE_COLUMNS: &[(&str, &str)] = &[
     ("message", "text"),
 ];
 
+/// The running jobs of the list bound as `$n` whose rows no other
+/// transaction holds, locked (found through the index of running jobs, and
+/// MATERIALIZED: inlined, PostgreSQL may run the lock again for every row).
+fn lock_running(n: u8) -> String {
+    format!(
+        "locked AS MATERIALIZED (SELECT id FROM jobs WHERE {RUNNING} AND {} {})",
+        dialect::any("id", n),
+        dialect::NO_KEY_SKIP_LOCKED
+    )
+}
+
 /// Extend leases without waiting on any row lock: the leases still held,
 /// and whether a cancel was asked of each. A lease whose row another
 /// transaction holds (its job being finished or cancelled) is not extended
@@ -388,13 +405,12 @@ pub(in super::super) async fn heartbeat(
         .and_then(|lease| now.checked_add_signed(lease))
         .unwrap_or(Timestamp::MAX_UTC);
     sqlx::query(&format!(
-        "WITH u AS (SELECT * FROM {rows}) \
+        "WITH u AS (SELECT * FROM {rows}), {locked} \
          UPDATE jobs SET lease_expires_at = $2 FROM u \
          WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
-           AND jobs.id IN (SELECT id FROM jobs WHERE {mine} {skip})",
+           AND jobs.id IN (SELECT id FROM locked)",
         rows = dialect::rows(1, "r", LEASE_COLUMNS),
-        mine = dialect::any("id", 3),
-        skip = dialect::NO_KEY_SKIP_LOCKED,
+        locked = lock_running(3),
     ))
     .bind(&batch)
     .bind(At(expires))
@@ -430,14 +446,13 @@ pub(in super::super) async fn progress(
     let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
     let mut conn = store.writer().acquire().await?;
     let changed: Vec<Id> = sqlx::query_scalar(&format!(
-        "WITH u AS (SELECT * FROM {rows}) \
+        "WITH u AS (SELECT * FROM {rows}), {locked} \
          UPDATE jobs SET progress_percent = u.percent, progress_message = u.message FROM u \
          WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
-           AND jobs.id IN (SELECT id FROM jobs WHERE {mine} {skip}) \
+           AND jobs.id IN (SELECT id FROM locked) \
          RETURNING jobs.id",
         rows = dialect::rows(1, "r", LEASE_COLUMNS),
-        mine = dialect::any("id", 2),
-        skip = dialect::NO_KEY_SKIP_LOCKED,
+        locked = lock_running(2),
     ))
     .bind(batch(&rows)?)
     .bind(List(&ids))

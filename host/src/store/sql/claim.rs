@@ -15,7 +15,8 @@
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
-//! 4. read what the worker needs to run them;
+//! 4. read what the worker needs to run them (on PostgreSQL, which can
+//!    write in `WITH`, 2–4 are one statement);
 //! 5. end the turn: `served_at = now` for every tenant visited; a tenant left
 //!    with no claimable job gets `ready_at` = its next job's `run_at` (NULL
 //!    when none waits), so it leaves the front until then.
@@ -60,7 +61,7 @@ pub(in super::super) async fn claim(
     // longest since its last turn; within a tenant, priority, run_at, id.
     // `turn` is MATERIALIZED so each tenant's running jobs are counted once,
     // not once per candidate job.
-    let picked: Vec<Id> = sqlx::query_scalar(&format!(
+    let pick = format!(
         "WITH turn AS MATERIALIZED ( \
             SELECT r.tenant_id, r.served_at, t.max_concurrency AS cap, \
                    (SELECT count(*) FROM jobs {running} \
@@ -76,9 +77,12 @@ pub(in super::super) async fn claim(
                                       ORDER BY j.priority DESC, j.run_at, j.id) AS rank \
             FROM turn {best_jobs} \
             WHERE turn.cap > turn.busy \
-         ) \
-         SELECT id FROM candidates WHERE rank <= free \
-         ORDER BY rank, busy, served_at, tenant_id, priority DESC, run_at, id LIMIT $2",
+         ), picked AS ( \
+            SELECT id, row_number() OVER ( \
+                       ORDER BY rank, busy, served_at, tenant_id, priority DESC, run_at, id) AS ord \
+            FROM candidates WHERE rank <= free \
+            ORDER BY ord LIMIT $2 \
+         )",
         running = dialect::indexed_by("jobs_running"),
         visited = dialect::list_table(3, "v", "tenant_id"),
         // Each tenant's best jobs, at most its free capacity and its share.
@@ -94,56 +98,87 @@ pub(in super::super) async fn claim(
             // (16,384 rows for a claim of 128) would cost more than the claim.
             "(SELECT CASE WHEN n = 0 THEN 0 WHEN n = 1 THEN $2 ELSE (2 * $2 + n - 1) / n END FROM room)"
         ),
-    ))
-    .bind(now)
-    .bind(limit)
-    .bind(List(&visited))
-    .bind(request.queues.as_deref().map(List))
-    .fetch_all(tx.conn())
-    .await?;
-
-    // 3. The lease.
-    let leased: Vec<Id> = if picked.is_empty() {
-        Vec::new()
-    } else {
-        // Joined through the primary key: `id = ANY(…)` may lead the
-        // planner through the waiting index instead, reading every waiting job.
-        sqlx::query_scalar(&format!(
+    );
+    // 3. The lease of the picked jobs still waiting (joined through the
+    // primary key: `id = ANY(…)` may lead the planner through the waiting
+    // index instead, reading every waiting job), and 4. what the worker
+    // runs, in the order of the pick.
+    let lease = |picked: &str, now: u8, expires: u8, host: u8, returning: &str| {
+        format!(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = {token}, \
-                    lease_expires_at = $2, leased_by = $3, started_at = COALESCE(started_at, $4), \
-                    attempt_started_at = $4 \
-             FROM {picked} \
-             WHERE jobs.id = v.id AND jobs.{WAITING} \
-             RETURNING jobs.id",
+                    lease_expires_at = ${expires}, leased_by = ${host}, \
+                    started_at = COALESCE(started_at, ${now}), attempt_started_at = ${now} \
+             FROM {picked} WHERE jobs.id = v.id AND jobs.{WAITING} RETURNING {returning}",
             token = dialect::NEW_TOKEN,
-            picked = dialect::list_table(1, "v", "id"),
-        ))
-        .bind(List(&picked))
-        .bind(At(request.now + request.lease))
-        .bind(&request.host_id)
-        .bind(now)
-        .fetch_all(tx.conn())
-        .await?
+        )
     };
-
-    // 4. What the worker runs, in the order of the pick.
-    let mut claimed: Vec<ClaimedJob> = if leased.is_empty() {
-        Vec::new()
-    } else {
-        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-            "SELECT {CLAIM_COLUMNS} FROM {} JOIN jobs ON jobs.id = v.id \
+    let read = |leased: &str| {
+        format!(
+            "SELECT {CLAIM_COLUMNS} FROM {leased} \
              JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
                            AND p.version = jobs.plugin_version \
-             JOIN tenants t ON t.id = jobs.tenant_id",
-            dialect::list_table(1, "v", "id")
-        ))
-        .bind(List(&leased))
-        .fetch_all(tx.conn())
-        .await?;
-        rows.into_iter().map(ClaimedJob::from).collect()
+             JOIN tenants t ON t.id = jobs.tenant_id"
+        )
     };
-    let order: HashMap<Id, usize> = picked.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    claimed.sort_by_key(|job| order.get(&Id(job.id)).copied().unwrap_or(usize::MAX));
+    let expires = At(request.now + request.lease);
+    let rows: Vec<ClaimRow> = if dialect::WRITES_IN_WITH {
+        // 2–4 in one statement: it sees what the turn's lock waited for.
+        sqlx::query_as(&format!(
+            "{pick}, leased AS ({}) {} ORDER BY jobs.ord",
+            lease("picked v", 1, 5, 6, "jobs.*, v.ord"),
+            read("leased jobs"),
+        ))
+        .bind(now)
+        .bind(limit)
+        .bind(List(&visited))
+        .bind(request.queues.as_deref().map(List))
+        .bind(expires)
+        .bind(&request.host_id)
+        .fetch_all(tx.conn())
+        .await?
+    } else {
+        let picked: Vec<Id> =
+            sqlx::query_scalar(&format!("{pick} SELECT id FROM picked ORDER BY ord"))
+                .bind(now)
+                .bind(limit)
+                .bind(List(&visited))
+                .bind(request.queues.as_deref().map(List))
+                .fetch_all(tx.conn())
+                .await?;
+        let leased: Vec<Id> = if picked.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(&lease(
+                &dialect::list_table(1, "v", "id"),
+                4,
+                2,
+                3,
+                "jobs.id",
+            ))
+            .bind(List(&picked))
+            .bind(expires)
+            .bind(&request.host_id)
+            .bind(now)
+            .fetch_all(tx.conn())
+            .await?
+        };
+        let mut rows: Vec<ClaimRow> = if leased.is_empty() {
+            Vec::new()
+        } else {
+            let leased_jobs = format!(
+                "{} JOIN jobs ON jobs.id = v.id",
+                dialect::list_table(1, "v", "id")
+            );
+            sqlx::query_as(&read(&leased_jobs))
+                .bind(List(&leased))
+                .fetch_all(tx.conn())
+                .await?
+        };
+        let order: HashMap<Id, usize> = picked.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        rows.sort_by_key(|row| order.get(&row.id).copied().unwrap_or(usize::MAX));
+        rows
+    };
+    let claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
 
     // 5. The end of the turn. A tenant with nothing claimable left leaves
     // the front; on PostgreSQL its row is first taken `FOR UPDATE`, which

@@ -53,7 +53,7 @@ impl<'s> Tx<'s> {
     /// Begin on the store's writer.
     pub(super) async fn begin(store: &'s Here) -> Result<Tx<'s>, StoreError> {
         Ok(Tx {
-            tx: store.writer().begin().await?,
+            tx: store.writer().begin_with(dialect::BEGIN).await?,
             events: Vec::new(),
             store,
         })

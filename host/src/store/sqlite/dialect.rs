@@ -111,3 +111,10 @@ pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
         select.join(", ")
     )
 }
+
+/// Write transactions take the write lock when they begin, so a second
+/// process's writer (a second `corral`, `sqlite3`) waits out the busy
+/// timeout instead of failing at once: a deferred transaction that has read
+/// cannot wait to upgrade to a writer (SQLite answers SQLITE_BUSY, as
+/// waiting could deadlock).
+pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
