@@ -64,6 +64,12 @@ async fn setup(db: &TestDb) {
         .await;
 }
 
+/// The ids a claim of up to `limit` jobs at `now` takes, in its order.
+async fn claimed_ids(db: &TestDb, now: DateTime<Utc>, limit: u32) -> Vec<corral::model::JobId> {
+    let claimed = db.store.job_claim(&claim_at(now, limit)).await.unwrap();
+    claimed.iter().map(|c| c.id).collect()
+}
+
 fn claim_at(now: DateTime<Utc>, limit: u32) -> ClaimRequest {
     ClaimRequest {
         host_id: "host-a".into(),
@@ -775,27 +781,12 @@ async fn a_drained_tenant_comes_back_when_a_job_is_due(db: TestDb) {
     let mut later = NewJob::new("work", "{}");
     later.run_at = Some(at(10.0));
     let later = enqueue(&db, "acme", later, at(0.0)).await;
-    let claimed = db.store.job_claim(&claim_at(at(1.0), 10)).await.unwrap();
-    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [now]);
-    assert!(
-        db.store
-            .job_claim(&claim_at(at(5.0), 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let claimed = db.store.job_claim(&claim_at(at(10.0), 10)).await.unwrap();
-    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [later]);
-    assert!(
-        db.store
-            .job_claim(&claim_at(at(11.0), 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(claimed_ids(&db, at(1.0), 10).await, [now]);
+    assert!(claimed_ids(&db, at(5.0), 10).await.is_empty());
+    assert_eq!(claimed_ids(&db, at(10.0), 10).await, [later]);
+    assert!(claimed_ids(&db, at(11.0), 10).await.is_empty());
     let again = enqueue(&db, "acme", NewJob::new("work", "{}"), at(12.0)).await;
-    let claimed = db.store.job_claim(&claim_at(at(12.0), 10)).await.unwrap();
-    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [again]);
+    assert_eq!(claimed_ids(&db, at(12.0), 10).await, [again]);
 }
 
 async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
