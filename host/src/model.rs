@@ -388,6 +388,97 @@ pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// Length of an idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
+/// Why a job's or a run's input (JSON text) cannot be stored, if it
+/// cannot: the one rule for both, said of the input.
+pub fn input_refusal(input: &str) -> Option<String> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Some(format!(
+            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+            input.len()
+        ));
+    }
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(input) {
+        return Some(format!("input is not valid JSON: {e}"));
+    }
+    json_refusal(input).map(|why| format!("input {why}"))
+}
+
+impl NewJob {
+    /// Why this job cannot be enqueued, if it cannot (checked before
+    /// anything is written).
+    pub fn refusal(&self) -> Option<String> {
+        if let Some(why) = input_refusal(&self.input) {
+            return Some(why);
+        }
+        if let Err(e) = Name::parse("queue", &self.queue) {
+            return Some(e.to_string());
+        }
+        // Not `abs()`: i32::MIN has no absolute value (schemathesis found that).
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
+            return Some(format!(
+                "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+            ));
+        }
+        if let Some(n) = self.max_attempts
+            && !(1..=MAX_ATTEMPTS_PER_JOB).contains(&n)
+        {
+            return Some(format!(
+                "max_attempts must be between 1 and {MAX_ATTEMPTS_PER_JOB}"
+            ));
+        }
+        if self.timeout_ms == Some(0) {
+            return Some("timeout_ms must be positive".into());
+        }
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+        {
+            return Some(format!(
+                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY_BYTES} bytes"
+            ));
+        }
+        None
+    }
+
+    /// Why a batch cannot be enqueued, if it cannot: its size, or the first
+    /// refused job (named by its index when the batch has more than one).
+    pub fn batch_refusal(jobs: &[NewJob]) -> Option<String> {
+        if jobs.len() > MAX_BATCH_JOBS {
+            return Some(format!(
+                "a batch holds at most {MAX_BATCH_JOBS} jobs, got {}",
+                jobs.len()
+            ));
+        }
+        jobs.iter().enumerate().find_map(|(i, job)| {
+            let why = job.refusal()?;
+            Some(if jobs.len() > 1 {
+                format!("job {i}: {why}")
+            } else {
+                why
+            })
+        })
+    }
+}
+
+/// A job whose plugin version is already pinned, for the store's insert:
+/// a workflow step's job, or a schedule's.
+pub struct PinnedJob {
+    pub id: JobId,
+    pub plugin: String,
+    pub version: u32,
+    pub queue: String,
+    pub priority: i32,
+    /// JSON text.
+    pub input: String,
+    /// Overrides the plugin's.
+    pub max_attempts: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    /// A workflow step's job: its run, step, element and context.
+    pub run: Option<crate::workflow::RunId>,
+    pub step: Option<String>,
+    pub item: Option<u32>,
+    pub context: Option<String>,
+}
+
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
@@ -536,6 +627,54 @@ pub fn is_secret_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_refused_by_its_first_bad_job_named_by_index() {
+        let good = NewJob::new("echo", "{}");
+        assert_eq!(NewJob::batch_refusal(&[good.clone()]), None);
+        let bad = NewJob {
+            priority: i32::MIN,
+            ..good.clone()
+        };
+        assert_eq!(
+            NewJob::batch_refusal(std::slice::from_ref(&bad)).as_deref(),
+            Some("priority must be between -1000 and 1000")
+        );
+        let why = NewJob::batch_refusal(&[good.clone(), NewJob::new("echo", "{")]).unwrap();
+        assert!(why.starts_with("job 1: input is not valid JSON"), "{why}");
+        let many = vec![good; MAX_BATCH_JOBS + 1];
+        assert_eq!(
+            NewJob::batch_refusal(&many).as_deref(),
+            Some("a batch holds at most 1000 jobs, got 1001")
+        );
+    }
+
+    #[test]
+    fn input_is_refused_for_size_syntax_depth_and_nul() {
+        assert_eq!(input_refusal(r#"{"a": [1, "b"]}"#), None);
+        let big = format!("\"{}\"", "x".repeat(MAX_INPUT_BYTES));
+        assert!(
+            input_refusal(&big)
+                .unwrap()
+                .starts_with("input is 1048578 bytes")
+        );
+        assert!(
+            input_refusal("{")
+                .unwrap()
+                .starts_with("input is not valid JSON")
+        );
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(
+            input_refusal(&deep)
+                .unwrap()
+                .starts_with("input is nested 200 levels deep")
+        );
+        assert!(
+            input_refusal(r#""a\u0000b""#)
+                .unwrap()
+                .starts_with("input holds a NUL")
+        );
+    }
 
     #[test]
     fn names_are_parsed_once_with_one_message() {

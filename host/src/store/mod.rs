@@ -25,7 +25,7 @@ pub use schedules::ScheduleStore;
 pub use workflows::{NewRun, RunCancel, RunFilter, WorkflowStore};
 
 use crate::model::{
-    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, Name, NewJob, PluginVersion,
+    ApiKey, Attempt, ClaimedJob, Finish, Job, JobId, JobState, Limits, NewJob, PluginVersion,
     ProgressUpdate, Quotas, Tenant, Timestamp,
 };
 
@@ -575,68 +575,6 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// millions of jobs must not hold one transaction (SQLite's only writer,
 /// PostgreSQL's locks) long enough to stall every other tenant's claims.
 pub const TENANT_DELETE_BATCH: u32 = 5_000;
-
-/// Checks on a batch done before anything is written, the same for both backends.
-pub fn validate_jobs(jobs: &[NewJob]) -> Result<(), StoreError> {
-    use crate::model::{
-        MAX_ATTEMPTS_PER_JOB, MAX_BATCH_JOBS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_INPUT_BYTES,
-        MAX_PRIORITY,
-    };
-    if jobs.len() > MAX_BATCH_JOBS {
-        return Err(StoreError::Invalid(format!(
-            "a batch holds at most {MAX_BATCH_JOBS} jobs, got {}",
-            jobs.len()
-        )));
-    }
-    for (i, job) in jobs.iter().enumerate() {
-        let at = |msg: String| {
-            StoreError::Invalid(if jobs.len() > 1 {
-                format!("job {i}: {msg}")
-            } else {
-                msg
-            })
-        };
-        if job.input.len() > MAX_INPUT_BYTES {
-            return Err(at(format!(
-                "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
-                job.input.len()
-            )));
-        }
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&job.input) {
-            return Err(at(format!("input is not valid JSON: {e}")));
-        }
-        if let Some(why) = crate::model::json_refusal(&job.input) {
-            return Err(at(format!("input {why}")));
-        }
-        if let Err(e) = Name::parse("queue", &job.queue) {
-            return Err(at(e.to_string()));
-        }
-        // Not `abs()`: i32::MIN has no absolute value (schemathesis found that).
-        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&job.priority) {
-            return Err(at(format!(
-                "priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
-            )));
-        }
-        if let Some(n) = job.max_attempts
-            && !(1..=MAX_ATTEMPTS_PER_JOB).contains(&n)
-        {
-            return Err(at(format!(
-                "max_attempts must be between 1 and {MAX_ATTEMPTS_PER_JOB}"
-            )));
-        }
-        if job.timeout_ms == Some(0) {
-            return Err(at("timeout_ms must be positive".into()));
-        }
-        if let Some(key) = &job.idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-        {
-            return Err(at(format!(
-                "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY_BYTES} bytes"
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// A tenant's `count` of something (`what`) may grow by one only while
 /// under its quota: the one rule for every count-quota, on both backends.

@@ -6,10 +6,8 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::model::Timestamp;
-use crate::workflow::engine::{EvaluationNeeded, Evaluations, Plan, Snapshot, StepJob};
-use crate::workflow::{
-    RunId, RunState, RunSummary, StepRun, StepSpec, Workflow, WorkflowRun, WorkflowSpec,
-};
+use crate::workflow::engine::{EvaluationNeeded, Evaluations, Plan, Snapshot};
+use crate::workflow::{RunId, RunState, RunSummary, Workflow, WorkflowRun, WorkflowSpec};
 
 /// Which runs a listing shows.
 #[derive(Debug, Clone, Default)]
@@ -116,29 +114,11 @@ pub trait WorkflowStore {
 
 /// Checks on a run's input, the same for both backends, before anything is written.
 pub fn validate_run_input(input: &str) -> Result<serde_json::Value, StoreError> {
-    use crate::model::MAX_INPUT_BYTES;
-    if input.len() > MAX_INPUT_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
-            input.len()
-        )));
-    }
-    if let Some(why) = crate::model::json_refusal(input) {
-        return Err(StoreError::Invalid(format!("input {why}")));
+    if let Some(why) = crate::model::input_refusal(input) {
+        return Err(StoreError::Invalid(why));
     }
     serde_json::from_str(input)
         .map_err(|e| StoreError::Invalid(format!("input is not valid JSON: {e}")))
-}
-
-/// Why a fan-out step's gathered results (`bytes` of them) cannot be its result.
-pub(crate) fn too_large(bytes: Option<i64>) -> Option<String> {
-    use crate::workflow::engine::MAX_FAN_OUT_RESULT_BYTES;
-    let bytes = bytes.unwrap_or(0);
-    (bytes > MAX_FAN_OUT_RESULT_BYTES as i64).then(|| {
-        format!(
-            "the elements' results add up to {bytes} bytes; a step's result is at most {MAX_FAN_OUT_RESULT_BYTES}"
-        )
-    })
 }
 
 /// Stored JSON text read back.
@@ -151,100 +131,6 @@ pub(crate) fn json_value(text: &str) -> Result<serde_json::Value, StoreError> {
 pub(crate) fn spec_value(text: &str) -> Result<WorkflowSpec, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::corrupt(format!("stored workflow definition does not parse: {e}")))
-}
-
-/// What a loaded run is besides its engine snapshot.
-#[derive(Debug, Clone)]
-pub(crate) struct RunHead {
-    pub workflow: String,
-    pub workflow_version: u32,
-    pub schedule: Option<String>,
-    pub created_at: Timestamp,
-}
-
-/// A run as the API shows it.
-pub(crate) fn run_view(head: RunHead, snapshot: &Snapshot) -> WorkflowRun {
-    WorkflowRun {
-        id: snapshot.id,
-        workflow: head.workflow,
-        workflow_version: head.workflow_version,
-        state: snapshot.state,
-        input: snapshot.input.clone(),
-        error: snapshot.error.clone(),
-        schedule: head.schedule,
-        created_at: head.created_at,
-        finished_at: snapshot.finished_at,
-        steps: snapshot
-            .spec
-            .steps
-            .iter()
-            .zip(&snapshot.steps)
-            .map(|(spec, row)| StepRun {
-                name: spec.name.clone(),
-                plugin: spec.plugin.clone(),
-                version: row.plugin_version,
-                state: row.state,
-                depends_on: spec.depends_on.clone(),
-                on_failure: spec.on_failure,
-                job_id: row.job_id,
-                items: row.item_count,
-                items_started: row.items_started,
-                items_done: row.items_done,
-                result: row.result.clone(),
-                error: row.error.clone(),
-                skipped_by: row.skipped_by.clone(),
-                started_at: row.started_at,
-                finished_at: row.finished_at,
-            })
-            .collect(),
-    }
-}
-
-/// The plugins (and versions) a run's steps name, once each, with the first
-/// step naming each (for the message when it cannot be pinned).
-pub(crate) fn plugins_to_pin(spec: &WorkflowSpec) -> Vec<(&str, &str, Option<u32>)> {
-    let mut seen = std::collections::BTreeSet::new();
-    spec.steps
-        .iter()
-        .filter(|s| seen.insert((s.plugin.as_str(), s.version)))
-        .map(|s| (s.name.as_str(), s.plugin.as_str(), s.version))
-        .collect()
-}
-
-/// The versions pinned for a run, by (plugin, version asked for).
-pub(crate) type Pinned = std::collections::BTreeMap<(String, Option<u32>), u32>;
-
-/// A new run's snapshot: every step pending, its plugin version pinned.
-pub(crate) fn new_run(
-    tenant: &str,
-    input: serde_json::Value,
-    workflow: &Workflow,
-    pinned: &Pinned,
-) -> Snapshot {
-    Snapshot {
-        id: uuid::Uuid::now_v7(),
-        tenant_id: tenant.to_string(),
-        state: RunState::Running,
-        error: None,
-        input,
-        steps: workflow
-            .steps
-            .iter()
-            .map(|s| {
-                let version = pinned
-                    .get(&(s.plugin.clone(), s.version))
-                    .copied()
-                    .unwrap_or_default();
-                crate::workflow::engine::StepRow::pending(version)
-            })
-            .collect(),
-        spec: WorkflowSpec::of(workflow),
-        finished_at: None,
-        job_bytes: 0,
-        room: crate::workflow::engine::JobRoom::UNLIMITED,
-        evaluated: Evaluations::new(),
-        awaiting_since: None,
-    }
 }
 
 /// Jobs that runs and ticks created in one transaction, per tenant: each
@@ -294,20 +180,6 @@ impl JobCharges {
     }
 }
 
-/// The `evaluate_since` to store after `plan`, when it changes: since now
-/// for a run that starts waiting, none for one that stops.
-pub(crate) fn evaluate_since(
-    snapshot: &Snapshot,
-    plan: &Plan,
-    now: Timestamp,
-) -> Option<Option<Timestamp>> {
-    match (plan.awaits_evaluation(), snapshot.awaiting_since) {
-        (true, None) => Some(Some(now)),
-        (false, Some(_)) => Some(None),
-        _ => None,
-    }
-}
-
 /// No such workflow (or version) to run.
 pub(crate) fn missing_workflow(run: &NewRun<'_>) -> StoreError {
     StoreError::NotFound(match run.version {
@@ -322,53 +194,6 @@ pub(crate) fn unknown_step_plugin(step: &str, plugin: &str, version: Option<u32>
         Some(v) => format!("step `{step}`: plugin `{plugin}` has no version {v}"),
         None => format!("step `{step}`: plugin `{plugin}` does not exist"),
     })
-}
-
-/// A job whose plugin version is already pinned, for the store's insert:
-/// a workflow step's job, or a schedule's.
-pub(crate) struct PinnedJob {
-    pub id: uuid::Uuid,
-    pub plugin: String,
-    pub version: u32,
-    pub queue: String,
-    pub priority: i32,
-    /// JSON text.
-    pub input: String,
-    /// Overrides the plugin's.
-    pub max_attempts: Option<u32>,
-    pub timeout_ms: Option<u64>,
-    /// A workflow step's job: its run, step, element and context.
-    pub run: Option<RunId>,
-    pub step: Option<String>,
-    pub item: Option<u32>,
-    pub context: Option<String>,
-}
-
-/// The jobs the engine planned, with their steps' options.
-pub(crate) fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<PinnedJob> {
-    plan.jobs
-        .iter()
-        .map(|job: &StepJob| {
-            let step: &StepSpec = &snapshot.spec.steps[job.step];
-            PinnedJob {
-                id: job.id,
-                plugin: step.plugin.clone(),
-                version: snapshot.steps[job.step].plugin_version,
-                queue: step
-                    .queue
-                    .clone()
-                    .unwrap_or_else(crate::model::default_queue),
-                priority: step.priority.unwrap_or(0),
-                input: job.input.clone(),
-                max_attempts: step.max_attempts,
-                timeout_ms: step.timeout_ms,
-                run: Some(snapshot.id),
-                step: Some(step.name.clone()),
-                item: job.item,
-                context: Some(job.context.clone()),
-            }
-        })
-        .collect()
 }
 
 /// The run a key's first request started, when this is the same request

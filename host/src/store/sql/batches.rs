@@ -19,6 +19,23 @@ use crate::store::{Inserted, Lease, StoreError, StoreEvent, json_text};
 /// Running jobs, as the partial index `jobs_running` holds them.
 const RUNNING: &str = "state = 'running'";
 
+/// A row of a batch and the SQL type of each of its fields, as
+/// [`dialect::rows`] reads them, declared together so the two cannot drift.
+macro_rules! batch_row {
+    ($(#[$meta:meta])* struct $name:ident<$lt:lifetime> { $($field:ident: $ty:ty => $sql:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Serialize)]
+        struct $name<$lt> {
+            $($field: $ty,)*
+        }
+        impl $name<'_> {
+            /// Its fields in order, each with its SQL type.
+            const COLUMNS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($field), $sql),)*];
+        }
+    };
+}
+
 /// A batch as the one JSON parameter [`dialect::rows`] reads (a `null`
 /// reads as SQL `NULL`).
 fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
@@ -30,37 +47,23 @@ fn at(t: Timestamp) -> dialect::JsonAt {
     dialect::json_at(t)
 }
 
-/// One job of an enqueued batch.
-#[derive(Serialize)]
-struct NewJobRow<'a> {
-    ord: usize,
-    id: Id,
-    plugin: &'a str,
-    version: Option<u32>,
-    input: &'a str,
-    queue: &'a str,
-    priority: i32,
-    run_at: dialect::JsonAt,
-    max_attempts: Option<u32>,
-    timeout_ms: Option<i64>,
-    key: Option<&'a str>,
-    replay_of: Option<Id>,
+batch_row! {
+    /// One job of an enqueued batch.
+    struct NewJobRow<'a> {
+        ord: usize => "int",
+        id: Id => "uuid",
+        plugin: &'a str => "text",
+        version: Option<u32> => "int",
+        input: &'a str => "json",
+        queue: &'a str => "text",
+        priority: i32 => "int",
+        run_at: dialect::JsonAt => "timestamptz",
+        max_attempts: Option<u32> => "int",
+        timeout_ms: Option<i64> => "bigint",
+        key: Option<&'a str> => "text",
+        replay_of: Option<Id> => "uuid",
+    }
 }
-
-const NEW_JOB_COLUMNS: &[(&str, &str)] = &[
-    ("ord", "int"),
-    ("id", "uuid"),
-    ("plugin", "text"),
-    ("version", "int"),
-    ("input", "json"),
-    ("queue", "text"),
-    ("priority", "int"),
-    ("run_at", "timestamptz"),
-    ("max_attempts", "int"),
-    ("timeout_ms", "bigint"),
-    ("key", "text"),
-    ("replay_of", "uuid"),
-];
 
 /// Insert checked jobs in one statement on `conn`, each pinned to its
 /// plugin's version (the latest unless it names one). The plugin versions
@@ -116,7 +119,7 @@ pub(in super::super) async fn insert_jobs(
          WHERE TRUE ORDER BY i.ord \
          ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
-        rows = dialect::rows(1, "i", NEW_JOB_COLUMNS),
+        rows = dialect::rows(1, "i", NewJobRow::COLUMNS),
         share = dialect::FOR_SHARE,
     ))
     .bind(batch(&rows)?)
@@ -197,51 +200,30 @@ async fn unknown_plugin(store: &Here, tenant: &str, jobs: &[NewJob]) -> StoreErr
     StoreError::UnknownPlugin("a job names a plugin that does not exist".into())
 }
 
-/// One outcome of a finished batch: the job's new state and its attempt.
-#[derive(Serialize)]
-struct OutcomeRow<'a> {
-    id: Id,
-    token: Token,
-    state: &'a str,
-    result: Option<&'a str>,
-    error: Option<&'a str>,
-    run_at: Option<dialect::JsonAt>,
-    attempt: u32,
-    outcome: &'a str,
-    message: Option<&'a str>,
-    started_at: dialect::JsonAt,
-    finished_at: dialect::JsonAt,
-    fuel: i64,
-    memory: i64,
-    host: &'a str,
-    log: &'a str,
-    dropped: i64,
-    percent: Option<u8>,
-    progress: Option<&'a str>,
-    http: Option<String>,
+batch_row! {
+    /// One outcome of a finished batch: the job's new state and its attempt.
+    struct OutcomeRow<'a> {
+        id: Id => "uuid",
+        token: Token => "uuid",
+        state: &'a str => "text",
+        result: Option<&'a str> => "json",
+        error: Option<&'a str> => "text",
+        run_at: Option<dialect::JsonAt> => "timestamptz",
+        attempt: u32 => "int",
+        outcome: &'a str => "text",
+        message: Option<&'a str> => "text",
+        started_at: dialect::JsonAt => "timestamptz",
+        finished_at: dialect::JsonAt => "timestamptz",
+        fuel: i64 => "bigint",
+        memory: i64 => "bigint",
+        host: &'a str => "text",
+        log: &'a str => "text",
+        dropped: i64 => "bigint",
+        percent: Option<u8> => "smallint",
+        progress: Option<&'a str> => "text",
+        http: Option<String> => "json",
+    }
 }
-
-const OUTCOME_COLUMNS: &[(&str, &str)] = &[
-    ("id", "uuid"),
-    ("token", "uuid"),
-    ("state", "text"),
-    ("result", "json"),
-    ("error", "text"),
-    ("run_at", "timestamptz"),
-    ("attempt", "int"),
-    ("outcome", "text"),
-    ("message", "text"),
-    ("started_at", "timestamptz"),
-    ("finished_at", "timestamptz"),
-    ("fuel", "bigint"),
-    ("memory", "bigint"),
-    ("host", "text"),
-    ("log", "text"),
-    ("dropped", "bigint"),
-    ("percent", "smallint"),
-    ("progress", "text"),
-    ("http", "json"),
-];
 
 /// The outcomes applied to their jobs, each fenced by its lease (the token,
 /// still running, the same attempt; a lease-expiry only once the lease
@@ -317,7 +299,7 @@ pub(in super::super) async fn record(
         "WITH u AS (SELECT * FROM {rows}), \
          locked AS MATERIALIZED (SELECT id FROM jobs WHERE {RUNNING} AND id IN (SELECT id FROM u) \
                                  ORDER BY id {lock})",
-        rows = dialect::rows(1, "r", OUTCOME_COLUMNS),
+        rows = dialect::rows(1, "r", OutcomeRow::COLUMNS),
         lock = dialect::FOR_NO_KEY_UPDATE,
     );
     let changed: Vec<(Id, String)> = if dialect::WRITES_IN_WITH {
@@ -337,7 +319,7 @@ pub(in super::super) async fn record(
         sqlx::query(&format!(
             "WITH u AS (SELECT * FROM {rows}), \
              done AS (SELECT id, tenant_id FROM jobs WHERE {applied}) {INSERT_ATTEMPTS}",
-            rows = dialect::rows(1, "r", OUTCOME_COLUMNS),
+            rows = dialect::rows(1, "r", OutcomeRow::COLUMNS),
             applied = dialect::any("id", 2),
         ))
         .bind(&batch)
@@ -352,21 +334,15 @@ pub(in super::super) async fn record(
         .collect()
 }
 
-/// A lease to extend, or a running job's progress.
-#[derive(Serialize)]
-struct LeaseRow<'a> {
-    id: Id,
-    token: Token,
-    percent: Option<u8>,
-    message: Option<&'a str>,
+batch_row! {
+    /// A lease to extend, or a running job's progress.
+    struct LeaseRow<'a> {
+        id: Id => "uuid",
+        token: Token => "uuid",
+        percent: Option<u8> => "smallint",
+        message: Option<&'a str> => "text",
+    }
 }
-
-const LEASE_COLUMNS: &[(&str, &str)] = &[
-    ("id", "uuid"),
-    ("token", "uuid"),
-    ("percent", "smallint"),
-    ("message", "text"),
-];
 
 /// The running jobs of the list bound as `$n` whose rows no other
 /// transaction holds, locked (found through the index of running jobs, and
@@ -409,7 +385,7 @@ pub(in super::super) async fn heartbeat(
          UPDATE jobs SET lease_expires_at = $2 FROM u \
          WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
            AND jobs.id IN (SELECT id FROM locked)",
-        rows = dialect::rows(1, "r", LEASE_COLUMNS),
+        rows = dialect::rows(1, "r", LeaseRow::COLUMNS),
         locked = lock_running(3),
     ))
     .bind(&batch)
@@ -420,7 +396,7 @@ pub(in super::super) async fn heartbeat(
     Ok(sqlx::query_as(&format!(
         "SELECT jobs.id, jobs.cancel_requested FROM jobs JOIN {rows} ON jobs.id = u.id \
          WHERE jobs.lease_token = u.token AND jobs.state = 'running'",
-        rows = dialect::rows(1, "u", LEASE_COLUMNS),
+        rows = dialect::rows(1, "u", LeaseRow::COLUMNS),
     ))
     .bind(&batch)
     .fetch_all(store.reader())
@@ -451,7 +427,7 @@ pub(in super::super) async fn progress(
          WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.state = 'running' \
            AND jobs.id IN (SELECT id FROM locked) \
          RETURNING jobs.id",
-        rows = dialect::rows(1, "r", LEASE_COLUMNS),
+        rows = dialect::rows(1, "r", LeaseRow::COLUMNS),
         locked = lock_running(2),
     ))
     .bind(batch(&rows)?)

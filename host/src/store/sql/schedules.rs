@@ -16,11 +16,12 @@ use uuid::Uuid;
 use super::super::{Here, dialect};
 use super::workflows::{insert_pinned, plugin_pin, run_start_in, workflow_latest};
 use super::{Conn, Tx, quotas};
+use crate::model::PinnedJob;
 use crate::model::Timestamp;
 use crate::store::StoreError;
 use crate::store::codec::{At, Id, Json, big};
 use crate::store::schedules::{KEPT_TICKS, ScheduleStore, queue_full, rate_used_up, validate};
-use crate::store::workflows::{JobCharges, NewRun, PinnedJob};
+use crate::store::workflows::{JobCharges, NewRun};
 use crate::workflow::RunId;
 use crate::workflow::schedule::{
     Cron, FiredTick, RECENT_TICKS, Schedule, ScheduleSpec, Target, TargetKind, Tick,

@@ -23,7 +23,7 @@ use crate::store::rows::{
 use crate::store::{
     Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
     LiveJobCounts, NewPlugin, PluginDelete, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH,
-    json_text, rate_window, validate_jobs,
+    json_text, rate_window,
 };
 use sqlx::FromRow;
 
@@ -543,7 +543,9 @@ impl Store for Here {
         key: Option<&RequestKey>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError> {
-        validate_jobs(jobs)?;
+        if let Some(why) = NewJob::batch_refusal(jobs) {
+            return Err(StoreError::Invalid(why));
+        }
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -14,16 +14,18 @@ use async_trait::async_trait;
 
 use super::super::{Here, dialect};
 use super::{Conn, Tx, quotas, request_keys};
-use crate::model::{JobState, Timestamp};
+use crate::model::{JobState, PinnedJob, Timestamp};
 use crate::store::codec::{At, Id, Json, List, Nat, big};
 use crate::store::rows::{state, time};
 use crate::store::workflows::{
-    JobCharges, NewRun, Pinned, PinnedJob, RunCancel, RunFilter, RunHead, WorkflowStore,
-    json_value, missing_workflow, new_run, plugins_to_pin, run_view, spec_value, step_jobs,
-    too_large, unknown_step_plugin, validate_run_input,
+    JobCharges, NewRun, RunCancel, RunFilter, WorkflowStore, json_value, missing_workflow,
+    spec_value, unknown_step_plugin, validate_run_input,
 };
 use crate::store::{StoreError, StoreEvent};
-use crate::workflow::engine::{self, CancelJobs, JobDone, Plan, Snapshot, StepRow};
+use crate::workflow::engine::{
+    self, CancelJobs, JobDone, Plan, Snapshot, StepRow, evaluate_since, step_jobs, too_large,
+};
+use crate::workflow::run::{Pinned, RunHead, new_run, plugins_to_pin, run_view};
 use crate::workflow::{
     RunId, RunState, RunSummary, StepState, Workflow, WorkflowRun, WorkflowSpec,
 };
@@ -408,7 +410,7 @@ async fn apply(
         .await?;
         tx.announce(StoreEvent::RunState(snapshot.id, state));
     }
-    if let Some(since) = crate::store::workflows::evaluate_since(snapshot, plan, now) {
+    if let Some(since) = evaluate_since(snapshot, plan, now) {
         sqlx::query("UPDATE workflow_runs SET evaluate_since = $2 WHERE id = $1")
             .bind(Id(snapshot.id))
             .bind(since.map(At))
