@@ -818,6 +818,57 @@ fn step_job(
     })
 }
 
+/// Why a fan-out step's gathered results (`bytes` of them) cannot be its result.
+pub fn too_large(bytes: Option<i64>) -> Option<String> {
+    let bytes = bytes.unwrap_or(0);
+    (bytes > MAX_FAN_OUT_RESULT_BYTES as i64).then(|| {
+        format!(
+            "the elements' results add up to {bytes} bytes; a step's result is at most {MAX_FAN_OUT_RESULT_BYTES}"
+        )
+    })
+}
+
+/// The `evaluate_since` to store after `plan`, when it changes: since now
+/// for a run that starts waiting, none for one that stops.
+pub fn evaluate_since(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    now: Timestamp,
+) -> Option<Option<Timestamp>> {
+    match (plan.awaits_evaluation(), snapshot.awaiting_since) {
+        (true, None) => Some(Some(now)),
+        (false, Some(_)) => Some(None),
+        _ => None,
+    }
+}
+
+/// The jobs the engine planned, with their steps' options.
+pub fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<crate::model::PinnedJob> {
+    plan.jobs
+        .iter()
+        .map(|job| {
+            let step = &snapshot.spec.steps[job.step];
+            crate::model::PinnedJob {
+                id: job.id,
+                plugin: step.plugin.clone(),
+                version: snapshot.steps[job.step].plugin_version,
+                queue: step
+                    .queue
+                    .clone()
+                    .unwrap_or_else(crate::model::default_queue),
+                priority: step.priority.unwrap_or(0),
+                input: job.input.clone(),
+                max_attempts: step.max_attempts,
+                timeout_ms: step.timeout_ms,
+                run: Some(snapshot.id),
+                step: Some(step.name.clone()),
+                item: job.item,
+                context: Some(job.context.clone()),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1179,55 +1230,4 @@ mod tests {
         assert_eq!(states(&s), ["cancelled", "cancelled"]);
         assert!(cancel(&mut s, now()).is_none());
     }
-}
-
-/// Why a fan-out step's gathered results (`bytes` of them) cannot be its result.
-pub fn too_large(bytes: Option<i64>) -> Option<String> {
-    let bytes = bytes.unwrap_or(0);
-    (bytes > MAX_FAN_OUT_RESULT_BYTES as i64).then(|| {
-        format!(
-            "the elements' results add up to {bytes} bytes; a step's result is at most {MAX_FAN_OUT_RESULT_BYTES}"
-        )
-    })
-}
-
-/// The `evaluate_since` to store after `plan`, when it changes: since now
-/// for a run that starts waiting, none for one that stops.
-pub fn evaluate_since(
-    snapshot: &Snapshot,
-    plan: &Plan,
-    now: Timestamp,
-) -> Option<Option<Timestamp>> {
-    match (plan.awaits_evaluation(), snapshot.awaiting_since) {
-        (true, None) => Some(Some(now)),
-        (false, Some(_)) => Some(None),
-        _ => None,
-    }
-}
-
-/// The jobs the engine planned, with their steps' options.
-pub fn step_jobs(snapshot: &Snapshot, plan: &Plan) -> Vec<crate::model::PinnedJob> {
-    plan.jobs
-        .iter()
-        .map(|job| {
-            let step = &snapshot.spec.steps[job.step];
-            crate::model::PinnedJob {
-                id: job.id,
-                plugin: step.plugin.clone(),
-                version: snapshot.steps[job.step].plugin_version,
-                queue: step
-                    .queue
-                    .clone()
-                    .unwrap_or_else(crate::model::default_queue),
-                priority: step.priority.unwrap_or(0),
-                input: job.input.clone(),
-                max_attempts: step.max_attempts,
-                timeout_ms: step.timeout_ms,
-                run: Some(snapshot.id),
-                step: Some(step.name.clone()),
-                item: job.item,
-                context: Some(job.context.clone()),
-            }
-        })
-        .collect()
 }
