@@ -631,7 +631,7 @@ mod tests {
     #[test]
     fn a_batch_is_refused_by_its_first_bad_job_named_by_index() {
         let good = NewJob::new("echo", "{}");
-        assert_eq!(NewJob::batch_refusal(&[good.clone()]), None);
+        assert_eq!(NewJob::batch_refusal(std::slice::from_ref(&good)), None);
         let bad = NewJob {
             priority: i32::MIN,
             ..good.clone()
