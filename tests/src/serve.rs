@@ -57,7 +57,12 @@ impl ServeProcess {
             .args(flags)
             .env("DATABASE_URL", database_url)
             .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
-            .env("RUST_LOG", "info")
+            // `CORRAL_BENCH_RUST_LOG=info,sqlx::query=debug`: every statement
+            // with its time, to profile a drain.
+            .env(
+                "RUST_LOG",
+                std::env::var("CORRAL_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
