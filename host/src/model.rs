@@ -375,35 +375,7 @@ impl NewJob {
             replay_of: None,
         }
     }
-}
 
-/// Limits on what a job may ask for, checked before anything is stored.
-pub const MAX_PRIORITY: i32 = 1000;
-/// Attempts one job may ask for: bounds how long a failing job keeps a queue busy.
-pub const MAX_ATTEMPTS_PER_JOB: u32 = 100;
-/// Jobs in one batch enqueue: bounds one statement's size and the time it holds locks.
-pub const MAX_BATCH_JOBS: usize = 1000;
-/// Bytes of one job's input JSON: protects the database and the guest's memory.
-pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
-/// Length of an idempotency key.
-pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
-
-/// Why a job's or a run's input (JSON text) cannot be stored, if it
-/// cannot: the one rule for both, said of the input.
-pub fn input_refusal(input: &str) -> Option<String> {
-    if input.len() > MAX_INPUT_BYTES {
-        return Some(format!(
-            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
-            input.len()
-        ));
-    }
-    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(input) {
-        return Some(format!("input is not valid JSON: {e}"));
-    }
-    json_refusal(input).map(|why| format!("input {why}"))
-}
-
-impl NewJob {
     /// Why this job cannot be enqueued, if it cannot (checked before
     /// anything is written).
     pub fn refusal(&self) -> Option<String> {
@@ -457,6 +429,32 @@ impl NewJob {
             })
         })
     }
+}
+
+/// Limits on what a job may ask for, checked before anything is stored.
+pub const MAX_PRIORITY: i32 = 1000;
+/// Attempts one job may ask for: bounds how long a failing job keeps a queue busy.
+pub const MAX_ATTEMPTS_PER_JOB: u32 = 100;
+/// Jobs in one batch enqueue: bounds one statement's size and the time it holds locks.
+pub const MAX_BATCH_JOBS: usize = 1000;
+/// Bytes of one job's input JSON: protects the database and the guest's memory.
+pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+/// Length of an idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// Why a job's or a run's input (JSON text) cannot be stored, if it
+/// cannot: the one rule for both, said of the input.
+pub fn input_refusal(input: &str) -> Option<String> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Some(format!(
+            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+            input.len()
+        ));
+    }
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(input) {
+        return Some(format!("input is not valid JSON: {e}"));
+    }
+    json_refusal(input).map(|why| format!("input {why}"))
 }
 
 /// A job whose plugin version is already pinned, for the store's insert:
