@@ -361,6 +361,23 @@ pub fn default_queue() -> String {
 }
 
 impl NewJob {
+    /// A new job with `original`'s plugin version, input, queue, priority
+    /// and limits, linked to it by `replay_of`, to run now.
+    pub fn replay_of(original: &Job) -> NewJob {
+        NewJob {
+            plugin: original.plugin.clone(),
+            version: Some(original.version),
+            input: original.input.clone(),
+            queue: original.queue.clone(),
+            priority: original.priority,
+            run_at: None,
+            max_attempts: Some(original.max_attempts),
+            timeout_ms: original.timeout_ms,
+            idempotency_key: None,
+            replay_of: Some(original.id),
+        }
+    }
+
     pub fn new(plugin: impl Into<String>, input: impl Into<String>) -> NewJob {
         NewJob {
             plugin: plugin.into(),

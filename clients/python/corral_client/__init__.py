@@ -28,15 +28,17 @@ import httpx
 from httpx_sse import connect_sse
 
 from ._api import AuthenticatedClient
-from ._api.api.jobs import cancel_job, create_job, create_jobs, get_job
+from ._api.api.jobs import cancel_job, cancel_jobs, create_job, create_jobs, get_job, replay_jobs
 from ._api.api.workflows import start_run
 from ._api.models import (
     BatchCreated,
+    BulkRequest,
     CreateBatch,
     CreateJob,
     CreateRun,
     ErrorBody,
     Job,
+    JobSelector,
     JobState,
     PluginView,
     Progress
@@ -44,6 +46,7 @@ from ._api.models import (
 from ._api.types import UNSET, Response
 
 __all__ = [
+    "BulkResult",
     "Corral",
     "CorralError",
     "Job",
@@ -92,6 +95,19 @@ class CorralError(Exception):
             str(detail.get("message") or response.reason_phrase),
             int(retry_after) if retry_after and retry_after.isdigit() else None,
         )
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk replay or cancel did (every request of it), or would do."""
+
+    #: The jobs replayed or cancelled (none on a dry run).
+    jobs: list[UUID]
+    #: Replay: the new jobs, in the order of ``jobs``.
+    replays: list[UUID]
+    #: Dry run: how many jobs match, and whether that is a lower bound.
+    matched: int | None = None
+    matched_is_lower_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +194,37 @@ class Corral:
 
     def cancel(self, id: UUID | str) -> Job:
         return _answer(cancel_job.sync_detailed(str(id), client=self.api))
+
+    def replay_jobs(self, filter: dict[str, Any] | None = None, *, dry_run: bool = False) -> BulkResult:
+        """Replay every finished job ``filter`` selects (``state``, ``plugin``,
+        ``queue``, ``error_contains``, ``created_after``, ``created_before``;
+        dead jobs unless ``state`` names another finished state), each once,
+        following the API's cursor until none are left (1,000 a request).
+        ``dry_run`` only counts them."""
+        return self._bulk(replay_jobs, filter, dry_run)
+
+    def cancel_jobs(self, filter: dict[str, Any] | None = None, *, dry_run: bool = False) -> BulkResult:
+        """Cancel every unfinished job ``filter`` selects, as ``replay_jobs`` replays."""
+        return self._bulk(cancel_jobs, filter, dry_run)
+
+    def _bulk(self, route: Any, filter: dict[str, Any] | None, dry_run: bool) -> BulkResult:
+        selector = JobSelector.from_dict(filter or {})
+        jobs: list[UUID] = []
+        replays: list[UUID] = []
+        cursor: str | None = None
+        while True:
+            body = BulkRequest(filter_=selector, dry_run=dry_run, cursor=UNSET if cursor is None else cursor)
+            outcome = _answer(route.sync_detailed(client=self.api, body=body))
+            if dry_run:
+                matched = outcome.matched if isinstance(outcome.matched, int) else 0
+                return BulkResult([], [], matched, bool(outcome.matched_is_lower_bound))
+            jobs.extend(outcome.jobs)
+            replays.extend(outcome.replays or [])
+            following = outcome.next_cursor if isinstance(outcome.next_cursor, str) else None
+            # A cursor that does not move would loop forever.
+            if following is None or following == cursor:
+                return BulkResult(jobs, replays)
+            cursor = following
 
     def start_run(
         self,

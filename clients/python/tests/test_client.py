@@ -88,3 +88,17 @@ def _in_an_hour():
     import datetime
 
     return datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+
+
+def test_dead_jobs_are_replayed_and_waiting_ones_cancelled_in_bulk(corral):
+    import datetime
+
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    job = corral.enqueue("echo", 1, run_at=later, queue="py-bulk")
+    assert corral.cancel_jobs({"queue": "py-bulk"}, dry_run=True).matched == 1
+    assert corral.cancel_jobs({"queue": "py-bulk"}).jobs == [job.id]
+    assert corral.get_job(job.id).state == JobState.CANCELLED
+    replayed = corral.replay_jobs({"queue": "py-bulk", "state": "cancelled"})
+    assert len(replayed.replays) == 1
+    assert corral.get_job(replayed.replays[0]).replay_of == job.id
+    assert corral.replay_jobs({"queue": "py-bulk", "state": "cancelled"}).jobs == []

@@ -261,6 +261,28 @@ impl Client {
             .await
     }
 
+    /// Replay the finished jobs `filter` selects (dead ones unless it names
+    /// another finished state), each once: one request of at most 1,000
+    /// jobs; send `request` again with the answer's `next_cursor` for more.
+    /// With `dry_run` set, only counts them.
+    pub async fn replay_jobs(&self, request: &api::BulkRequest) -> Result<api::BulkOutcome, Error> {
+        self.json(
+            self.request(Method::POST, &["v1", "jobs", "replay"])
+                .json(request),
+        )
+        .await
+    }
+
+    /// Cancel the unfinished jobs `filter` selects, as [`Client::replay_jobs`]
+    /// replays.
+    pub async fn cancel_jobs(&self, request: &api::BulkRequest) -> Result<api::BulkOutcome, Error> {
+        self.json(
+            self.request(Method::POST, &["v1", "jobs", "cancel"])
+                .json(request),
+        )
+        .await
+    }
+
     /// Upload a component as a new version of plugin `name` (the latest
     /// version when its bytes are the same).
     pub async fn upload_plugin(

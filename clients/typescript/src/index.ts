@@ -14,6 +14,18 @@ export type NewJob = components["schemas"]["CreateJob"];
 export type Plugin = components["schemas"]["PluginView"];
 export type WorkflowRun = components["schemas"]["WorkflowRun"];
 export type Progress = components["schemas"]["Progress"];
+export type JobSelector = components["schemas"]["JobSelector"];
+
+/** What a bulk replay or cancel did (every request of it), or would do. */
+export interface BulkResult {
+  /** The jobs replayed or cancelled (none on a dry run). */
+  jobs: string[];
+  /** Replay: the new jobs, in the order of `jobs`. */
+  replays: string[];
+  /** Dry run: how many jobs match, and whether that is a lower bound. */
+  matched?: number;
+  matchedIsLowerBound?: boolean;
+}
 
 /** States a job does not leave. */
 export const TERMINAL_STATES: readonly JobState[] = ["completed", "dead", "cancelled"];
@@ -121,6 +133,40 @@ export class Corral {
 
   async cancel(id: string): Promise<Job> {
     return answer(await this.api.POST("/v1/jobs/{id}/cancel", { params: { path: { id } } }));
+  }
+
+  /**
+   * Replay every finished job `filter` selects (dead ones unless it names
+   * another finished state), each once, following the API's cursor until
+   * none are left (1,000 a request). `dryRun` only counts them.
+   */
+  async replayJobs(filter: JobSelector = {}, options: { dryRun?: boolean } = {}): Promise<BulkResult> {
+    return this.bulk("/v1/jobs/replay", filter, options.dryRun ?? false);
+  }
+
+  /** Cancel every unfinished job `filter` selects, as `replayJobs` replays. */
+  async cancelJobs(filter: JobSelector = {}, options: { dryRun?: boolean } = {}): Promise<BulkResult> {
+    return this.bulk("/v1/jobs/cancel", filter, options.dryRun ?? false);
+  }
+
+  private async bulk(
+    path: "/v1/jobs/replay" | "/v1/jobs/cancel",
+    filter: JobSelector,
+    dryRun: boolean,
+  ): Promise<BulkResult> {
+    const result: BulkResult = { jobs: [], replays: [] };
+    let cursor: string | undefined;
+    for (;;) {
+      const outcome = answer(await this.api.POST(path, { body: { filter, dry_run: dryRun, cursor } }));
+      if (dryRun) {
+        return { ...result, matched: outcome.matched ?? 0, matchedIsLowerBound: outcome.matched_is_lower_bound ?? false };
+      }
+      result.jobs.push(...outcome.jobs);
+      result.replays.push(...(outcome.replays ?? []));
+      // A cursor that does not move would loop forever.
+      if (!outcome.next_cursor || outcome.next_cursor === cursor) return result;
+      cursor = outcome.next_cursor;
+    }
   }
 
   /** Start a run of a workflow. */

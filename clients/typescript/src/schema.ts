@@ -97,6 +97,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/dead-letters`: the tenant's dead jobs that no job replays yet,
+         *     grouped by plugin and error, the largest groups first.
+         */
+        get: operations["dead_letters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -133,6 +153,49 @@ export interface paths {
          *     batch's ids instead.
          */
         post: operations["create_jobs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
+         *     the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
+         *     once, a running one stopped by its host within a second).
+         */
+        post: operations["cancel_jobs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/jobs/replay`: replay up to `limit` finished jobs that match the
+         *     filter (dead ones unless it names another state) and no job replays yet,
+         *     each as `POST /v1/jobs/{id}/replay` would; all or nothing under the
+         *     tenant's quotas.
+         */
+        post: operations["replay_jobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -250,6 +313,27 @@ export interface paths {
          *     input, queue, priority and limits, linked to the original by `replay_of`.
          */
         post: operations["replay_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/overview`: jobs waiting and running per state, how late the
+         *     oldest waiting job is, and the jobs finished in each of the last 60
+         *     minutes.
+         */
+        get: operations["overview"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -485,7 +569,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** A tenant's keys (ids and times; never a secret), oldest first. */
+        get: operations["list_keys"];
         put?: never;
         /** Create an API key for a tenant. */
         post: operations["create_key"];
@@ -707,6 +792,36 @@ export interface components {
         BatchCreated: {
             ids: string[];
         };
+        /** @description What a bulk replay or cancel did, or on a dry run would do. */
+        BulkOutcome: {
+            /**
+             * Format: int64
+             * @description Dry run: how many jobs the filter matches (examining at most the
+             *     newest 100,000 of the range; see `matched_is_lower_bound`).
+             */
+            matched?: number | null;
+            /** @description The count stopped at its bound: at least `matched` jobs match. */
+            matched_is_lower_bound?: boolean;
+            /** @description The jobs this request replayed or cancelled (none on a dry run). */
+            jobs: string[];
+            /** @description Replay: the new jobs, in the order of `jobs`. */
+            replays?: string[];
+            /** @description More jobs may match: send the same request with this `cursor`. */
+            next_cursor?: string | null;
+        };
+        /** @description A bulk replay or cancel (`POST /v1/jobs/replay`, `POST /v1/jobs/cancel`). */
+        BulkRequest: {
+            filter?: components["schemas"]["JobSelector"];
+            /** @description Count what the filter matches; change nothing. */
+            dry_run?: boolean;
+            /**
+             * Format: int32
+             * @description Jobs to act on in this request, 1 to 1000 (default 1000).
+             */
+            limit?: number | null;
+            /** @description `next_cursor` of the previous request: continue below it. */
+            cursor?: string | null;
+        };
         /**
          * @description How a recorded request ended.
          * @enum {string}
@@ -758,6 +873,20 @@ export interface components {
             key_id: string;
             key: string;
         };
+        DeadLetterGroup: {
+            plugin: string;
+            /** @description The error's first 200 characters. */
+            error: string;
+            /** Format: int64 */
+            count: number;
+            /** Format: date-time */
+            newest_at: string;
+        };
+        /** @description Dead jobs not yet replayed, grouped by plugin and error (`GET /v1/dead-letters`). */
+        DeadLetters: {
+            /** @description The largest groups first (at most 100), made of the newest 10,000 such jobs. */
+            groups: components["schemas"]["DeadLetterGroup"][];
+        };
         /** @description The error shape every 4xx and 5xx answer has. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -767,6 +896,17 @@ export interface components {
             code: string;
             /** @description A sentence naming the problem. */
             message: string;
+        };
+        /** @description The jobs that finished in one minute. */
+        FinishedMinute: {
+            /** Format: date-time */
+            start: string;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            dead: number;
+            /** Format: int64 */
+            cancelled: number;
         };
         /** @description One request an attempt made, as recorded with it. */
         HttpCall: {
@@ -912,6 +1052,24 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page. */
             next_cursor?: string | null;
         };
+        /** @description Which jobs a bulk replay or cancel selects (every field narrows it). */
+        JobSelector: {
+            state?: components["schemas"]["JobState"] | null;
+            plugin?: string | null;
+            queue?: string | null;
+            /**
+             * Format: date-time
+             * @description Only jobs created at or after this time.
+             */
+            created_after?: string | null;
+            /**
+             * Format: date-time
+             * @description Only jobs created before this time.
+             */
+            created_before?: string | null;
+            /** @description Only jobs whose error contains this text (case-sensitive, at most 200 bytes). */
+            error_contains?: string | null;
+        };
         /**
          * @description The job state machine (docs/job-states.md).
          * @enum {string}
@@ -958,6 +1116,24 @@ export interface components {
          * @enum {string}
          */
         OutcomeKind: "completed" | "invalid_result" | "failed" | "fatal" | "trapped" | "fuel_exhausted" | "memory_exceeded" | "timeout" | "output_too_large" | "cancelled" | "lease_expired";
+        /** @description A tenant's jobs at a glance (`GET /v1/overview`). */
+        Overview: {
+            /** @description Jobs waiting or running, per state. */
+            live: {
+                [key: string]: number;
+            };
+            /**
+             * Format: date-time
+             * @description When the oldest job still waiting became due (how far behind the queue is).
+             */
+            oldest_due?: string | null;
+            /** @description The tenant's running attempts per host (hosts with none are not listed). */
+            running_by_host: {
+                [key: string]: number;
+            };
+            /** @description Jobs finished in each of the last 60 minutes, oldest first. */
+            finished_per_minute: components["schemas"]["FinishedMinute"][];
+        };
         PluginList: {
             plugins: components["schemas"]["PluginView"][];
         };
@@ -1732,6 +1908,102 @@ export interface operations {
             };
         };
     };
+    dead_letters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dead jobs grouped by plugin and error */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetters"];
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_jobs: {
         parameters: {
             query?: {
@@ -1741,7 +2013,17 @@ export interface operations {
                 queue?: string;
                 /** @description Only jobs of this plugin. */
                 plugin?: string;
-                /** @description Jobs per page, 1 to 500 (default 50). */
+                /** @description Only jobs created at or after this time (RFC 3339). */
+                created_after?: string;
+                /** @description Only jobs created before this time (RFC 3339). */
+                created_before?: string;
+                /** @description Only jobs whose error contains this text (case-sensitive, at most 200 bytes). */
+                error?: string;
+                /**
+                 * @description Jobs per page, 1 to 500 (default 50). A filtered page examines at
+                 *     most 10,000 jobs: it may come back short, even empty, with a
+                 *     `next_cursor` to continue.
+                 */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
@@ -1989,6 +2271,206 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BatchCreated"];
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description The jobs cancelled (or being stopped), or the dry run's count */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOutcome"];
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replay_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description The jobs replayed and their replays, or the dry run's count */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOutcome"];
                 };
             };
             /** @description Malformed request (bad JSON, query or header). */
@@ -2592,6 +3074,102 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's jobs at a glance */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
                 };
             };
             /** @description Malformed request (bad JSON, query or header). */
@@ -4650,6 +5228,105 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's keys, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminKeyList"];
                 };
             };
             /** @description Malformed request (bad JSON, query or header). */

@@ -93,3 +93,17 @@ test("the generated client reaches every other route, typed", async () => {
   assert.equal(error, undefined);
   assert.ok(data.plugins.some((p) => p.name === "echo"));
 });
+
+test("dead jobs are replayed and waiting ones cancelled in bulk", async () => {
+  const later = new Date(Date.now() + 3_600_000).toISOString();
+  const job = await corral.enqueue("echo", 1, { runAt: later, queue: "ts-bulk" });
+  const counted = await corral.cancelJobs({ queue: "ts-bulk" }, { dryRun: true });
+  assert.equal(counted.matched, 1);
+  const done = await corral.cancelJobs({ queue: "ts-bulk" });
+  assert.deepEqual(done.jobs, [job.id]);
+  assert.equal((await corral.getJob(job.id)).state, "cancelled");
+  const replayed = await corral.replayJobs({ queue: "ts-bulk", state: "cancelled" });
+  assert.equal(replayed.replays.length, 1);
+  assert.equal((await corral.getJob(replayed.replays[0])).replay_of, job.id);
+  assert.deepEqual((await corral.replayJobs({ queue: "ts-bulk", state: "cancelled" })).jobs, []);
+});

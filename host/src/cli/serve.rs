@@ -76,6 +76,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     // With --port 0 the system picks the port: log the one bound.
     let address = listener.local_addr().unwrap_or(address);
     tracing::info!(%address, "{listening}");
+    if args.mode != ServeMode::Worker {
+        tracing::info!(
+            "the dashboard is at http://{address}/ui: sign in with the admin key or a tenant's key"
+        );
+    }
     let api = tokio::spawn(crate::http::server::serve(
         listener,
         app,

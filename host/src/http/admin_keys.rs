@@ -13,9 +13,9 @@ use super::tenants::CreatedKey;
 use super::{ApiError, AppState};
 use corral_client::api::{AdminKeyList, AdminKeyView};
 
-/// Admin keys listed at most: each is created by an admin, so this only
-/// bounds one answer.
-const MAX_LISTED_KEYS: u32 = 1000;
+/// Keys listed at most (admin keys, or one tenant's): each is created by
+/// an admin, so this only bounds one answer.
+pub(super) const MAX_LISTED_KEYS: u32 = 1000;
 
 /// `GET /v1/admin-keys`.
 #[utoipa::path(get, path = "/v1/admin-keys", operation_id = "list_admin_keys", tag = "tenants",

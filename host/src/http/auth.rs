@@ -1,5 +1,14 @@
-//! Who is calling: `Authorization: Bearer <key>`. A tenant's key scopes
-//! every lookup to that tenant; an admin key manages tenants and keys.
+//! Who is calling: `Authorization: Bearer <key>`, or the dashboard's
+//! session cookie (`ui`), which holds the same key. A tenant's key scopes
+//! every lookup to that tenant; an admin key manages tenants and keys, and
+//! acts as one tenant on tenant routes when it names one (`Corral-Tenant`
+//! header, or the dashboard's tenant cookie).
+//!
+//! A request authenticated by cookie must prove it comes from the
+//! dashboard's own scripts on every method that changes something: its
+//! `X-Corral-CSRF` header holds [`csrf_token`] of the key, which only a
+//! script of this origin can read (`GET /ui/session`). The cookie is also
+//! `SameSite=Strict`; the header is the second lock.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -30,18 +39,102 @@ impl TenantKey {
 #[derive(Debug, Clone, Copy)]
 pub struct AdminKey;
 
-enum Principal {
+pub(super) enum Principal {
     Tenant(String),
     Admin,
+}
+
+/// The dashboard's session cookie: the API key, `HttpOnly`, `SameSite=Strict`.
+pub const SESSION_COOKIE: &str = "corral_session";
+/// The tenant an admin's dashboard acts as (not secret: a tenant id).
+pub const TENANT_COOKIE: &str = "corral_tenant";
+/// The tenant an admin key acts as on a tenant route.
+pub const TENANT_HEADER: &str = "corral-tenant";
+/// Proof that a cookie-authenticated change comes from the dashboard.
+pub const CSRF_HEADER: &str = "x-corral-csrf";
+
+/// The CSRF token of a session's key: derived from it, so the server keeps
+/// no session state, and unguessable without it.
+pub fn csrf_token(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("corral-csrf:{key}")))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The key a request carries: its bearer token, else its session cookie
+/// (checked for its CSRF token when the method changes something).
+fn credential(parts: &Parts) -> Result<&str, ApiError> {
+    if let Some(header) = parts.headers.get(AUTHORIZATION) {
+        return header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <api key>`".into())
+            });
+    }
+    let key = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(|| {
+        ApiError::Unauthorized("missing `Authorization: Bearer <api key>` header".into())
+    })?;
+    if !parts.method.is_safe() {
+        let given = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let expected = csrf_token(key);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            expected.as_bytes(),
+        )) {
+            return Err(ApiError::Forbidden(format!(
+                "a change made with the dashboard's session cookie needs its `{CSRF_HEADER}` header"
+            )));
+        }
+    }
+    Ok(key)
 }
 
 /// Who the request's key names. A client address with too many recent
 /// failures is refused before its key is looked up (`auth_failures`).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let peer = parts
+    let peer = peer(parts);
+    let token = match credential(parts) {
+        Ok(token) => token,
+        Err(e) => {
+            limited(state, peer)?;
+            if let (ApiError::Unauthorized(_), Some(ip)) = (&e, peer) {
+                state.auth_failures.failed(ip, std::time::Instant::now());
+            }
+            return Err(e);
+        }
+    };
+    sign_in(state, peer, token).await
+}
+
+/// The client's address, when the server recorded it.
+pub(super) fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+        .map(|info| info.0.ip())
+}
+
+/// Refuse an address with too many recent failed authentications.
+fn limited(state: &AppState, peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
     let now = std::time::Instant::now();
     if let Some(seconds) = peer.and_then(|ip| state.auth_failures.refused(ip, now)) {
         return Err(ApiError::TooManyRequests(
@@ -54,26 +147,25 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             seconds,
         ));
     }
-    let outcome = check_key(parts, state).await;
+    Ok(())
+}
+
+/// Who `token` names, counting a failure against `peer` (the API's
+/// requests and the dashboard's sign-in alike).
+pub(super) async fn sign_in(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    limited(state, peer)?;
+    let outcome = check_key(state, token).await;
     if let (Err(ApiError::Unauthorized(_)), Some(ip)) = (&outcome, peer) {
-        state.auth_failures.failed(ip, now);
+        state.auth_failures.failed(ip, std::time::Instant::now());
     }
     outcome
 }
 
-async fn check_key(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized("missing `Authorization: Bearer <api key>` header".into())
-    })?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <api key>`".into())
-        })?;
+async fn check_key(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if let Some((id, secret)) = keys::parse(token) {
         let key = state.store.api_key_get(id).await?;
         if let Some(key) =
@@ -100,15 +192,39 @@ async fn check_key(parts: &Parts, state: &AppState) -> Result<Principal, ApiErro
     Err(ApiError::Unauthorized("unknown or revoked API key".into()))
 }
 
+/// The tenant an admin key names for a tenant route: the `Corral-Tenant`
+/// header, else (the dashboard) its tenant cookie.
+fn acting_tenant(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(TENANT_HEADER)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| cookie(&parts.headers, TENANT_COOKIE))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<AppState> for TenantKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await? {
             Principal::Tenant(tenant) => Ok(TenantKey { tenant }),
-            Principal::Admin => Err(ApiError::Forbidden(
-                "an admin key manages tenants and keys; use a tenant's key for this route".into(),
-            )),
+            Principal::Admin => match acting_tenant(parts) {
+                Some(tenant) => match state.store.tenant_get(tenant).await? {
+                    Some(_) => {
+                        tracing::Span::current().record("tenant", tenant);
+                        Ok(TenantKey {
+                            tenant: tenant.to_string(),
+                        })
+                    }
+                    None => Err(ApiError::NotFound(format!("no tenant `{tenant}`"))),
+                },
+                None => Err(ApiError::Forbidden(format!(
+                    "an admin key manages tenants and keys; use a tenant's key for this route, \
+                     or name the tenant to act as in the `{TENANT_HEADER}` header"
+                ))),
+            },
         }
     }
 }

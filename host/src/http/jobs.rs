@@ -150,7 +150,7 @@ async fn new_jobs(
 
 /// Enqueue jobs within the tenant's quotas, under the request's key if any.
 /// `created` is false when the key answered jobs stored before.
-async fn enqueue_admitted(
+pub(super) async fn enqueue_admitted(
     state: &AppState,
     tenant: &str,
     quotas: &crate::model::Quotas,
@@ -374,7 +374,17 @@ pub struct ListQuery {
     queue: Option<String>,
     /// Only jobs of this plugin.
     plugin: Option<String>,
-    /// Jobs per page, 1 to 500 (default 50).
+    /// Only jobs created at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_after: Option<crate::model::Timestamp>,
+    /// Only jobs created before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_before: Option<crate::model::Timestamp>,
+    /// Only jobs whose error contains this text (case-sensitive, at most 200 bytes).
+    error: Option<String>,
+    /// Jobs per page, 1 to 500 (default 50). A filtered page examines at
+    /// most 10,000 jobs: it may come back short, even empty, with a
+    /// `next_cursor` to continue.
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -400,24 +410,57 @@ pub async fn list(
         state: job_state,
         queue: query.queue,
         plugin: query.plugin,
+        created_after: query.created_after,
+        created_before: query.created_before,
+        error_contains: filter_text("error", query.error)
+            .map_err(|m| ApiError::BadRequest("invalid_query", m))?,
         bodies: include.input || include.result,
+        ..crate::store::JobFilter::default()
     };
-    let mut jobs = state
+    let listed_page = state
         .store
         .job_list(&key.tenant, &filter, page.after, page.fetch())
         .await?;
-    let next_cursor = if filter.bodies && crate::store::page_cut_by_bytes(&jobs) {
+    let (jobs, next_cursor) = cut_page(page, filter.bodies, listed_page);
+    let jobs = jobs
+        .into_iter()
+        .map(|job| listed(job, include))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(JobList { jobs, next_cursor }))
+}
+
+/// A page from the store cut to `page`, and the cursor of the next one:
+/// after the last job when more remain, or below the last job examined when
+/// the store stopped at its bound of rows examined.
+pub(super) fn cut_page(
+    page: super::pages::Page,
+    bodies: bool,
+    listed: crate::store::JobPage,
+) -> (Vec<Job>, Option<String>) {
+    let mut jobs = listed.jobs;
+    let next_cursor = if bodies && crate::store::page_cut_by_bytes(&jobs) {
         // Cut short by bytes: the next page starts after the last job read.
         jobs.truncate(page.limit as usize);
         jobs.last().map(|j| j.id.to_string())
     } else {
         page.next_cursor(&mut jobs, |j| j.id)
     };
-    let jobs = jobs
-        .into_iter()
-        .map(|job| listed(job, include))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(JobList { jobs, next_cursor }))
+    let next_cursor = next_cursor.or_else(|| listed.scanned_to.map(|id| id.to_string()));
+    (jobs, next_cursor)
+}
+
+/// A text filter's value, or why it is refused: past
+/// [`crate::store::MAX_FILTER_TEXT`] bytes (each row examined pays for its
+/// length). Empty is no filter.
+pub(super) fn filter_text(name: &str, text: Option<String>) -> Result<Option<String>, String> {
+    match text {
+        Some(text) if text.len() > crate::store::MAX_FILTER_TEXT => Err(format!(
+            "{name}: at most {} bytes of text to look for",
+            crate::store::MAX_FILTER_TEXT
+        )),
+        Some(text) if text.is_empty() => Ok(None),
+        text => Ok(text),
+    }
 }
 
 /// `POST /v1/jobs/{id}/replay`: 201 a new job with the same plugin version,
@@ -437,18 +480,7 @@ pub async fn replay(
         .job_get(&key.tenant, job_id(&id)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
-    let new = crate::model::NewJob {
-        plugin: original.plugin,
-        version: Some(original.version),
-        input: original.input,
-        queue: original.queue,
-        priority: original.priority,
-        run_at: None,
-        max_attempts: Some(original.max_attempts),
-        timeout_ms: original.timeout_ms,
-        idempotency_key: None,
-        replay_of: Some(original.id),
-    };
+    let new = crate::model::NewJob::replay_of(&original);
     let quotas = key.quotas(&state).await?;
     let inserted = enqueue_admitted(&state, &key.tenant, &quotas, &[new], None).await?;
     let (job, _) = read_back(&state, &key.tenant, &inserted).await?;

@@ -6,6 +6,9 @@
 //! - [`tenants`]: tenants and keys (admin);
 //! - [`plugins`]: plugin upload and versions (tenant);
 //! - [`jobs`]: jobs (tenant);
+//! - [`bulk`]: replay or cancel many jobs by filter (tenant);
+//! - [`summaries`]: the overview and dead-letter groups (tenant);
+//! - [`ui`]: the dashboard at `/ui` and its session cookie;
 //! - [`workflows`]: workflows and their runs (tenant);
 //! - [`schedules`]: cron schedules (tenant);
 //! - [`quotas`]: the enqueue quotas (429);
@@ -18,6 +21,7 @@
 pub mod admin_keys;
 pub mod auth;
 pub mod auth_failures;
+pub mod bulk;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
@@ -31,7 +35,9 @@ pub mod schedules;
 pub mod secrets;
 pub mod server;
 pub mod streams;
+pub mod summaries;
 pub mod tenants;
+pub mod ui;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -186,7 +192,10 @@ pub fn router(state: AppState) -> Router {
                 .patch(tenants::update)
                 .delete(tenants::delete),
         )
-        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route(
+            "/v1/tenants/{id}/keys",
+            post(tenants::create_key).get(tenants::list_keys),
+        )
         .route(
             "/v1/admin-keys",
             get(admin_keys::list).post(admin_keys::create),
@@ -209,6 +218,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/batch", post(jobs::create_batch))
+        .route("/v1/jobs/replay", post(bulk::replay))
+        .route("/v1/jobs/cancel", post(bulk::cancel))
+        .route("/v1/overview", get(summaries::overview))
+        .route("/v1/dead-letters", get(summaries::dead_letters))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/replay", post(jobs::replay))
@@ -240,6 +253,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .merge(openapi::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use super::{admin_keys, jobs, plugins, schedules, secrets, tenants, workflows};
+use super::{admin_keys, bulk, jobs, plugins, schedules, secrets, summaries, tenants, workflows};
 
 /// The error shape every 4xx and 5xx answer has (the client crate's type).
 pub use corral_client::api::{ErrorBody, ErrorDetail};
@@ -77,12 +77,13 @@ impl Modify for BearerKey {
     ),
     paths(
         super::health, super::ready, super::ops::metrics,
-        tenants::create, tenants::list, tenants::get, tenants::update, tenants::delete, tenants::create_key,
+        tenants::create, tenants::list, tenants::get, tenants::update, tenants::delete, tenants::create_key, tenants::list_keys,
         tenants::revoke_key, admin_keys::list, admin_keys::create, admin_keys::revoke,
         plugins::upload, plugins::list, plugins::versions, plugins::get, plugins::update,
         plugins::delete,
         jobs::create, jobs::create_batch, jobs::list, jobs::get, jobs::cancel, jobs::replay,
-        jobs::attempts, jobs::logs, jobs::events,
+        jobs::attempts, jobs::logs, jobs::events, bulk::replay, bulk::cancel,
+        summaries::overview, summaries::dead_letters,
         workflows::put, workflows::list, workflows::get, workflows::start, workflows::runs,
         workflows::run, workflows::diagram, workflows::cancel,
         schedules::put, schedules::list, schedules::get, schedules::delete, schedules::pause,

@@ -25,6 +25,11 @@ impl Page {
                 format!("limit must be between 1 and {MAX_PAGE}"),
             ));
         }
+        Page::at(limit, cursor)
+    }
+
+    /// A page of `limit` (checked by the caller) after `cursor`.
+    pub fn at(limit: u32, cursor: Option<&str>) -> Result<Page, ApiError> {
         let after = cursor
             .map(|c| {
                 uuid::Uuid::parse_str(c).map_err(|_| {

@@ -222,6 +222,34 @@ pub async fn create_key(
     issue_key(&state, Some(id)).await
 }
 
+/// A tenant's keys (ids and times; never a secret), oldest first.
+#[utoipa::path(get, path = "/v1/tenants/{id}/keys", operation_id = "list_keys", tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, description = "The tenant's keys, oldest first", body = corral_client::api::AdminKeyList), Refusals))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _: AdminKey,
+    Path(id): Path<String>,
+) -> Result<Json<corral_client::api::AdminKeyList>, ApiError> {
+    if state.store.tenant_get(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no tenant `{id}`")));
+    }
+    let keys = state
+        .store
+        .api_key_list(Some(&id), super::admin_keys::MAX_LISTED_KEYS)
+        .await?;
+    Ok(Json(corral_client::api::AdminKeyList {
+        keys: keys
+            .into_iter()
+            .map(|k| corral_client::api::AdminKeyView {
+                key_id: k.id,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    }))
+}
+
 /// Make a key for `tenant` (an admin key when none) and store its hash:
 /// 201 with the key, shown this once.
 pub(super) async fn issue_key(

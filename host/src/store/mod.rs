@@ -198,17 +198,134 @@ pub enum PluginDelete {
     InUse(u64),
 }
 
-/// Which jobs a listing shows.
+/// Which jobs a listing (or a bulk replay or cancel) selects.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub state: Option<JobState>,
     pub queue: Option<String>,
     pub plugin: Option<String>,
+    /// Only jobs created at or after this time (a bound on the time-ordered
+    /// id, so it narrows the index walk rather than filtering rows).
+    pub created_after: Option<Timestamp>,
+    /// Only jobs created before this time (idem).
+    pub created_before: Option<Timestamp>,
+    /// Only jobs whose error holds this text (case-sensitive; at most
+    /// [`MAX_FILTER_TEXT`] bytes).
+    pub error_contains: Option<String>,
+    /// Only jobs no other job replays yet (bulk replay: repeating it replays
+    /// each job once).
+    pub unreplayed: bool,
+    /// Only jobs not finished yet (bulk cancel).
+    pub unfinished: bool,
     /// Read each job's input and result too. Without it a listing reads
     /// neither (their fields are left empty): a page of 500 jobs of 1 MiB
     /// each would be a gigabyte to read and send.
     pub bodies: bool,
 }
+
+impl JobFilter {
+    /// Whether the filter drops rows of the id range (so a page may need to
+    /// examine many rows to fill, and its walk is bounded).
+    pub fn filters_rows(&self) -> bool {
+        self.state.is_some()
+            || self.queue.is_some()
+            || self.plugin.is_some()
+            || self.error_contains.is_some()
+            || self.unreplayed
+            || self.unfinished
+    }
+}
+
+/// The lowest UUIDv7 of the millisecond of `t`: every id made at or after
+/// `t` is at least this, every id made before it is below (jobs' ids are
+/// UUIDv7, so a time range is an id range of the listing's index).
+pub fn first_id_at(t: Timestamp) -> JobId {
+    let ms = t.timestamp_millis().clamp(0, (1 << 48) - 1) as u64;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7
+    bytes[8] = 0x80; // RFC 4122 variant
+    uuid::Uuid::from_bytes(bytes)
+}
+
+/// Longest text of a filter (`error_contains`): a substring test costs its
+/// length for every row examined.
+pub const MAX_FILTER_TEXT: usize = 200;
+
+/// Jobs one filtered page examines at most. Threat: a filter that matches
+/// nothing among a tenant's million jobs would otherwise read all of them
+/// on every request. A page that stops here is short (even empty) and
+/// carries a cursor to continue below the last job examined.
+pub const MAX_SCANNED_PER_PAGE: u32 = 10_000;
+
+/// Jobs a count (the dry run of a bulk replay or cancel) examines at most;
+/// past it the count is a lower bound.
+pub const MAX_SCANNED_PER_COUNT: u32 = 100_000;
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+    /// The oldest job examined, when the page stopped at
+    /// [`MAX_SCANNED_PER_PAGE`]: the next page continues below it.
+    pub scanned_to: Option<JobId>,
+}
+
+/// How many jobs a filter matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCount {
+    pub matched: u64,
+    /// The count stopped at [`MAX_SCANNED_PER_COUNT`] jobs examined: more
+    /// may match.
+    pub lower_bound: bool,
+}
+
+/// Dead jobs of one plugin with one error (its first
+/// [`DEAD_GROUP_ERROR_CHARS`] characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadGroup {
+    pub plugin: String,
+    pub error: String,
+    pub count: u64,
+    /// When the newest of them died.
+    pub newest_at: Timestamp,
+}
+
+/// Characters of an error that name its dead-letter group.
+pub const DEAD_GROUP_ERROR_CHARS: u32 = 200;
+/// Newest dead jobs (not yet replayed) the groups are made of. Threat: a
+/// tenant with millions of dead jobs would make each view read them all.
+pub const DEAD_GROUP_SCAN: u32 = 10_000;
+/// Groups shown at most, the largest first.
+pub const MAX_DEAD_GROUPS: u32 = 100;
+
+/// A tenant's jobs at a glance, read without scanning its finished jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOverview {
+    /// Jobs per non-terminal state (from the partial indexes of waiting and
+    /// running jobs).
+    pub live: std::collections::BTreeMap<JobState, u64>,
+    /// When the oldest job still waiting to run became due.
+    pub oldest_due: Option<Timestamp>,
+    /// The tenant's running attempts per host.
+    pub running_by_host: std::collections::BTreeMap<String, u64>,
+    /// Jobs that finished in each minute of the window, oldest first: one
+    /// entry per minute, with counts per terminal state.
+    pub finished_per_minute: Vec<FinishedMinute>,
+}
+
+/// The jobs that finished in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinishedMinute {
+    pub start: Timestamp,
+    pub completed: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+}
+
+/// Minutes of finished jobs in the overview.
+pub const OVERVIEW_MINUTES: u32 = 60;
 
 /// Bytes of input and result one listing reads when asked for them: the
 /// store stops after the job that reaches it, so a page costs this (plus
@@ -449,7 +566,16 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
         filter: &JobFilter,
         after: Option<JobId>,
         limit: u32,
-    ) -> Result<Vec<Job>, StoreError>;
+    ) -> Result<JobPage, StoreError>;
+    /// How many of a tenant's jobs match `filter`, examining at most
+    /// [`MAX_SCANNED_PER_COUNT`] of them.
+    async fn job_count(&self, tenant: &str, filter: &JobFilter) -> Result<JobCount, StoreError>;
+    /// A tenant's newest dead jobs not yet replayed, grouped by plugin and
+    /// error, the largest groups first.
+    async fn job_dead_groups(&self, tenant: &str) -> Result<Vec<DeadGroup>, StoreError>;
+    /// A tenant's live jobs and the jobs finished in the last
+    /// [`OVERVIEW_MINUTES`] minutes before `now`.
+    async fn job_overview(&self, tenant: &str, now: Timestamp) -> Result<JobOverview, StoreError>;
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError>;
     /// Claim waiting jobs whose time has come, fairly across tenants and
     /// within each tenant's `max_concurrency`, taking a lease on each.

@@ -602,6 +602,78 @@ fn failures_exit_1_for_a_dead_job_and_2_for_errors() {
 }
 
 #[test]
+fn jobs_are_replayed_and_cancelled_by_filter() {
+    let server = Server::start();
+    let key = server.tenant_with_echo("acme");
+    let tenant = |args: &[&str]| server.corral(Some(&key), args);
+    tenant(&["plugin", "push", "panic", &path_of("panic")]).success();
+    for _ in 0..3 {
+        tenant(&["job", "create", "panic", "--max-attempts", "1", "--wait"]).fails(1, "");
+    }
+    // The list's new filters: text in the error, a time range.
+    let all = tenant(&["job", "list", "--state", "dead", "--json"])
+        .success()
+        .json();
+    let error = all["jobs"][0]["error"]
+        .as_str()
+        .expect("an error")
+        .to_string();
+    let some_of_it: String = error.chars().take(12).collect();
+    let dead = tenant(&[
+        "job",
+        "list",
+        "--state",
+        "dead",
+        "--error",
+        &some_of_it,
+        "--created-after",
+        "-1h",
+        "--json",
+    ])
+    .success()
+    .json();
+    assert_eq!(dead["jobs"].as_array().unwrap().len(), 3, "{dead}");
+    let none = tenant(&["job", "list", "--created-before", "-1h", "--json"])
+        .success()
+        .json();
+    assert_eq!(none["jobs"], serde_json::json!([]));
+    let counted = tenant(&["job", "replay", "--plugin", "panic", "--dry-run"]).success();
+    assert_eq!(counted.stdout.trim(), "3 jobs match; nothing was changed");
+    let replayed = tenant(&["job", "replay", "--plugin", "panic"]).success();
+    let originals: Vec<&str> = replayed
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(originals.len(), 3, "{replayed:#?}");
+    assert!(replayed.stderr.contains("3 jobs replayed"), "{replayed:#?}");
+    // Replayed once: a second run never names the same originals (it may
+    // replay the replays, which die too).
+    let again = tenant(&["job", "replay", "--plugin", "panic", "--json"]).success();
+    for line in again.stdout.lines() {
+        let outcome: Value = serde_json::from_str(line).unwrap();
+        for id in outcome["jobs"].as_array().unwrap() {
+            assert!(!originals.contains(&id.as_str().unwrap()), "{again:#?}");
+        }
+    }
+
+    for _ in 0..2 {
+        tenant(&["job", "create", "echo", "--run-at", "+1h"]).success();
+    }
+    let counted = tenant(&["job", "cancel", "--state", "scheduled", "--dry-run"]).success();
+    assert_eq!(counted.stdout.trim(), "2 jobs match; nothing was changed");
+    let cancelled = tenant(&["job", "cancel", "--state", "scheduled"]).success();
+    assert_eq!(cancelled.stdout.lines().count(), 2, "{cancelled:#?}");
+    let left = tenant(&["job", "list", "--state", "scheduled", "--json"])
+        .success()
+        .json();
+    assert_eq!(left["jobs"], serde_json::json!([]));
+    // Neither an id nor a filter: a usage error, nothing cancelled.
+    tenant(&["job", "cancel"]).fails(2, "required");
+    tenant(&["job", "cancel", "--state", "dead"]).fails(2, "invalid_filter");
+}
+
+#[test]
 fn the_verbs_guides_used_curl_for() {
     let server = Server::start();
     let key = server.tenant_with_echo("acme");

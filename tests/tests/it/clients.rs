@@ -430,6 +430,25 @@ fn the_rust_client_works_against_a_real_server() {
             corral.wait(later.id, Duration::from_millis(300)).await,
             Err(Error::Timeout(id)) if id == later.id
         ));
+        // Bulk: the scheduled job is the one unfinished job; cancel it by filter.
+        let mut bulk = corral_client::api::BulkRequest {
+            filter: corral_client::api::JobSelector {
+                state: Some(JobState::Scheduled),
+                ..Default::default()
+            },
+            dry_run: true,
+            ..Default::default()
+        };
+        let counted = corral.cancel_jobs(&bulk).await.unwrap();
+        assert_eq!(counted.matched, Some(1));
+        bulk.dry_run = false;
+        let cancelled = corral.cancel_jobs(&bulk).await.unwrap();
+        assert_eq!(cancelled.jobs, vec![later.id]);
+        let nothing_dead = corral
+            .replay_jobs(&corral_client::api::BulkRequest::default())
+            .await
+            .unwrap();
+        assert!(nothing_dead.jobs.is_empty() && nothing_dead.next_cursor.is_none());
         let stranger = Client::new(&server.url, "corral_not_a_key").unwrap();
         let denied = stranger.job(later.id).await.unwrap_err();
         assert!(matches!(denied, Error::Api { status, .. } if status.as_u16() == 401));

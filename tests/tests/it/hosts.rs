@@ -470,6 +470,7 @@ async fn a_killed_hosts_run_resumes(kind: Kind) {
             .store
             .job_list("acme", &running, None, 100)
             .await
+            .map(|page| page.jobs)
             .unwrap();
         if jobs
             .iter()
@@ -510,7 +511,8 @@ async fn a_killed_hosts_run_resumes(kind: Kind) {
         .store
         .job_list("acme", &JobFilter::default(), None, 100)
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let per_step = |step: &str| {
         jobs.iter()
             .filter(|j| j.workflow_step.as_deref() == Some(step))

@@ -5,6 +5,8 @@
 mod api;
 mod cli;
 mod clients;
+mod dashboard;
+mod dashboard_api;
 mod guests;
 mod hostile_tenants;
 mod hosts;

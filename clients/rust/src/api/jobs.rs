@@ -382,3 +382,112 @@ impl HttpCalls {
         self.total == 0
     }
 }
+
+/// Which jobs a bulk replay or cancel selects (every field narrows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobSelector {
+    /// Replay: `dead` (the default), `completed` or `cancelled`. Cancel:
+    /// one waiting or running state; every unfinished job when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Only jobs created at or after this time.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<Timestamp>,
+    /// Only jobs created before this time.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<Timestamp>,
+    /// Only jobs whose error contains this text (case-sensitive, at most 200 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_contains: Option<String>,
+}
+
+/// A bulk replay or cancel (`POST /v1/jobs/replay`, `POST /v1/jobs/cancel`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    #[serde(default)]
+    pub filter: JobSelector,
+    /// Count what the filter matches; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Jobs to act on in this request, 1 to 1000 (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous request: continue below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// What a bulk replay or cancel did, or on a dry run would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BulkOutcome {
+    /// Dry run: how many jobs the filter matches (examining at most the
+    /// newest 100,000 of the range; see `matched_is_lower_bound`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<u64>,
+    /// The count stopped at its bound: at least `matched` jobs match.
+    #[serde(default)]
+    pub matched_is_lower_bound: bool,
+    /// The jobs this request replayed or cancelled (none on a dry run).
+    pub jobs: Vec<uuid::Uuid>,
+    /// Replay: the new jobs, in the order of `jobs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replays: Vec<uuid::Uuid>,
+    /// More jobs may match: send the same request with this `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+/// A tenant's jobs at a glance (`GET /v1/overview`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Overview {
+    /// Jobs waiting or running, per state.
+    pub live: std::collections::BTreeMap<String, u64>,
+    /// When the oldest job still waiting became due (how far behind the queue is).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub oldest_due: Option<Timestamp>,
+    /// The tenant's running attempts per host (hosts with none are not listed).
+    pub running_by_host: std::collections::BTreeMap<String, u64>,
+    /// Jobs finished in each of the last 60 minutes, oldest first.
+    pub finished_per_minute: Vec<FinishedMinute>,
+}
+
+/// The jobs that finished in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FinishedMinute {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub start: Timestamp,
+    pub completed: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+}
+
+/// Dead jobs not yet replayed, grouped by plugin and error (`GET /v1/dead-letters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetters {
+    /// The largest groups first (at most 100), made of the newest 10,000 such jobs.
+    pub groups: Vec<DeadLetterGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadLetterGroup {
+    pub plugin: String,
+    /// The error's first 200 characters.
+    pub error: String,
+    pub count: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub newest_at: Timestamp,
+}

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use corral_client::api::{
-    AttemptList, BatchCreated, CreateBatch, CreateJob, Job, JobList, JobState, LogList,
+    AttemptList, BatchCreated, BulkOutcome, BulkRequest, CreateBatch, CreateJob, Job, JobList,
+    JobSelector, JobState, LogList,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -14,7 +15,10 @@ use tokio::io::AsyncReadExt;
 use super::http::{Api, ClientError};
 use super::output::{self, bytes, show};
 use super::watch::{self, Mode};
-use super::{ClientOptions, CreateJobArgs, EXIT_JOB_FAILED, EXIT_OK, JobCommand, ListJobsArgs};
+use super::{
+    BulkArgs, ClientOptions, CreateJobArgs, EXIT_JOB_FAILED, EXIT_OK, JobCommand, JobFilterArgs,
+    ListJobsArgs,
+};
 
 /// Jobs per page when `--all` follows the cursors and no `--limit` was
 /// given: the server's most, for the fewest round trips.
@@ -93,7 +97,11 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
             }
             Ok(EXIT_OK)
         }
-        JobCommand::Cancel { id } => {
+        JobCommand::Cancel {
+            id: None,
+            bulk: args,
+        } => bulk(&api, options, "cancel", args).await,
+        JobCommand::Cancel { id: Some(id), .. } => {
             let answer = api.post(&["v1", "jobs", &id, "cancel"]).await?;
             print_job(options, &api.parse(&answer)?);
             Ok(EXIT_OK)
@@ -118,7 +126,14 @@ pub async fn run(options: &ClientOptions, command: JobCommand) -> Result<i32, Cl
             }
             Ok(EXIT_OK)
         }
-        JobCommand::Replay { id, wait } => {
+        JobCommand::Replay {
+            id: None,
+            bulk: args,
+            ..
+        } => bulk(&api, options, "replay", args).await,
+        JobCommand::Replay {
+            id: Some(id), wait, ..
+        } => {
             let answer = api.post(&["v1", "jobs", &id, "replay"]).await?;
             let job: Job = api.parse(&answer)?;
             if wait {
@@ -227,11 +242,24 @@ fn parse_input(text: String, source: &str) -> Result<Box<RawValue>, ClientError>
 
 /// `--run-at`: RFC 3339, or `+N` seconds/minutes/hours/days from now.
 pub fn parse_run_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let Some(offset) = text.strip_prefix('+') else {
+    relative_time(text, '+')
+}
+
+/// `--created-after`, `--created-before`: RFC 3339, or `-N`
+/// seconds/minutes/hours/days ago.
+pub fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    relative_time(text, '-')
+}
+
+/// RFC 3339, or `{sign}N[s|m|h|d]` from now (`+` ahead, `-` ago).
+fn relative_time(text: &str, sign: char) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let Some(offset) = text.strip_prefix(sign) else {
         return chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|e| {
-                format!("`{text}` is neither RFC 3339 (2026-01-01T09:00:00Z) nor +N[s|m|h|d]: {e}")
+                format!(
+                    "`{text}` is neither RFC 3339 (2026-01-01T09:00:00Z) nor {sign}N[s|m|h|d]: {e}"
+                )
             });
     };
     let unit_at = offset
@@ -240,7 +268,7 @@ pub fn parse_run_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String>
     let (number, unit) = offset.split_at(unit_at);
     let number: i64 = number
         .parse()
-        .map_err(|_| format!("`{text}`: expected +N followed by s, m, h or d"))?;
+        .map_err(|_| format!("`{text}`: expected {sign}N followed by s, m, h or d"))?;
     let delta = match unit {
         "s" | "" => chrono::TimeDelta::try_seconds(number),
         "m" => chrono::TimeDelta::try_minutes(number),
@@ -249,9 +277,106 @@ pub fn parse_run_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String>
         _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
     }
     .ok_or_else(|| format!("`{text}` is too far away"))?;
+    let delta = if sign == '-' { -delta } else { delta };
     chrono::Utc::now()
         .checked_add_signed(delta)
         .ok_or_else(|| format!("`{text}` is too far away"))
+}
+
+/// The query parameters of a filter.
+fn filter_query(filter: &JobFilterArgs) -> Vec<(&'static str, String)> {
+    let time = |t: &Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+    [
+        ("state", filter.state.clone()),
+        ("queue", filter.queue.clone()),
+        ("plugin", filter.plugin.clone()),
+        ("error", filter.error.clone()),
+        ("created_after", time(&filter.created_after)),
+        ("created_before", time(&filter.created_before)),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+    .collect()
+}
+
+/// `job replay` or `job cancel` by filter: the dry run's count, or every
+/// request until the cursor runs out, printing each job acted on.
+async fn bulk(
+    api: &Api,
+    options: &ClientOptions,
+    action: &str,
+    args: BulkArgs,
+) -> Result<i32, ClientError> {
+    let state = args
+        .filter
+        .state
+        .as_deref()
+        .map(|s| {
+            JobState::parse(s).ok_or_else(|| ClientError::Usage(format!("unknown state `{s}`")))
+        })
+        .transpose()?;
+    let filter = JobSelector {
+        state,
+        plugin: args.filter.plugin,
+        queue: args.filter.queue,
+        created_after: args.filter.created_after,
+        created_before: args.filter.created_before,
+        error_contains: args.filter.error,
+    };
+    let mut request = BulkRequest {
+        filter,
+        dry_run: args.dry_run,
+        ..BulkRequest::default()
+    };
+    let mut acted = 0usize;
+    loop {
+        let answer = api.post_json(&["v1", "jobs", action], &request).await?;
+        let outcome: BulkOutcome = api.parse(&answer)?;
+        if args.dry_run {
+            if options.json {
+                output::line(&answer.text);
+            } else {
+                let more = if outcome.matched_is_lower_bound {
+                    " or more"
+                } else {
+                    ""
+                };
+                output::line(&format!(
+                    "{}{more} jobs match; nothing was changed",
+                    outcome.matched.unwrap_or(0)
+                ));
+            }
+            return Ok(EXIT_OK);
+        }
+        acted += outcome.jobs.len();
+        if options.json {
+            output::line(&answer.text);
+        } else if outcome.replays.is_empty() {
+            for id in &outcome.jobs {
+                output::line(&id.to_string());
+            }
+        } else {
+            for (id, replay) in outcome.jobs.iter().zip(&outcome.replays) {
+                output::line(&format!("{id} {replay}"));
+            }
+        }
+        match outcome.next_cursor {
+            // A cursor that does not move would loop forever.
+            Some(next) if Some(&next) != request.cursor.as_ref() => request.cursor = Some(next),
+            _ => break,
+        }
+    }
+    if !options.json {
+        let done = if action == "replay" {
+            "replayed"
+        } else {
+            "cancelled"
+        };
+        output::note(&format!("{acted} jobs {done}"));
+    }
+    Ok(EXIT_OK)
 }
 
 async fn list(api: &Api, options: &ClientOptions, args: ListJobsArgs) -> Result<i32, ClientError> {
@@ -259,16 +384,9 @@ async fn list(api: &Api, options: &ClientOptions, args: ListJobsArgs) -> Result<
     let mut cursor = args.cursor.clone();
     let mut jobs: Vec<Job> = Vec::new();
     loop {
-        let mut query: Vec<(&str, String)> = Vec::new();
-        for (name, value) in [
-            ("state", &args.state),
-            ("queue", &args.queue),
-            ("plugin", &args.plugin),
-            ("cursor", &cursor),
-        ] {
-            if let Some(value) = value {
-                query.push((name, value.clone()));
-            }
+        let mut query = filter_query(&args.filter);
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.clone()));
         }
         if let Some(limit) = limit {
             query.push(("limit", limit.to_string()));

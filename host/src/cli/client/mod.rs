@@ -417,7 +417,15 @@ pub enum JobCommand {
         idempotency_key: Option<String>,
     },
     /// Cancel a job: a waiting job at once, a running one within a heartbeat.
-    Cancel { id: String },
+    /// Without an id, every unfinished job the filter matches (`--dry-run`
+    /// counts them first).
+    Cancel {
+        /// The job; leave out to cancel by filter.
+        #[arg(required_unless_present_any = ["state", "queue", "plugin", "error", "created_after", "created_before"])]
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
+    },
     /// Each attempt's captured log.
     Logs { id: String },
     /// Each attempt: outcome, duration, fuel, memory, host.
@@ -425,10 +433,14 @@ pub enum JobCommand {
     /// Enqueue a new job with the same plugin version, input, queue, priority and limits.
     #[command(after_help = EXIT_CODES)]
     Replay {
-        id: String,
-        /// Follow the new job to its end and print it.
-        #[arg(long)]
+        /// The job; leave out to replay by filter (dead jobs unless
+        /// `--state` names another finished state), each job once.
+        id: Option<String>,
+        /// Follow the new job to its end and print it (one job only).
+        #[arg(long, requires = "id")]
         wait: bool,
+        #[command(flatten)]
+        bulk: BulkArgs,
     },
 }
 
@@ -466,8 +478,9 @@ pub struct CreateJobArgs {
     pub wait: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct ListJobsArgs {
+/// Which jobs a listing or a bulk replay or cancel selects.
+#[derive(Debug, Args, Default)]
+pub struct JobFilterArgs {
     /// Only jobs in this state (scheduled, available, running, retrying,
     /// completed, dead, cancelled).
     #[arg(long)]
@@ -478,6 +491,32 @@ pub struct ListJobsArgs {
     /// Only jobs of this plugin.
     #[arg(long)]
     pub plugin: Option<String>,
+    /// Only jobs whose error contains this text (case-sensitive).
+    #[arg(long)]
+    pub error: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339, or a duration
+    /// ago such as `1h`).
+    #[arg(long, value_parser = jobs::parse_since, allow_hyphen_values = true)]
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only jobs created before this time (idem).
+    #[arg(long, value_parser = jobs::parse_since, allow_hyphen_values = true)]
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A bulk replay or cancel: its filter, and whether only to count.
+#[derive(Debug, Args, Default)]
+pub struct BulkArgs {
+    #[command(flatten)]
+    pub filter: JobFilterArgs,
+    /// Count the jobs the filter matches; change nothing.
+    #[arg(long, conflicts_with = "id")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListJobsArgs {
+    #[command(flatten)]
+    pub filter: JobFilterArgs,
     /// Jobs per page (the server's default is 50, its most 500).
     #[arg(long)]
     pub limit: Option<u32>,

@@ -168,3 +168,8 @@ pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
 
 /// Write transactions begin as any other (row locks order them).
 pub(crate) const BEGIN: &str = "BEGIN";
+
+/// `column` holds the text bound as `$n` (case-sensitive).
+pub(crate) fn contains(column: &str, n: u8) -> String {
+    format!("strpos({column}, ${n}) > 0")
+}

@@ -38,7 +38,7 @@ macro_rules! batch_row {
 
 /// A batch as the one JSON parameter [`dialect::rows`] reads (a `null`
 /// reads as SQL `NULL`).
-fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
+pub(super) fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
     json_text(&rows).map(Json)
 }
 
@@ -46,7 +46,7 @@ fn batch<T: Serialize>(rows: &[T]) -> Result<Json, StoreError> {
 /// MATERIALIZED, so it is read once per statement: inlined, SQLite may read
 /// the batch's JSON again for every row it is joined with (a batch of 128
 /// outcomes took 25 ms, nearly all of it parsing JSON).
-fn batch_cte(name: &str, n: u8, columns: &[(&str, &str)]) -> String {
+pub(super) fn batch_cte(name: &str, n: u8, columns: &[(&str, &str)]) -> String {
     format!(
         "{name} AS MATERIALIZED (SELECT * FROM {})",
         dialect::rows(n, "r", columns)

@@ -17,13 +17,12 @@ use crate::model::{
 use crate::store::codec::{At, Id, Json, List, Nat, Token, big};
 use crate::store::request_keys::{self as keys, RequestKey};
 use crate::store::rows::{
-    AttemptRow, JOB_COLUMNS, JobRow, KeyRow, LISTED_JOB_COLUMNS, PLUGIN_COLUMNS, PluginRow,
-    TenantRow,
+    AttemptRow, JOB_COLUMNS, JobRow, KeyRow, PLUGIN_COLUMNS, PluginRow, TenantRow,
 };
 use crate::store::{
-    Backend, CancelResult, ClaimRequest, ExpiredLease, Heartbeat, Inserted, JobFilter, Lease,
-    LiveJobCounts, NewPlugin, PluginDelete, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH,
-    json_text, rate_window,
+    Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, Inserted, JobCount,
+    JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete, Store,
+    StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
 };
 use sqlx::FromRow;
 
@@ -76,7 +75,7 @@ fn bind_quotas<'q>(
 }
 
 /// The same counts per state, for one tenant or all.
-fn counts(rows: Vec<(String, Nat<u64>)>) -> BTreeMap<JobState, u64> {
+pub(super) fn counts(rows: Vec<(String, Nat<u64>)>) -> BTreeMap<JobState, u64> {
     rows.into_iter()
         .filter_map(|(s, n)| Some((JobState::parse(&s)?, n.0)))
         .collect()
@@ -580,30 +579,20 @@ impl Store for Here {
         filter: &JobFilter,
         after: Option<JobId>,
         limit: u32,
-    ) -> Result<Vec<Job>, StoreError> {
-        // Ids are UUIDv7: ordered by time, as uuid and as hyphenated text.
-        let columns = if filter.bodies {
-            JOB_COLUMNS
-        } else {
-            LISTED_JOB_COLUMNS
-        };
-        let query = format!(
-            "SELECT {columns} FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR queue = $3) AND ($4 IS NULL OR plugin = $4) \
-             AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-        );
-        let rows = sqlx::query_as::<_, JobRow>(&query)
-            .bind(tenant)
-            .bind(filter.state.map(|s| s.as_str()))
-            .bind(&filter.queue)
-            .bind(&filter.plugin)
-            .bind(after.map(Id))
-            .bind(i64::from(limit))
-            .fetch(self.reader());
-        let jobs = futures_util::StreamExt::map(rows, |row| {
-            row.map_err(StoreError::from).and_then(Job::try_from)
-        });
-        crate::store::collect_page(jobs, filter.bodies).await
+    ) -> Result<JobPage, StoreError> {
+        super::listings::job_list(self, tenant, filter, after, limit).await
+    }
+
+    async fn job_count(&self, tenant: &str, filter: &JobFilter) -> Result<JobCount, StoreError> {
+        super::listings::job_count(self, tenant, filter).await
+    }
+
+    async fn job_dead_groups(&self, tenant: &str) -> Result<Vec<DeadGroup>, StoreError> {
+        super::listings::job_dead_groups(self, tenant).await
+    }
+
+    async fn job_overview(&self, tenant: &str, now: Timestamp) -> Result<JobOverview, StoreError> {
+        super::listings::job_overview(self, tenant, now).await
     }
 
     async fn job_get(&self, tenant: &str, id: JobId) -> Result<Option<Job>, StoreError> {

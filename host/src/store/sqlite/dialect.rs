@@ -118,3 +118,8 @@ pub(crate) fn rows(n: u8, alias: &str, columns: &[(&str, &str)]) -> String {
 /// cannot wait to upgrade to a writer (SQLite answers SQLITE_BUSY, as
 /// waiting could deadlock).
 pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
+
+/// `column` holds the text bound as `$n` (case-sensitive).
+pub(crate) fn contains(column: &str, n: u8) -> String {
+    format!("instr({column}, ${n}) > 0")
+}

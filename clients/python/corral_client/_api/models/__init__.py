@@ -7,14 +7,19 @@ from .attempt import Attempt
 from .attempt_list import AttemptList
 from .attempt_log import AttemptLog
 from .batch_created import BatchCreated
+from .bulk_outcome import BulkOutcome
+from .bulk_request import BulkRequest
 from .call_result import CallResult
 from .create_batch import CreateBatch
 from .create_job import CreateJob
 from .create_run import CreateRun
 from .create_tenant import CreateTenant
 from .created_key import CreatedKey
+from .dead_letter_group import DeadLetterGroup
+from .dead_letters import DeadLetters
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
+from .finished_minute import FinishedMinute
 from .http_call import HttpCall
 from .http_calls import HttpCalls
 from .http_settings import HttpSettings
@@ -22,11 +27,15 @@ from .job import Job
 from .job_event import JobEvent
 from .job_event_kind import JobEventKind
 from .job_list import JobList
+from .job_selector import JobSelector
 from .job_state import JobState
 from .limits import Limits
 from .log_list import LogList
 from .on_failure import OnFailure
 from .outcome_kind import OutcomeKind
+from .overview import Overview
+from .overview_live import OverviewLive
+from .overview_running_by_host import OverviewRunningByHost
 from .plugin_list import PluginList
 from .plugin_versions import PluginVersions
 from .plugin_view import PluginView
@@ -71,14 +80,19 @@ __all__ = (
     "AttemptList",
     "AttemptLog",
     "BatchCreated",
+    "BulkOutcome",
+    "BulkRequest",
     "CallResult",
     "CreateBatch",
     "CreateJob",
     "CreateRun",
     "CreateTenant",
     "CreatedKey",
+    "DeadLetterGroup",
+    "DeadLetters",
     "ErrorBody",
     "ErrorDetail",
+    "FinishedMinute",
     "HttpCall",
     "HttpCalls",
     "HttpSettings",
@@ -86,11 +100,15 @@ __all__ = (
     "JobEvent",
     "JobEventKind",
     "JobList",
+    "JobSelector",
     "JobState",
     "Limits",
     "LogList",
     "OnFailure",
     "OutcomeKind",
+    "Overview",
+    "OverviewLive",
+    "OverviewRunningByHost",
     "PluginList",
     "PluginVersions",
     "PluginView",

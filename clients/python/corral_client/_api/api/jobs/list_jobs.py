@@ -1,3 +1,4 @@
+import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,9 @@ def _get_kwargs(
     state: JobState | Unset = UNSET,
     queue: str | Unset = UNSET,
     plugin: str | Unset = UNSET,
+    created_after: datetime.datetime | Unset = UNSET,
+    created_before: datetime.datetime | Unset = UNSET,
+    error: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
     include: str | Unset = UNSET,
@@ -32,6 +36,18 @@ def _get_kwargs(
     params["queue"] = queue
 
     params["plugin"] = plugin
+
+    json_created_after: str | Unset = UNSET
+    if not isinstance(created_after, Unset):
+        json_created_after = created_after.isoformat()
+    params["created_after"] = json_created_after
+
+    json_created_before: str | Unset = UNSET
+    if not isinstance(created_before, Unset):
+        json_created_before = created_before.isoformat()
+    params["created_before"] = json_created_before
+
+    params["error"] = error
 
     params["limit"] = limit
 
@@ -121,6 +137,9 @@ def sync_detailed(
     state: JobState | Unset = UNSET,
     queue: str | Unset = UNSET,
     plugin: str | Unset = UNSET,
+    created_after: datetime.datetime | Unset = UNSET,
+    created_before: datetime.datetime | Unset = UNSET,
+    error: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
     include: str | Unset = UNSET,
@@ -131,6 +150,9 @@ def sync_detailed(
         state (JobState | Unset): The job state machine (docs/job-states.md).
         queue (str | Unset):
         plugin (str | Unset):
+        created_after (datetime.datetime | Unset):
+        created_before (datetime.datetime | Unset):
+        error (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
         include (str | Unset):
@@ -147,6 +169,9 @@ def sync_detailed(
         state=state,
         queue=queue,
         plugin=plugin,
+        created_after=created_after,
+        created_before=created_before,
+        error=error,
         limit=limit,
         cursor=cursor,
         include=include,
@@ -165,6 +190,9 @@ def sync(
     state: JobState | Unset = UNSET,
     queue: str | Unset = UNSET,
     plugin: str | Unset = UNSET,
+    created_after: datetime.datetime | Unset = UNSET,
+    created_before: datetime.datetime | Unset = UNSET,
+    error: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
     include: str | Unset = UNSET,
@@ -175,6 +203,9 @@ def sync(
         state (JobState | Unset): The job state machine (docs/job-states.md).
         queue (str | Unset):
         plugin (str | Unset):
+        created_after (datetime.datetime | Unset):
+        created_before (datetime.datetime | Unset):
+        error (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
         include (str | Unset):
@@ -192,6 +223,9 @@ def sync(
         state=state,
         queue=queue,
         plugin=plugin,
+        created_after=created_after,
+        created_before=created_before,
+        error=error,
         limit=limit,
         cursor=cursor,
         include=include,
@@ -204,6 +238,9 @@ async def asyncio_detailed(
     state: JobState | Unset = UNSET,
     queue: str | Unset = UNSET,
     plugin: str | Unset = UNSET,
+    created_after: datetime.datetime | Unset = UNSET,
+    created_before: datetime.datetime | Unset = UNSET,
+    error: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
     include: str | Unset = UNSET,
@@ -214,6 +251,9 @@ async def asyncio_detailed(
         state (JobState | Unset): The job state machine (docs/job-states.md).
         queue (str | Unset):
         plugin (str | Unset):
+        created_after (datetime.datetime | Unset):
+        created_before (datetime.datetime | Unset):
+        error (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
         include (str | Unset):
@@ -230,6 +270,9 @@ async def asyncio_detailed(
         state=state,
         queue=queue,
         plugin=plugin,
+        created_after=created_after,
+        created_before=created_before,
+        error=error,
         limit=limit,
         cursor=cursor,
         include=include,
@@ -246,6 +289,9 @@ async def asyncio(
     state: JobState | Unset = UNSET,
     queue: str | Unset = UNSET,
     plugin: str | Unset = UNSET,
+    created_after: datetime.datetime | Unset = UNSET,
+    created_before: datetime.datetime | Unset = UNSET,
+    error: str | Unset = UNSET,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
     include: str | Unset = UNSET,
@@ -256,6 +302,9 @@ async def asyncio(
         state (JobState | Unset): The job state machine (docs/job-states.md).
         queue (str | Unset):
         plugin (str | Unset):
+        created_after (datetime.datetime | Unset):
+        created_before (datetime.datetime | Unset):
+        error (str | Unset):
         limit (int | Unset):
         cursor (str | Unset):
         include (str | Unset):
@@ -274,6 +323,9 @@ async def asyncio(
             state=state,
             queue=queue,
             plugin=plugin,
+            created_after=created_after,
+            created_before=created_before,
+            error=error,
             limit=limit,
             cursor=cursor,
             include=include,
