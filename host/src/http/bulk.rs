@@ -31,8 +31,8 @@ fn filter_of(selector: JobSelector, action: Action) -> Result<JobFilter, ApiErro
     let refuse = |message: String| ApiError::Unprocessable("invalid_filter", message);
     let mut filter = JobFilter {
         state: selector.state,
-        queue: selector.queue,
-        plugin: selector.plugin,
+        queue: super::jobs::filter_text("queue", selector.queue).map_err(refuse)?,
+        plugin: super::jobs::filter_text("plugin", selector.plugin).map_err(refuse)?,
         created_after: selector.created_after,
         created_before: selector.created_before,
         error_contains: super::jobs::filter_text("error_contains", selector.error_contains)

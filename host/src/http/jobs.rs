@@ -408,8 +408,10 @@ pub async fn list(
     let include = Include::parse(query.include.as_deref())?;
     let filter = crate::store::JobFilter {
         state: job_state,
-        queue: query.queue,
-        plugin: query.plugin,
+        queue: filter_text("queue", query.queue)
+            .map_err(|m| ApiError::BadRequest("invalid_query", m))?,
+        plugin: filter_text("plugin", query.plugin)
+            .map_err(|m| ApiError::BadRequest("invalid_query", m))?,
         created_after: query.created_after,
         created_before: query.created_before,
         error_contains: filter_text("error", query.error)
@@ -449,15 +451,17 @@ pub(super) fn cut_page(
     (jobs, next_cursor)
 }
 
-/// A text filter's value, or why it is refused: past
-/// [`crate::store::MAX_FILTER_TEXT`] bytes (each row examined pays for its
-/// length). Empty is no filter.
+/// A text filter's value (`queue`, `plugin`, text in the error), or why it
+/// is refused: past [`crate::store::MAX_FILTER_TEXT`] bytes (each row
+/// examined pays for its length), or holding NUL (which no stored text
+/// holds, and PostgreSQL refuses in a parameter). Empty is no filter.
 pub(super) fn filter_text(name: &str, text: Option<String>) -> Result<Option<String>, String> {
     match text {
         Some(text) if text.len() > crate::store::MAX_FILTER_TEXT => Err(format!(
             "{name}: at most {} bytes of text to look for",
             crate::store::MAX_FILTER_TEXT
         )),
+        Some(text) if text.contains('\0') => Err(format!("{name} holds a NUL character")),
         Some(text) if text.is_empty() => Ok(None),
         text => Ok(text),
     }

@@ -143,6 +143,11 @@ fn cookie(
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A byte a cookie's value may hold (RFC 6265, `cookie-octet`).
+fn cookie_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
+}
+
 /// Behind a TLS-terminating proxy that says so.
 fn over_tls(headers: &HeaderMap) -> bool {
     headers
@@ -165,8 +170,17 @@ async fn sign_in(
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
     let key = body.key.trim();
-    if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if key.is_empty() || key.len() > MAX_KEY_CHARS {
         return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
+    }
+    // Generated keys always fit; a `CORRAL_ADMIN_TOKEN` might not.
+    if !key.bytes().all(cookie_octet) {
+        return Err(ApiError::Unprocessable(
+            "invalid_body",
+            "this key holds characters a cookie cannot carry (space, `\"`, `,`, `;` or `\\`); \
+             sign in with another key, or use the API with the Authorization header"
+                .into(),
+        ));
     }
     let principal = auth::sign_in(&state, connect.map(|c| c.0.0.ip()), key).await?;
     // A new sign-in forgets the tenant an earlier admin session chose.

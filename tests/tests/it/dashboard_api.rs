@@ -126,6 +126,16 @@ async fn jobs_are_filtered_by_time_and_error_text(db: TestDb) {
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );
+    for nul in ["error=a%00b", "plugin=echo%00", "queue=%00"] {
+        assert_error(
+            &call(&app, Method::GET, &format!("/v1/jobs?{nul}"))
+                .key(&key)
+                .send()
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+    }
     assert_error(
         &call(&app, Method::GET, "/v1/jobs?created_after=yesterday")
             .key(&key)
@@ -323,6 +333,7 @@ async fn bad_bulk_requests_are_refused_and_change_nothing(db: TestDb) {
             json!({"filter": {"error_contains": "x".repeat(201)}}),
             "invalid_filter",
         ),
+        (json!({"filter": {"plugin": "a\u{0}"}}), "invalid_filter"),
     ];
     for (body, code) in refused {
         let response = call(&app, Method::POST, "/v1/jobs/replay")
@@ -451,6 +462,13 @@ async fn the_session_cookie_signs_in_and_needs_its_csrf_token(db: TestDb) {
         .exchange()
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A key a cookie could not carry is named as such, never half-set.
+    let (status, headers, body) = call(&app, Method::POST, "/ui/session")
+        .json(json!({"key": "token; with=cookie syntax"}))
+        .exchange()
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(headers.get("set-cookie").is_none());
 
     let (status, headers, session) = call(&app, Method::POST, "/ui/session")
         .json(json!({"key": key}))
