@@ -43,6 +43,10 @@ bench-serve:
 bench-claims:
     cargo bench -p corral-tests --bench claims
 
+# The dashboard's reads (jobs list and its filters, overview, dead letters, a bulk dry run) on a tenant with 1,000,000 finished jobs, through `corral serve`, beside a 1,000-job tenant.
+bench-dashboard:
+    cargo bench -p corral-tests --bench dashboard
+
 # Workflows: a 10-step chain and a 100-way fan-out of `echo`, beside plain jobs (overhead per step).
 bench-workflows:
     cargo bench -p corral-tests --bench workflows

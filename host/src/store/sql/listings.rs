@@ -287,8 +287,9 @@ pub(super) async fn job_overview(
     .bind(tenant)
     .fetch_all(store.reader())
     .await?;
-    // One range of the index of finished jobs per minute: its cost is the
-    // jobs that finished in the hour, never the table.
+    // One range of the tenant's finished jobs per minute, read from the
+    // index alone (tenant, time, state): its cost is the tenant's jobs that
+    // finished in the hour, never the table nor another tenant's jobs.
     let start = now - chrono::Duration::minutes(i64::from(OVERVIEW_MINUTES));
     let minutes: Vec<FinishedMinute> = (0..OVERVIEW_MINUTES)
         .map(|m| FinishedMinute {
@@ -309,8 +310,8 @@ pub(super) async fn job_overview(
         .collect();
     let rows: Vec<(Nat<u32>, String, Nat<u64>)> = sqlx::query_as(&format!(
         "WITH {} SELECT b.i, j.state, count(*) FROM b JOIN jobs j {} \
-         ON j.finished_at >= b.lo AND j.finished_at < b.hi \
-         WHERE j.tenant_id = $2 GROUP BY b.i, j.state",
+         ON j.tenant_id = $2 AND j.finished_at >= b.lo AND j.finished_at < b.hi \
+         GROUP BY b.i, j.state",
         batches::batch_cte(
             "b",
             1,
