@@ -449,7 +449,7 @@ async function tenantView(id) {
     h("h2", {}, "Quotas"), quotas, h("p", {}, h("button", { id: "save-quotas", onclick: save }, "Save quotas")),
     h("h2", {}, "Keys"), h("p", {}, h("button", { id: "new-key-button", onclick: newKey }, "Create a key")),
     h("table", { id: "keys" }, h("tr", {}, ["key id", "created", "revoked", ""].map((c) => h("th", {}, c))),
-      keys.keys.map((k) => h("tr", {}, h("td", {}, h("code", {}, k.key_id)), h("td", {}, fmtTime(k.created_at)), h("td", {}, k.revoked_at ? fmtTime(k.revoked_at) : "—"),
+      keys.keys.map((k) => h("tr", { "data-key": k.key_id, "data-revoked": Boolean(k.revoked_at) }, h("td", {}, h("code", {}, k.key_id)), h("td", {}, fmtTime(k.created_at)), h("td", {}, k.revoked_at ? fmtTime(k.revoked_at) : "—"),
         h("td", {}, k.revoked_at ? "" : h("button", { class: "danger", onclick: revoke(k.key_id) }, "Revoke"))))));
 }
 

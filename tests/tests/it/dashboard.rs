@@ -27,6 +27,7 @@ corral_tests::on_both_backends!(
     a_plugin_is_uploaded_and_a_bad_one_refused,
     a_workflow_runs_diagram_shows_each_steps_state,
     markup_in_a_plugins_log_and_error_shows_as_text,
+    an_admin_edits_quotas_and_keys_and_acts_as_a_tenant,
 );
 
 const ADMIN: &str = "dashboard-test-admin-token-0123456789";
@@ -568,4 +569,62 @@ async fn assert_inert(ui: &Dashboard) {
         json!([true, 0]),
         "a script from the plugin's text ran, or its markup was parsed"
     );
+}
+
+async fn an_admin_edits_quotas_and_keys_and_acts_as_a_tenant(db: TestDb) {
+    let ui = Dashboard::start(&db, "api").await;
+    let key = ui.tenant("acme").await;
+    ui.push(&key, "echo").await;
+    ui.job(
+        &key,
+        json!({"plugin": "echo", "input": 1, "run_at": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+    ui.sign_in(ADMIN).await;
+    ui.open("/tenants").await;
+    ui.wait_for("#tenants", "acme").await;
+    ui.open("/tenants/acme").await;
+    ui.wait_for("#keys", "—").await;
+    // Quotas, edited as JSON and checked by the API.
+    let quotas = ui.browser.find(Locator::Css("#quotas")).await.unwrap();
+    let mut edited: Value =
+        serde_json::from_str(&quotas.prop("value").await.unwrap().unwrap()).unwrap();
+    edited["max_concurrency"] = json!(7);
+    quotas.clear().await.unwrap();
+    quotas.send_keys(&edited.to_string()).await.unwrap();
+    ui.click("#save-quotas").await;
+    ui.wait_for("#tenant-status", "Quotas saved.").await;
+    let tenant = ui
+        .api(ADMIN, reqwest::Method::GET, "/v1/tenants/acme", None)
+        .await;
+    assert_eq!(tenant["quotas"]["max_concurrency"], 7, "{tenant}");
+    // A new key is shown once and works; revoking it stops it.
+    ui.click("#new-key-button").await;
+    ui.wait_for("#new-key", "corral_").await;
+    let new_key = ui.text("#new-key").await;
+    ui.api(&new_key, reqwest::Method::GET, "/v1/jobs", None)
+        .await;
+    ui.screenshot("admin-tenant").await;
+    ui.open("/").await;
+    ui.open("/tenants/acme").await;
+    let key_id = new_key.split('_').nth(1).unwrap().to_string();
+    ui.wait_for("#keys", &key_id).await;
+    ui.click(&format!("#keys tr[data-key='{key_id}'] button"))
+        .await;
+    ui.wait_for(&format!("#keys tr[data-key='{key_id}'][data-revoked]"), "")
+        .await;
+    let refused = ui
+        .http
+        .get(format!("{}/v1/jobs", ui.url))
+        .bearer_auth(&new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Acting as the tenant shows its jobs.
+    ui.open("/tenants").await;
+    ui.wait_for("#tenants", "Act as").await;
+    ui.click("#tenants button").await;
+    ui.wait_for("#count-scheduled", "1").await;
+    ui.close().await;
 }
