@@ -231,12 +231,26 @@ impl Dashboard {
         std::fs::write(dir.join(format!("{}-{name}.png", self.backend)), png).unwrap();
     }
 
+    /// End the browser session, stop the driver, and stop the server
+    /// (which must exit cleanly).
     async fn close(mut self) {
         let _ = self.browser.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         if let Some(server) = self.server.take() {
             stop(server);
+        }
+    }
+}
+
+/// A test that failed before `close` leaves no server or driver behind.
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
         }
     }
 }
