@@ -4,7 +4,7 @@
 // writes HTML, so a plugin's log that holds markup shows as text.
 "use strict";
 
-const session = { kind: null, tenant: null, csrf: null };
+const session = { kind: null, tenant: null, csrf: null, tenants: null };
 const main = () => document.getElementById("main");
 let closeView = () => {};
 
@@ -84,15 +84,18 @@ function header() {
   if (session.kind === "admin") {
     const pick = h("select", { id: "tenant-picker", onchange: (e) => pickTenant(e.target.value) },
       h("option", { value: "" }, "(choose a tenant)"));
-    api("GET", "/v1/tenants").then((list) => {
-      for (const t of list.tenants) pick.append(h("option", { value: t.id, selected: t.id === session.tenant }, t.id));
-    }).catch(() => {});
+    // Read once a session (the header is redrawn on every view); the
+    // Admin view reads the list afresh and refreshes this copy.
+    session.tenants = session.tenants || api("GET", "/v1/tenants").then((list) => list.tenants.map((t) => t.id));
+    session.tenants.then((ids) => {
+      for (const id of ids) pick.append(h("option", { value: id, selected: id === session.tenant }, id));
+    }).catch(() => { session.tenants = null; });
     who.append("admin, acting as", pick);
   } else {
     who.append(h("span", { id: "who" }, `tenant ${session.tenant}`));
   }
   who.append(h("button", { class: "quiet", id: "sign-out", onclick: async () => {
-    await api("DELETE", "/ui/session"); session.kind = null; location.hash = "#/"; render();
+    await api("DELETE", "/ui/session"); session.kind = null; session.tenants = null; location.hash = "#/"; render();
   } }, "Sign out"));
   document.getElementById("top").replaceChildren(
     h("span", { class: "brand" }, "Corral"),
@@ -408,6 +411,7 @@ async function scheduleView(name) {
 
 async function tenantsView() {
   const list = await api("GET", "/v1/tenants");
+  session.tenants = Promise.resolve(list.tenants.map((t) => t.id));
   show(h("h1", {}, "Tenants"),
     h("table", { id: "tenants" }, h("tr", {}, ["tenant", "created", ""].map((c) => h("th", {}, c))),
       list.tenants.map((t) => h("tr", {}, h("td", {}, link(`#/tenants/${encodeURIComponent(t.id)}`, t.id)), h("td", {}, fmtTime(t.created_at)),

@@ -780,6 +780,33 @@ pub fn lease_of(job: &corral::model::ClaimedJob) -> corral::store::Lease {
     }
 }
 
+/// Claim every waiting job of the database and finish each as
+/// [`finish_of`] does: `Err(message)` kills it (fatal), `Ok(result)`
+/// completes it.
+pub async fn finish_all(db: &db::TestDb, outcome: Result<&str, &str>) {
+    loop {
+        let claimed = db
+            .store
+            .job_claim(&corral::store::ClaimRequest {
+                host_id: "test".into(),
+                now: chrono::Utc::now(),
+                limit: 100,
+                lease: std::time::Duration::from_secs(30),
+                queues: None,
+            })
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            return;
+        }
+        let finishes: Vec<_> = claimed
+            .iter()
+            .map(|c| finish_of(c, outcome.map(str::to_string), chrono::Utc::now()))
+            .collect();
+        db.store.job_finish(&finishes).await.unwrap();
+    }
+}
+
 /// The finish a worker writes for a claimed job at `now`: `Ok(result)`
 /// (JSON text) completes it, `Err(message)` is a fatal outcome (dead at once).
 pub fn finish_of(

@@ -15,7 +15,7 @@ use corral_client::api::{AdminKeyList, AdminKeyView};
 
 /// Keys listed at most (admin keys, or one tenant's): each is created by
 /// an admin, so this only bounds one answer.
-pub(super) const MAX_LISTED_KEYS: u32 = 1000;
+const MAX_LISTED_KEYS: u32 = 1000;
 
 /// `GET /v1/admin-keys`.
 #[utoipa::path(get, path = "/v1/admin-keys", operation_id = "list_admin_keys", tag = "tenants",
@@ -24,8 +24,17 @@ pub async fn list(
     State(state): State<AppState>,
     _: AdminKey,
 ) -> Result<Json<AdminKeyList>, ApiError> {
-    let keys = state.store.api_key_list(None, MAX_LISTED_KEYS).await?;
-    Ok(Json(AdminKeyList {
+    key_list(&state, None).await.map(Json)
+}
+
+/// The keys of `tenant` (the admin keys when none), oldest first: ids and
+/// times, never a secret.
+pub(super) async fn key_list(
+    state: &AppState,
+    tenant: Option<&str>,
+) -> Result<AdminKeyList, ApiError> {
+    let keys = state.store.api_key_list(tenant, MAX_LISTED_KEYS).await?;
+    Ok(AdminKeyList {
         keys: keys
             .into_iter()
             .map(|k| AdminKeyView {
@@ -34,7 +43,7 @@ pub async fn list(
                 revoked_at: k.revoked_at,
             })
             .collect(),
-    }))
+    })
 }
 
 /// `POST /v1/admin-keys`: 201, the key shown once.

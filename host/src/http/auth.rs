@@ -112,17 +112,12 @@ fn credential(parts: &Parts) -> Result<&str, ApiError> {
 /// failures is refused before its key is looked up (`auth_failures`).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let peer = peer(parts);
-    let token = match credential(parts) {
-        Ok(token) => token,
-        Err(e) => {
-            limited(state, peer)?;
-            if let (ApiError::Unauthorized(_), Some(ip)) = (&e, peer) {
-                state.auth_failures.failed(ip, std::time::Instant::now());
-            }
-            return Err(e);
-        }
+    limited(state, peer)?;
+    let outcome = match credential(parts) {
+        Ok(token) => check_key(state, token).await,
+        Err(e) => Err(e),
     };
-    sign_in(state, peer, token).await
+    counted(state, peer, outcome)
 }
 
 /// The client's address, when the server recorded it.
@@ -158,7 +153,15 @@ pub(super) async fn sign_in(
     token: &str,
 ) -> Result<Principal, ApiError> {
     limited(state, peer)?;
-    let outcome = check_key(state, token).await;
+    counted(state, peer, check_key(state, token).await)
+}
+
+/// `outcome`, counted against `peer` when it is a failed authentication.
+fn counted(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    outcome: Result<Principal, ApiError>,
+) -> Result<Principal, ApiError> {
     if let (Err(ApiError::Unauthorized(_)), Some(ip)) = (&outcome, peer) {
         state.auth_failures.failed(ip, std::time::Instant::now());
     }

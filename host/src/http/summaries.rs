@@ -8,7 +8,7 @@ use axum::extract::State;
 use super::auth::TenantKey;
 use super::openapi::Refusals;
 use super::{ApiError, AppState};
-use corral_client::api::{DeadLetterGroup, DeadLetters, FinishedMinute, Overview};
+use corral_client::api::{DeadLetters, Overview};
 
 /// `GET /v1/overview`: jobs waiting and running per state, how late the
 /// oldest waiting job is, and the jobs finished in each of the last 60
@@ -31,16 +31,7 @@ pub async fn overview(
             .collect(),
         oldest_due: overview.oldest_due,
         running_by_host: overview.running_by_host,
-        finished_per_minute: overview
-            .finished_per_minute
-            .into_iter()
-            .map(|m| FinishedMinute {
-                start: m.start,
-                completed: m.completed,
-                dead: m.dead,
-                cancelled: m.cancelled,
-            })
-            .collect(),
+        finished_per_minute: overview.finished_per_minute,
     }))
 }
 
@@ -53,15 +44,5 @@ pub async fn dead_letters(
     key: TenantKey,
 ) -> Result<Json<DeadLetters>, ApiError> {
     let groups = state.store.job_dead_groups(&key.tenant).await?;
-    Ok(Json(DeadLetters {
-        groups: groups
-            .into_iter()
-            .map(|g| DeadLetterGroup {
-                plugin: g.plugin,
-                error: g.error,
-                count: g.count,
-                newest_at: g.newest_at,
-            })
-            .collect(),
-    }))
+    Ok(Json(DeadLetters { groups }))
 }

@@ -234,20 +234,9 @@ pub async fn list_keys(
     if state.store.tenant_get(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no tenant `{id}`")));
     }
-    let keys = state
-        .store
-        .api_key_list(Some(&id), super::admin_keys::MAX_LISTED_KEYS)
-        .await?;
-    Ok(Json(corral_client::api::AdminKeyList {
-        keys: keys
-            .into_iter()
-            .map(|k| corral_client::api::AdminKeyView {
-                key_id: k.id,
-                created_at: k.created_at,
-                revoked_at: k.revoked_at,
-            })
-            .collect(),
-    }))
+    super::admin_keys::key_list(&state, Some(&id))
+        .await
+        .map(Json)
 }
 
 /// Make a key for `tenant` (an admin key when none) and store its hash:

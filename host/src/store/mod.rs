@@ -282,15 +282,11 @@ pub struct JobCount {
 }
 
 /// Dead jobs of one plugin with one error (its first
-/// [`DEAD_GROUP_ERROR_CHARS`] characters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadGroup {
-    pub plugin: String,
-    pub error: String,
-    pub count: u64,
-    /// When the newest of them died.
-    pub newest_at: Timestamp,
-}
+/// [`DEAD_GROUP_ERROR_CHARS`] characters), and when the newest died: the
+/// API's own type, as the store reads it.
+pub use corral_client::api::DeadLetterGroup as DeadGroup;
+/// The jobs that finished in one minute: the API's own type.
+pub use corral_client::api::FinishedMinute;
 
 /// Characters of an error that name its dead-letter group.
 pub const DEAD_GROUP_ERROR_CHARS: u32 = 200;
@@ -313,15 +309,6 @@ pub struct JobOverview {
     /// Jobs that finished in each minute of the window, oldest first: one
     /// entry per minute, with counts per terminal state.
     pub finished_per_minute: Vec<FinishedMinute>,
-}
-
-/// The jobs that finished in one minute.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FinishedMinute {
-    pub start: Timestamp,
-    pub completed: u64,
-    pub dead: u64,
-    pub cancelled: u64,
 }
 
 /// Minutes of finished jobs in the overview.
@@ -751,4 +738,36 @@ pub(crate) fn parse_calls(text: Option<String>) -> Option<crate::runtime::outbou
 /// A plugin's config as stored (a JSON object of strings).
 pub(crate) fn parse_config(text: &str) -> std::collections::BTreeMap<String, String> {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_id_at;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn first_id_at_bounds_every_id_of_its_millisecond_and_clamps_any_time() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let ms = at.timestamp_millis() as u64;
+        let first = first_id_at(at);
+        assert_eq!(first.get_version_num(), 7);
+        // Every id made in that millisecond is at or above it, every id of
+        // the millisecond before is below.
+        let ts = |ms: u64| {
+            uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000)
+        };
+        for _ in 0..100 {
+            assert!(uuid::Uuid::new_v7(ts(ms)) >= first);
+            assert!(uuid::Uuid::new_v7(ts(ms - 1)) < first);
+        }
+        // Times a client may send that no id can have: before the epoch,
+        // past the 48 bits of milliseconds. Clamped, never a panic.
+        let ancient = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        let far = Utc.with_ymd_and_hms(262_000, 1, 1, 0, 0, 0).unwrap();
+        assert!(first_id_at(ancient) < first);
+        assert!(first_id_at(far) > first);
+        assert!(
+            first_id_at(far) >= first_id_at(Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).unwrap())
+        );
+    }
 }

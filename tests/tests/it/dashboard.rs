@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use corral::model::{Limits, NewJob};
 use corral_tests::db::TestDb;
-use corral_tests::{finish_of, free_port, plugin_path, serve_api_with, stop};
+use corral_tests::{finish_all, free_port, plugin_path, serve_api_with, stop};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -421,22 +421,7 @@ async fn dead_letters_are_replayed_in_bulk_from_their_view(db: TestDb) {
         .job_insert_batch("acme", &jobs, chrono::Utc::now())
         .await
         .unwrap();
-    let claimed = db
-        .store
-        .job_claim(&corral::store::ClaimRequest {
-            host_id: "test".into(),
-            now: chrono::Utc::now(),
-            limit: 10,
-            lease: Duration::from_secs(30),
-            queues: None,
-        })
-        .await
-        .unwrap();
-    let finishes: Vec<_> = claimed
-        .iter()
-        .map(|c| finish_of(c, Err("upstream said 503"), chrono::Utc::now()))
-        .collect();
-    db.store.job_finish(&finishes).await.unwrap();
+    finish_all(&db, Err("upstream said 503")).await;
 
     ui.sign_in(&key).await;
     ui.open("/dead").await;

@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use corral::model::{Limits, NewJob};
 use corral_tests::api::{ADMIN_TOKEN, app, assert_error, call, tenant_with_key};
 use corral_tests::db::TestDb;
-use corral_tests::finish_of;
+use corral_tests::finish_all;
 use serde_json::{Value, json};
 
 corral_tests::on_both_backends!(
@@ -37,32 +37,6 @@ async fn enqueue(db: &TestDb, tenant: &str, plugin: &str, inputs: usize) -> Vec<
         ids.extend(inserted.into_iter().map(|i| i.id));
     }
     ids
-}
-
-/// Claim every waiting job and finish each: `Err(message)` kills it
-/// (fatal), `Ok` completes it.
-async fn finish_all(db: &TestDb, outcome: Result<&str, &str>) {
-    loop {
-        let claimed = db
-            .store
-            .job_claim(&corral::store::ClaimRequest {
-                host_id: "test".into(),
-                now: chrono::Utc::now(),
-                limit: 100,
-                lease: std::time::Duration::from_secs(30),
-                queues: None,
-            })
-            .await
-            .unwrap();
-        if claimed.is_empty() {
-            return;
-        }
-        let finishes: Vec<_> = claimed
-            .iter()
-            .map(|c| finish_of(c, outcome.map(str::to_string), chrono::Utc::now()))
-            .collect();
-        db.store.job_finish(&finishes).await.unwrap();
-    }
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -111,6 +85,13 @@ async fn jobs_are_filtered_by_time_and_error_text(db: TestDb) {
     assert_eq!(ids(&disk), want);
     assert!(ids(&q("error=DISK").await).is_empty());
     assert_eq!(ids(&q("error=upstream&plugin=echo").await).len(), 3);
+    // Times no id can have (before the epoch, past the year 9999) are
+    // clamped, not refused and not a server error.
+    let all =
+        q("created_after=0001-01-01T00%3A00%3A00Z&created_before=9999-12-31T23%3A59%3A59Z").await;
+    assert_eq!(ids(&all).len(), 5, "{all}");
+    assert!(ids(&q("created_after=9999-12-31T23%3A59%3A59Z").await).is_empty());
+    assert!(ids(&q("created_before=1900-01-01T00%3A00%3A00Z").await).is_empty());
     // Markup in the text looked for is only text.
     assert!(ids(&q("error=%3Cscript%3E").await).is_empty());
 
@@ -187,6 +168,16 @@ async fn a_filtered_page_examines_a_bounded_number_of_jobs(db: TestDb) {
     assert_eq!(ids(&second), vec![rare[0].to_string()]);
     assert!(second["next_cursor"].is_null(), "{second}");
 
+    // A bulk request acts on 1,000 jobs at most and continues by cursor,
+    // however many match.
+    let (status, first_thousand) = call(&app, Method::POST, "/v1/jobs/cancel")
+        .key(&key)
+        .json(json!({"filter": {"plugin": "echo"}}))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first_thousand}");
+    assert_eq!(first_thousand["jobs"].as_array().unwrap().len(), 1000);
+    assert!(first_thousand["next_cursor"].is_string());
     // A dry run's count stops at its own bound and says so only past it.
     let (_, count) = call(&app, Method::POST, "/v1/jobs/cancel")
         .key(&key)
@@ -433,6 +424,24 @@ async fn the_overview_and_dead_letter_groups_sum_up_a_tenant(db: TestDb) {
             ("other".into(), "<img src=x onerror=alert(1)>".into(), 1),
         ]
     );
+    // Many distinct errors, each long: at most 100 groups, each named by
+    // the first 200 characters of its error.
+    for i in 0..(corral::store::MAX_DEAD_GROUPS + 5) {
+        enqueue(&db, "acme", "other", 1).await;
+        finish_all(&db, Err(&format!("{i:04} {}", "x".repeat(10_000)))).await;
+    }
+    let (_, many) = call(&app, Method::GET, "/v1/dead-letters")
+        .key(&key)
+        .send()
+        .await;
+    let groups = many["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), corral::store::MAX_DEAD_GROUPS as usize);
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["error"].as_str().unwrap().chars().count()
+                <= corral::store::DEAD_GROUP_ERROR_CHARS as usize)
+    );
     // Another tenant sees nothing of it.
     let stranger = tenant_with_key(&app, "stranger", json!({})).await;
     let (_, theirs) = call(&app, Method::GET, "/v1/dead-letters")
@@ -469,6 +478,13 @@ async fn the_session_cookie_signs_in_and_needs_its_csrf_token(db: TestDb) {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(headers.get("set-cookie").is_none());
+
+    // A key far longer than any key is refused before anything hashes it.
+    let (status, _, body) = call(&app, Method::POST, "/ui/session")
+        .json(json!({"key": "k".repeat(1 << 20)}))
+        .exchange()
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
     let (status, headers, session) = call(&app, Method::POST, "/ui/session")
         .json(json!({"key": key}))
