@@ -8,9 +8,9 @@ plugins_target := env_var_or_default("CORRAL_PLUGINS_TARGET_DIR", justfile_direc
 default:
     @just --list
 
-# Start Corral on the embedded default (SQLite file ./corral.db); DATABASE_URL=postgres://… for PostgreSQL.
+# Start Corral on the embedded default (SQLite file ./corral.db) and open the dashboard (signed in on the first start); DATABASE_URL=postgres://… for PostgreSQL.
 serve *args:
-    cargo run --quiet -p corral -- serve {{args}}
+    cargo run --quiet -p corral -- serve --open {{args}}
 
 # Build every plugin: Rust (cargo), Python (componentize-py) and JavaScript (componentize-js); `just plugins python` builds one language. Toolchains install into plugins/python/.venv and plugins/js/node_modules.
 plugins *languages:

@@ -95,6 +95,12 @@ pub struct ServeArgs {
     /// is generated and printed once.
     #[arg(long, env = "CORRAL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Open the dashboard in a browser (`$BROWSER`, else the system's) once
+    /// listening, signed in as the admin when this process knows the admin
+    /// key (generated now, or `CORRAL_ADMIN_TOKEN`), through a code that
+    /// works once, for ten minutes.
+    #[arg(long)]
+    pub open: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
     /// Names this host in leases and attempt records (default: hostname-pid).

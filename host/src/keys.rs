@@ -25,7 +25,7 @@ pub struct NewKey {
 
 #[derive(Debug, thiserror::Error)]
 #[error("the system's random number generator failed: {0}")]
-pub struct RandomError(String);
+pub struct RandomError(pub(crate) String);
 
 /// Make a new key.
 pub fn generate() -> Result<NewKey, RandomError> {

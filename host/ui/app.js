@@ -140,13 +140,14 @@ async function overviewView() {
     h("div", { class: "card" }, h("div", { class: "n" }, dead), h("div", { class: "k" }, "dead, last hour")),
     h("div", { class: "card" }, h("div", { class: "n" }, finished ? `${((100 * dead) / finished).toFixed(1)}%` : "—"), h("div", { class: "k" }, "failure rate, last hour")),
     h("div", { class: "card" }, h("div", { class: "n" }, o.oldest_due ? `${Math.round((Date.now() - new Date(o.oldest_due)) / 1000)} s` : "—"), h("div", { class: "k" }, "oldest waiting job is late by")));
-  const hosts = Object.entries(o.running_by_host);
+  const ago = (t) => (t ? `${Math.max(0, Math.round((Date.now() - new Date(t)) / 1000))} s ago` : "not in the registry");
   show(h("h1", {}, "Overview"), cards, h("h2", {}, "Jobs finished per minute, last hour"), chart(o.finished_per_minute),
-    h("h2", {}, "Hosts running this tenant's jobs"),
-    hosts.length
-      ? h("table", { id: "hosts" }, h("tr", {}, h("th", {}, "host"), h("th", {}, "running attempts")),
-        hosts.map(([host, n]) => h("tr", {}, h("td", {}, host), h("td", { class: "num" }, n))))
-      : h("p", { class: "note" }, "None is running a job of this tenant now."));
+    h("h2", {}, "Worker hosts alive"),
+    o.hosts.length
+      ? h("table", { id: "hosts" }, h("tr", {}, ["host", "slots", "started", "last seen", "this tenant's running attempts"].map((c) => h("th", {}, c))),
+        o.hosts.map((x) => h("tr", { "data-host": x.host_id }, h("td", {}, x.host_id), h("td", { class: "num" }, x.concurrency ?? "—"),
+          h("td", {}, fmtTime(x.started_at)), h("td", {}, ago(x.seen_at)), h("td", { class: "num" }, x.running))))
+      : h("p", { class: "note" }, "No worker host is alive: jobs wait until one starts (corral serve, or --mode worker)."));
 }
 
 // Stacked bars: completed, dead, cancelled per minute.
@@ -304,13 +305,12 @@ async function deadView() {
     rows.length ? null : h("p", { class: "note" }, "No dead letters."));
 }
 
-async function pluginsView() {
-  if (needTenant()) return;
-  const list = await api("GET", "/v1/plugins");
+// The upload form: a new plugin, or (with `fixed`) a new version of one.
+function uploadForm(fixed) {
   const status = h("p", { id: "upload-status", role: "status" });
-  const name = h("input", { name: "name", id: "upload-name", required: true });
+  const name = h("input", { name: "name", id: "upload-name", required: true, value: fixed || null, readonly: Boolean(fixed) });
   const file = h("input", { name: "file", id: "upload-file", type: "file", accept: ".wasm,application/wasm", required: true });
-  const upload = h("form", { class: "filters", id: "upload", onsubmit: async (e) => {
+  const form = h("form", { class: "filters", id: "upload", onsubmit: async (e) => {
     e.preventDefault();
     try {
       const bytes = await file.files[0].arrayBuffer();
@@ -319,13 +319,41 @@ async function pluginsView() {
       setTimeout(render, 500);
     } catch (err) { status.className = "error"; status.textContent = `${err.code}: ${err.message}`; }
   } }, h("label", {}, "name", name), h("label", {}, "component (.wasm)", file), h("button", { type: "submit" }, "Upload"));
+  return [form, status];
+}
+
+const limitsText = (p) => `fuel ${p.limits.fuel}, memory ${p.limits.memory_bytes} B, ${p.limits.timeout_ms} ms, ${p.max_attempts} attempts`;
+const allowText = (p) => ((p.http && p.http.allow) || []).map((a) => a.host || JSON.stringify(a)).join(", ");
+
+async function pluginsView() {
+  if (needTenant()) return;
+  const list = await api("GET", "/v1/plugins");
   const rows = list.plugins.map((p) => h("tr", {},
-    h("td", {}, p.name), h("td", { class: "num" }, p.version), h("td", {}, h("code", {}, p.digest.slice(0, 19))),
-    h("td", {}, `fuel ${p.limits.fuel}, memory ${p.limits.memory_bytes} B, ${p.limits.timeout_ms} ms`),
-    h("td", {}, (p.http.allow || []).map((a) => a.host || JSON.stringify(a)).join(", ")),
+    h("td", {}, link(`#/plugins/${encodeURIComponent(p.name)}`, p.name)), h("td", { class: "num" }, p.version), h("td", {}, h("code", {}, p.digest.slice(0, 19))),
+    h("td", {}, limitsText(p)), h("td", {}, allowText(p)),
     h("td", {}, (p.config_keys || []).join(", ")), h("td", {}, fmtTime(p.created_at))));
-  show(h("h1", {}, "Plugins"), h("h2", {}, "Upload a version"), upload, status,
-    h("table", { id: "plugins" }, h("tr", {}, ["name", "version", "digest", "limits", "outbound allow-list", "config keys", "uploaded"].map((c) => h("th", {}, c))), rows));
+  show(h("h1", {}, "Plugins"), h("h2", {}, "Upload a version"), uploadForm(null),
+    h("table", { id: "plugins" }, h("tr", {}, ["name", "latest", "digest", "limits", "outbound allow-list", "config keys", "uploaded"].map((c) => h("th", {}, c))), rows));
+}
+
+// One plugin: every version, newest first; upload the next; delete one
+// (refused while jobs or running workflow steps are pinned to it).
+async function pluginView(name) {
+  if (needTenant()) return;
+  const list = await api("GET", `/v1/plugins/${encodeURIComponent(name)}`);
+  const message = h("p", { id: "version-status", role: "status" });
+  // The first click asks, the second deletes.
+  const remove = (v) => async (e) => {
+    const button = e.target;
+    if (!button.dataset.armed) { button.dataset.armed = "1"; button.textContent = `Confirm: delete version ${v}`; return; }
+    try { await api("DELETE", `/v1/plugins/${encodeURIComponent(name)}/${v}`); render(); }
+    catch (e) { message.className = "error"; message.textContent = `${e.code}: ${e.message}`; }
+  };
+  show(h("h1", {}, `Plugin ${list.name}`), h("h2", {}, "Upload the next version"), uploadForm(list.name), message,
+    h("table", { id: "versions" }, h("tr", {}, ["version", "digest", "size", "limits", "outbound allow-list", "config keys", "uploaded", ""].map((c) => h("th", {}, c))),
+      list.versions.map((p) => h("tr", { "data-version": p.version }, h("td", { class: "num" }, p.version), h("td", {}, h("code", {}, p.digest)),
+        h("td", { class: "num" }, `${p.size} B`), h("td", {}, limitsText(p)), h("td", {}, allowText(p)), h("td", {}, (p.config_keys || []).join(", ")),
+        h("td", {}, fmtTime(p.created_at)), h("td", {}, h("button", { class: "danger", onclick: remove(p.version) }, "Delete"))))));
 }
 
 async function runsView() {
@@ -343,19 +371,35 @@ async function runView(id) {
   if (needTenant()) return;
   const run = await api("GET", `/v1/workflow-runs/${encodeURIComponent(id)}`);
   const message = h("p", { role: "status" });
+  const state = h("span", { id: "run-state" });
+  const drawing = h("div", { id: "run-drawing" });
+  const steps = h("table", { id: "steps" });
+  const draw = (r) => {
+    state.replaceChildren(stateTag(r.state));
+    drawing.replaceChildren(dag(r.steps));
+    steps.replaceChildren(h("tr", {}, ["step", "plugin", "state", "job", "elements", "error"].map((c) => h("th", {}, c))),
+      r.steps.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.plugin), h("td", {}, stateTag(s.state)),
+        h("td", {}, s.job_id ? link(`#/jobs/${s.job_id}`, s.job_id) : ""),
+        h("td", { class: "num" }, s.items === null || s.items === undefined ? "" : `${s.items_done}/${s.items}`),
+        h("td", { class: "error" }, s.error || ""))));
+  };
   show(h("h1", {}, `Run ${run.id}`),
-    h("p", {}, "Workflow ", run.workflow, ` v${run.workflow_version} · `, stateTag(run.state)),
+    h("p", {}, "Workflow ", run.workflow, ` v${run.workflow_version} · `, state),
     h("div", { class: "bar" }, h("button", { class: "danger", id: "cancel-run", onclick: async () => {
-      try { await api("POST", `/v1/workflow-runs/${id}/cancel`); render(); } catch (e) { message.textContent = e.message; }
+      try { await api("POST", `/v1/workflow-runs/${id}/cancel`); message.textContent = "Cancelled."; } catch (e) { message.textContent = e.message; }
     } }, "Cancel run"), message),
-    dag(run.steps),
-    h("table", { id: "steps" }, h("tr", {}, ["step", "plugin", "state", "job", "error"].map((c) => h("th", {}, c))),
-      run.steps.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.plugin), h("td", {}, stateTag(s.state)),
-        h("td", {}, s.job_id ? link(`#/jobs/${s.job_id}`, s.job_id) : ""), h("td", { class: "error" }, s.error || "")))));
-  // Until the run ends, redraw every two seconds.
+    drawing, steps);
+  draw(run);
+  // Until the run ends, its event stream redraws it on every change.
   if (run.state === "running") {
-    const timer = setTimeout(() => { if (route().parts[1] === id) render(); }, 2000);
-    closeView = () => clearTimeout(timer);
+    const events = new EventSource(`/v1/workflow-runs/${encodeURIComponent(id)}/events`);
+    events.addEventListener("run", (e) => {
+      const r = JSON.parse(e.data);
+      draw(r);
+      if (r.state !== "running") events.close();
+    });
+    events.onerror = () => events.close();
+    closeView = () => events.close();
   }
 }
 
@@ -470,7 +514,7 @@ async function render() {
       case "": return await overviewView();
       case "jobs": return await (parts[1] ? jobView(parts[1]) : jobsView(query));
       case "dead": return await deadView();
-      case "plugins": return await pluginsView();
+      case "plugins": return await (parts[1] ? pluginView(parts[1]) : pluginsView());
       case "runs": return await (parts[1] ? runView(parts[1]) : runsView());
       case "schedules": return await (parts[1] ? scheduleView(parts[1]) : schedulesView());
       case "tenants": return await (parts[1] ? tenantView(parts[1]) : tenantsView());
@@ -483,5 +527,18 @@ async function render() {
   }
 }
 
+// Opened by `corral serve --open` at `#code=…`: trade the one-time code
+// for the admin's session, after taking it out of the address (and so
+// out of the history).
+async function start() {
+  const code = /^#code=([0-9a-f]+)$/.exec(location.hash);
+  if (code) {
+    history.replaceState(null, "", location.pathname + "#/");
+    try { Object.assign(session, await api("POST", "/ui/session", { code: code[1] })); }
+    catch (e) { return signInView(`${e.message}: sign in with a key.`); }
+  }
+  render();
+}
+
 window.addEventListener("hashchange", render);
-document.addEventListener("DOMContentLoaded", render);
+document.addEventListener("DOMContentLoaded", start);

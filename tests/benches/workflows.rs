@@ -80,7 +80,7 @@ async fn time_run(db: &TestDb, workflow: &str, input: &str) -> Duration {
         .0;
     loop {
         match tokio::time::timeout(PATIENCE, events.recv()).await {
-            Ok(Ok(StoreEvent::RunState(id, state))) if id == run.id => {
+            Ok(Ok(StoreEvent::RunState(id, state))) if id == run.id && state.is_terminal() => {
                 assert_eq!(state.as_str(), "completed");
                 return started.elapsed();
             }

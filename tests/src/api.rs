@@ -172,3 +172,55 @@ pub async fn push(app: &axum::Router, key: &str, name: &str) {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// Server-Sent Events as (event, data) pairs, parsed across frames.
+pub struct SseReader {
+    body: Body,
+    buffer: String,
+}
+
+impl SseReader {
+    /// Open an event stream (`GET path` with `key`), which must answer 200.
+    pub async fn open(app: &axum::Router, key: &str, path: &str) -> SseReader {
+        let request = Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        SseReader {
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event; None when the stream ended. Panics after `patience`.
+    pub async fn next(&mut self, patience: std::time::Duration) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        event = name.to_string();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data.push_str(d);
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((event, serde_json::from_str(&data).unwrap()));
+            }
+            let frame = tokio::time::timeout(patience, self.body.frame())
+                .await
+                .expect("an event within the patience")?
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+}

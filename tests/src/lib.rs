@@ -182,11 +182,24 @@ pub fn serve_api_with(
     admin_token: Option<&str>,
     flags: &[&str],
 ) -> (Child, String) {
+    serve_api_env(database_url, port, cache, admin_token, flags, &[])
+}
+
+/// [`serve_api_with`] with more environment variables.
+pub fn serve_api_env(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, String) {
     use std::io::{BufRead, BufReader};
     let mut command = Command::new(corral_bin());
     command
         .args(["serve", "--port", &port.to_string()])
         .args(flags)
+        .envs(envs.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
         .env("RUST_LOG", "info")

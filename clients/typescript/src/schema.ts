@@ -170,8 +170,9 @@ export interface paths {
         put?: never;
         /**
          * `POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-         *     the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-         *     once, a running one stopped by its host within a second).
+         *     the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+         *     would (a waiting job at once, a running one stopped by its host within a
+         *     second).
          */
         post: operations["cancel_jobs"];
         delete?: never;
@@ -328,8 +329,8 @@ export interface paths {
         };
         /**
          * `GET /v1/overview`: jobs waiting and running per state, how late the
-         *     oldest waiting job is, and the jobs finished in each of the last 60
-         *     minutes.
+         *     oldest waiting job is, the jobs finished in each of the last 60
+         *     minutes, and the worker hosts alive.
          */
         get: operations["overview"];
         put?: never;
@@ -671,6 +672,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workflow-runs/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/workflow-runs/{id}/events`: Server-Sent Events until the run
+         *     ends: a `run` event with the whole run first and after every change of
+         *     its steps or state (at most four a second), driven by the database's
+         *     notifications whichever host runs the steps. Counts against the same
+         *     caps as a job's event stream.
+         */
+        get: operations["run_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workflows": {
         parameters: {
             query?: never;
@@ -908,6 +932,29 @@ export interface components {
             /** Format: int64 */
             cancelled: number;
         };
+        /** @description A worker host and the tenant's attempts running on it. */
+        HostAlive: {
+            /** @description The id the host writes in leases and attempts. */
+            host_id: string;
+            /**
+             * Format: int32
+             * @description Attempts it runs at most at once, all tenants together (none when
+             *     the host is not in the registry).
+             */
+            concurrency?: number | null;
+            /** Format: date-time */
+            started_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last said it was alive.
+             */
+            seen_at?: string | null;
+            /**
+             * Format: int64
+             * @description The tenant's attempts running on it now.
+             */
+            running: number;
+        };
         /** @description One request an attempt made, as recorded with it. */
         HttpCall: {
             method: string;
@@ -1133,6 +1180,12 @@ export interface components {
             };
             /** @description Jobs finished in each of the last 60 minutes, oldest first. */
             finished_per_minute: components["schemas"]["FinishedMinute"][];
+            /**
+             * @description The worker hosts alive (seen in the last 15 seconds), idle ones
+             *     included, with the tenant's running attempts on each; a host running
+             *     the tenant's attempts is listed even when it is not seen.
+             */
+            hosts?: components["schemas"]["HostAlive"][];
         };
         PluginList: {
             plugins: components["schemas"]["PluginView"][];
@@ -1246,6 +1299,16 @@ export interface components {
              * @description Bytes of one outbound response body (caps `http.max_response_bytes`).
              */
             max_http_response_bytes: number;
+        };
+        /**
+         * @description One Server-Sent Event of `GET /v1/workflow-runs/{id}/events`, as the
+         *     OpenAPI document describes it.
+         */
+        RunEvent: {
+            /** @description Always `run`. */
+            event: string;
+            /** @description JSON: the whole run, as `GET /v1/workflow-runs/{id}` answers. */
+            data: string;
         };
         RunList: {
             /** @description Newest first, without their steps. */
@@ -5936,6 +5999,105 @@ export interface operations {
                 };
                 content: {
                     "text/plain; charset=utf-8": string;
+                };
+            };
+            /** @description Malformed request (bad JSON, query or header). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No key, or a key Corral does not know. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A key of the wrong kind: an admin key on a tenant route, or the reverse. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing by that name for this key (another tenant's ids included). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request's headers arrived but it was not received and answered in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed, but breaks a rule (the message names it). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over a quota, or too many failed authentications from this address; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached, or the host is at a limit of its own. */
+            503: {
+                headers: {
+                    /** @description Seconds until trying again may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `event: run` (data: the run) first and on every change; the stream ends after the run ends */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["RunEvent"];
                 };
             };
             /** @description Malformed request (bad JSON, query or header). */

@@ -50,12 +50,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
 
     let metrics = Arc::new(Metrics::new());
     // A worker-only host serves /health, /ready and /metrics on the same port.
+    // The admin key in plain text, when this process knows it (for --open).
+    let mut known_admin_key = None;
+    let mut launch = None;
     let (app, listening) = if args.mode == ServeMode::Worker {
         let mut state = AppState::new(store.clone(), runtime.clone(), None, metrics.clone());
         state.secret_key = secret_key.clone();
         (ops_router(state), "the ops endpoints are listening")
     } else {
-        let admin_token_hash = admin_key(store.as_ref(), args.admin_token.as_deref()).await?;
+        let (admin_token_hash, generated) =
+            admin_key(store.as_ref(), args.admin_token.as_deref()).await?;
+        known_admin_key = generated.or_else(|| args.admin_token.clone());
         let mut state = AppState::new(
             store.clone(),
             runtime.clone(),
@@ -67,6 +72,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         ));
         state.secret_key = secret_key.clone();
         state.outbound_hosts = outbound_hosts;
+        launch = Some(state.launch.clone());
         (router(state), "the API is listening")
     };
     let address = std::net::SocketAddr::new(args.host, args.port);
@@ -80,6 +86,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         tracing::info!(
             "the dashboard is at http://{address}/ui: sign in with the admin key or a tenant's key"
         );
+    }
+    if let (true, Some(launch)) = (args.open, launch) {
+        open_dashboard(address, &launch, known_admin_key.as_deref())?;
     }
     let api = tokio::spawn(crate::http::server::serve(
         listener,
@@ -115,15 +124,55 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `--open`: print the dashboard's address (with a one-time sign-in code
+/// when the admin key is known) and open it in a browser. No browser (a
+/// server without a desktop) is not an error: the address is printed.
+fn open_dashboard(
+    address: std::net::SocketAddr,
+    launch: &crate::http::launch::LaunchCode,
+    admin_key: Option<&str>,
+) -> anyhow::Result<()> {
+    // A server listening on every address is reached on this machine by loopback.
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let mut url = format!(
+        "http://{}/ui",
+        std::net::SocketAddr::new(host, address.port())
+    );
+    if let Some(key) = admin_key {
+        let code = launch.issue(key, std::time::Instant::now())?;
+        url.push_str(&format!("#code={code}"));
+        println!(
+            "dashboard: {url} (signs in as the admin once, within {} minutes)",
+            crate::http::launch::LAUNCH_CODE_TTL.as_secs() / 60
+        );
+    } else {
+        println!("dashboard: {url}");
+    }
+    // The browser may take a while to start: not on the runtime's threads.
+    std::thread::spawn(move || {
+        if let Err(e) = opener::open_browser(&url) {
+            tracing::warn!(error = %e, "could not open a browser; open the printed address");
+        }
+    });
+    Ok(())
+}
+
 /// The admin key: `CORRAL_ADMIN_TOKEN` (kept only as a hash, in memory), or
 /// on the first start against a database without one, a generated key
-/// printed once (its hash is stored).
-async fn admin_key(store: &dyn Store, token: Option<&str>) -> anyhow::Result<Option<Arc<str>>> {
+/// printed once (its hash is stored) and returned.
+async fn admin_key(
+    store: &dyn Store,
+    token: Option<&str>,
+) -> anyhow::Result<(Option<Arc<str>>, Option<String>)> {
     if let Some(token) = token {
         if token.len() < 16 {
             bail!("CORRAL_ADMIN_TOKEN must be at least 16 characters");
         }
-        return Ok(Some(Arc::from(crate::keys::hash(token))));
+        return Ok((Some(Arc::from(crate::keys::hash(token))), None));
     }
     if !store.admin_key_exists().await? {
         let key = crate::keys::generate()?;
@@ -141,8 +190,9 @@ async fn admin_key(store: &dyn Store, token: Option<&str>) -> anyhow::Result<Opt
             "corral admin key (shown once; store it safely): {}",
             key.token
         );
+        return Ok((None, Some(key.token)));
     }
-    Ok(None)
+    Ok((None, None))
 }
 
 /// Fire `shutdown` on SIGINT or SIGTERM.

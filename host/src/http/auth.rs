@@ -129,7 +129,7 @@ pub(super) fn peer(parts: &Parts) -> Option<std::net::IpAddr> {
 }
 
 /// Refuse an address with too many recent failed authentications.
-fn limited(state: &AppState, peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+pub(super) fn limited(state: &AppState, peer: Option<std::net::IpAddr>) -> Result<(), ApiError> {
     let now = std::time::Instant::now();
     if let Some(seconds) = peer.and_then(|ip| state.auth_failures.refused(ip, now)) {
         return Err(ApiError::TooManyRequests(
@@ -154,6 +154,15 @@ pub(super) async fn sign_in(
 ) -> Result<Principal, ApiError> {
     limited(state, peer)?;
     counted(state, peer, check_key(state, token).await)
+}
+
+/// A failed authentication other than a key's (a wrong sign-in code),
+/// counted against `peer` like a wrong key.
+pub(super) fn failed(state: &AppState, peer: Option<std::net::IpAddr>, why: &str) -> ApiError {
+    match counted(state, peer, Err(ApiError::Unauthorized(why.into()))) {
+        Err(e) => e,
+        Ok(_) => ApiError::Unauthorized(why.into()),
+    }
 }
 
 /// `outcome`, counted against `peer` when it is a failed authentication.

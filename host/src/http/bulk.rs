@@ -141,8 +141,9 @@ pub async fn replay(
 }
 
 /// `POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-/// the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-/// once, a running one stopped by its host within a second).
+/// the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+/// would (a waiting job at once, a running one stopped by its host within a
+/// second).
 #[utoipa::path(post, path = "/v1/jobs/cancel", operation_id = "cancel_jobs", tag = "jobs",
     request_body = BulkRequest,
     responses((status = 200, description = "The jobs cancelled (or being stopped), or the dry run's count", body = BulkOutcome),
@@ -162,15 +163,18 @@ pub async fn cancel(
         .job_list(&key.tenant, &filter, page.after, page.fetch())
         .await?;
     let (jobs, next_cursor) = super::jobs::cut_page(page, false, listed);
-    let now = chrono::Utc::now();
-    let mut cancelled = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        // A job that finished since it was listed is left as it is.
-        match state.store.job_cancel(&key.tenant, job.id, now).await? {
-            CancelResult::Cancelled | CancelResult::Requested => cancelled.push(job.id),
-            CancelResult::NotFound | CancelResult::AlreadyFinished => {}
-        }
-    }
+    let ids: Vec<_> = jobs.iter().map(|job| job.id).collect();
+    let results = state
+        .store
+        .job_cancel_many(&key.tenant, &ids, chrono::Utc::now())
+        .await?;
+    // A job that finished since it was listed is left as it is.
+    let cancelled = ids
+        .into_iter()
+        .zip(results)
+        .filter(|(_, result)| matches!(result, CancelResult::Cancelled | CancelResult::Requested))
+        .map(|(id, _)| id)
+        .collect();
     Ok(Json(BulkOutcome {
         jobs: cancelled,
         next_cursor,

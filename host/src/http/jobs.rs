@@ -566,6 +566,8 @@ impl EventCursor {
             let (announced, progress) = match self.watch.next().await? {
                 Note::State(state) => (Some(state), false),
                 Note::Progress => (None, true),
+                // Not sent for jobs.
+                Note::Run(_) => (None, false),
                 // Missed notes: the database says where the job is now.
                 Note::Lagged => (None, false),
             };
@@ -624,26 +626,11 @@ pub async fn events(
 > {
     let id = job_id(&id)?;
     // Subscribe before reading, so no change falls between the two.
-    let watch = state
-        .watchers
-        .watch(state.store.as_ref(), &key.tenant, id)
-        .map_err(|refusal| match refusal {
-            super::streams::Refusal::Tenant => ApiError::TooManyRequests(
-                "too_many_streams",
-                format!(
-                    "the tenant has {} event streams open on this host (MAX_STREAMS_PER_TENANT); close one first",
-                    super::streams::MAX_STREAMS_PER_TENANT
-                ),
-                1,
-            ),
-            super::streams::Refusal::Host => ApiError::Busy(
-                format!(
-                    "this host has {} event streams open (MAX_STREAMS); try again shortly",
-                    super::streams::MAX_STREAMS
-                ),
-                5,
-            ),
-        })?;
+    let watch = state.watchers.watch(
+        state.store.as_ref(),
+        &key.tenant,
+        super::streams::Topic::Job(id),
+    )?;
     let job = state
         .store
         .job_get(&key.tenant, id)

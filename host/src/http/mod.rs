@@ -25,6 +25,7 @@ pub mod bulk;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
+pub mod launch;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub secret_key: Option<Arc<crate::secrets::SecretKey>>,
     /// The hosts plugins' allow-lists may name (`--outbound-hosts`).
     pub outbound_hosts: Arc<crate::runtime::outbound::HostLimit>,
+    /// The one-time sign-in code of `corral serve --open`.
+    pub launch: Arc<launch::LaunchCode>,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             watchers: Arc::default(),
             secret_key: None,
             outbound_hosts: Arc::default(),
+            launch: Arc::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workflow-runs/{id}", get(workflows::run))
         .route("/v1/workflow-runs/{id}/diagram", get(workflows::diagram))
         .route("/v1/workflow-runs/{id}/cancel", post(workflows::cancel))
+        .route("/v1/workflow-runs/{id}/events", get(workflows::events))
         .route("/v1/secrets", get(secrets::list))
         .route(
             "/v1/secrets/{name}",

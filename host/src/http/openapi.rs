@@ -85,7 +85,7 @@ impl Modify for BearerKey {
         jobs::attempts, jobs::logs, jobs::events, bulk::replay, bulk::cancel,
         summaries::overview, summaries::dead_letters,
         workflows::put, workflows::list, workflows::get, workflows::start, workflows::runs,
-        workflows::run, workflows::diagram, workflows::cancel,
+        workflows::run, workflows::diagram, workflows::cancel, workflows::events,
         schedules::put, schedules::list, schedules::get, schedules::delete, schedules::pause,
         schedules::resume,
         secrets::put, secrets::list, secrets::delete,

@@ -1,7 +1,8 @@
-//! Who is watching which job (`GET /v1/jobs/{id}/events`), and how many.
+//! Who is watching which job (`GET /v1/jobs/{id}/events`) or workflow run
+//! (`GET /v1/workflow-runs/{id}/events`), and how many.
 //!
 //! One task per host reads the store's notifications and hands each job's
-//! to the streams watching that job only: a busy deployment announces
+//! (or run's) to the streams watching that job (or run) only: a busy deployment announces
 //! thousands of changes a second, and waking every open stream for each
 //! (so that it could check the id and go back to sleep) made the cost of
 //! one tenant's streams grow with everyone's traffic. Streams are counted
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::model::{JobId, JobState};
 use crate::store::{Store, StoreEvent};
+use crate::workflow::{RunId, RunState};
 
 /// Event streams one tenant may hold open on one host. Each holds a
 /// connection and a task; a tenant watching more jobs at once can list
@@ -31,11 +33,20 @@ pub const MAX_STREAMS: usize = 2048;
 /// only say the job changed).
 const INBOX_NOTES: usize = 64;
 
-/// What the store announced about a watched job.
+/// What a stream watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Job(JobId),
+    Run(RunId),
+}
+
+/// What the store announced about a watched job or run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note {
     /// The job moved to this state (announced in commit order).
     State(JobState),
+    /// The run changed; this is its state after the change.
+    Run(RunState),
     /// New progress was recorded.
     Progress,
     /// Notes were missed: read the job again.
@@ -49,6 +60,27 @@ pub enum Refusal {
     Tenant,
     /// The host holds [`MAX_STREAMS`] already.
     Host,
+}
+
+impl From<Refusal> for super::ApiError {
+    fn from(refusal: Refusal) -> super::ApiError {
+        match refusal {
+            Refusal::Tenant => super::ApiError::TooManyRequests(
+                "too_many_streams",
+                format!(
+                    "the tenant has {MAX_STREAMS_PER_TENANT} event streams open on this host \
+                     (MAX_STREAMS_PER_TENANT); close one first"
+                ),
+                1,
+            ),
+            Refusal::Host => super::ApiError::Busy(
+                format!(
+                    "this host has {MAX_STREAMS} event streams open (MAX_STREAMS); try again shortly"
+                ),
+                5,
+            ),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -84,7 +116,7 @@ impl Inbox {
 
 #[derive(Default)]
 struct Registry {
-    by_job: HashMap<JobId, Vec<(u64, Arc<Inbox>)>>,
+    by_topic: HashMap<Topic, Vec<(u64, Arc<Inbox>)>>,
     per_tenant: HashMap<String, usize>,
     total: usize,
     next_key: u64,
@@ -103,9 +135,9 @@ fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
 }
 
 impl Watchers {
-    /// Start watching job `id` of `tenant`. Subscribe before reading the
-    /// job, so that no change falls between the two.
-    pub fn watch(&self, store: &dyn Store, tenant: &str, id: JobId) -> Result<Watch, Refusal> {
+    /// Start watching a job or run of `tenant`. Subscribe before reading
+    /// it, so that no change falls between the two.
+    pub fn watch(&self, store: &dyn Store, tenant: &str, topic: Topic) -> Result<Watch, Refusal> {
         let mut registry = lock(&self.registry);
         if registry.total >= MAX_STREAMS {
             return Err(Refusal::Host);
@@ -122,14 +154,14 @@ impl Watchers {
         let key = registry.next_key;
         registry.next_key += 1;
         registry
-            .by_job
-            .entry(id)
+            .by_topic
+            .entry(topic)
             .or_default()
             .push((key, inbox.clone()));
         *registry.per_tenant.entry(tenant.to_string()).or_default() += 1;
         registry.total += 1;
         Ok(Watch {
-            id,
+            topic,
             tenant: tenant.to_string(),
             key,
             inbox,
@@ -156,22 +188,23 @@ async fn dispatch(
             return;
         };
         let mut registry = lock(&registry);
-        let deliver = |id: &JobId, note: Note| {
-            for (_, inbox) in registry.by_job.get(id).into_iter().flatten() {
+        let deliver = |topic: Topic, note: Note| {
+            for (_, inbox) in registry.by_topic.get(&topic).into_iter().flatten() {
                 inbox.push(note);
             }
         };
         match event {
-            Ok(StoreEvent::JobState(id, state)) => deliver(&id, Note::State(state)),
-            Ok(StoreEvent::JobProgress(id)) => deliver(&id, Note::Progress),
+            Ok(StoreEvent::JobState(id, state)) => deliver(Topic::Job(id), Note::State(state)),
+            Ok(StoreEvent::JobProgress(id)) => deliver(Topic::Job(id), Note::Progress),
+            Ok(StoreEvent::RunState(id, state)) => deliver(Topic::Run(id), Note::Run(state)),
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => {
-                for (_, inbox) in registry.by_job.values().flatten() {
+                for (_, inbox) in registry.by_topic.values().flatten() {
                     inbox.push(Note::Lagged);
                 }
             }
             Err(RecvError::Closed) => {
-                for (_, inbox) in registry.by_job.values().flatten() {
+                for (_, inbox) in registry.by_topic.values().flatten() {
                     inbox.close();
                 }
                 registry.dispatching = false;
@@ -184,7 +217,7 @@ async fn dispatch(
 /// One open stream's subscription; dropping it (the client went away)
 /// frees its place.
 pub struct Watch {
-    id: JobId,
+    topic: Topic,
     tenant: String,
     key: u64,
     inbox: Arc<Inbox>,
@@ -192,7 +225,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The next note about the job; None when the store's notifications
+    /// The next note about the job or run; None when the store's notifications
     /// ended (the host is shutting down).
     pub async fn next(&self) -> Option<Note> {
         loop {
@@ -207,13 +240,21 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Forget the notes waiting: the reader is about to read the database,
+    /// which covers them.
+    pub fn drain(&self) {
+        self.inbox.notes().clear();
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut registry = lock(&self.registry);
-        if let Some(inboxes) = registry.by_job.get_mut(&self.id) {
+        if let Some(inboxes) = registry.by_topic.get_mut(&self.topic) {
             inboxes.retain(|(key, _)| *key != self.key);
             if inboxes.is_empty() {
-                registry.by_job.remove(&self.id);
+                registry.by_topic.remove(&self.topic);
             }
         }
         if let Some(held) = registry.per_tenant.get_mut(&self.tenant) {

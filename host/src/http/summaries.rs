@@ -8,22 +8,27 @@ use axum::extract::State;
 use super::auth::TenantKey;
 use super::openapi::Refusals;
 use super::{ApiError, AppState};
-use corral_client::api::{DeadLetters, Overview};
+use crate::store::HostSeen;
+use corral_client::api::{DeadLetters, HostAlive, Overview};
 
 /// `GET /v1/overview`: jobs waiting and running per state, how late the
-/// oldest waiting job is, and the jobs finished in each of the last 60
-/// minutes.
+/// oldest waiting job is, the jobs finished in each of the last 60
+/// minutes, and the worker hosts alive.
 #[utoipa::path(get, path = "/v1/overview", operation_id = "overview", tag = "jobs",
     responses((status = 200, description = "The tenant's jobs at a glance", body = Overview), Refusals))]
 pub async fn overview(
     State(state): State<AppState>,
     key: TenantKey,
 ) -> Result<Json<Overview>, ApiError> {
-    let overview = state
+    let now = chrono::Utc::now();
+    let overview = state.store.job_overview(&key.tenant, now).await?;
+    let seen = state
         .store
-        .job_overview(&key.tenant, chrono::Utc::now())
+        .host_list(now - crate::worker::presence::HOST_ALIVE)
         .await?;
+    let hosts = hosts_alive(seen, &overview.running_by_host);
     Ok(Json(Overview {
+        hosts,
         live: overview
             .live
             .into_iter()
@@ -33,6 +38,41 @@ pub async fn overview(
         running_by_host: overview.running_by_host,
         finished_per_minute: overview.finished_per_minute,
     }))
+}
+
+/// The hosts alive, each with the tenant's attempts running on it, and
+/// the hosts running its attempts that the registry does not list (one
+/// that stopped beating but still holds leases, or runs an older version).
+fn hosts_alive(
+    seen: Vec<HostSeen>,
+    running: &std::collections::BTreeMap<String, u64>,
+) -> Vec<HostAlive> {
+    let mut hosts: std::collections::BTreeMap<String, HostAlive> = seen
+        .into_iter()
+        .map(|h| {
+            let alive = HostAlive {
+                host_id: h.host_id.clone(),
+                concurrency: Some(h.concurrency),
+                started_at: Some(h.started_at),
+                seen_at: Some(h.seen_at),
+                running: 0,
+            };
+            (h.host_id, alive)
+        })
+        .collect();
+    for (host_id, &n) in running {
+        hosts
+            .entry(host_id.clone())
+            .or_insert_with(|| HostAlive {
+                host_id: host_id.clone(),
+                concurrency: None,
+                started_at: None,
+                seen_at: None,
+                running: 0,
+            })
+            .running = n;
+    }
+    hosts.into_values().collect()
 }
 
 /// `GET /v1/dead-letters`: the tenant's dead jobs that no job replays yet,

@@ -115,10 +115,14 @@ async fn session(
     Ok(Json(session_of(principal, key, &parts.headers)))
 }
 
+/// Sign in with a key, or with the one-time code of `corral serve --open`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
-    pub key: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// A cookie of the session: `HttpOnly` (no script reads it), `SameSite=Strict`
@@ -160,16 +164,43 @@ fn over_tls(headers: &HeaderMap) -> bool {
 /// what a caller can make the host hash.
 const MAX_KEY_CHARS: usize = 512;
 
-/// `POST /ui/session` `{"key": …}`: sign in (the same checks and
-/// failed-attempt limits as the API), answered with the session and its
-/// cookie.
+/// `POST /ui/session` `{"key": …}` or `{"code": …}`: sign in (the same
+/// checks and failed-attempt limits as the API), answered with the session
+/// and its cookie.
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
-    let key = body.key.trim();
+    let peer = connect.map(|c| c.0.0.ip());
+    let redeemed;
+    let key = match (&body.key, &body.code) {
+        (Some(key), None) => key.trim(),
+        (None, Some(code)) => {
+            auth::limited(&state, peer)?;
+            redeemed = (code.len() <= MAX_KEY_CHARS)
+                .then(|| state.launch.redeem(code, std::time::Instant::now()))
+                .flatten();
+            match &redeemed {
+                Some(key) => key.as_str(),
+                None => {
+                    return Err(auth::failed(
+                        &state,
+                        peer,
+                        "unknown, used or expired sign-in code",
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "invalid_body",
+                "send one of `key` (an API key) or `code` (the code of `corral serve --open`)"
+                    .into(),
+            ));
+        }
+    };
     if key.is_empty() || key.len() > MAX_KEY_CHARS {
         return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
     }
@@ -182,7 +213,7 @@ async fn sign_in(
                 .into(),
         ));
     }
-    let principal = auth::sign_in(&state, connect.map(|c| c.0.0.ip()), key).await?;
+    let principal = auth::sign_in(&state, peer, key).await?;
     // A new sign-in forgets the tenant an earlier admin session chose.
     let session = session_of(principal, key, &HeaderMap::new());
     let tls = over_tls(&headers);

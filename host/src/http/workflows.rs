@@ -283,3 +283,121 @@ pub async fn cancel(
     }
     Ok(Json(load_run(&state, &key.tenant, &id).await?))
 }
+
+/// A run's event stream re-reads the run at most this often, however fast
+/// its steps change. Threat: a fan-out of thousands of elements finishing
+/// would make each watching stream read (and send) the whole run per
+/// element.
+const RUN_EVENTS_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One Server-Sent Event of `GET /v1/workflow-runs/{id}/events`, as the
+/// OpenAPI document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RunEvent {
+    /// Always `run`.
+    event: String,
+    /// JSON: the whole run, as `GET /v1/workflow-runs/{id}` answers.
+    data: String,
+}
+
+/// Where a run's event stream is.
+struct RunCursor {
+    state: AppState,
+    tenant: String,
+    id: crate::workflow::RunId,
+    watch: super::streams::Watch,
+    /// The run to send first.
+    first: Option<WorkflowRun>,
+    /// The run as last sent.
+    last: Option<WorkflowRun>,
+    read_at: Option<tokio::time::Instant>,
+}
+
+fn run_event(run: &WorkflowRun) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("run")
+        .data(serde_json::to_string(run).unwrap_or_default())
+}
+
+impl RunCursor {
+    /// The next event to send, or None when the stream is over.
+    async fn next(&mut self) -> Option<axum::response::sse::Event> {
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|run| run.state.is_terminal())
+        {
+            return None;
+        }
+        if let Some(run) = self.first.take() {
+            let event = run_event(&run);
+            self.last = Some(run);
+            return Some(event);
+        }
+        loop {
+            self.watch.next().await?;
+            if let Some(at) = self.read_at {
+                tokio::time::sleep_until(at + RUN_EVENTS_MIN_GAP).await;
+            }
+            // Notes that came while waiting are covered by this one read.
+            self.watch.drain();
+            self.read_at = Some(tokio::time::Instant::now());
+            let run = match self.state.store.run_get(&self.tenant, self.id).await {
+                Ok(Some(run)) => run,
+                Ok(None) | Err(_) => return None,
+            };
+            if self.last.as_ref() != Some(&run) {
+                let event = run_event(&run);
+                self.last = Some(run);
+                return Some(event);
+            }
+        }
+    }
+}
+
+/// `GET /v1/workflow-runs/{id}/events`: Server-Sent Events until the run
+/// ends: a `run` event with the whole run first and after every change of
+/// its steps or state (at most four a second), driven by the database's
+/// notifications whichever host runs the steps. Counts against the same
+/// caps as a job's event stream.
+#[utoipa::path(get, path = "/v1/workflow-runs/{id}/events", operation_id = "run_events", tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses((status = 200, content_type = "text/event-stream", body = RunEvent,
+               description = "`event: run` (data: the run) first and on every change; \
+                              the stream ends after the run ends"),
+              (status = 429, description = "The tenant holds MAX_STREAMS_PER_TENANT streams on this host", body = ErrorBody),
+              (status = 503, description = "The host holds MAX_STREAMS streams", body = ErrorBody),
+              Refusals))]
+pub async fn events(
+    State(state): State<AppState>,
+    key: TenantKey,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    let run_id = run_id(&id)?;
+    // Subscribe before reading, so no change falls between the two.
+    let watch = state.watchers.watch(
+        state.store.as_ref(),
+        &key.tenant,
+        super::streams::Topic::Run(run_id),
+    )?;
+    let run = load_run(&state, &key.tenant, &id).await?;
+    let cursor = RunCursor {
+        state,
+        tenant: key.tenant,
+        id: run_id,
+        watch,
+        first: Some(run),
+        last: None,
+        read_at: None,
+    };
+    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+        c.next().await.map(|event| (Ok(event), c))
+    });
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+}

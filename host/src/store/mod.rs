@@ -178,7 +178,8 @@ pub enum StoreEvent {
     JobState(JobId, JobState),
     /// A running job's progress was recorded.
     JobProgress(JobId),
-    /// A workflow run finished in this state.
+    /// A workflow run changed (its steps, or its state): `running` while
+    /// it goes on, then once the state it finished in.
     RunState(crate::workflow::RunId, crate::workflow::RunState),
     /// This process committed a run whose ready steps wait for their
     /// expressions (announced only in the process that marked it; its
@@ -620,6 +621,14 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
         id: JobId,
         now: Timestamp,
     ) -> Result<CancelResult, StoreError>;
+    /// Cancel many jobs of `tenant` in one transaction, each as
+    /// [`Store::job_cancel`] would; the results in the order of `ids`.
+    async fn job_cancel_many(
+        &self,
+        tenant: &str,
+        ids: &[JobId],
+        now: Timestamp,
+    ) -> Result<Vec<CancelResult>, StoreError>;
     /// Running jobs whose leases expired before `now`.
     async fn job_expired_leases(
         &self,
@@ -640,7 +649,31 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
     /// terminal states, which can be millions of rows), and the jobs due to
     /// run per queue. Served by the partial indexes of waiting and running jobs.
     async fn job_live_counts(&self, now: Timestamp) -> Result<LiveJobCounts, StoreError>;
+    /// Record that a worker host is alive: its row is written when it
+    /// starts and every `worker::HOST_BEAT` after.
+    async fn host_beat(&self, host: &HostSeen) -> Result<(), StoreError>;
+    /// Forget a host that stopped gracefully.
+    async fn host_leave(&self, host_id: &str) -> Result<(), StoreError>;
+    /// The hosts seen since `since`, by id, at most [`MAX_HOSTS_LISTED`].
+    async fn host_list(&self, since: Timestamp) -> Result<Vec<HostSeen>, StoreError>;
+    /// Delete the hosts not seen since `before` (they died without leaving).
+    async fn host_prune(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
+
+/// A worker host as it last said it was alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSeen {
+    pub host_id: String,
+    /// Attempts it runs at most at once (`--concurrency`).
+    pub concurrency: u32,
+    pub started_at: Timestamp,
+    pub seen_at: Timestamp,
+}
+
+/// Hosts listed at most. Hosts are started by operators, not tenants, but
+/// a deployment that restarts often under fresh ids leaves rows until the
+/// janitor forgets them: this bounds what one overview reads.
+pub const MAX_HOSTS_LISTED: u32 = 1000;
 
 /// Queues reported by [`Store::job_live_counts`] at most, the deepest first.
 /// Queue names are chosen by tenants: this bounds the metric series one

@@ -47,6 +47,10 @@ pub async fn run(
                 if let Err(e) = prune(store.as_ref(), before).await {
                     tracing::warn!(error = %e, "janitor: pruning finished jobs failed");
                 }
+                let unseen = Utc::now() - super::presence::HOST_FORGET;
+                if let Err(e) = store.host_prune(unseen).await {
+                    tracing::warn!(error = %e, "janitor: forgetting dead hosts failed");
+                }
             }
             () = stop.cancelled() => return,
         }

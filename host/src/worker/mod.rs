@@ -34,6 +34,7 @@
 
 pub mod evaluator;
 pub mod janitor;
+pub mod presence;
 pub mod progress;
 pub mod retry;
 pub mod scheduler;
@@ -236,6 +237,13 @@ impl Worker {
                 .follow_events(self.store.subscribe(), background.clone()),
         );
         let heartbeat = tokio::spawn(self.clone().heartbeat(background.clone()));
+        let seen = presence::arrive(
+            self.store.as_ref(),
+            self.config.host_id.clone(),
+            self.config.concurrency,
+        )
+        .await;
+        let presence = tokio::spawn(presence::keep(self.store.clone(), seen, background.clone()));
         let progress = tokio::spawn(
             self.progress
                 .clone()
@@ -270,7 +278,7 @@ impl Worker {
         drop(finish_tx);
         let _ = recorder.await;
         background.cancel();
-        let _ = tokio::join!(events, heartbeat, janitor, progress);
+        let _ = tokio::join!(events, heartbeat, janitor, progress, presence);
         self.metrics.worker_running(self.config.concurrency, false);
     }
 

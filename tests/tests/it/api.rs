@@ -7,7 +7,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use corral::model::{Limits, NewJob};
-use corral_tests::api::{ADMIN_TOKEN, app, assert_error, call, push, tenant_with_key, upload};
+use corral_tests::api::{
+    ADMIN_TOKEN, SseReader, app, assert_error, call, push, tenant_with_key, upload,
+};
 use corral_tests::db::TestDb;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -1698,10 +1700,7 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
         .send()
         .await;
     let id = job["id"].as_str().unwrap().to_string();
-    let mut events = SseReader {
-        body: open_events(&app, &key, &id).await,
-        buffer: String::new(),
-    };
+    let mut events = SseReader::open(&app, &key, &format!("/v1/jobs/{id}/events")).await;
 
     // The worker starts only once the stream is open: it must show every step.
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -1749,54 +1748,6 @@ async fn a_client_follows_a_job_with_server_sent_events(db: TestDb) {
     );
 }
 
-/// Open `GET /v1/jobs/{id}/events` and return its body.
-async fn open_events(app: &axum::Router, key: &str, id: &str) -> Body {
-    let request = Request::builder()
-        .uri(format!("/v1/jobs/{id}/events"))
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.into_body()
-}
-
-/// Server-Sent Events as (event, data) pairs, parsed across frames.
-struct SseReader {
-    body: Body,
-    buffer: String,
-}
-
-impl SseReader {
-    async fn next(&mut self, patience: std::time::Duration) -> Option<(String, Value)> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = String::from("message");
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(name) = line.strip_prefix("event: ") {
-                        event = name.to_string();
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        data.push_str(d);
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Some((event, serde_json::from_str(&data).unwrap()));
-            }
-            let frame = tokio::time::timeout(patience, self.body.frame())
-                .await
-                .expect("an event within the patience")?
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buffer.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    }
-}
-
 async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
     use corral::worker::{Worker, WorkerConfig};
     let app = app(&db);
@@ -1817,10 +1768,7 @@ async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
         .await;
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(job["progress"], Value::Null);
-    let mut events = SseReader {
-        body: open_events(&app, &key, &id).await,
-        buffer: String::new(),
-    };
+    let mut events = SseReader::open(&app, &key, &format!("/v1/jobs/{id}/events")).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let worker = Worker::new(
         db.store.clone(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use corral::model::{Limits, NewJob};
 use corral_tests::db::TestDb;
-use corral_tests::{finish_all, free_port, plugin_path, serve_api_with, stop};
+use corral_tests::{finish_all, free_port, plugin_path, serve_api_env, stop};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -28,6 +28,7 @@ corral_tests::on_both_backends!(
     a_workflow_runs_diagram_shows_each_steps_state,
     markup_in_a_plugins_log_and_error_shows_as_text,
     an_admin_edits_quotas_and_keys_and_acts_as_a_tenant,
+    serve_open_signs_the_browser_in_as_the_admin_once,
 );
 
 const ADMIN: &str = "dashboard-test-admin-token-0123456789";
@@ -48,15 +49,21 @@ struct Dashboard {
 impl Dashboard {
     /// The API and a worker (`mode` `all`), or the API alone (`api`).
     async fn start(db: &TestDb, mode: &str) -> Dashboard {
+        Dashboard::start_with(db, mode, &[], &[]).await
+    }
+
+    /// [`Dashboard::start`] with more flags and environment variables.
+    async fn start_with(
+        db: &TestDb,
+        mode: &str,
+        flags: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Dashboard {
         let cache = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let (server, _) = serve_api_with(
-            &db.url,
-            port,
-            cache.path(),
-            Some(ADMIN),
-            &["--mode", mode, "--poll-ms", "200"],
-        );
+        let mut all_flags = vec!["--mode", mode, "--poll-ms", "200"];
+        all_flags.extend_from_slice(flags);
+        let (server, _) = serve_api_env(&db.url, port, cache.path(), Some(ADMIN), &all_flags, envs);
         let (driver, webdriver) = chromedriver();
         let mut options = serde_json::Map::new();
         options.insert("browserName".into(), json!("chrome"));
@@ -223,6 +230,24 @@ impl Dashboard {
         }
     }
 
+    /// Wait until no element matches `css`.
+    async fn wait_gone(&self, css: &str) {
+        let outcome = self
+            .browser
+            .execute_async(
+                r#"const [css, done] = arguments;
+                   if (!document.querySelector(css)) { done(true); return; }
+                   const seen = new MutationObserver(() => { if (!document.querySelector(css)) { seen.disconnect(); done(true); } });
+                   seen.observe(document, { subtree: true, childList: true });"#,
+                vec![json!(css)],
+            )
+            .await;
+        if let Err(e) = outcome {
+            let page = self.text("body").await;
+            panic!("waited for `{css}` to go: {e}\npage:\n{page}");
+        }
+    }
+
     /// Save a screenshot as `<target>/tmp/screenshots/<backend>-<name>.png`.
     async fn screenshot(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
@@ -278,6 +303,77 @@ fn chromedriver() -> (Child, String) {
     });
     ready.recv_timeout(PATIENCE).expect("chromedriver starts");
     (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// `corral serve --open` opens `$BROWSER` at an address with a one-time
+/// code: here `$BROWSER` is a script that hands the address over a FIFO
+/// (the test blocks reading it), and Chromium then opens it.
+async fn serve_open_signs_the_browser_in_as_the_admin_once(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("opened");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let script = dir.path().join("browser");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" > '{}'\n", fifo.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        // Blocks until the script opens the FIFO to write.
+        let file = std::fs::File::open(reader).expect("the FIFO opens");
+        if let Some(Ok(line)) = BufReader::new(file).lines().next() {
+            let _ = opened_tx.send(line);
+        }
+    });
+    let ui = Dashboard::start_with(
+        &db,
+        "api",
+        &["--open"],
+        &[("BROWSER", &script.display().to_string())],
+    )
+    .await;
+    let url = opened
+        .recv_timeout(PATIENCE)
+        .expect("the browser is opened");
+    let code = url
+        .split_once("/ui#code=")
+        .map(|(_, code)| code.to_string())
+        .unwrap_or_else(|| panic!("no code in {url}"));
+    assert!(url.starts_with(&ui.url), "{url}");
+
+    ui.browser.goto(&url).await.expect("the page loads");
+    ui.wait_for("#tenant-picker", "").await;
+    ui.wait_for("main", "Choose a tenant").await;
+    let address = ui.browser.current_url().await.unwrap();
+    assert!(!address.as_str().contains(&code), "{address}");
+    // The code worked once.
+    let again = ui
+        .http
+        .post(format!("{}/ui/session", ui.url))
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "unknown, used or expired sign-in code"
+    );
+    // Neither or both of key and code: 422.
+    let both = ui
+        .http
+        .post(format!("{}/ui/session", ui.url))
+        .json(&json!({"code": code, "key": ADMIN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 422);
+    ui.close().await;
 }
 
 async fn signing_in_takes_a_good_key_and_refuses_a_bad_one(db: TestDb) {
@@ -477,6 +573,49 @@ async fn a_plugin_is_uploaded_and_a_bad_one_refused(db: TestDb) {
     }
     ui.wait_for("#plugins", "sha256:").await;
     ui.screenshot("plugins").await;
+
+    // The plugin's page lists its versions: upload a second (other bytes)
+    // there, then delete the first after confirming.
+    ui.click("#plugins a").await;
+    ui.wait_for("#versions [data-version='1']", "sha256:").await;
+    ui.browser
+        .find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(&plugin_path("step").display().to_string())
+        .await
+        .unwrap();
+    ui.click("#upload button[type=submit]").await;
+    ui.wait_for("#upload-status", "Uploaded echo version 2.")
+        .await;
+    ui.wait_for("#versions [data-version='2']", "sha256:").await;
+    ui.screenshot("plugin-versions").await;
+    // Version 1 goes; version 2, which a waiting job is pinned to, cannot
+    // go: the refusal is shown.
+    ui.job(&key, json!({"plugin": "echo", "input": {}})).await;
+    for version in ["1", "2"] {
+        let delete = format!("#versions [data-version='{version}'] button");
+        ui.click(&delete).await;
+        ui.wait_for(&delete, "Confirm").await;
+        ui.click(&delete).await;
+        if version == "1" {
+            ui.wait_gone("#versions [data-version='1']").await;
+        }
+    }
+    ui.wait_for(
+        "#version-status",
+        "conflict: version 2 of plugin `echo` is pinned",
+    )
+    .await;
+    let versions = ui
+        .browser
+        .execute(
+            "return [...document.querySelectorAll('#versions [data-version]')].map((r) => r.dataset.version)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(versions, json!(["2"]));
     ui.close().await;
 }
 
@@ -525,6 +664,45 @@ async fn a_workflow_runs_diagram_shows_each_steps_state(db: TestDb) {
         assert_eq!(drawn.as_deref(), Some(state), "{step}");
     }
     ui.screenshot("workflow-run").await;
+
+    // A run open in the page follows its changes over its event stream:
+    // cancelled from the page, whose button only asks, it is redrawn
+    // without a reload.
+    ui.push(&key, "sleep").await;
+    ui.api(
+        &key,
+        reqwest::Method::PUT,
+        "/v1/workflows/slow",
+        Some(json!({"steps": [
+            {"name": "nap", "plugin": "sleep", "input": {"ms": 600000}},
+            {"name": "after", "plugin": "step", "depends_on": ["nap"]},
+        ]})),
+    )
+    .await;
+    let run = ui
+        .api(
+            &key,
+            reqwest::Method::POST,
+            "/v1/workflows/slow/runs",
+            Some(json!({"input": {}})),
+        )
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    ui.open(&format!("/runs/{id}")).await;
+    ui.wait_for("#dag [data-step=nap]", "running").await;
+    ui.browser
+        .execute("window.corralTestMark = 1;", vec![])
+        .await
+        .unwrap();
+    ui.click("#cancel-run").await;
+    ui.wait_for("#run-state", "cancelled").await;
+    ui.wait_for("#dag [data-step=after]", "cancelled").await;
+    let mark = ui
+        .browser
+        .execute("return window.corralTestMark;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, json!(1), "the page was not reloaded");
     ui.close().await;
 }
 

@@ -18,6 +18,7 @@ corral_tests::on_both_backends!(
     unfinished_jobs_are_cancelled_in_bulk,
     bad_bulk_requests_are_refused_and_change_nothing,
     the_overview_and_dead_letter_groups_sum_up_a_tenant,
+    the_overview_lists_worker_hosts_alive_idle_ones_included,
     the_session_cookie_signs_in_and_needs_its_csrf_token,
     an_admin_acts_as_a_tenant_it_names,
 );
@@ -449,6 +450,98 @@ async fn the_overview_and_dead_letter_groups_sum_up_a_tenant(db: TestDb) {
         .send()
         .await;
     assert_eq!(theirs["groups"], json!([]));
+}
+
+/// (host, slots, the tenant's running attempts) of each host the
+/// overview lists.
+async fn hosts_listed(app: &axum::Router, key: &str) -> Vec<(String, Value, u64)> {
+    let (status, overview) = call(app, Method::GET, "/v1/overview").key(key).send().await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    overview["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host_id"].as_str().unwrap().to_string(),
+                h["concurrency"].clone(),
+                h["running"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn the_overview_lists_worker_hosts_alive_idle_ones_included(db: TestDb) {
+    use corral::store::HostSeen;
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    db.plugin(
+        "acme",
+        "echo",
+        &corral_tests::plugin_bytes("echo"),
+        Limits::default(),
+        1,
+    )
+    .await;
+    let now = chrono::Utc::now();
+    // A host that stopped beating a minute ago is not alive; one unseen
+    // for two hours is forgotten by the janitor's pass.
+    for (host, seen) in [("gone", 60), ("long-gone", 7200)] {
+        db.store
+            .host_beat(&HostSeen {
+                host_id: host.into(),
+                concurrency: 4,
+                started_at: now - chrono::Duration::seconds(seen),
+                seen_at: now - chrono::Duration::seconds(seen),
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.store
+            .host_prune(now - corral::worker::presence::HOST_FORGET)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(hosts_listed(&app, &key).await, vec![]);
+
+    // A worker host writes its row before it claims: once it has run a
+    // job it is listed, idle, with its slots.
+    let host = corral_tests::worker::Host::start(&db, corral_tests::worker::config("host-idle"));
+    let id = enqueue(&db, "acme", "echo", 1).await[0];
+    db.wait_for("acme", id, std::time::Duration::from_secs(120), |s| {
+        s == corral::model::JobState::Completed
+    })
+    .await;
+    assert_eq!(
+        hosts_listed(&app, &key).await,
+        vec![("host-idle".to_string(), json!(8), 0)]
+    );
+    // A host that runs the tenant's job without being in the registry
+    // (an older version, or one whose beats fail) is listed by its leases.
+    enqueue(&db, "acme", "echo", 2).await;
+    host.stop().await;
+    let claimed = db
+        .store
+        .job_claim(&corral::store::ClaimRequest {
+            host_id: "unregistered".into(),
+            now: chrono::Utc::now(),
+            limit: 10,
+            lease: std::time::Duration::from_secs(30),
+            queues: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    // The stopped host left the registry.
+    assert_eq!(
+        hosts_listed(&app, &key).await,
+        vec![("unregistered".to_string(), Value::Null, 2)]
+    );
+    // Another tenant sees the hosts, but none of acme's attempts.
+    let stranger = tenant_with_key(&app, "stranger", json!({})).await;
+    assert_eq!(hosts_listed(&app, &stranger).await, vec![]);
 }
 
 /// The value of `Set-Cookie` for `name`, as `name=value`.

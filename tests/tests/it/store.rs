@@ -616,6 +616,56 @@ async fn cancellation_of_waiting_and_running_jobs(db: TestDb) {
         db.store.attempt_list("acme", stopped).await.unwrap()[0].outcome,
         OutcomeKind::Cancelled
     );
+
+    // Many at once, in one transaction: each as one cancel would, the
+    // results in the order asked.
+    let waiting = enqueue(&db, "acme", NewJob::new("work", "{}"), at(9.0)).await;
+    let running = enqueue(&db, "acme", NewJob::new("work", "{}"), at(9.0)).await;
+    let claimed = claimed_ids(&db, at(9.0), 1).await;
+    let (running, waiting) = if claimed == vec![running] {
+        (running, waiting)
+    } else {
+        (waiting, running)
+    };
+    db.tenant("other-tenant", 10).await;
+    db.plugin("other-tenant", "work", b"component v1", limits(), 3)
+        .await;
+    let theirs = enqueue(&db, "other-tenant", NewJob::new("work", "{}"), at(9.0)).await;
+    let unknown = uuid::Uuid::now_v7();
+    let results = db
+        .store
+        .job_cancel_many(
+            "acme",
+            &[stopped, running, unknown, waiting, theirs, waiting],
+            at(10.0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![
+            CancelResult::AlreadyFinished,
+            CancelResult::Requested,
+            CancelResult::NotFound,
+            CancelResult::Cancelled,
+            CancelResult::NotFound,
+            CancelResult::Cancelled,
+        ]
+    );
+    assert_eq!(state(&db, "acme", waiting).await, JobState::Cancelled);
+    assert_eq!(state(&db, "acme", running).await, JobState::Running);
+    assert_eq!(
+        state(&db, "other-tenant", theirs).await,
+        JobState::Available,
+        "another tenant's job is untouched"
+    );
+    assert_eq!(
+        db.store
+            .job_cancel_many("acme", &[], at(10.0))
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 async fn stale_tokens_are_fenced_out(db: TestDb) {

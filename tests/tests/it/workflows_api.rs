@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use corral::model::ClaimedJob;
 use corral::store::ClaimRequest;
-use corral_tests::api::{app, assert_error, call, push, tenant_with_key};
+use corral_tests::api::{SseReader, app, assert_error, call, push, tenant_with_key};
 use corral_tests::db::TestDb;
 use serde_json::{Value, json};
 
@@ -18,6 +18,7 @@ corral_tests::on_both_backends!(
     a_run_is_started_followed_and_drawn,
     runs_are_listed_newest_first_with_filters_and_cursors,
     a_run_is_cancelled_once,
+    a_runs_event_stream_follows_every_change_until_it_ends,
     another_tenants_workflows_and_runs_are_not_found,
 );
 
@@ -409,6 +410,99 @@ async fn a_run_is_cancelled_once(db: TestDb) {
         StatusCode::CONFLICT,
         "conflict",
     );
+}
+
+/// Each step's state in a run, in the definition's order.
+fn step_states(run: &Value) -> Vec<&str> {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect()
+}
+
+/// Read `run` events until one shows the steps in `states`.
+async fn run_event_until(events: &mut SseReader, states: &[&str]) -> Value {
+    loop {
+        let (event, run) = events
+            .next(Duration::from_secs(60))
+            .await
+            .expect("the stream goes on until the run ends");
+        assert_eq!(event, "run");
+        if step_states(&run) == states {
+            return run;
+        }
+    }
+}
+
+async fn a_runs_event_stream_follows_every_change_until_it_ends(db: TestDb) {
+    let app = app(&db);
+    let key = tenant_with_key(&app, "acme", json!({})).await;
+    push(&app, &key, "echo").await;
+    call(&app, Method::PUT, "/v1/workflows/diamond")
+        .key(&key)
+        .json(diamond())
+        .send()
+        .await;
+    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
+        .key(&key)
+        .json(json!({"input": {"n": 1}}))
+        .send()
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/workflow-runs/{id}/events");
+    let mut events = SseReader::open(&app, &key, &path).await;
+    // The run first, then each change as the jobs finish, whoever
+    // finishes them: here the store, as a worker would.
+    let first = run_event_until(&mut events, &["running", "pending", "pending", "pending"]).await;
+    assert_eq!(first["id"], id.as_str());
+    assert_eq!(first["state"], "running");
+    assert_eq!(complete_due_jobs(&db).await, 1);
+    run_event_until(&mut events, &["completed", "running", "running", "pending"]).await;
+    assert_eq!(complete_due_jobs(&db).await, 2);
+    run_event_until(
+        &mut events,
+        &["completed", "completed", "completed", "running"],
+    )
+    .await;
+    assert_eq!(complete_due_jobs(&db).await, 1);
+    let last = run_event_until(&mut events, &["completed"; 4]).await;
+    assert_eq!(last["state"], "completed");
+    assert!(
+        events.next(Duration::from_secs(60)).await.is_none(),
+        "the stream ends with the run"
+    );
+    // A run that ended: its one event, then the end.
+    let mut again = SseReader::open(&app, &key, &path).await;
+    assert_eq!(
+        again.next(Duration::from_secs(60)).await.unwrap().1["state"],
+        "completed"
+    );
+    assert!(again.next(Duration::from_secs(60)).await.is_none());
+    // Another tenant's run, an unknown one and a bad id are refused.
+    let stranger = tenant_with_key(&app, "stranger", json!({})).await;
+    for (key, path, status, code) in [
+        (&stranger, path.as_str(), StatusCode::NOT_FOUND, "not_found"),
+        (
+            &key,
+            &format!("/v1/workflow-runs/{}/events", uuid::Uuid::now_v7()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            &key,
+            "/v1/workflow-runs/nope/events",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        assert_error(
+            &call(&app, Method::GET, path).key(key).send().await,
+            status,
+            code,
+        );
+    }
 }
 
 async fn another_tenants_workflows_and_runs_are_not_found(db: TestDb) {

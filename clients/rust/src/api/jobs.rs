@@ -460,6 +460,29 @@ pub struct Overview {
     pub running_by_host: std::collections::BTreeMap<String, u64>,
     /// Jobs finished in each of the last 60 minutes, oldest first.
     pub finished_per_minute: Vec<FinishedMinute>,
+    /// The worker hosts alive (seen in the last 15 seconds), idle ones
+    /// included, with the tenant's running attempts on each; a host running
+    /// the tenant's attempts is listed even when it is not seen.
+    #[serde(default)]
+    pub hosts: Vec<HostAlive>,
+}
+
+/// A worker host and the tenant's attempts running on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostAlive {
+    /// The id the host writes in leases and attempts.
+    pub host_id: String,
+    /// Attempts it runs at most at once, all tenants together (none when
+    /// the host is not in the registry).
+    pub concurrency: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<Timestamp>,
+    /// When it last said it was alive.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub seen_at: Option<Timestamp>,
+    /// The tenant's attempts running on it now.
+    pub running: u64,
 }
 
 /// The jobs that finished in one minute.

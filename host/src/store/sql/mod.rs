@@ -20,6 +20,7 @@
 
 pub(super) mod batches;
 pub(super) mod claim;
+pub(super) mod hosts;
 pub(super) mod listings;
 pub(super) mod quotas;
 pub(super) mod request_keys;

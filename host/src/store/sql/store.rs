@@ -20,9 +20,9 @@ use crate::store::rows::{
     AttemptRow, JOB_COLUMNS, JobRow, KeyRow, PLUGIN_COLUMNS, PluginRow, TenantRow,
 };
 use crate::store::{
-    Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, Inserted, JobCount,
-    JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete, Store,
-    StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
+    Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, HostSeen, Inserted,
+    JobCount, JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete,
+    Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
 };
 use sqlx::FromRow;
 
@@ -780,60 +780,100 @@ impl Store for Here {
         id: JobId,
         now: Timestamp,
     ) -> Result<CancelResult, StoreError> {
-        // A workflow step's job: lock its run first, and advance the run if
-        // the job is cancelled now (a waiting job).
-        let run: Option<Option<Id>> =
-            sqlx::query_scalar("SELECT workflow_run_id FROM jobs WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(Id(id))
-                .fetch_optional(self.reader())
-                .await?;
+        let results = self.job_cancel_many(tenant, &[id], now).await?;
+        Ok(results.into_iter().next().unwrap_or(CancelResult::NotFound))
+    }
+
+    async fn job_cancel_many(
+        &self,
+        tenant: &str,
+        ids: &[JobId],
+        now: Timestamp,
+    ) -> Result<Vec<CancelResult>, StoreError> {
+        let ids: Vec<Id> = ids.iter().copied().map(Id).collect();
+        // Workflow steps' jobs: lock their runs first (in id order, as every
+        // writer of runs does), and advance the runs of the jobs cancelled
+        // now (waiting ones).
+        let runs: Vec<Id> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT workflow_run_id FROM jobs \
+             WHERE tenant_id = $1 AND {} AND workflow_run_id IS NOT NULL",
+            dialect::any("id", 2)
+        ))
+        .bind(tenant)
+        .bind(List(&ids))
+        .fetch_all(self.reader())
+        .await?;
         let mut tx = Tx::begin(self).await?;
-        if let Some(Some(run)) = run {
-            workflows::lock_runs(&mut tx, &[run.0]).await?;
+        let runs: Vec<_> = runs.into_iter().map(|run| run.0).collect();
+        workflows::lock_runs(&mut tx, &runs).await?;
+        // Row locks in id order, as outcomes take them, so that a cancel and
+        // a batch of outcomes sharing jobs cannot deadlock (SQLite's one
+        // writer needs no row locks).
+        if !dialect::FOR_NO_KEY_UPDATE.is_empty() {
+            sqlx::query(&format!(
+                "SELECT id FROM jobs WHERE tenant_id = $1 AND {} \
+                   AND state NOT IN ('completed', 'dead', 'cancelled') ORDER BY id {}",
+                dialect::any("id", 2),
+                dialect::FOR_NO_KEY_UPDATE
+            ))
+            .bind(tenant)
+            .bind(List(&ids))
+            .execute(tx.conn())
+            .await?;
         }
-        let state: Option<String> = sqlx::query_scalar(
+        let changed: Vec<(Id, String)> = sqlx::query_as(&format!(
             "UPDATE jobs SET \
                 state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END, \
                 cancel_requested = TRUE, \
                 finished_at = CASE WHEN state = 'running' THEN NULL ELSE $3 END, \
                 error = CASE WHEN state = 'running' THEN error ELSE 'cancelled' END \
-             WHERE tenant_id = $1 AND id = $2 AND state NOT IN ('completed', 'dead', 'cancelled') \
-             RETURNING state",
-        )
+             WHERE tenant_id = $1 AND {} AND state NOT IN ('completed', 'dead', 'cancelled') \
+             RETURNING id, state",
+            dialect::any("id", 2)
+        ))
         .bind(tenant)
-        .bind(Id(id))
+        .bind(List(&ids))
         .bind(At(now))
-        .fetch_optional(tx.conn())
+        .fetch_all(tx.conn())
         .await?;
-        match state.as_deref() {
-            Some("running") => {
-                tx.announce(StoreEvent::CancelRequested(id));
-                tx.commit().await?;
-                Ok(CancelResult::Requested)
-            }
-            Some(_) => {
-                tx.announce(StoreEvent::JobState(id, JobState::Cancelled));
-                let done = workflows::finished_step_jobs(tx.conn(), &[Id(id)]).await?;
-                workflows::advance_runs(&mut tx, done, now).await?;
-                tx.commit().await?;
-                Ok(CancelResult::Cancelled)
-            }
-            None => {
-                tx.rollback().await?;
-                let exists: Option<Id> =
-                    sqlx::query_scalar("SELECT id FROM jobs WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant)
-                        .bind(Id(id))
-                        .fetch_optional(self.reader())
-                        .await?;
-                Ok(if exists.is_some() {
-                    CancelResult::AlreadyFinished
-                } else {
-                    CancelResult::NotFound
-                })
+        let mut results: std::collections::HashMap<JobId, CancelResult> = Default::default();
+        let mut cancelled = Vec::new();
+        for (id, state) in changed {
+            if state == "running" {
+                tx.announce(StoreEvent::CancelRequested(id.0));
+                results.insert(id.0, CancelResult::Requested);
+            } else {
+                tx.announce(StoreEvent::JobState(id.0, JobState::Cancelled));
+                results.insert(id.0, CancelResult::Cancelled);
+                cancelled.push(id);
             }
         }
+        let done = workflows::finished_step_jobs(tx.conn(), &cancelled).await?;
+        workflows::advance_runs(&mut tx, done, now).await?;
+        tx.commit().await?;
+        // The rest were finished already, or are no job of the tenant's.
+        if results.len() < ids.len() {
+            let found: Vec<Id> = sqlx::query_scalar(&format!(
+                "SELECT id FROM jobs WHERE tenant_id = $1 AND {}",
+                dialect::any("id", 2)
+            ))
+            .bind(tenant)
+            .bind(List(&ids))
+            .fetch_all(self.reader())
+            .await?;
+            for id in found {
+                results.entry(id.0).or_insert(CancelResult::AlreadyFinished);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                results
+                    .get(&id.0)
+                    .copied()
+                    .unwrap_or(CancelResult::NotFound)
+            })
+            .collect())
     }
 
     async fn job_expired_leases(
@@ -957,5 +997,21 @@ impl Store for Here {
             by_state: counts(rows),
             due_by_queue: due.into_iter().map(|(q, n)| (q, n.0)).collect(),
         })
+    }
+
+    async fn host_beat(&self, host: &HostSeen) -> Result<(), StoreError> {
+        super::hosts::beat(self, host).await
+    }
+
+    async fn host_leave(&self, host_id: &str) -> Result<(), StoreError> {
+        super::hosts::leave(self, host_id).await
+    }
+
+    async fn host_list(&self, since: Timestamp) -> Result<Vec<HostSeen>, StoreError> {
+        super::hosts::list(self, since).await
+    }
+
+    async fn host_prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        super::hosts::prune(self, before).await
     }
 }

@@ -398,6 +398,12 @@ async fn apply(
             });
         }
     }
+    // Watchers of the run (its event stream) hear of every change; a run
+    // that goes on is announced `running`.
+    let changed = !plan.jobs.is_empty() || snapshot.steps.iter().any(|step| step.changed);
+    if changed && plan.finished.is_none() {
+        tx.announce(StoreEvent::RunState(snapshot.id, RunState::Running));
+    }
     if let Some(state) = plan.finished {
         sqlx::query(
             "UPDATE workflow_runs SET state = $2, error = $3, finished_at = $4 WHERE id = $1",

@@ -20,6 +20,7 @@ from .dead_letters import DeadLetters
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
 from .finished_minute import FinishedMinute
+from .host_alive import HostAlive
 from .http_call import HttpCall
 from .http_calls import HttpCalls
 from .http_settings import HttpSettings
@@ -42,6 +43,7 @@ from .plugin_view import PluginView
 from .progress import Progress
 from .quota_patch import QuotaPatch
 from .quotas import Quotas
+from .run_event import RunEvent
 from .run_list import RunList
 from .run_state import RunState
 from .run_summary import RunSummary
@@ -93,6 +95,7 @@ __all__ = (
     "ErrorBody",
     "ErrorDetail",
     "FinishedMinute",
+    "HostAlive",
     "HttpCall",
     "HttpCalls",
     "HttpSettings",
@@ -115,6 +118,7 @@ __all__ = (
     "Progress",
     "QuotaPatch",
     "Quotas",
+    "RunEvent",
     "RunList",
     "RunState",
     "RunSummary",

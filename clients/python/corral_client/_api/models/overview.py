@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.finished_minute import FinishedMinute
+    from ..models.host_alive import HostAlive
     from ..models.overview_live import OverviewLive
     from ..models.overview_running_by_host import OverviewRunningByHost
 
@@ -29,12 +30,16 @@ class Overview:
         finished_per_minute (list[FinishedMinute]): Jobs finished in each of the last 60 minutes, oldest first.
         oldest_due (datetime.datetime | None | Unset): When the oldest job still waiting became due (how far behind the
             queue is).
+        hosts (list[HostAlive] | Unset): The worker hosts alive (seen in the last 15 seconds), idle ones
+            included, with the tenant's running attempts on each; a host running
+            the tenant's attempts is listed even when it is not seen.
     """
 
     live: OverviewLive
     running_by_host: OverviewRunningByHost
     finished_per_minute: list[FinishedMinute]
     oldest_due: datetime.datetime | None | Unset = UNSET
+    hosts: list[HostAlive] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +60,13 @@ class Overview:
         else:
             oldest_due = self.oldest_due
 
+        hosts: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.hosts, Unset):
+            hosts = []
+            for hosts_item_data in self.hosts:
+                hosts_item = hosts_item_data.to_dict()
+                hosts.append(hosts_item)
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -66,12 +78,15 @@ class Overview:
         )
         if oldest_due is not UNSET:
             field_dict["oldest_due"] = oldest_due
+        if hosts is not UNSET:
+            field_dict["hosts"] = hosts
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.finished_minute import FinishedMinute
+        from ..models.host_alive import HostAlive
         from ..models.overview_live import OverviewLive
         from ..models.overview_running_by_host import OverviewRunningByHost
 
@@ -106,11 +121,21 @@ class Overview:
 
         oldest_due = _parse_oldest_due(d.pop("oldest_due", UNSET))
 
+        _hosts = d.pop("hosts", UNSET)
+        hosts: list[HostAlive] | Unset = UNSET
+        if _hosts is not UNSET:
+            hosts = []
+            for hosts_item_data in _hosts:
+                hosts_item = HostAlive.from_dict(hosts_item_data)
+
+                hosts.append(hosts_item)
+
         overview = cls(
             live=live,
             running_by_host=running_by_host,
             finished_per_minute=finished_per_minute,
             oldest_due=oldest_due,
+            hosts=hosts,
         )
 
         overview.additional_properties = d

@@ -101,8 +101,9 @@ def sync_detailed(
     body: BulkRequest,
 ) -> Response[BulkOutcome | ErrorBody]:
     """`POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-    the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-    once, a running one stopped by its host within a second).
+    the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+    would (a waiting job at once, a running one stopped by its host within a
+    second).
 
     Args:
         body (BulkRequest): A bulk replay or cancel (`POST /v1/jobs/replay`, `POST
@@ -133,8 +134,9 @@ def sync(
     body: BulkRequest,
 ) -> BulkOutcome | ErrorBody | None:
     """`POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-    the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-    once, a running one stopped by its host within a second).
+    the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+    would (a waiting job at once, a running one stopped by its host within a
+    second).
 
     Args:
         body (BulkRequest): A bulk replay or cancel (`POST /v1/jobs/replay`, `POST
@@ -160,8 +162,9 @@ async def asyncio_detailed(
     body: BulkRequest,
 ) -> Response[BulkOutcome | ErrorBody]:
     """`POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-    the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-    once, a running one stopped by its host within a second).
+    the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+    would (a waiting job at once, a running one stopped by its host within a
+    second).
 
     Args:
         body (BulkRequest): A bulk replay or cancel (`POST /v1/jobs/replay`, `POST
@@ -190,8 +193,9 @@ async def asyncio(
     body: BulkRequest,
 ) -> BulkOutcome | ErrorBody | None:
     """`POST /v1/jobs/cancel`: cancel up to `limit` unfinished jobs that match
-    the filter, each as `POST /v1/jobs/{id}/cancel` would (a waiting job at
-    once, a running one stopped by its host within a second).
+    the filter, in one transaction, each as `POST /v1/jobs/{id}/cancel`
+    would (a waiting job at once, a running one stopped by its host within a
+    second).
 
     Args:
         body (BulkRequest): A bulk replay or cancel (`POST /v1/jobs/replay`, `POST

@@ -90,8 +90,8 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody | Overview]:
     """`GET /v1/overview`: jobs waiting and running per state, how late the
-    oldest waiting job is, and the jobs finished in each of the last 60
-    minutes.
+    oldest waiting job is, the jobs finished in each of the last 60
+    minutes, and the worker hosts alive.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -115,8 +115,8 @@ def sync(
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | Overview | None:
     """`GET /v1/overview`: jobs waiting and running per state, how late the
-    oldest waiting job is, and the jobs finished in each of the last 60
-    minutes.
+    oldest waiting job is, the jobs finished in each of the last 60
+    minutes, and the worker hosts alive.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -136,8 +136,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorBody | Overview]:
     """`GET /v1/overview`: jobs waiting and running per state, how late the
-    oldest waiting job is, and the jobs finished in each of the last 60
-    minutes.
+    oldest waiting job is, the jobs finished in each of the last 60
+    minutes, and the worker hosts alive.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -159,8 +159,8 @@ async def asyncio(
     client: AuthenticatedClient | Client,
 ) -> ErrorBody | Overview | None:
     """`GET /v1/overview`: jobs waiting and running per state, how late the
-    oldest waiting job is, and the jobs finished in each of the last 60
-    minutes.
+    oldest waiting job is, the jobs finished in each of the last 60
+    minutes, and the worker hosts alive.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
