@@ -49,10 +49,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     })?);
 
     let metrics = Arc::new(Metrics::new());
-    // A worker-only host serves /health, /ready and /metrics on the same port.
     // The admin key in plain text, when this process knows it (for --open).
     let mut known_admin_key = None;
     let mut launch = None;
+    // A worker-only host serves /health, /ready and /metrics on the same port.
     let (app, listening) = if args.mode == ServeMode::Worker {
         let mut state = AppState::new(store.clone(), runtime.clone(), None, metrics.clone());
         state.secret_key = secret_key.clone();

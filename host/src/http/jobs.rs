@@ -567,7 +567,7 @@ impl EventCursor {
                 Note::State(state) => (Some(state), false),
                 Note::Progress => (None, true),
                 // Not sent for jobs.
-                Note::Run(_) => (None, false),
+                Note::RunChanged => (None, false),
                 // Missed notes: the database says where the job is now.
                 Note::Lagged => (None, false),
             };

@@ -2,8 +2,8 @@
 //! (`GET /v1/workflow-runs/{id}/events`), and how many.
 //!
 //! One task per host reads the store's notifications and hands each job's
-//! (or run's) to the streams watching that job (or run) only: a busy deployment announces
-//! thousands of changes a second, and waking every open stream for each
+//! (or run's) to the streams watching that job (or run) only: a busy
+//! deployment announces thousands of changes a second, and waking every open stream for each
 //! (so that it could check the id and go back to sleep) made the cost of
 //! one tenant's streams grow with everyone's traffic. Streams are counted
 //! per tenant and per host; past either cap a new one is refused.
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use crate::model::{JobId, JobState};
 use crate::store::{Store, StoreEvent};
-use crate::workflow::{RunId, RunState};
+use crate::workflow::RunId;
 
 /// Event streams one tenant may hold open on one host. Each holds a
 /// connection and a task; a tenant watching more jobs at once can list
@@ -45,8 +45,8 @@ pub enum Topic {
 pub enum Note {
     /// The job moved to this state (announced in commit order).
     State(JobState),
-    /// The run changed; this is its state after the change.
-    Run(RunState),
+    /// The run changed (its steps or its state).
+    RunChanged,
     /// New progress was recorded.
     Progress,
     /// Notes were missed: read the job again.
@@ -196,7 +196,7 @@ async fn dispatch(
         match event {
             Ok(StoreEvent::JobState(id, state)) => deliver(Topic::Job(id), Note::State(state)),
             Ok(StoreEvent::JobProgress(id)) => deliver(Topic::Job(id), Note::Progress),
-            Ok(StoreEvent::RunState(id, state)) => deliver(Topic::Run(id), Note::Run(state)),
+            Ok(StoreEvent::RunState(id, _)) => deliver(Topic::Run(id), Note::RunChanged),
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => {
                 for (_, inbox) in registry.by_topic.values().flatten() {
@@ -225,8 +225,8 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The next note about the job or run; None when the store's notifications
-    /// ended (the host is shutting down).
+    /// The next note about the job or run; None when the store's
+    /// notifications ended (the host is shutting down).
     pub async fn next(&self) -> Option<Note> {
         loop {
             if let Some(note) = self.inbox.notes().pop_front() {
@@ -238,9 +238,7 @@ impl Watch {
             self.inbox.ready.notified().await;
         }
     }
-}
 
-impl Watch {
     /// Forget the notes waiting: the reader is about to read the database,
     /// which covers them.
     pub fn drain(&self) {

@@ -520,8 +520,8 @@ async fn the_overview_lists_worker_hosts_alive_idle_ones_included(db: TestDb) {
     );
     // A host that runs the tenant's job without being in the registry
     // (an older version, or one whose beats fail) is listed by its leases.
-    enqueue(&db, "acme", "echo", 2).await;
     host.stop().await;
+    enqueue(&db, "acme", "echo", 2).await;
     let claimed = db
         .store
         .job_claim(&corral::store::ClaimRequest {
