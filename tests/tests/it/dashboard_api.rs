@@ -578,6 +578,26 @@ async fn the_session_cookie_signs_in_and_needs_its_csrf_token(db: TestDb) {
         .exchange()
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // No `corral serve --open` code was issued: any code is refused, a
+    // huge one before anything hashes it; both or neither field is 422.
+    for code in [
+        "0123456789abcdef0123456789abcdef".to_string(),
+        "c".repeat(1 << 20),
+    ] {
+        let (status, headers, body) = call(&app, Method::POST, "/ui/session")
+            .json(json!({ "code": code }))
+            .exchange()
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(headers.get("set-cookie").is_none());
+    }
+    for body in [json!({}), json!({"key": key, "code": "00"})] {
+        let (status, _, body) = call(&app, Method::POST, "/ui/session")
+            .json(body)
+            .exchange()
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
 
     let (status, headers, session) = call(&app, Method::POST, "/ui/session")
         .json(json!({"key": key}))

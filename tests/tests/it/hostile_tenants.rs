@@ -1663,6 +1663,19 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
         .unwrap()
         .to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("MAX_STREAMS_PER_TENANT"));
+    // A workflow run's stream counts against the same cap.
+    let run_stream = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/v1/workflow-runs/{}/events", uuid::Uuid::now_v7()))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run_stream.status(), StatusCode::TOO_MANY_REQUESTS);
     let theirs = call(&app, Method::POST, "/v1/jobs")
         .key(&other)
         .json(json!({"plugin": "echo", "input": {}}))
