@@ -15,7 +15,11 @@
 //! - **Pickup under load**: while one host (API and worker) drains another
 //!   tenant's backlog of 50,000 jobs, single jobs of a small tenant enqueued
 //!   through its API, from the enqueue call to their claim (the job's
-//!   `started_at`, which the claim sets).
+//!   `started_at`, which the claim sets), and from their `created_at` (the
+//!   host accepted the job) to the claim.
+//!
+//! Knobs while iterating: `CORRAL_BENCH_QUICK=1` (one drain of one host),
+//! `CORRAL_BENCH_PICKUPS=1` (the pickups only), `CORRAL_BENCH_BACKENDS`.
 //!
 //! One JSON line per backend (SQLite has one host and no peer).
 //! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
@@ -228,14 +232,39 @@ fn peer_round(peer: &Path) -> f64 {
         .unwrap_or_else(|| panic!("no process_per_s in {text:?}"))
 }
 
+/// Pickup latencies behind a backlog, in ms.
+struct Pickups {
+    /// From just before the enqueue call to the claim.
+    p50: f64,
+    p99: f64,
+    /// From the job's `created_at` (the host accepted it, before its
+    /// insert) to the claim: without the client's half of the call.
+    accepted_p50: f64,
+    accepted_p99: f64,
+    /// Taken while the backlog still waited.
+    samples: usize,
+}
+
+impl Pickups {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "pickup_under_backlog_p50_ms": self.p50,
+            "pickup_under_backlog_p99_ms": self.p99,
+            "pickup_from_accept_p50_ms": self.accepted_p50,
+            "pickup_from_accept_p99_ms": self.accepted_p99,
+            "pickup_samples": self.samples,
+        })
+    }
+}
+
 /// Pickup latency of a small tenant's single jobs while one host drains
-/// another tenant's backlog: (p50 ms, p99 ms, samples taken while the
-/// backlog still waited). Each job goes in through the host's own API,
+/// another tenant's backlog. Each job goes in through the host's own API,
 /// as a user's would, and is followed over its event stream; its pickup is
-/// from just before the enqueue call to its `started_at` (which the claim
-/// sets). Through the API, so SQLite is measured too: a second process's
-/// enqueue would write to the host's database file from outside.
-async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
+/// from just before the enqueue call (and from its `created_at`) to its
+/// `started_at` (which the claim sets). Through the API, so SQLite is
+/// measured too: a second process's enqueue would write to the host's
+/// database file from outside.
+async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
     const ADMIN: &str = "bench-serve-admin-token-0123456789";
     let db = with_jobs(kind, "big", BACKLOG).await;
     add_jobs(&db, "small", 0).await;
@@ -263,7 +292,10 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
                 .expect("enqueue");
             let job = small.wait(job.id, PATIENCE).await.expect("the job ends");
             let started = job.started_at.expect("a finished job has started_at");
-            samples.push((started - enqueued).to_std().unwrap_or_default());
+            samples.push((
+                (started - enqueued).to_std().unwrap_or_default(),
+                (started - job.created_at).to_std().unwrap_or_default(),
+            ));
         }
         samples
     };
@@ -275,15 +307,22 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> (f64, f64, usize) {
     while let Some(taken) = samplers.join_next().await {
         samples.extend(taken.expect("a sampler"));
     }
-    samples.sort();
-    let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
     let taken = samples.len();
     assert!(taken > 10, "the backlog drained before {taken} pickups");
-    (
-        ms(samples[taken / 2]),
-        ms(samples[(taken * 99 / 100).min(taken - 1)]),
-        taken,
-    )
+    let (mut call, mut accepted): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
+    let quantiles = |d: &mut Vec<Duration>| {
+        d.sort();
+        let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
+        (ms(d[taken / 2]), ms(d[(taken * 99 / 100).min(taken - 1)]))
+    };
+    let ((p50, p99), (accepted_p50, accepted_p99)) = (quantiles(&mut call), quantiles(&mut accepted));
+    Pickups {
+        p50,
+        p99,
+        accepted_p50,
+        accepted_p99,
+        samples: taken,
+    }
 }
 
 /// A `corral serve` with its API, stopped when the measurement ends.
@@ -301,7 +340,25 @@ fn quick() -> bool {
     std::env::var("CORRAL_BENCH_QUICK").is_ok_and(|v| v == "1")
 }
 
+/// `CORRAL_BENCH_PICKUPS=1`: the pickup measurement only, while iterating.
+fn pickups_only() -> bool {
+    std::env::var("CORRAL_BENCH_PICKUPS").is_ok_and(|v| v == "1")
+}
+
+/// Add `extra`'s fields to the object `line`.
+fn merge(line: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+}
+
 async fn postgres(cache: &Path, peer: Option<&Path>) {
+    if pickups_only() {
+        let mut line = json!({"bench": "serve", "backend": "postgres", "quick": true});
+        merge(&mut line, pickups_under_backlog(Kind::Postgres, cache).await.json());
+        println!("{line}");
+        return;
+    }
     if quick() {
         let (per_s, wall) = drain(Kind::Postgres, cache, 1).await;
         println!(
@@ -324,10 +381,10 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
         eprintln!("postgres round {round}: 4 hosts {per_s:.0}/s");
         four.push(per_s);
     }
-    let (p50, p99, samples) = pickups_under_backlog(Kind::Postgres, cache).await;
+    let pickups = pickups_under_backlog(Kind::Postgres, cache).await;
     let (one, wall, four) = (median(one), median(wall), median(four));
     let peer = (!peers.is_empty()).then(|| median(peers));
-    let line = json!({
+    let mut line = json!({
         "bench": "serve",
         "backend": "postgres",
         "n": N,
@@ -339,16 +396,20 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
         "over_peer": peer.map(|p| (one / p * 100.0).round() / 100.0),
         "hosts4_per_s": four.round(),
         "hosts4_over_1": (four / one * 100.0).round() / 100.0,
-        "pickup_under_backlog_p50_ms": p50,
-        "pickup_under_backlog_p99_ms": p99,
-        "pickup_samples": samples,
         "targets": {"per_s": 15_000, "over_peer": 1.0, "hosts4_over_1": 1.0, "pickup_p99_ms": 20},
-        "meets_targets": one >= 15_000.0 && peer.is_some_and(|p| one >= p) && four >= one && p99 <= 20.0,
+        "meets_targets": one >= 15_000.0 && peer.is_some_and(|p| one >= p) && four >= one && pickups.p99 <= 20.0,
     });
+    merge(&mut line, pickups.json());
     println!("{line}");
 }
 
 async fn sqlite(cache: &Path) {
+    if pickups_only() {
+        let mut line = json!({"bench": "serve", "backend": "sqlite", "quick": true});
+        merge(&mut line, pickups_under_backlog(Kind::Sqlite, cache).await.json());
+        println!("{line}");
+        return;
+    }
     if quick() {
         let (per_s, wall) = drain(Kind::Sqlite, cache, 1).await;
         println!(
@@ -363,20 +424,18 @@ async fn sqlite(cache: &Path) {
         one.push(per_s);
         wall.push(wall_per_s);
     }
-    let (p50, p99, samples) = pickups_under_backlog(Kind::Sqlite, cache).await;
+    let pickups = pickups_under_backlog(Kind::Sqlite, cache).await;
     let (one, wall) = (median(one), median(wall));
-    let line = json!({
+    let mut line = json!({
         "bench": "serve",
         "backend": "sqlite",
         "n": N,
         "concurrency": CONCURRENCY,
         "per_s": one.round(),
         "wall_per_s": wall.round(),
-        "pickup_under_backlog_p50_ms": p50,
-        "pickup_under_backlog_p99_ms": p99,
-        "pickup_samples": samples,
         "targets": {"per_s": 12_000, "pickup_p99_ms": 20},
-        "meets_targets": one >= 12_000.0 && p99 <= 20.0,
+        "meets_targets": one >= 12_000.0 && pickups.p99 <= 20.0,
     });
+    merge(&mut line, pickups.json());
     println!("{line}");
 }

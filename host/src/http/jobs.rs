@@ -508,7 +508,7 @@ struct EventCursor {
     done: bool,
 }
 
-type SseEvent = axum::response::sse::Event;
+use super::streams::Event as SseEvent;
 
 /// `state`: the whole job, as `GET /v1/jobs/{id}` shows it.
 fn state_event(job: Job) -> SseEvent {
@@ -546,8 +546,7 @@ fn progress_event(progress: &crate::model::Progress) -> SseEvent {
         .data(serde_json::to_string(progress).unwrap_or_default())
 }
 
-impl EventCursor {
-    /// The next event to send, or None when the stream is over.
+impl super::streams::Cursor for EventCursor {
     async fn next(&mut self) -> Option<SseEvent> {
         use super::streams::Note;
         if self.done {
@@ -618,12 +617,7 @@ pub async fn events(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
-) -> Result<
-    axum::response::sse::Sse<
-        impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>,
-    >,
-    ApiError,
-> {
+) -> Result<super::streams::EventStream, ApiError> {
     let id = job_id(&id)?;
     // Subscribe before reading, so no change falls between the two.
     let watch = state.watchers.watch(
@@ -636,7 +630,7 @@ pub async fn events(
         .job_get(&key.tenant, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
-    let cursor = EventCursor {
+    Ok(super::streams::sse(EventCursor {
         state,
         tenant: key.tenant,
         id,
@@ -645,9 +639,5 @@ pub async fn events(
         last_progress: None,
         first: Some(job),
         done: false,
-    };
-    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
-        c.next().await.map(|event| (Ok(event), c))
-    });
-    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+    }))
 }

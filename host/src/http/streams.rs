@@ -264,3 +264,28 @@ impl Drop for Watch {
         registry.total -= 1;
     }
 }
+
+/// One Server-Sent Event.
+pub type Event = axum::response::sse::Event;
+
+/// The response of an event stream (boxed: one allocation per stream, and
+/// handlers can name their type).
+pub type EventStream = axum::response::sse::Sse<
+    futures_util::stream::BoxStream<'static, Result<Event, std::convert::Infallible>>,
+>;
+
+/// Where one event stream is: what it sent, what it waits for.
+pub trait Cursor: Send + 'static {
+    /// The next event to send; None ends the stream.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Event>> + Send;
+}
+
+/// The response that sends `cursor`'s events, with keep-alive comments so
+/// proxies do not close an idle stream.
+pub fn sse(cursor: impl Cursor) -> EventStream {
+    let stream = futures_util::stream::unfold(cursor, |mut cursor| async move {
+        cursor.next().await.map(|event| (Ok(event), cursor))
+    });
+    axum::response::sse::Sse::new(futures_util::StreamExt::boxed(stream))
+        .keep_alive(axum::response::sse::KeepAlive::default())
+}

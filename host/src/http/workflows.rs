@@ -314,15 +314,14 @@ struct RunCursor {
     read_at: Option<tokio::time::Instant>,
 }
 
-fn run_event(run: &WorkflowRun) -> axum::response::sse::Event {
-    axum::response::sse::Event::default()
+fn run_event(run: &WorkflowRun) -> super::streams::Event {
+    super::streams::Event::default()
         .event("run")
         .data(serde_json::to_string(run).unwrap_or_default())
 }
 
-impl RunCursor {
-    /// The next event to send, or None when the stream is over.
-    async fn next(&mut self) -> Option<axum::response::sse::Event> {
+impl super::streams::Cursor for RunCursor {
+    async fn next(&mut self) -> Option<super::streams::Event> {
         if self
             .last
             .as_ref()
@@ -373,12 +372,7 @@ pub async fn events(
     State(state): State<AppState>,
     key: TenantKey,
     Path(id): Path<String>,
-) -> Result<
-    axum::response::sse::Sse<
-        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-    >,
-    ApiError,
-> {
+) -> Result<super::streams::EventStream, ApiError> {
     let run_id = run_id(&id)?;
     // Subscribe before reading, so no change falls between the two.
     let watch = state.watchers.watch(
@@ -387,7 +381,7 @@ pub async fn events(
         super::streams::Topic::Run(run_id),
     )?;
     let run = load_run(&state, &key.tenant, &id).await?;
-    let cursor = RunCursor {
+    Ok(super::streams::sse(RunCursor {
         state,
         tenant: key.tenant,
         id: run_id,
@@ -395,9 +389,5 @@ pub async fn events(
         first: Some(run),
         last: None,
         read_at: None,
-    };
-    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
-        c.next().await.map(|event| (Ok(event), c))
-    });
-    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+    }))
 }

@@ -31,6 +31,24 @@ fn diamond() -> Value {
     ]})
 }
 
+/// Push `echo`, define `diamond` and start a run of it with this request
+/// body: the run as created.
+async fn start_diamond(app: &axum::Router, key: &str, body: Value) -> Value {
+    push(app, key, "echo").await;
+    call(app, Method::PUT, "/v1/workflows/diamond")
+        .key(key)
+        .json(diamond())
+        .send()
+        .await;
+    let (status, run) = call(app, Method::POST, "/v1/workflows/diamond/runs")
+        .key(key)
+        .json(body)
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    run
+}
+
 /// Claim every job that is due and complete it with its input as result.
 async fn complete_due_jobs(db: &TestDb) -> usize {
     let jobs: Vec<ClaimedJob> = db
@@ -198,18 +216,7 @@ async fn bad_definitions_are_refused_by_name_and_store_nothing(db: TestDb) {
 async fn a_run_is_started_followed_and_drawn(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    push(&app, &key, "echo").await;
-    call(&app, Method::PUT, "/v1/workflows/diamond")
-        .key(&key)
-        .json(diamond())
-        .send()
-        .await;
-    let (status, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
-        .key(&key)
-        .json(json!({"input": {"order": 7}}))
-        .send()
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = start_diamond(&app, &key, json!({"input": {"order": 7}})).await;
     assert_eq!(run["state"], "running");
     assert_eq!(run["input"], json!({"order": 7}));
     assert_eq!(run["steps"][0]["state"], "running");
@@ -360,17 +367,7 @@ async fn runs_are_listed_newest_first_with_filters_and_cursors(db: TestDb) {
 async fn a_run_is_cancelled_once(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    push(&app, &key, "echo").await;
-    call(&app, Method::PUT, "/v1/workflows/diamond")
-        .key(&key)
-        .json(diamond())
-        .send()
-        .await;
-    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
-        .key(&key)
-        .json(json!({}))
-        .send()
-        .await;
+    let run = start_diamond(&app, &key, json!({})).await;
     let id = run["id"].as_str().unwrap();
     let (status, cancelled) = call(
         &app,
@@ -439,17 +436,7 @@ async fn run_event_until(events: &mut SseReader, states: &[&str]) -> Value {
 async fn a_runs_event_stream_follows_every_change_until_it_ends(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    push(&app, &key, "echo").await;
-    call(&app, Method::PUT, "/v1/workflows/diamond")
-        .key(&key)
-        .json(diamond())
-        .send()
-        .await;
-    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
-        .key(&key)
-        .json(json!({"input": {"n": 1}}))
-        .send()
-        .await;
+    let run = start_diamond(&app, &key, json!({"input": {"n": 1}})).await;
     let id = run["id"].as_str().unwrap().to_string();
     let path = format!("/v1/workflow-runs/{id}/events");
     let mut events = SseReader::open(&app, &key, &path).await;
@@ -509,17 +496,7 @@ async fn another_tenants_workflows_and_runs_are_not_found(db: TestDb) {
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
     let other = tenant_with_key(&app, "other", json!({})).await;
-    push(&app, &key, "echo").await;
-    call(&app, Method::PUT, "/v1/workflows/diamond")
-        .key(&key)
-        .json(diamond())
-        .send()
-        .await;
-    let (_, run) = call(&app, Method::POST, "/v1/workflows/diamond/runs")
-        .key(&key)
-        .json(json!({}))
-        .send()
-        .await;
+    let run = start_diamond(&app, &key, json!({})).await;
     let id = run["id"].as_str().unwrap();
     for (method, uri) in [
         (Method::GET, "/v1/workflows/diamond".to_string()),

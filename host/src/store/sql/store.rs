@@ -808,8 +808,9 @@ impl Store for Here {
         workflows::lock_runs(&mut tx, &runs).await?;
         // Row locks in id order, as outcomes take them, so that a cancel and
         // a batch of outcomes sharing jobs cannot deadlock (SQLite's one
-        // writer needs no row locks).
-        if !dialect::FOR_NO_KEY_UPDATE.is_empty() {
+        // writer needs no row locks). One row has no order to keep: its
+        // UPDATE locks it.
+        if ids.len() > 1 && !dialect::FOR_NO_KEY_UPDATE.is_empty() {
             sqlx::query(&format!(
                 "SELECT id FROM jobs WHERE tenant_id = $1 AND {} \
                    AND state NOT IN ('completed', 'dead', 'cancelled') ORDER BY id {}",
