@@ -271,7 +271,9 @@ pub type Event = axum::response::sse::Event;
 /// The response of an event stream (boxed: one allocation per stream, and
 /// handlers can name their type).
 pub type EventStream = axum::response::sse::Sse<
-    futures_util::stream::BoxStream<'static, Result<Event, std::convert::Infallible>>,
+    axum::response::sse::KeepAliveStream<
+        futures_util::stream::BoxStream<'static, Result<Event, std::convert::Infallible>>,
+    >,
 >;
 
 /// Where one event stream is: what it sent, what it waits for.

@@ -65,7 +65,12 @@ pub const DEFAULT_CLAIM_BATCH: u32 = 128;
 pub const MAX_CLAIM_BATCH: u32 = 1024;
 /// Outcomes written in one statement at most. Bounds one statement's size,
 /// and (beyond `concurrency`) the jobs a host holds claimed but unrecorded.
-pub const MAX_FINISH_BATCH: usize = 512;
+/// Under a backlog the claim loop waits for the recorder to free those
+/// permits, so one batch's write time is how long a new job can wait for
+/// its claim: 512 made pickup p99 behind a 50,000-job backlog 117-147 ms,
+/// 128 makes it 42-49 ms, at the same throughput (`just bench-serve`,
+/// docs/benchmarks.md). Smaller (64) cost throughput.
+pub const MAX_FINISH_BATCH: usize = 128;
 /// How long a job the host had no room for (a full instance pool, busy
 /// compilers) waits before it may be claimed again, by any host: long
 /// enough not to spin on a full pool.
