@@ -315,7 +315,8 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
         let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
         (ms(d[taken / 2]), ms(d[(taken * 99 / 100).min(taken - 1)]))
     };
-    let ((p50, p99), (accepted_p50, accepted_p99)) = (quantiles(&mut call), quantiles(&mut accepted));
+    let ((p50, p99), (accepted_p50, accepted_p99)) =
+        (quantiles(&mut call), quantiles(&mut accepted));
     Pickups {
         p50,
         p99,
@@ -355,7 +356,10 @@ fn merge(line: &mut serde_json::Value, extra: serde_json::Value) {
 async fn postgres(cache: &Path, peer: Option<&Path>) {
     if pickups_only() {
         let mut line = json!({"bench": "serve", "backend": "postgres", "quick": true});
-        merge(&mut line, pickups_under_backlog(Kind::Postgres, cache).await.json());
+        merge(
+            &mut line,
+            pickups_under_backlog(Kind::Postgres, cache).await.json(),
+        );
         println!("{line}");
         return;
     }
@@ -406,7 +410,10 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
 async fn sqlite(cache: &Path) {
     if pickups_only() {
         let mut line = json!({"bench": "serve", "backend": "sqlite", "quick": true});
-        merge(&mut line, pickups_under_backlog(Kind::Sqlite, cache).await.json());
+        merge(
+            &mut line,
+            pickups_under_backlog(Kind::Sqlite, cache).await.json(),
+        );
         println!("{line}");
         return;
     }

@@ -30,7 +30,10 @@
 //! written (`concurrency + MAX_FINISH_BATCH`). The second bounds the jobs a
 //! host has claimed but not recorded: when the database is slow to take
 //! outcomes, the host stops claiming instead of piling up `running` rows
-//! that its heartbeat must keep alive.
+//! that its heartbeat must keep alive. When new jobs are announced while
+//! that bound is reached (a backlog drains faster than its outcomes are
+//! written), the host claims up to [`FRESH_HEADROOM`] more at once, so a new
+//! job does not wait for the outcome batch being written.
 
 pub mod evaluator;
 pub mod janitor;
@@ -40,6 +43,7 @@ pub mod retry;
 pub mod scheduler;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +79,11 @@ pub const MAX_FINISH_BATCH: usize = 128;
 /// compilers) waits before it may be claimed again, by any host: long
 /// enough not to spin on a full pool.
 const POOL_FULL_RETRY: Duration = Duration::from_millis(500);
+/// Claimed-but-unrecorded jobs a host may hold beyond its bound when new
+/// jobs arrive while that bound is reached (see [`Worker::claim_loop`]).
+/// Bounds what an enqueue can make a saturated host claim extra: at most
+/// this many jobs, until they are recorded.
+pub const FRESH_HEADROOM: usize = 8;
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
 /// While attempts run, the claim loop waits up to this long for half a batch
@@ -183,6 +192,11 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     /// Claimed jobs whose outcome is not written yet (see the module doc).
     unrecorded: Arc<Semaphore>,
+    /// [`FRESH_HEADROOM`] more, for jobs that arrive while `unrecorded` is
+    /// exhausted.
+    headroom: Arc<Semaphore>,
+    /// New jobs were announced since the last claim.
+    fresh: AtomicBool,
     progress: Arc<progress::ProgressBoard>,
     metrics: Arc<Metrics>,
 }
@@ -214,6 +228,8 @@ impl Worker {
             running: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
             unrecorded,
+            headroom: Arc::new(Semaphore::new(FRESH_HEADROOM)),
+            fresh: AtomicBool::new(false),
             wake: Notify::new(),
             slots,
             progress: Arc::default(),
@@ -300,10 +316,25 @@ impl Worker {
             // Reap finished attempt tasks so the set does not grow.
             while attempts.try_join_next().is_some() {}
             self.coalesce(shutdown).await;
-            let free = self
+            // A claim takes whatever is new, so it answers the announcement.
+            let fresh = self.fresh.swap(false, Ordering::SeqCst);
+            let mut permits = &self.unrecorded;
+            let mut free = self
                 .slots
                 .available_permits()
                 .min(self.unrecorded.available_permits());
+            if free == 0 && fresh {
+                // Every claim permit waits for outcomes to be written:
+                // under a backlog, for the batch being written. A job just
+                // enqueued (another tenant's, whose turn in the ring comes
+                // first) is claimed now, with the headroom, rather than
+                // after that write.
+                permits = &self.headroom;
+                free = self
+                    .slots
+                    .available_permits()
+                    .min(self.headroom.available_permits());
+            }
             let mut claimed_full_batch = false;
             if free > 0 {
                 let limit = (free as u32).min(self.config.claim_batch);
@@ -336,7 +367,7 @@ impl Worker {
                             // Only this loop takes permits, and it claimed no more than were free.
                             let (Ok(slot), Ok(unrecorded)) = (
                                 self.slots.clone().try_acquire_owned(),
-                                self.unrecorded.clone().try_acquire_owned(),
+                                permits.clone().try_acquire_owned(),
                             ) else {
                                 tracing::error!(
                                     "no free slot for a claimed job; it will be retried after its lease"
@@ -730,6 +761,7 @@ impl Worker {
             };
             match event {
                 Ok(StoreEvent::JobsAvailable) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.fresh.store(true, Ordering::SeqCst);
                     self.wake.notify_one()
                 }
                 Ok(StoreEvent::CancelRequested(id)) => {

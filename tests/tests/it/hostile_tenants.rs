@@ -67,7 +67,8 @@ async fn a_loaded_host_holds_a_bounded_number_of_claimed_jobs_and_never_deadlock
     );
     // Sample the host's `running` rows on every change the database
     // announces, until nothing is left to run.
-    let bound = (CONCURRENCY + corral::worker::MAX_FINISH_BATCH) as i64;
+    let bound =
+        (CONCURRENCY + corral::worker::MAX_FINISH_BATCH + corral::worker::FRESH_HEADROOM) as i64;
     let (mut most, mut samples) = (0i64, 0u32);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {

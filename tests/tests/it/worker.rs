@@ -223,6 +223,65 @@ async fn state_for(db: &TestDb, tenant: &str, id: uuid::Uuid) -> JobState {
     db.store.job_get(tenant, id).await.unwrap().unwrap().state
 }
 
+/// A host that claims faster than its outcomes are written stops at its
+/// bound of claimed-but-unrecorded jobs (here the test holds the attempts
+/// table, so no outcome is written). A job enqueued then is claimed at
+/// once, with the headroom, not after the outcomes being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
+    use corral::worker::{FRESH_HEADROOM, MAX_FINISH_BATCH};
+    use sqlx::Connection;
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    // Room for every claimed job: the tenants' caps are not what stops it.
+    db.tenant("big", 1000).await;
+    db.tenant("small", 8).await;
+    install(&db, "big", &["echo"]).await;
+    install(&db, "small", &["echo"]).await;
+    db.store
+        .job_insert_batch(
+            "big",
+            &vec![NewJob::new("echo", "{}"); 1000],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let mut blocker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE attempts IN SHARE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let config = config("host-a");
+    let bound = (config.concurrency + MAX_FINISH_BATCH) as u64;
+    let running = async |tenant: &str| {
+        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
+        counts.get(&JobState::Running).copied().unwrap_or(0)
+    };
+    let mut changes = db.changes();
+    let host = Host::start(&db, config);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while running("big").await < bound {
+        assert!(changes.next(deadline).await, "the host reaches its bound");
+    }
+    let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
+    while state_for(&db, "small", small).await != JobState::Running {
+        assert!(
+            changes.next(deadline).await,
+            "the new job is claimed while no outcome can be written"
+        );
+    }
+    // The new job and the big tenant's together stay within the headroom.
+    let big = running("big").await;
+    assert!(
+        big < bound + FRESH_HEADROOM as u64,
+        "at most the headroom beyond the bound: {big} + 1"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    db.wait_until_drained(None, PATIENCE).await;
+    host.stop().await;
+    assert_eq!(state_for(&db, "small", small).await, JobState::Completed);
+}
+
 /// An outcome the database refuses (here a result PostgreSQL cannot store,
 /// written past the runtime's checks) must not block the others behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
