@@ -346,6 +346,13 @@ fn pickups_only() -> bool {
     std::env::var("CORRAL_BENCH_PICKUPS").is_ok_and(|v| v == "1")
 }
 
+/// `CORRAL_BENCH_PICKUPS=1`'s line.
+async fn print_pickups(kind: Kind, backend: &str, cache: &Path) {
+    let mut line = json!({"bench": "serve", "backend": backend, "quick": true});
+    merge(&mut line, pickups_under_backlog(kind, cache).await.json());
+    println!("{line}");
+}
+
 /// Add `extra`'s fields to the object `line`.
 fn merge(line: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
@@ -355,13 +362,7 @@ fn merge(line: &mut serde_json::Value, extra: serde_json::Value) {
 
 async fn postgres(cache: &Path, peer: Option<&Path>) {
     if pickups_only() {
-        let mut line = json!({"bench": "serve", "backend": "postgres", "quick": true});
-        merge(
-            &mut line,
-            pickups_under_backlog(Kind::Postgres, cache).await.json(),
-        );
-        println!("{line}");
-        return;
+        return print_pickups(Kind::Postgres, "postgres", cache).await;
     }
     if quick() {
         let (per_s, wall) = drain(Kind::Postgres, cache, 1).await;
@@ -409,13 +410,7 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
 
 async fn sqlite(cache: &Path) {
     if pickups_only() {
-        let mut line = json!({"bench": "serve", "backend": "sqlite", "quick": true});
-        merge(
-            &mut line,
-            pickups_under_backlog(Kind::Sqlite, cache).await.json(),
-        );
-        println!("{line}");
-        return;
+        return print_pickups(Kind::Sqlite, "sqlite", cache).await;
     }
     if quick() {
         let (per_s, wall) = drain(Kind::Sqlite, cache, 1).await;

@@ -459,6 +459,8 @@ async fn the_jobs_list_is_filtered(db: TestDb) {
         .await
         .unwrap();
     ui.click("#apply-filters").await;
+    // The unfiltered list holds `bad` too: wait for the filtered one.
+    ui.wait_gone(&format!("#jobs tr[data-job='{good}']")).await;
     ui.wait_for("#jobs", &bad).await;
     let table = ui.text("#jobs").await;
     assert!(!table.contains(&good), "{table}");

@@ -181,21 +181,27 @@ async fn shutdown_hands_running_jobs_back(db: TestDb) {
     assert!(db.store.attempt_list("acme", id).await.unwrap().is_empty());
 }
 
-async fn a_small_tenant_is_not_starved_by_a_backlog(db: TestDb) {
-    db.tenant("big", 8).await;
+/// Tenant `big` (`big_cap` running jobs at most) with `backlog` waiting
+/// `echo` jobs, and tenant `small` (8) with none; both have `echo`.
+async fn backlog_beside_a_small_tenant(db: &TestDb, big_cap: u32, backlog: usize) {
+    db.tenant("big", big_cap).await;
     db.tenant("small", 8).await;
-    install(&db, "big", &["echo"]).await;
-    install(&db, "small", &["echo"]).await;
-    for _ in 0..20 {
+    install(db, "big", &["echo"]).await;
+    install(db, "small", &["echo"]).await;
+    for start in (0..backlog).step_by(1000) {
         db.store
             .job_insert_batch(
                 "big",
-                &vec![NewJob::new("echo", "{}"); 1000],
+                &vec![NewJob::new("echo", "{}"); (backlog - start).min(1000)],
                 chrono::Utc::now(),
             )
             .await
             .unwrap();
     }
+}
+
+async fn a_small_tenant_is_not_starved_by_a_backlog(db: TestDb) {
+    backlog_beside_a_small_tenant(&db, 8, 20_000).await;
     let host = Host::start(&db, config("host-a"));
     let small: Vec<_> = db
         .store
@@ -233,18 +239,7 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     use sqlx::Connection;
     let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
     // Room for every claimed job: the tenants' caps are not what stops it.
-    db.tenant("big", 1000).await;
-    db.tenant("small", 8).await;
-    install(&db, "big", &["echo"]).await;
-    install(&db, "small", &["echo"]).await;
-    db.store
-        .job_insert_batch(
-            "big",
-            &vec![NewJob::new("echo", "{}"); 1000],
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+    backlog_beside_a_small_tenant(&db, 1000, 1000).await;
     let mut blocker = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
     sqlx::query("LOCK TABLE attempts IN SHARE MODE")
