@@ -40,6 +40,7 @@ corral_tests::on_both_backends!(
     deleted_versions_leave_tombstones,
     the_enqueue_rate_window_counts_per_minute,
     waiting_jobs_are_counted_up_to_a_cap,
+    hosts_listed_are_bounded,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -1449,4 +1450,29 @@ async fn both_backends_migrate_to_the_same_schema() {
         "the schemas drifted:\n{}",
         drift.join("\n")
     );
+}
+
+/// A deployment restarting under fresh host ids leaves rows until the
+/// janitor forgets them: one listing reads at most `MAX_HOSTS_LISTED`, by id.
+async fn hosts_listed_are_bounded(db: TestDb) {
+    use corral::store::{HostSeen, MAX_HOSTS_LISTED};
+    let hosts = MAX_HOSTS_LISTED as usize + 5;
+    for i in 0..hosts {
+        db.store
+            .host_beat(&HostSeen {
+                host_id: format!("host-{i:05}"),
+                concurrency: 4,
+                started_at: at(0.0),
+                seen_at: at(10.0),
+            })
+            .await
+            .unwrap();
+    }
+    let listed = db.store.host_list(at(5.0)).await.unwrap();
+    assert_eq!(listed.len(), MAX_HOSTS_LISTED as usize);
+    let ids: Vec<&str> = listed.iter().map(|h| h.host_id.as_str()).collect();
+    assert_eq!(ids.first(), Some(&"host-00000"));
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "listed by id");
+    // Hosts not seen since `since` are not listed at all.
+    assert!(db.store.host_list(at(11.0)).await.unwrap().is_empty());
 }
