@@ -271,6 +271,16 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
         big < bound + FRESH_HEADROOM as u64,
         "at most the headroom beyond the bound: {big} + 1"
     );
+    // A tenant enqueueing one job at a time, each announced, cannot make
+    // the host claim past the headroom while nothing is recorded.
+    for _ in 0..50 {
+        enqueue(&db, "small", NewJob::new("echo", "{}")).await;
+        let held = running("big").await + running("small").await;
+        assert!(
+            held <= bound + FRESH_HEADROOM as u64,
+            "{held} claimed past the bound and its headroom"
+        );
+    }
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     db.wait_until_drained(None, PATIENCE).await;
     host.stop().await;
