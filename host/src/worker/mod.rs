@@ -7,7 +7,8 @@
 //!   and starts an attempt task for each; it sleeps until woken by the store
 //!   (a NOTIFY, or an in-process event on SQLite), by a finished attempt, or
 //!   by the polling fallback;
-//! - **attempt tasks** run the sandbox and hand the outcome to the recorder;
+//! - **attempt tasks** run the sandbox and hand the outcome to the recorder,
+//!   on threads of their own at a lower CPU priority ([`sandbox_threads`]);
 //! - the **recorder** writes outcomes in batches (whatever accumulated while
 //!   the previous write was in flight), retrying while the database is away;
 //! - the **heartbeat** extends the leases this process holds (by token, so
@@ -40,6 +41,7 @@ pub mod janitor;
 pub mod presence;
 pub mod progress;
 pub mod retry;
+pub mod sandbox_threads;
 pub mod scheduler;
 
 use std::collections::HashMap;
@@ -107,6 +109,9 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Jobs claimed per round trip at most.
     pub claim_batch: u32,
+    /// Threads that run attempts (see [`sandbox_threads`]); 0: attempts
+    /// run on the caller's runtime, beside the worker's other tasks.
+    pub sandbox_threads: usize,
     pub backoff: Backoff,
     /// How often the janitor looks for expired leases.
     pub janitor_interval: Duration,
@@ -134,6 +139,7 @@ impl Default for WorkerConfig {
             heartbeat: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
             claim_batch: DEFAULT_CLAIM_BATCH,
+            sandbox_threads: sandbox_threads::default_count(),
             backoff: Backoff::default(),
             janitor_interval: Duration::from_secs(2),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -199,6 +205,9 @@ pub struct Worker {
     fresh: AtomicBool,
     progress: Arc<progress::ProgressBoard>,
     metrics: Arc<Metrics>,
+    /// Where attempts run (see [`sandbox_threads`]); none if its threads
+    /// could not start, and attempts share the caller's runtime.
+    sandbox: Option<sandbox_threads::SandboxThreads>,
 }
 
 /// An outcome on its way to the recorder, with the span of its attempt so
@@ -221,6 +230,14 @@ impl Worker {
     ) -> Arc<Worker> {
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let unrecorded = Arc::new(Semaphore::new(config.concurrency + MAX_FINISH_BATCH));
+        let sandbox = match config.sandbox_threads {
+            0 => None,
+            threads => sandbox_threads::SandboxThreads::start(threads)
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "cannot start the sandbox threads; attempts share the host's")
+                })
+                .ok(),
+        };
         Arc::new(Worker {
             store,
             runtime,
@@ -234,6 +251,7 @@ impl Worker {
             slots,
             progress: Arc::default(),
             metrics,
+            sandbox,
         })
     }
 
@@ -377,14 +395,16 @@ impl Worker {
                             self.leases().insert(job.id, job.lease_token);
                             let worker = self.clone();
                             let finish_tx = finish_tx.clone();
-                            attempts.spawn(
-                                async move {
-                                    worker.clone().attempt(job, unrecorded, finish_tx).await;
-                                    drop(slot);
-                                    worker.wake.notify_one();
-                                }
-                                .instrument(span),
-                            );
+                            let attempt = async move {
+                                worker.clone().attempt(job, unrecorded, finish_tx).await;
+                                drop(slot);
+                                worker.wake.notify_one();
+                            }
+                            .instrument(span);
+                            match self.sandbox.as_ref().and_then(|s| s.handle()) {
+                                Some(threads) => attempts.spawn_on(attempt, threads),
+                                None => attempts.spawn(attempt),
+                            };
                         }
                     }
                     Err(e) => {

@@ -1698,3 +1698,103 @@ async fn listings_and_event_streams_are_bounded(db: TestDb) {
         "a closed stream frees its place"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 19. Guests compute on threads of their own, at a lower CPU priority than
+// the host's API, claims, outcome writes and heartbeats: on the process's
+// one runtime, a tenant's computing guests made every other task of the
+// host wait its turn behind them.
+
+/// Per thread of process `pid`: its name, CPU time (clock ticks) and nice
+/// value, from `/proc`.
+fn threads_of(pid: u32) -> Vec<(String, u64, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the host's threads");
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // `tid (name) state …`: the name may hold spaces and parentheses.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 14, 15 and 19 of proc(5); `fields[0]` is field 3.
+            let cpu = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            let nice = fields.get(16)?.parse().ok()?;
+            Some((name, cpu, nice))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_compute_on_low_priority_threads_of_their_own() {
+    use corral::worker::sandbox_threads::{MAX_SANDBOX_THREADS, SANDBOX_NICE};
+    // A count past the bound is refused before anything starts.
+    let too_many = (MAX_SANDBOX_THREADS + 1).to_string();
+    let refused = std::process::Command::new(corral_tests::corral_bin())
+        .args(["serve", "--mode", "worker", "--sandbox-threads", &too_many])
+        .env("DATABASE_URL", "sqlite::memory:")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!(
+            "--sandbox-threads must be at most {MAX_SANDBOX_THREADS}"
+        )),
+        "{refused:?}"
+    );
+
+    let db = TestDb::new(Kind::Postgres).await;
+    db.tenant("acme", 4).await;
+    db.plugin("acme", "spin", &plugin_bytes("spin"), Limits::default(), 1)
+        .await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = ServeProcess::start(&db.url, "spinner", cache.path(), &[]);
+    let spin = db
+        .store
+        .job_insert_batch("acme", &[NewJob::new("spin", "{}")], chrono::Utc::now())
+        .await
+        .unwrap()[0]
+        .id;
+    let state = db
+        .wait_for("acme", spin, PATIENCE, |s| s.is_terminal())
+        .await;
+    assert_eq!(state, JobState::Dead, "{}", host.log_text());
+    let attempts = db.store.attempt_list("acme", spin).await.unwrap();
+    assert_eq!(attempts[0].outcome, OutcomeKind::FuelExhausted);
+
+    let threads = threads_of(host.child.id());
+    host.terminate();
+    let (sandbox, others): (Vec<_>, Vec<_>) = threads
+        .iter()
+        .partition(|(name, _, _)| name == "corral-sandbox");
+    assert!(!sandbox.is_empty(), "no sandbox threads: {threads:?}");
+    assert!(
+        sandbox
+            .iter()
+            .all(|(_, _, nice)| *nice == i64::from(SANDBOX_NICE)),
+        "every sandbox thread at nice {SANDBOX_NICE}: {threads:?}"
+    );
+    assert!(
+        others
+            .iter()
+            .all(|(_, _, nice)| *nice < i64::from(SANDBOX_NICE)),
+        "the host's other threads keep the process's priority: {threads:?}"
+    );
+    // The guest computed for about a billion units of fuel: on the sandbox
+    // threads, not on the runtime that serves the host's own tasks.
+    let cpu = |threads: &[&(String, u64, i64)], name: &str| -> u64 {
+        threads
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(name))
+            .map(|(_, cpu, _)| cpu)
+            .sum()
+    };
+    let (guests, host_tasks) = (
+        cpu(&sandbox, "corral-sandbox"),
+        cpu(&others, "tokio-runtime"),
+    );
+    assert!(
+        guests > host_tasks,
+        "the guest's CPU time ({guests} ticks) is on the sandbox threads, \
+         not the host's runtime ({host_tasks} ticks): {threads:?}"
+    );
+}
