@@ -106,7 +106,8 @@ pub struct ServeArgs {
     /// Names this host in leases and attempt records (default: hostname-pid).
     #[arg(long, env = "CORRAL_HOST_ID")]
     pub host_id: Option<String>,
-    /// Attempts this host runs at once.
+    /// Attempts this host runs at once (plus up to 8 jobs announced while
+    /// every slot is busy: the fresh lane, docs/queue.md).
     #[arg(long, env = "CORRAL_CONCURRENCY", default_value_t = 32)]
     pub concurrency: usize,
     /// Jobs one claim takes at most (one transaction whatever its size:

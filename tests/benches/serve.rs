@@ -242,6 +242,9 @@ struct Pickups {
     /// insert) to the claim: without the client's half of the call.
     accepted_p50: f64,
     accepted_p99: f64,
+    /// The enqueue call alone (it answers once the job is committed).
+    enqueue_p50: f64,
+    enqueue_p99: f64,
     /// Taken while the backlog still waited.
     samples: usize,
 }
@@ -253,6 +256,8 @@ impl Pickups {
             "pickup_under_backlog_p99_ms": self.p99,
             "pickup_from_accept_p50_ms": self.accepted_p50,
             "pickup_from_accept_p99_ms": self.accepted_p99,
+            "enqueue_call_p50_ms": self.enqueue_p50,
+            "enqueue_call_p99_ms": self.enqueue_p99,
             "pickup_samples": self.samples,
         })
     }
@@ -291,11 +296,13 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
                 .enqueue(Enqueue::new("echo", &json!({})).expect("a job"))
                 .await
                 .expect("enqueue");
+            let answered = chrono::Utc::now();
             let job = small.wait(job.id, PATIENCE).await.expect("the job ends");
             let started = job.started_at.expect("a finished job has started_at");
             samples.push((
                 (started - enqueued).to_std().unwrap_or_default(),
                 (started - job.created_at).to_std().unwrap_or_default(),
+                (answered - enqueued).to_std().unwrap_or_default(),
             ));
         }
         samples
@@ -314,19 +321,29 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
     {
         print_slowest_pickups(&db.url).await;
     }
-    let (mut call, mut accepted): (Vec<_>, Vec<_>) = samples.into_iter().unzip();
+    let (mut call, mut accepted, mut enqueue) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, a, e) in samples {
+        call.push(c);
+        accepted.push(a);
+        enqueue.push(e);
+    }
     let quantiles = |d: &mut Vec<Duration>| {
         d.sort();
         let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
         (ms(d[taken / 2]), ms(d[(taken * 99 / 100).min(taken - 1)]))
     };
-    let ((p50, p99), (accepted_p50, accepted_p99)) =
-        (quantiles(&mut call), quantiles(&mut accepted));
+    let ((p50, p99), (accepted_p50, accepted_p99), (enqueue_p50, enqueue_p99)) = (
+        quantiles(&mut call),
+        quantiles(&mut accepted),
+        quantiles(&mut enqueue),
+    );
     Pickups {
         p50,
         p99,
         accepted_p50,
         accepted_p99,
+        enqueue_p50,
+        enqueue_p99,
         samples: taken,
     }
 }

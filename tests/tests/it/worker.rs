@@ -19,6 +19,7 @@ corral_tests::on_both_backends!(
     shutdown_hands_running_jobs_back,
     a_small_tenant_is_not_starved_by_a_backlog,
     a_workflow_runs_end_to_end,
+    a_new_job_starts_while_every_slot_runs_a_long_job,
 );
 
 async fn install(db: &TestDb, tenant: &str, plugins: &[&str]) {
@@ -232,7 +233,7 @@ async fn state_for(db: &TestDb, tenant: &str, id: uuid::Uuid) -> JobState {
 /// A host that claims faster than its outcomes are written stops at its
 /// bound of claimed-but-unrecorded jobs (here the test holds the attempts
 /// table, so no outcome is written). A job enqueued then is claimed at
-/// once, with the headroom, not after the outcomes being written.
+/// once, by the fresh lane, not after the outcomes being written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     use corral::worker::{FRESH_HEADROOM, MAX_FINISH_BATCH};
@@ -285,6 +286,82 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     db.wait_until_drained(None, PATIENCE).await;
     host.stop().await;
     assert_eq!(state_for(&db, "small", small).await, JobState::Completed);
+}
+
+/// A host whose every slot runs a long job still starts a job enqueued
+/// now (the fresh lane's slots), instead of making it wait for a long job
+/// to end; and no more than the lane's slots beyond `concurrency`.
+async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
+    use corral::worker::FRESH_HEADROOM;
+    const CONCURRENCY: usize = 2;
+    db.tenant("long", 100).await;
+    db.tenant("small", 100).await;
+    // Far longer than the test: the long jobs hold their slots throughout.
+    let limits = Limits {
+        timeout_ms: 10 * 60 * 1000,
+        ..Limits::default()
+    };
+    db.plugin(
+        "long",
+        "sleep-forever",
+        &plugin_bytes("sleep-forever"),
+        limits,
+        1,
+    )
+    .await;
+    install(&db, "small", &["echo"]).await;
+    let host = Host::start(
+        &db,
+        corral::worker::WorkerConfig {
+            concurrency: CONCURRENCY,
+            // The long jobs are handed back at once when the test ends.
+            grace: Duration::from_millis(100),
+            ..config("host-a")
+        },
+    );
+    let running = async |tenant: &str| {
+        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
+        counts.get(&JobState::Running).copied().unwrap_or(0)
+    };
+    let mut changes = db.changes();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for _ in 0..CONCURRENCY {
+        enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await;
+    }
+    while running("long").await < CONCURRENCY as u64 {
+        assert!(changes.next(deadline).await, "the long jobs start");
+    }
+    let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
+    assert_eq!(
+        db.wait_for("small", small, PATIENCE, |s| s.is_terminal())
+            .await,
+        JobState::Completed
+    );
+    assert_eq!(
+        running("long").await,
+        CONCURRENCY as u64,
+        "the new job ran while the long jobs held every slot"
+    );
+    // More long jobs take the lane's slots, and no more.
+    for _ in 0..FRESH_HEADROOM + 4 {
+        enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await;
+    }
+    let most = (CONCURRENCY + FRESH_HEADROOM) as u64;
+    while running("long").await < most {
+        assert!(changes.next(deadline).await, "the lane's slots fill up");
+    }
+    let counts = db.store.job_counts(Some("long")).await.unwrap();
+    assert_eq!(
+        counts.get(&JobState::Running).copied(),
+        Some(most),
+        "no claim past the lane's slots: {counts:?}"
+    );
+    assert_eq!(
+        counts.get(&JobState::Available).copied(),
+        Some(4),
+        "{counts:?}"
+    );
+    host.stop().await;
 }
 
 /// An outcome the database refuses (here a result PostgreSQL cannot store,
