@@ -51,7 +51,7 @@ pub mod sandbox_threads;
 pub mod scheduler;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -218,6 +218,10 @@ pub struct Worker {
     headroom: Arc<Semaphore>,
     /// New jobs were announced: wakes the fresh lane.
     announced: Notify,
+    /// Announcements the fresh lane has not answered yet, at most
+    /// [`FRESH_HEADROOM`] (it can hold no more jobs than that): counted, so
+    /// that a burst arriving during one of its claims is not folded into one.
+    pending: AtomicUsize,
     /// The claim loop waits for a wake-up with room to claim: it answers an
     /// announcement itself, and the fresh lane stays out of its way.
     loop_ready: AtomicBool,
@@ -292,6 +296,7 @@ impl Worker {
             fresh_slots: Arc::new(Semaphore::new(FRESH_HEADROOM)),
             headroom: Arc::new(Semaphore::new(FRESH_HEADROOM)),
             announced: Notify::new(),
+            pending: AtomicUsize::new(0),
             loop_ready: AtomicBool::new(false),
             wake: Notify::new(),
             slots,
@@ -427,7 +432,7 @@ impl Worker {
     /// The fresh lane: when new jobs are announced while the claim loop
     /// cannot answer at once (a claim in flight, its permits all taken
     /// while outcomes wait to be written or every slot is busy), claim
-    /// [`FRESH_LANE_CLAIM`] job now, on permits of its own (at most
+    /// [`FRESH_LANE_CLAIM`] job per announcement now, on permits of its own (at most
     /// [`FRESH_HEADROOM`] held, until recorded). Under a backlog
     /// the claim loop claims back to back, and a job enqueued just after a
     /// claim began waited for that claim and most of the next; a host
@@ -446,19 +451,33 @@ impl Worker {
                 () = self.announced.notified() => {}
                 () = shutdown.cancelled() => return,
             }
-            if self.loop_ready.load(Ordering::SeqCst) {
-                continue;
-            }
-            let free = self
-                .free(&self.fresh_slots, &self.headroom)
-                .min(FRESH_LANE_CLAIM);
-            let Some(permits) = Permits::take(&self.fresh_slots, &self.headroom, free) else {
-                continue;
-            };
-            // A failure is not retried here: the claim loop (or its polling
-            // fallback) claims the job.
-            if let Err(e) = self.claim(permits, &finish_tx, &attempts).await {
-                tracing::warn!(error = %e, "claiming for the fresh lane failed");
+            while self.pending.load(Ordering::SeqCst) > 0 {
+                if self.loop_ready.load(Ordering::SeqCst) {
+                    // The loop has room and was woken too: it claims them all.
+                    self.pending.store(0, Ordering::SeqCst);
+                    break;
+                }
+                // No permit free: the next announcement (or the loop) answers.
+                let Some(permits) =
+                    Permits::take(&self.fresh_slots, &self.headroom, FRESH_LANE_CLAIM)
+                else {
+                    break;
+                };
+                let _ = self
+                    .pending
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                match self.claim(permits, &finish_tx, &attempts).await {
+                    // Nothing to take (the loop took it, or its tenant is at
+                    // its cap): the rest of the burst is answered too.
+                    Ok(0) => self.pending.store(0, Ordering::SeqCst),
+                    Ok(_) => {}
+                    // Not retried here: the claim loop (or its polling
+                    // fallback) claims the job.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming for the fresh lane failed");
+                        break;
+                    }
+                }
             }
         }
     }
@@ -884,6 +903,11 @@ impl Worker {
             match event {
                 Ok(StoreEvent::JobsAvailable) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     self.wake.notify_one();
+                    let _ = self
+                        .pending
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            Some((n + 1).min(FRESH_HEADROOM))
+                        });
                     self.announced.notify_one();
                 }
                 Ok(StoreEvent::CancelRequested(id)) => {
