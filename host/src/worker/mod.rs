@@ -209,13 +209,11 @@ pub struct Worker {
     leases: Mutex<HashMap<JobId, uuid::Uuid>>,
     /// Wakes the claim loop: new jobs, or a free slot.
     wake: Notify,
-    slots: Arc<Semaphore>,
-    /// Claimed jobs whose outcome is not written yet (see the module doc).
-    unrecorded: Arc<Semaphore>,
-    /// The fresh lane's slots and claimed-but-unrecorded permits:
-    /// [`FRESH_HEADROOM`] each, beside `slots` and `unrecorded`.
-    fresh_slots: Arc<Semaphore>,
-    headroom: Arc<Semaphore>,
+    /// The claim loop's permits: `concurrency` slots, and `concurrency +
+    /// MAX_FINISH_BATCH` for jobs whose outcome is not written yet.
+    bulk: Permits,
+    /// The fresh lane's: [`FRESH_HEADROOM`] of each.
+    fresh: Permits,
     /// New jobs were announced: wakes the fresh lane.
     announced: Notify,
     /// Announcements the fresh lane has not answered yet, at most
@@ -245,20 +243,41 @@ fn lock(attempts: &Attempts) -> std::sync::MutexGuard<'_, tokio::task::JoinSet<(
     attempts.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a claimed job holds: a *slot* while its attempt runs, and an
+/// *unrecorded* permit until its outcome is written (see the module doc).
+struct Permits {
+    slots: Arc<Semaphore>,
+    unrecorded: Arc<Semaphore>,
+}
+
 /// Permits taken for one claim: a slot and an unrecorded permit per job it
 /// may take.
-struct Permits {
+struct Taken {
     slots: OwnedSemaphorePermit,
     unrecorded: OwnedSemaphorePermit,
 }
 
 impl Permits {
-    /// `n` of each, or none if either pool has fewer free (or `n` is 0).
-    fn take(slots: &Arc<Semaphore>, unrecorded: &Arc<Semaphore>, n: usize) -> Option<Permits> {
+    fn new(slots: usize, unrecorded: usize) -> Permits {
+        Permits {
+            slots: Arc::new(Semaphore::new(slots)),
+            unrecorded: Arc::new(Semaphore::new(unrecorded)),
+        }
+    }
+
+    /// Jobs a claim could take now: the fewer free of the two.
+    fn free(&self) -> usize {
+        self.slots
+            .available_permits()
+            .min(self.unrecorded.available_permits())
+    }
+
+    /// `n` of each, or none if either has fewer free (or `n` is 0).
+    fn take(&self, n: usize) -> Option<Taken> {
         let n = u32::try_from(n).ok().filter(|n| *n > 0)?;
-        Some(Permits {
-            slots: slots.clone().try_acquire_many_owned(n).ok()?,
-            unrecorded: unrecorded.clone().try_acquire_many_owned(n).ok()?,
+        Some(Taken {
+            slots: self.slots.clone().try_acquire_many_owned(n).ok()?,
+            unrecorded: self.unrecorded.clone().try_acquire_many_owned(n).ok()?,
         })
     }
 }
@@ -276,8 +295,7 @@ impl Worker {
         config: WorkerConfig,
         metrics: Arc<Metrics>,
     ) -> Arc<Worker> {
-        let slots = Arc::new(Semaphore::new(config.concurrency));
-        let unrecorded = Arc::new(Semaphore::new(config.concurrency + MAX_FINISH_BATCH));
+        let bulk = Permits::new(config.concurrency, config.concurrency + MAX_FINISH_BATCH);
         let sandbox = match config.sandbox_threads {
             0 => None,
             threads => sandbox_threads::SandboxThreads::start(threads)
@@ -292,14 +310,12 @@ impl Worker {
             config,
             running: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
-            unrecorded,
-            fresh_slots: Arc::new(Semaphore::new(FRESH_HEADROOM)),
-            headroom: Arc::new(Semaphore::new(FRESH_HEADROOM)),
+            bulk,
+            fresh: Permits::new(FRESH_HEADROOM, FRESH_HEADROOM),
             announced: Notify::new(),
             pending: AtomicUsize::new(0),
             loop_ready: AtomicBool::new(false),
             wake: Notify::new(),
-            slots,
             progress: Arc::default(),
             metrics,
             sandbox,
@@ -393,12 +409,12 @@ impl Worker {
             // Reap finished attempt tasks so the set does not grow.
             while lock(attempts).try_join_next().is_some() {}
             self.coalesce(shutdown).await;
-            let free = self.free(&self.slots, &self.unrecorded);
+            let free = self.bulk.free();
             let mut claimed_full_batch = false;
             if free > 0 {
                 let limit = free.min(self.config.claim_batch as usize);
                 // Only this loop takes these permits, so they are there.
-                if let Some(permits) = Permits::take(&self.slots, &self.unrecorded, limit) {
+                if let Some(permits) = self.bulk.take(limit) {
                     match self.claim(permits, finish_tx, attempts).await {
                         Ok(claimed) => claimed_full_batch = claimed == limit,
                         Err(e) => {
@@ -418,7 +434,7 @@ impl Worker {
             // With room, this loop answers the next announcement itself;
             // without (every slot or unrecorded permit taken), the fresh
             // lane does.
-            let ready = self.free(&self.slots, &self.unrecorded) > 0;
+            let ready = self.bulk.free() > 0;
             self.loop_ready.store(ready, Ordering::SeqCst);
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -458,9 +474,7 @@ impl Worker {
                     break;
                 }
                 // No permit free: the next announcement (or the loop) answers.
-                let Some(permits) =
-                    Permits::take(&self.fresh_slots, &self.headroom, FRESH_LANE_CLAIM)
-                else {
+                let Some(permits) = self.fresh.take(FRESH_LANE_CLAIM) else {
                     break;
                 };
                 let _ = self
@@ -482,19 +496,12 @@ impl Worker {
         }
     }
 
-    /// Jobs a claim on these permits may take: the fewer free.
-    fn free(&self, slots: &Semaphore, unrecorded: &Semaphore) -> usize {
-        slots
-            .available_permits()
-            .min(unrecorded.available_permits())
-    }
-
     /// Claim as many jobs as `permits` hold and start an attempt for each,
     /// which keeps one slot and one unrecorded permit of them; the rest go
     /// back. Returns how many were claimed.
     async fn claim(
         self: &Arc<Self>,
-        mut permits: Permits,
+        mut permits: Taken,
         finish_tx: &mpsc::UnboundedSender<Outcome>,
         attempts: &Attempts,
     ) -> Result<usize, StoreError> {
@@ -555,12 +562,13 @@ impl Worker {
         let half_batch = (self.config.claim_batch as usize)
             .min(self.config.concurrency)
             .div_ceil(2);
-        let running = || self.config.concurrency - self.slots.available_permits();
-        if running() == 0 || self.slots.available_permits() >= half_batch {
+        let slots = &self.bulk.slots;
+        let running = || self.config.concurrency - slots.available_permits();
+        if running() == 0 || slots.available_permits() >= half_batch {
             return;
         }
         let deadline = tokio::time::Instant::now() + CLAIM_COALESCE;
-        while self.slots.available_permits() < half_batch && running() > 0 {
+        while slots.available_permits() < half_batch && running() > 0 {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(deadline) => return,
