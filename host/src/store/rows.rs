@@ -268,7 +268,7 @@ pub(crate) const CLAIM_COLUMNS: &str = "jobs.id, jobs.tenant_id, jobs.plugin, jo
 #[derive(sqlx::FromRow)]
 pub(crate) struct ClaimRow {
     pub(crate) id: Id,
-    tenant_id: String,
+    pub(crate) tenant_id: String,
     plugin: String,
     plugin_version: Nat<u32>,
     digest: String,
@@ -289,6 +289,9 @@ pub(crate) struct ClaimRow {
     max_timeout_ms: Nat<u64>,
     max_http_requests_per_attempt: Nat<u32>,
     max_http_response_bytes: Nat<u64>,
+    /// Whether the job's tenant keeps a waiting job after the claim (the
+    /// claim's own bookkeeping; not part of the job).
+    pub(crate) more: bool,
 }
 
 impl From<ClaimRow> for ClaimedJob {

@@ -30,6 +30,7 @@ corral_tests::on_both_backends!(
     claims_are_fair_across_tenants,
     claims_take_turns_across_tenants,
     a_drained_tenant_comes_back_when_a_job_is_due,
+    a_tenant_leaves_the_front_with_its_last_claimable_job,
     shutdown_hands_jobs_back_without_using_an_attempt,
     heartbeats_keep_leases_alive,
     retention_prunes_finished_jobs,
@@ -838,6 +839,44 @@ async fn a_drained_tenant_comes_back_when_a_job_is_due(db: TestDb) {
     assert!(claimed_ids(&db, at(11.0), 10).await.is_empty());
     let again = enqueue(&db, "acme", NewJob::new("work", "{}"), at(12.0)).await;
     assert_eq!(claimed_ids(&db, at(12.0), 10).await, [again]);
+}
+
+/// Whether each tenant is at the ring's front (`ready_at` set), by name.
+async fn ring_fronts(db: &TestDb) -> Vec<String> {
+    let sql = "SELECT tenant_id || CASE WHEN ready_at IS NULL THEN ' out' ELSE ' in' END \
+               FROM claim_ring ORDER BY tenant_id";
+    corral_tests::db_texts(db, sql, sql).await
+}
+
+/// The claim reads one job more per tenant than it takes, and checks only
+/// the tenants it did not see keep a waiting job: a tenant leaves the front
+/// with its last claimable job, whether that claim took all its jobs, the
+/// last few, or exactly as many as it could; one that keeps jobs stays.
+async fn a_tenant_leaves_the_front_with_its_last_claimable_job(db: TestDb) {
+    for (tenant, jobs) in [("five", 5), ("three", 3), ("many", 40)] {
+        db.tenant(tenant, 100).await;
+        db.plugin(tenant, "work", b"c", limits(), 3).await;
+        db.store
+            .job_insert_batch(tenant, &vec![NewJob::new("work", "{}"); jobs], at(0.0))
+            .await
+            .unwrap();
+    }
+    // Three tenants with room share a claim of 6: twice an even share is
+    // 4 each, so every tenant gives 2 and "five" and "many" keep jobs.
+    let claimed = db.store.job_claim(&claim_at(at(1.0), 6)).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    assert_eq!(ring_fronts(&db).await, ["five in", "many in", "three in"]);
+    // 9 more: every tenant's next jobs. "three" gives its last one (more
+    // than it has would be its share), "five" its last three.
+    let claimed = db.store.job_claim(&claim_at(at(2.0), 9)).await.unwrap();
+    let from = |tenant: &str| claimed.iter().filter(|c| c.tenant_id == tenant).count();
+    assert_eq!((from("five"), from("three")), (3, 1), "{claimed:?}");
+    assert_eq!(ring_fronts(&db).await, ["five out", "many in", "three out"]);
+    // "many" alone: a claim of exactly what it has left takes all of it.
+    let claimed = db.store.job_claim(&claim_at(at(3.0), 33)).await.unwrap();
+    assert_eq!(claimed.len(), 33);
+    assert_eq!(ring_fronts(&db).await, ["five out", "many out", "three out"]);
+    assert!(claimed_ids(&db, at(4.0), 10).await.is_empty());
 }
 
 async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {

@@ -19,9 +19,12 @@
 //!    write in `WITH`, 2–4 are one statement);
 //! 5. end the turn: `served_at = now` for every tenant visited; a tenant left
 //!    with no claimable job gets `ready_at` = its next job's `run_at` (NULL
-//!    when none waits), so it leaves the front until then.
+//!    when none waits), so it leaves the front until then. The pick reads
+//!    one job more per tenant than it may take, so a tenant seen to keep a
+//!    waiting job needs no check here: with many tenants, each of which
+//!    gives one job of many, this step is one statement, not two.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::super::{Here, dialect};
 use super::Tx;
@@ -60,7 +63,12 @@ pub(in super::super) async fn claim(
     // anyone's second; among equals, fewer running jobs first, then the
     // longest since its last turn; within a tenant, priority, run_at, id.
     // `turn` is MATERIALIZED so each tenant's running jobs are counted once,
-    // not once per candidate job.
+    // not once per candidate job. A tenant may give at most `take` jobs: its
+    // free capacity, and twice an even share among the tenants with room (a
+    // claim is rarely short when some have fewer jobs, and the next claim
+    // makes it up; reading `limit` jobs of each of `limit` tenants, 16,384
+    // rows for a claim of 128, would cost more than the claim). One job more
+    // is read, so `more` tells whether the tenant keeps a waiting job.
     let pick = format!(
         "WITH turn AS MATERIALIZED ( \
             SELECT r.tenant_id, r.served_at, t.max_concurrency AS cap, \
@@ -68,35 +76,36 @@ pub(in super::super) async fn claim(
                     WHERE jobs.tenant_id = r.tenant_id AND state = 'running') AS busy \
             FROM {visited} JOIN claim_ring r ON r.tenant_id = v.tenant_id \
             JOIN tenants t ON t.id = r.tenant_id \
-         ), room AS ( \
-            SELECT count(*) AS n FROM turn WHERE cap > busy \
+         ), share AS ( \
+            SELECT CASE WHEN n = 0 THEN 0 WHEN n = 1 THEN $2 ELSE (2 * $2 + n - 1) / n END AS n \
+            FROM (SELECT count(*) AS n FROM turn WHERE cap > busy) room \
          ), candidates AS ( \
-            SELECT j.id, turn.tenant_id, turn.served_at, turn.busy, turn.cap - turn.busy AS free, \
-                   j.priority, j.run_at, \
+            SELECT j.id, turn.tenant_id, turn.served_at, turn.busy, \
+                   {take} AS take, j.priority, j.run_at, \
                    row_number() OVER (PARTITION BY turn.tenant_id \
-                                      ORDER BY j.priority DESC, j.run_at, j.id) AS rank \
+                                      ORDER BY j.priority DESC, j.run_at, j.id) AS rank, \
+                   count(*) OVER (PARTITION BY turn.tenant_id) AS found \
             FROM turn {best_jobs} \
             WHERE turn.cap > turn.busy \
-         ), picked AS ( \
-            SELECT id, row_number() OVER ( \
+         ), ranked AS ( \
+            SELECT id, tenant_id, found, row_number() OVER ( \
                        ORDER BY rank, busy, served_at, tenant_id, priority DESC, run_at, id) AS ord \
-            FROM candidates WHERE rank <= free \
+            FROM candidates WHERE rank <= take \
             ORDER BY ord LIMIT $2 \
+         ), picked AS ( \
+            SELECT id, ord, found > count(*) OVER (PARTITION BY tenant_id) AS more FROM ranked \
          )",
         running = dialect::indexed_by("jobs_running"),
         visited = dialect::list_table(3, "v", "tenant_id"),
-        // Each tenant's best jobs, at most its free capacity and its share.
+        take = "CASE WHEN turn.cap - turn.busy < (SELECT n FROM share) \
+                THEN turn.cap - turn.busy ELSE (SELECT n FROM share) END",
         best_jobs = dialect::best_jobs(
             &format!(
                 "tenant_id = turn.tenant_id AND {WAITING} AND run_at <= $1 AND ($4 IS NULL OR {})",
                 dialect::any("queue", 4)
             ),
-            "turn.cap - turn.busy",
-            // Twice an even share among the tenants with room: a claim is
-            // rarely short when some have fewer jobs (the next claim makes
-            // it up), while reading `limit` jobs of each of `limit` tenants
-            // (16,384 rows for a claim of 128) would cost more than the claim.
-            "(SELECT CASE WHEN n = 0 THEN 0 WHEN n = 1 THEN $2 ELSE (2 * $2 + n - 1) / n END FROM room)"
+            "turn.cap - turn.busy + 1",
+            "(SELECT n FROM share) + 1"
         ),
     );
     // 3. The lease of the picked jobs still waiting (joined through the
@@ -112,9 +121,10 @@ pub(in super::super) async fn claim(
             token = dialect::NEW_TOKEN,
         )
     };
-    let read = |leased: &str| {
+    // `more`: whether the job's tenant keeps a waiting job after the claim.
+    let read = |leased: &str, more: &str| {
         format!(
-            "SELECT {CLAIM_COLUMNS} FROM {leased} \
+            "SELECT {CLAIM_COLUMNS}, {more} AS more FROM {leased} \
              JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
                            AND p.version = jobs.plugin_version \
              JOIN tenants t ON t.id = jobs.tenant_id"
@@ -125,8 +135,8 @@ pub(in super::super) async fn claim(
         // 2–4 in one statement: it sees what the turn's lock waited for.
         sqlx::query_as(&format!(
             "{pick}, leased AS ({}) {} ORDER BY jobs.ord",
-            lease("picked v", 1, 5, 6, "jobs.*, v.ord"),
-            read("leased jobs"),
+            lease("picked v", 1, 5, 6, "jobs.*, v.ord, v.more"),
+            read("leased jobs", "jobs.more"),
         ))
         .bind(now)
         .bind(limit)
@@ -137,14 +147,23 @@ pub(in super::super) async fn claim(
         .fetch_all(tx.conn())
         .await?
     } else {
-        let picked: Vec<Id> =
-            sqlx::query_scalar(&format!("{pick} SELECT id FROM picked ORDER BY ord"))
-                .bind(now)
-                .bind(limit)
-                .bind(List(&visited))
-                .bind(request.queues.as_deref().map(List))
-                .fetch_all(tx.conn())
-                .await?;
+        let (picked, more): (Vec<Id>, Vec<bool>) =
+            sqlx::query_as::<_, (Id, bool)>(&format!(
+                "{pick} SELECT id, more FROM picked ORDER BY ord"
+            ))
+            .bind(now)
+            .bind(limit)
+            .bind(List(&visited))
+            .bind(request.queues.as_deref().map(List))
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .unzip();
+        let more: Vec<Id> = picked
+            .iter()
+            .zip(more)
+            .filter_map(|(id, more)| more.then_some(*id))
+            .collect();
         let leased: Vec<Id> = if picked.is_empty() {
             Vec::new()
         } else {
@@ -169,8 +188,9 @@ pub(in super::super) async fn claim(
                 "{} JOIN jobs ON jobs.id = v.id",
                 dialect::list_table(1, "v", "id")
             );
-            sqlx::query_as(&read(&leased_jobs))
+            sqlx::query_as(&read(&leased_jobs, &dialect::any("jobs.id", 2)))
                 .bind(List(&leased))
+                .bind(List(&more))
                 .fetch_all(tx.conn())
                 .await?
         };
@@ -178,7 +198,17 @@ pub(in super::super) async fn claim(
         rows.sort_by_key(|row| order.get(&row.id).copied().unwrap_or(usize::MAX));
         rows
     };
-    let claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
+    // Tenants seen to keep a waiting job stay at the front as they are.
+    let keeping: HashSet<&str> = rows
+        .iter()
+        .filter(|row| row.more)
+        .map(|row| row.tenant_id.as_str())
+        .collect();
+    let maybe_drained: Vec<&str> = visited
+        .iter()
+        .map(String::as_str)
+        .filter(|tenant| !keeping.contains(tenant))
+        .collect();
 
     // 5. The end of the turn. A tenant with nothing claimable left leaves
     // the front; on PostgreSQL its row is first taken `FOR UPDATE`, which
@@ -186,17 +216,22 @@ pub(in super::super) async fn claim(
     // KEY SHARE`) waits for: so every job enqueued before the lock is seen
     // by the next statement, and every job enqueued after puts the tenant
     // back once this commits.
-    let drained: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT tenant_id FROM claim_ring r WHERE {visited} AND NOT EXISTS ( \
-            SELECT 1 FROM jobs WHERE jobs.tenant_id = r.tenant_id AND {WAITING} AND run_at <= $2) \
-         {skip}",
-        visited = dialect::any("r.tenant_id", 1),
-        skip = dialect::SKIP_LOCKED,
-    ))
-    .bind(List(&visited))
-    .bind(now)
-    .fetch_all(tx.conn())
-    .await?;
+    let drained: Vec<String> = if maybe_drained.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(&format!(
+            "SELECT tenant_id FROM claim_ring r WHERE {visited} AND NOT EXISTS ( \
+                SELECT 1 FROM jobs WHERE jobs.tenant_id = r.tenant_id AND {WAITING} AND run_at <= $2) \
+             {skip}",
+            visited = dialect::any("r.tenant_id", 1),
+            skip = dialect::SKIP_LOCKED,
+        ))
+        .bind(List(&maybe_drained))
+        .bind(now)
+        .fetch_all(tx.conn())
+        .await?
+    };
+    let claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
     sqlx::query(&format!(
         "UPDATE claim_ring SET served_at = $2, ready_at = CASE WHEN {drained} THEN ( \
             SELECT min(run_at) FROM jobs WHERE jobs.tenant_id = claim_ring.tenant_id AND {WAITING}) \
