@@ -875,7 +875,10 @@ async fn a_tenant_leaves_the_front_with_its_last_claimable_job(db: TestDb) {
     // "many" alone: a claim of exactly what it has left takes all of it.
     let claimed = db.store.job_claim(&claim_at(at(3.0), 33)).await.unwrap();
     assert_eq!(claimed.len(), 33);
-    assert_eq!(ring_fronts(&db).await, ["five out", "many out", "three out"]);
+    assert_eq!(
+        ring_fronts(&db).await,
+        ["five out", "many out", "three out"]
+    );
     assert!(claimed_ids(&db, at(4.0), 10).await.is_empty());
 }
 

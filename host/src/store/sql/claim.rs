@@ -147,18 +147,17 @@ pub(in super::super) async fn claim(
         .fetch_all(tx.conn())
         .await?
     } else {
-        let (picked, more): (Vec<Id>, Vec<bool>) =
-            sqlx::query_as::<_, (Id, bool)>(&format!(
-                "{pick} SELECT id, more FROM picked ORDER BY ord"
-            ))
-            .bind(now)
-            .bind(limit)
-            .bind(List(&visited))
-            .bind(request.queues.as_deref().map(List))
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .unzip();
+        let (picked, more): (Vec<Id>, Vec<bool>) = sqlx::query_as::<_, (Id, bool)>(&format!(
+            "{pick} SELECT id, more FROM picked ORDER BY ord"
+        ))
+        .bind(now)
+        .bind(limit)
+        .bind(List(&visited))
+        .bind(request.queues.as_deref().map(List))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .unzip();
         let more: Vec<Id> = picked
             .iter()
             .zip(more)
