@@ -9,6 +9,12 @@
 //! that visits every tenant grows with T, one that visits the claim ring's
 //! front does not.
 //!
+//! Then, on the largest database, `SLEEPERS` more tenants whose one job is
+//! due only tomorrow (delayed jobs, or retries in a backoff), and the same
+//! claims again: `p50_sleepers_over_none` is the median with them over the
+//! median without, on the same database in the same run. The turn must
+//! stop before such tenants, not step over each on every claim.
+//!
 //! Target: a claim of 128 with 10,000 tenants <= 5 ms at the median.
 
 use std::time::{Duration, Instant};
@@ -22,6 +28,10 @@ const TENANT_COUNTS: [usize; 4] = [1, 100, 1_000, 10_000];
 const JOBS_PER_TENANT: usize = 20;
 const CLAIMS: usize = 40;
 const CLAIM_SIZE: u32 = 128;
+/// Tenants whose jobs all wait for later, added to the largest database.
+const SLEEPERS: usize = 20_000;
+/// Tasks adding them at once (PostgreSQL takes them in parallel).
+const ADDERS: usize = 8;
 
 fn main() {
     corral_tests::bench::runtime().block_on(async {
@@ -46,6 +56,52 @@ async fn populated(kind: Kind, tenants: usize) -> TestDb {
             .expect("enqueue");
     }
     db
+}
+
+/// `count` tenants, each with one job due a day from now.
+async fn add_sleepers(db: &TestDb, count: usize) {
+    let mut job = NewJob::new("work", "{}");
+    job.run_at = Some(chrono::Utc::now() + chrono::Duration::days(1));
+    let mut adders = tokio::task::JoinSet::new();
+    for adder in 0..ADDERS {
+        let (store, job) = (db.store.clone(), job.clone());
+        adders.spawn(async move {
+            for s in (adder..count).step_by(ADDERS) {
+                let tenant = format!("s{s:06}");
+                store
+                    .tenant_insert(&corral::model::Tenant {
+                        id: tenant.clone(),
+                        name: tenant.clone(),
+                        quotas: corral::model::Quotas::default(),
+                        created_at: chrono::Utc::now(),
+                    })
+                    .await
+                    .expect("tenant");
+                store
+                    .plugin_insert(
+                        &corral::store::NewPlugin {
+                            tenant_id: tenant.clone(),
+                            name: "work".into(),
+                            digest: corral::model::Digest::of(b"c").to_string(),
+                            limits: Limits::default(),
+                            max_attempts: 3,
+                            http: None,
+                        },
+                        b"c",
+                        chrono::Utc::now(),
+                    )
+                    .await
+                    .expect("plugin");
+                store
+                    .job_insert_batch(&tenant, std::slice::from_ref(&job), chrono::Utc::now())
+                    .await
+                    .expect("enqueue");
+            }
+        });
+    }
+    while let Some(done) = adders.join_next().await {
+        done.expect("adder");
+    }
 }
 
 /// Median and p90 of `CLAIMS` claims, in milliseconds.
@@ -89,6 +145,12 @@ async fn bench(kind: Kind, name: &str) {
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| TENANT_COUNTS.to_vec());
+    // `CORRAL_BENCH_SLEEPERS=0` leaves them out.
+    let sleepers: usize = std::env::var("CORRAL_BENCH_SLEEPERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SLEEPERS);
+    let mut largest = None;
     for tenants in counts {
         let db = populated(kind, tenants).await;
         let (p50, p90, per_claim) = time_claims(&db).await;
@@ -98,6 +160,24 @@ async fn bench(kind: Kind, name: &str) {
             tenants.to_string(),
             json!({"claim_p50_ms": p50, "claim_p90_ms": p90, "jobs_per_claim": per_claim}),
         );
+        largest = Some((db, tenants, p50));
+    }
+    let mut with_sleepers = serde_json::Value::Null;
+    if let Some((db, tenants, without)) = largest.filter(|_| sleepers > 0) {
+        add_sleepers(&db, sleepers).await;
+        let (p50, p90, per_claim) = time_claims(&db).await;
+        eprintln!(
+            "{name}: {tenants} tenants and {sleepers} waiting for later: \
+             claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs"
+        );
+        with_sleepers = json!({
+            "tenants": tenants,
+            "sleepers": sleepers,
+            "claim_p50_ms": p50,
+            "claim_p90_ms": p90,
+            "jobs_per_claim": per_claim,
+            "p50_sleepers_over_none": (p50 / without * 100.0).round() / 100.0,
+        });
     }
     let at_most = medians.last().copied().unwrap_or(f64::MAX);
     let line = json!({
@@ -106,6 +186,7 @@ async fn bench(kind: Kind, name: &str) {
         "claim_size": CLAIM_SIZE,
         "jobs_per_tenant": JOBS_PER_TENANT,
         "tenants": rows,
+        "with_sleepers": with_sleepers,
         "p50_10000_over_1": (at_most / medians[0] * 100.0).round() / 100.0,
         "target_p50_ms_at_10000": 5,
         "meets_target": at_most <= 5.0,

@@ -30,6 +30,7 @@ corral_tests::on_both_backends!(
     claims_are_fair_across_tenants,
     claims_take_turns_across_tenants,
     a_drained_tenant_comes_back_when_a_job_is_due,
+    a_tenant_whose_jobs_wait_for_later_queues_from_when_they_are_due,
     a_tenant_leaves_the_front_with_its_last_claimable_job,
     shutdown_hands_jobs_back_without_using_an_attempt,
     heartbeats_keep_leases_alive,
@@ -839,6 +840,35 @@ async fn a_drained_tenant_comes_back_when_a_job_is_due(db: TestDb) {
     assert!(claimed_ids(&db, at(11.0), 10).await.is_empty());
     let again = enqueue(&db, "acme", NewJob::new("work", "{}"), at(12.0)).await;
     assert_eq!(claimed_ids(&db, at(12.0), 10).await, [again]);
+}
+
+/// The ring's order is when each tenant's turn came up: the later of its
+/// last turn and the time its next job is due. A tenant whose jobs all wait
+/// for later is passed over until they are due, then queues behind the
+/// tenants already waiting: it gets no credit for the time it had nothing
+/// to run (and so it never sits at the turn's head while not due).
+async fn a_tenant_whose_jobs_wait_for_later_queues_from_when_they_are_due(db: TestDb) {
+    for tenant in ["a", "b", "c"] {
+        db.tenant(tenant, 100).await;
+        db.plugin(tenant, "work", b"c", limits(), 3).await;
+    }
+    let mut later = NewJob::new("work", "{}");
+    later.run_at = Some(at(10.0));
+    enqueue(&db, "a", later, at(0.0)).await;
+    for tenant in ["b", "c"] {
+        db.store
+            .job_insert_batch(tenant, &vec![NewJob::new("work", "{}"); 3], at(0.0))
+            .await
+            .unwrap();
+    }
+    let mut served = Vec::new();
+    // "a"'s turn comes up at 10, after "c"'s (served at 2) and "b"'s (3).
+    for second in [1.0, 2.0, 3.0, 11.0, 12.0, 13.0] {
+        let claimed = db.store.job_claim(&claim_at(at(second), 1)).await.unwrap();
+        assert_eq!(claimed.len(), 1, "at {second}: {claimed:?}");
+        served.push(claimed[0].tenant_id.clone());
+    }
+    assert_eq!(served, ["b", "c", "b", "c", "b", "a"]);
 }
 
 /// Whether each tenant is at the ring's front (`ready_at` set), by name.

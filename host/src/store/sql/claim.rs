@@ -11,7 +11,8 @@
 //!
 //! One transaction, statement by statement (each statement after the lock
 //! sees every claim committed before it took the lock):
-//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come;
+//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come,
+//!    in the order of [`turn_at`];
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
@@ -36,6 +37,18 @@ use crate::store::{ClaimRequest, StoreError, StoreEvent};
 /// The states of a job waiting for a claim.
 const WAITING: &str = "state IN ('scheduled', 'available', 'retrying')";
 
+/// When a tenant's turn comes up, the ring's order: the later of its last
+/// turn (`served_at`) and the time its next job is due (`ready_at`; NULL
+/// when nothing waits). As in start-time fair queueing, a tenant gets no
+/// credit for time it had nothing to run: one whose jobs were all delayed
+/// (or in a retry's backoff) joins the ring behind the tenants that have
+/// waited longer, and until its job is due it sorts after every tenant with
+/// one due, so the turn stops before it. The index `claim_ring_turn` is on
+/// this expression (migration 0014), so it must stay the same.
+fn turn_at(ring: &str) -> String {
+    format!("{}({ring}.served_at, {ring}.ready_at)", dialect::GREATEST)
+}
+
 pub(in super::super) async fn claim(
     store: &Here,
     request: &ClaimRequest,
@@ -45,10 +58,13 @@ pub(in super::super) async fn claim(
     let mut tx = Tx::begin(store).await?;
 
     // 1. The turn: the ring's front, skipping tenants another claim holds.
+    // `turn_at` <= now says `ready_at` has come, and walks the index in
+    // order until `limit` tenants, never past one whose jobs are not due.
     let visited: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT tenant_id FROM claim_ring WHERE ready_at <= $1 \
-         ORDER BY served_at, tenant_id LIMIT $2 {}",
-        dialect::NO_KEY_SKIP_LOCKED
+        "SELECT tenant_id FROM claim_ring WHERE ready_at IS NOT NULL AND {turn_at} <= $1 \
+         ORDER BY {turn_at}, tenant_id LIMIT $2 {}",
+        dialect::NO_KEY_SKIP_LOCKED,
+        turn_at = turn_at("claim_ring"),
     ))
     .bind(now)
     .bind(limit)
@@ -61,7 +77,7 @@ pub(in super::super) async fn claim(
 
     // 2. The pick, in the fair order: every tenant's first job before
     // anyone's second; among equals, fewer running jobs first, then the
-    // longest since its last turn; within a tenant, priority, run_at, id.
+    // earliest `turn_at`; within a tenant, priority, run_at, id.
     // `turn` is MATERIALIZED so each tenant's running jobs are counted once,
     // not once per candidate job. A tenant may give at most `take` jobs: its
     // free capacity, and twice an even share among the tenants with room (a
@@ -71,16 +87,17 @@ pub(in super::super) async fn claim(
     // is read, so `more` tells whether the tenant keeps a waiting job.
     let pick = format!(
         "WITH turn AS MATERIALIZED ( \
-            SELECT r.tenant_id, r.served_at, t.max_concurrency AS cap, \
+            SELECT r.tenant_id, {turn_at} AS turn_at, t.max_concurrency AS cap, \
                    (SELECT count(*) FROM jobs {running} \
                     WHERE jobs.tenant_id = r.tenant_id AND state = 'running') AS busy \
             FROM {visited} JOIN claim_ring r ON r.tenant_id = v.tenant_id \
             JOIN tenants t ON t.id = r.tenant_id \
          ), share AS ( \
-            SELECT CASE WHEN n = 0 THEN 0 WHEN n = 1 THEN $2 ELSE (2 * $2 + n - 1) / n END AS n \
-            FROM (SELECT count(*) AS n FROM turn WHERE cap > busy) room \
+            SELECT CASE WHEN room = 0 THEN 0 WHEN room = 1 THEN $2 \
+                        ELSE (2 * $2 + room - 1) / room END AS n \
+            FROM (SELECT count(*) AS room FROM turn WHERE cap > busy) with_room \
          ), candidates AS ( \
-            SELECT j.id, turn.tenant_id, turn.served_at, turn.busy, \
+            SELECT j.id, turn.tenant_id, turn.turn_at, turn.busy, \
                    {take} AS take, j.priority, j.run_at, \
                    row_number() OVER (PARTITION BY turn.tenant_id \
                                       ORDER BY j.priority DESC, j.run_at, j.id) AS rank, \
@@ -89,12 +106,13 @@ pub(in super::super) async fn claim(
             WHERE turn.cap > turn.busy \
          ), ranked AS ( \
             SELECT id, tenant_id, found, row_number() OVER ( \
-                       ORDER BY rank, busy, served_at, tenant_id, priority DESC, run_at, id) AS ord \
+                       ORDER BY rank, busy, turn_at, tenant_id, priority DESC, run_at, id) AS ord \
             FROM candidates WHERE rank <= take \
             ORDER BY ord LIMIT $2 \
          ), picked AS ( \
             SELECT id, ord, found > count(*) OVER (PARTITION BY tenant_id) AS more FROM ranked \
          )",
+        turn_at = turn_at("r"),
         running = dialect::indexed_by("jobs_running"),
         visited = dialect::list_table(3, "v", "tenant_id"),
         take = "CASE WHEN turn.cap - turn.busy < (SELECT n FROM share) \
