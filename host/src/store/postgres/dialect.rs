@@ -26,6 +26,12 @@ pub(crate) fn list_table(n: u8, alias: &str, column: &str) -> String {
     format!("UNNEST(${n}) AS {alias}({column})")
 }
 
+/// [`list_table`], with a second column `ord` numbering the elements in
+/// their order in the list.
+pub(crate) fn ordered_list_table(n: u8, alias: &str, column: &str, ord: &str) -> String {
+    format!("UNNEST(${n}) WITH ORDINALITY AS {alias}({column}, {ord})")
+}
+
 /// Send, inside the transaction (so listeners hear them at its commit, on
 /// every host; at once outside one), the events no trigger announces: jobs
 /// made claimable, cancel requests, progress (up to 100 job ids a

@@ -24,6 +24,12 @@ pub(crate) fn list_table(n: u8, alias: &str, column: &str) -> String {
     format!("(SELECT value AS {column} FROM json_each(${n})) AS {alias}")
 }
 
+/// [`list_table`], with a second column `ord` numbering the elements in
+/// their order in the list.
+pub(crate) fn ordered_list_table(n: u8, alias: &str, column: &str, ord: &str) -> String {
+    format!("(SELECT value AS {column}, key AS {ord} FROM json_each(${n})) AS {alias}")
+}
+
 /// Nothing goes through the database: events are in-process.
 pub(crate) async fn notify(
     _conn: &mut SqliteConnection,
