@@ -2,8 +2,8 @@
 //!
 //! Per backend, a fresh database holding T tenants (T = 1, 100, 1,000 and
 //! 10,000), each with 20 waiting jobs and room to run them, then 40 claims
-//! of up to 128 jobs (after 10 untimed), each timed alone; the claimed jobs are handed back
-//! (untimed) so every claim sees the same database. One JSON line per
+//! of up to 128 jobs (after 10 untimed), each timed alone; the claimed jobs
+//! are handed back (untimed) so every claim sees the same database. One JSON line per
 //! backend with the median and p90 per T, and the ratio of the median at
 //! 10,000 tenants to the median at one (the same-run baseline): a claim
 //! that visits every tenant grows with T, one that visits the claim ring's
@@ -28,6 +28,7 @@ const TENANT_COUNTS: [usize; 4] = [1, 100, 1_000, 10_000];
 const JOBS_PER_TENANT: usize = 20;
 const CLAIMS: usize = 40;
 const CLAIM_SIZE: u32 = 128;
+/// Claims before the timed ones: statements prepared, pages cached.
 const WARM_UP: usize = 10;
 /// Tenants whose jobs all wait for later, added to the largest database.
 const SLEEPERS: usize = 20_000;

@@ -60,6 +60,9 @@ pub(in super::super) async fn claim(
     // 1. The turn: the ring's front, skipping tenants another claim holds.
     // `turn_at` <= now says `ready_at` has come, and walks the index in
     // order until `limit` tenants, never past one whose jobs are not due.
+    // `ready_at IS NOT NULL` is the index's own condition (SQLite uses a
+    // partial index only when the query states it; PostgreSQL's GREATEST
+    // would skip a NULL).
     let visited: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT tenant_id FROM claim_ring WHERE ready_at IS NOT NULL AND {turn_at} <= $1 \
          ORDER BY {turn_at}, tenant_id LIMIT $2 {}",
@@ -82,8 +85,9 @@ pub(in super::super) async fn claim(
     // of its own, through the primary key: joined, the planner may read
     // every row of the ring (or of `tenants`) and hash them, a cost that
     // grows with all the tenants there are (with 30,000 ring rows the pick
-    // took 9.6 ms instead of 5.3, docs/benchmarks.md). `turn` is MATERIALIZED so each tenant's running jobs are counted once,
-    // not once per candidate job. A tenant may give at most `take` jobs: its
+    // took 9.6 ms instead of 5.3, docs/benchmarks.md). `turn` is
+    // MATERIALIZED so each tenant's running jobs are counted once, not once
+    // per candidate job. A tenant may give at most `take` jobs: its
     // free capacity, and twice an even share among the tenants with room (a
     // claim is rarely short when some have fewer jobs, and the next claim
     // makes it up; reading `limit` jobs of each of `limit` tenants, 16,384
