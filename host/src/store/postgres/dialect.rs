@@ -127,10 +127,6 @@ pub(crate) fn indexed_by(_index: &str) -> String {
 /// blocking foreign-key checks (the claim ring's turn).
 pub(crate) const NO_KEY_SKIP_LOCKED: &str = "FOR NO KEY UPDATE SKIP LOCKED";
 
-/// The larger of two values (NULL only when both are; the claim ring's
-/// index is on this expression, so it must stay spelled the same).
-pub(crate) const GREATEST: &str = "GREATEST";
-
 /// A fresh random lease token.
 pub(crate) const NEW_TOKEN: &str = "gen_random_uuid()";
 

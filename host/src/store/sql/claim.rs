@@ -11,8 +11,7 @@
 //!
 //! One transaction, statement by statement (each statement after the lock
 //! sees every claim committed before it took the lock):
-//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come,
-//!    in the order of [`turn_at`];
+//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come;
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
@@ -37,18 +36,6 @@ use crate::store::{ClaimRequest, StoreError, StoreEvent};
 /// The states of a job waiting for a claim.
 const WAITING: &str = "state IN ('scheduled', 'available', 'retrying')";
 
-/// When a tenant's turn comes up, the ring's order: the later of its last
-/// turn (`served_at`) and the time its next job is due (`ready_at`; NULL
-/// when nothing waits). As in start-time fair queueing, a tenant gets no
-/// credit for time it had nothing to run: one whose jobs were all delayed
-/// (or in a retry's backoff) joins the ring behind the tenants that have
-/// waited longer, and until its job is due it sorts after every tenant with
-/// one due, so the turn stops before it. The index `claim_ring_turn` is on
-/// this expression (migration 0014), so it must stay the same.
-fn turn_at() -> String {
-    format!("{}(served_at, ready_at)", dialect::GREATEST)
-}
-
 pub(in super::super) async fn claim(
     store: &Here,
     request: &ClaimRequest,
@@ -58,16 +45,13 @@ pub(in super::super) async fn claim(
     let mut tx = Tx::begin(store).await?;
 
     // 1. The turn: the ring's front, skipping tenants another claim holds.
-    // `turn_at` <= now says `ready_at` has come, and walks the index in
-    // order until `limit` tenants, never past one whose jobs are not due.
-    // `ready_at IS NOT NULL` is the index's own condition (SQLite uses a
-    // partial index only when the query states it; PostgreSQL's GREATEST
-    // would skip a NULL).
+    // The oldest turn first: a tenant whose job has just come due after a
+    // while with none is at the head, which is what lets the worker's fresh
+    // lane claim one job and get the new one.
     let visited: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT tenant_id FROM claim_ring WHERE ready_at IS NOT NULL AND {turn_at} <= $1 \
-         ORDER BY {turn_at}, tenant_id LIMIT $2 {}",
-        dialect::NO_KEY_SKIP_LOCKED,
-        turn_at = turn_at(),
+        "SELECT tenant_id FROM claim_ring WHERE ready_at <= $1 \
+         ORDER BY served_at, tenant_id LIMIT $2 {}",
+        dialect::NO_KEY_SKIP_LOCKED
     ))
     .bind(now)
     .bind(limit)
@@ -80,7 +64,7 @@ pub(in super::super) async fn claim(
 
     // 2. The pick, in the fair order: every tenant's first job before
     // anyone's second; among equals, fewer running jobs first, then the
-    // earlier place in the turn (the order of `turn_at`); within a tenant,
+    // earlier place in the turn (the oldest turn first); within a tenant,
     // priority, run_at, id. Each visited tenant's row is read by a subquery
     // of its own, through the primary key: joined, the planner may read
     // every row of the ring (or of `tenants`) and hash them, a cost that

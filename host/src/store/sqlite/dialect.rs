@@ -79,10 +79,6 @@ pub(crate) fn indexed_by(index: &str) -> String {
 
 pub(crate) const NO_KEY_SKIP_LOCKED: &str = "";
 
-/// The larger of two values (NULL when either is; the claim ring's index
-/// is on this expression, so it must stay spelled the same).
-pub(crate) const GREATEST: &str = "max";
-
 /// A fresh random lease token (32 hex digits, a UUID's simple form).
 pub(crate) const NEW_TOKEN: &str = "lower(hex(randomblob(16)))";
 
