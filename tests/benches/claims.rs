@@ -20,9 +20,9 @@
 
 use std::time::{Duration, Instant};
 
-use corral::model::{Limits, NewJob};
+use corral::model::{Limits, NewJob, Quotas};
 use corral::store::ClaimRequest;
-use corral_tests::db::{Kind, TestDb};
+use corral_tests::db::{Kind, TestDb, add_plugin, add_tenant};
 use serde_json::json;
 
 const TENANT_COUNTS: [usize; 4] = [1, 100, 1_000, 10_000];
@@ -71,30 +71,8 @@ async fn add_sleepers(db: &TestDb, count: usize) {
         adders.spawn(async move {
             for s in (adder..count).step_by(ADDERS) {
                 let tenant = format!("s{s:06}");
-                store
-                    .tenant_insert(&corral::model::Tenant {
-                        id: tenant.clone(),
-                        name: tenant.clone(),
-                        quotas: corral::model::Quotas::default(),
-                        created_at: chrono::Utc::now(),
-                    })
-                    .await
-                    .expect("tenant");
-                store
-                    .plugin_insert(
-                        &corral::store::NewPlugin {
-                            tenant_id: tenant.clone(),
-                            name: "work".into(),
-                            digest: corral::model::Digest::of(b"c").to_string(),
-                            limits: Limits::default(),
-                            max_attempts: 3,
-                            http: None,
-                        },
-                        b"c",
-                        chrono::Utc::now(),
-                    )
-                    .await
-                    .expect("plugin");
+                add_tenant(&*store, &tenant, Quotas::default().max_concurrency).await;
+                add_plugin(&*store, &tenant, "work", b"c", Limits::default(), 3).await;
                 store
                     .job_insert_batch(&tenant, std::slice::from_ref(&job), chrono::Utc::now())
                     .await

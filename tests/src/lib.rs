@@ -422,6 +422,50 @@ pub mod db {
         _dir: Option<tempfile::TempDir>,
     }
 
+    /// A tenant with default quotas but `max_concurrency`, in any store
+    /// (a spawned task holds the store, not the `TestDb`).
+    pub async fn add_tenant(store: &dyn Store, id: &str, max_concurrency: u32) {
+        store
+            .tenant_insert(&Tenant {
+                id: id.into(),
+                name: id.into(),
+                quotas: Quotas {
+                    max_concurrency,
+                    ..Quotas::default()
+                },
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .expect("tenant");
+    }
+
+    /// Store `bytes` as plugin `name` of `tenant`; its version.
+    pub async fn add_plugin(
+        store: &dyn Store,
+        tenant: &str,
+        name: &str,
+        bytes: &[u8],
+        limits: Limits,
+        max_attempts: u32,
+    ) -> u32 {
+        let (plugin, _) = store
+            .plugin_insert(
+                &NewPlugin {
+                    tenant_id: tenant.into(),
+                    name: name.into(),
+                    digest: corral::model::Digest::of(bytes).to_string(),
+                    limits,
+                    max_attempts,
+                    http: None,
+                },
+                bytes,
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("plugin");
+        plugin.version
+    }
+
     impl TestDb {
         pub async fn new(kind: Kind) -> TestDb {
             match kind {
@@ -469,18 +513,7 @@ pub mod db {
 
         /// A tenant with default quotas but `max_concurrency`.
         pub async fn tenant(&self, id: &str, max_concurrency: u32) {
-            self.store
-                .tenant_insert(&Tenant {
-                    id: id.into(),
-                    name: id.into(),
-                    quotas: Quotas {
-                        max_concurrency,
-                        ..Quotas::default()
-                    },
-                    created_at: chrono::Utc::now(),
-                })
-                .await
-                .expect("tenant");
+            add_tenant(&*self.store, id, max_concurrency).await;
         }
 
         /// Store `bytes` as plugin `name` of `tenant`.
@@ -492,23 +525,7 @@ pub mod db {
             limits: Limits,
             max_attempts: u32,
         ) -> u32 {
-            let (plugin, _) = self
-                .store
-                .plugin_insert(
-                    &NewPlugin {
-                        tenant_id: tenant.into(),
-                        name: name.into(),
-                        digest: corral::model::Digest::of(bytes).to_string(),
-                        limits,
-                        max_attempts,
-                        http: None,
-                    },
-                    bytes,
-                    chrono::Utc::now(),
-                )
-                .await
-                .expect("plugin");
-            plugin.version
+            add_plugin(&*self.store, tenant, name, bytes, limits, max_attempts).await
         }
 
         /// How many jobs a tenant has, in any state.

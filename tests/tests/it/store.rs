@@ -32,6 +32,7 @@ corral_tests::on_both_backends!(
     a_drained_tenant_comes_back_when_a_job_is_due,
     a_tenant_whose_job_comes_due_is_next_in_the_turn,
     a_tenant_leaves_the_front_with_its_last_claimable_job,
+    tenants_whose_jobs_wait_for_later_sleep_until_a_claim_wakes_them,
     shutdown_hands_jobs_back_without_using_an_attempt,
     heartbeats_keep_leases_alive,
     retention_prunes_finished_jobs,
@@ -870,9 +871,9 @@ async fn a_tenant_whose_job_comes_due_is_next_in_the_turn(db: TestDb) {
     assert_eq!(served, ["b", "c", "b", "a", "c", "b"]);
 }
 
-/// Whether each tenant is at the ring's front (`ready_at` set), by name.
+/// Whether each tenant is in the turn (its ring row awake), by name.
 async fn ring_fronts(db: &TestDb) -> Vec<String> {
-    let sql = "SELECT tenant_id || CASE WHEN ready_at IS NULL THEN ' out' ELSE ' in' END \
+    let sql = "SELECT tenant_id || CASE WHEN sleeping THEN ' out' ELSE ' in' END \
                FROM claim_ring ORDER BY tenant_id";
     corral_tests::db_texts(db, sql, sql).await
 }
@@ -909,6 +910,41 @@ async fn a_tenant_leaves_the_front_with_its_last_claimable_job(db: TestDb) {
         ["five out", "many out", "three out"]
     );
     assert!(claimed_ids(&db, at(4.0), 10).await.is_empty());
+}
+
+/// A tenant whose jobs all wait for later is out of the turn (asleep) from
+/// its enqueue on, so no claim steps over it; once its time has come, each
+/// claim wakes at most as many such tenants as it may visit, oldest alarm
+/// first, and the next claims wake the rest: none is lost.
+async fn tenants_whose_jobs_wait_for_later_sleep_until_a_claim_wakes_them(db: TestDb) {
+    for (tenant, due) in [("a", 13.0), ("b", 11.0), ("c", 12.0)] {
+        db.tenant(tenant, 100).await;
+        db.plugin(tenant, "work", b"c", limits(), 3).await;
+        let mut later = NewJob::new("work", "{}");
+        later.run_at = Some(at(due));
+        enqueue(&db, tenant, later, at(0.0)).await;
+    }
+    assert_eq!(ring_fronts(&db).await, ["a out", "b out", "c out"]);
+    assert!(claimed_ids(&db, at(5.0), 2).await.is_empty());
+    assert_eq!(ring_fronts(&db).await, ["a out", "b out", "c out"]);
+    // All three are due; a claim of 2 wakes "b" and "c", whose alarms are
+    // the oldest, and takes their jobs; they go back to sleep with nothing
+    // left to wait for.
+    let claimed = db.store.job_claim(&claim_at(at(20.0), 2)).await.unwrap();
+    let mut tenants: Vec<_> = claimed.iter().map(|c| c.tenant_id.as_str()).collect();
+    tenants.sort_unstable();
+    assert_eq!(tenants, ["b", "c"]);
+    assert_eq!(ring_fronts(&db).await, ["a out", "b out", "c out"]);
+    // The next claim wakes "a".
+    let claimed = db.store.job_claim(&claim_at(at(21.0), 2)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].tenant_id, "a");
+    // A new job due now: its tenant sleeps until the next claim wakes it.
+    enqueue(&db, "b", NewJob::new("work", "{}"), at(22.0)).await;
+    assert_eq!(ring_fronts(&db).await, ["a out", "b out", "c out"]);
+    let claimed = db.store.job_claim(&claim_at(at(22.0), 1)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].tenant_id, "b");
 }
 
 async fn shutdown_hands_jobs_back_without_using_an_attempt(db: TestDb) {
@@ -1461,9 +1497,11 @@ async fn schema_facts(db: &TestDb) -> std::collections::BTreeSet<String> {
 /// The differences between the two migrated schemas that are meant:
 /// (backend that has the fact, the fact). Anything else is drift.
 const INTENDED_SCHEMA_DIFFERENCES: &[(&str, &str)] = &[
-    // SQLite has no boolean type: `jobs.cancel_requested`, and
-    // `schedules.paused` and `catch_up`, are INTEGER columns with a CHECK
-    // that they hold 0 or 1 (PostgreSQL's BOOLEAN needs none).
+    // SQLite has no boolean type: `jobs.cancel_requested`,
+    // `schedules.paused` and `catch_up`, and `claim_ring.sleeping` are
+    // INTEGER columns with a CHECK that they hold 0 or 1 (PostgreSQL's
+    // BOOLEAN needs none).
+    ("sqlite", "checks claim_ring 1"),
     ("postgres", "checks jobs 12"),
     ("sqlite", "checks jobs 13"),
     ("postgres", "checks schedules 1"),

@@ -9,9 +9,15 @@
 //! keeps `max_concurrency` exact across hosts without a global lock. On
 //! SQLite the one writer serializes claims anyway.
 //!
+//! A ring row whose tenant has no job due is asleep, out of the turn; its
+//! `ready_at` is its alarm. Only claims wake rows and put them to sleep, so
+//! the turn never steps over tenants whose jobs all wait for later, however
+//! many there are.
+//!
 //! One transaction, statement by statement (each statement after the lock
 //! sees every claim committed before it took the lock):
-//! 1. take the turn: lock up to `limit` ring rows whose `ready_at` has come;
+//! 0. wake: up to `limit` sleeping rows whose alarm has come, oldest first;
+//! 1. take the turn: lock up to `limit` awake ring rows, oldest turn first;
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
@@ -19,7 +25,7 @@
 //!    write in `WITH`, 2–4 are one statement);
 //! 5. end the turn: `served_at = now` for every tenant visited; a tenant left
 //!    with no claimable job gets `ready_at` = its next job's `run_at` (NULL
-//!    when none waits), so it leaves the front until then. The pick reads
+//!    when none waits) and goes to sleep until then. The pick reads
 //!    one job more per tenant than it may take, so a tenant seen to keep a
 //!    waiting job needs no check here: with many tenants, each of which
 //!    gives one job of many, this step is one statement, not two.
@@ -44,12 +50,27 @@ pub(in super::super) async fn claim(
     let limit = i64::from(request.limit);
     let mut tx = Tx::begin(store).await?;
 
+    // 0. The wake, before the turn so that the woken tenants, whose last
+    // turn is old, are at its head. The alarm index holds only sleeping
+    // rows, so this reads just the rows it wakes. At most `limit`: a claim
+    // visits no more, and the next claim wakes the rest.
+    sqlx::query(&format!(
+        "UPDATE claim_ring SET sleeping = FALSE WHERE tenant_id IN ( \
+            SELECT tenant_id FROM claim_ring WHERE sleeping AND ready_at <= $1 \
+            ORDER BY ready_at LIMIT $2 {})",
+        dialect::NO_KEY_SKIP_LOCKED
+    ))
+    .bind(now)
+    .bind(limit)
+    .execute(tx.conn())
+    .await?;
+
     // 1. The turn: the ring's front, skipping tenants another claim holds.
     // The oldest turn first: a tenant whose job has just come due after a
     // while with none is at the head, which is what lets the worker's fresh
     // lane claim one job and get the new one.
     let visited: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT tenant_id FROM claim_ring WHERE ready_at <= $1 \
+        "SELECT tenant_id FROM claim_ring WHERE NOT sleeping AND ready_at <= $1 \
          ORDER BY served_at, tenant_id LIMIT $2 {}",
         dialect::NO_KEY_SKIP_LOCKED
     ))
@@ -218,8 +239,8 @@ pub(in super::super) async fn claim(
         .filter(|tenant| !keeping.contains(tenant))
         .collect();
 
-    // 5. The end of the turn. A tenant with nothing claimable left leaves
-    // the front; on PostgreSQL its row is first taken `FOR UPDATE`, which
+    // 5. The end of the turn. A tenant with nothing claimable left goes to
+    // sleep, its alarm set to its next job's `run_at`; on PostgreSQL its row is first taken `FOR UPDATE`, which
     // waits for no one (SKIP LOCKED) and which an enqueue's trigger (`FOR
     // KEY SHARE`) waits for: so every job enqueued before the lock is seen
     // by the next statement, and every job enqueued after puts the tenant
@@ -243,7 +264,7 @@ pub(in super::super) async fn claim(
     sqlx::query(&format!(
         "UPDATE claim_ring SET served_at = $2, ready_at = CASE WHEN {drained} THEN ( \
             SELECT min(run_at) FROM jobs WHERE jobs.tenant_id = claim_ring.tenant_id AND {WAITING}) \
-            ELSE ready_at END \
+            ELSE ready_at END, sleeping = {drained} \
          WHERE {visited}",
         drained = dialect::any("tenant_id", 3),
         visited = dialect::any("tenant_id", 1),
