@@ -1525,6 +1525,24 @@ const INTENDED_SCHEMA_DIFFERENCES: &[(&str, &str)] = &[
     ("sqlite", "workflow_runs.id null"),
 ];
 
+/// PostgreSQL's state trigger joins a statement's old and new rows without
+/// nested loops, whatever plan its connection kept: with one made after a
+/// one-row update, a batch of n rows compared n² pairs
+/// (migrations/postgres/0015_job_state_notify_join.sql; its cost is measured
+/// in docs/benchmarks.md, not timed here).
+#[tokio::test]
+async fn the_state_trigger_joins_rows_without_nested_loops() {
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    let config = corral_tests::db_texts(
+        &db,
+        "SELECT array_to_string(proconfig, ',') FROM pg_proc \
+         WHERE proname = 'corral_job_state_notify'",
+        "SELECT 'unused'",
+    )
+    .await;
+    assert_eq!(config, ["enable_nestloop=off"]);
+}
+
 /// Both backends' migrations build the same schema: the same tables,
 /// columns and nullability, indexes, checks and foreign keys, but for the
 /// differences listed (and explained) in `INTENDED_SCHEMA_DIFFERENCES`.
