@@ -240,11 +240,12 @@ pub(in super::super) async fn claim(
         .collect();
 
     // 5. The end of the turn. A tenant with nothing claimable left goes to
-    // sleep, its alarm set to its next job's `run_at`; on PostgreSQL its row is first taken `FOR UPDATE`, which
-    // waits for no one (SKIP LOCKED) and which an enqueue's trigger (`FOR
-    // KEY SHARE`) waits for: so every job enqueued before the lock is seen
-    // by the next statement, and every job enqueued after puts the tenant
-    // back once this commits.
+    // sleep, its alarm set to its next job's `run_at`; on PostgreSQL its row
+    // is first taken `FOR UPDATE`, which waits for no one (SKIP LOCKED) and
+    // which an enqueue's trigger (`FOR KEY SHARE`) waits for: so every job
+    // enqueued before the lock is seen by the next statement, and every job
+    // enqueued after sets the sleeping row's alarm once this commits (the
+    // next claim wakes it).
     let drained: Vec<String> = if maybe_drained.is_empty() {
         Vec::new()
     } else {
