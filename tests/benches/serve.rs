@@ -20,7 +20,8 @@
 //!
 //! Knobs while iterating: `CORRAL_BENCH_QUICK=1` (one drain of one host),
 //! `CORRAL_BENCH_PICKUPS=1` (the pickups only), `CORRAL_BENCH_PICKUP_ANATOMY=1`
-//! (the slowest pickups with the claims around them), `CORRAL_BENCH_BACKENDS`.
+//! (the slowest pickups with the claims around them), `CORRAL_BENCH_BACKENDS`,
+//! `CORRAL_BENCH_CONCURRENCY` (each host's `--concurrency`).
 //!
 //! One JSON line per backend (SQLite has one host and no peer).
 //! Targets on this 2-core machine: PostgreSQL >= 15,000 jobs/s and >= 1.0x
@@ -45,8 +46,16 @@ use serde_json::json;
 const N: usize = 20_000;
 /// Interleaved rounds; medians are reported.
 const ROUNDS: usize = 3;
-/// Attempts each `corral serve` runs at once.
+/// Attempts each `corral serve` runs at once (`CORRAL_BENCH_CONCURRENCY`
+/// overrides it while iterating).
 const CONCURRENCY: &str = "256";
+
+fn concurrency() -> &'static str {
+    static VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VALUE.get_or_init(|| {
+        std::env::var("CORRAL_BENCH_CONCURRENCY").unwrap_or_else(|_| CONCURRENCY.into())
+    })
+}
 /// The backlog behind which pickups are measured, and how many.
 const BACKLOG: usize = 50_000;
 const PICKUPS: usize = 400;
@@ -134,7 +143,7 @@ fn start_hosts(db: &TestDb, cache: &Path, hosts: usize) -> Vec<ServeProcess> {
                 &db.url,
                 &format!("bench-{h}"),
                 cache,
-                &[&["--concurrency", CONCURRENCY], extra_flags().as_slice()].concat(),
+                &[&["--concurrency", concurrency()], extra_flags().as_slice()].concat(),
             )
         })
         .collect()
@@ -275,7 +284,7 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
     let db = with_jobs(kind, "big", BACKLOG).await;
     add_jobs(&db, "small", 0).await;
     let port = corral_tests::free_port();
-    let flags = [&["--concurrency", CONCURRENCY], extra_flags().as_slice()].concat();
+    let flags = [&["--concurrency", concurrency()], extra_flags().as_slice()].concat();
     let (host, _) = corral_tests::serve_api_with(&db.url, port, cache, Some(ADMIN), &flags);
     let _host = KillOnDrop(host);
     let url = format!("http://127.0.0.1:{port}");
@@ -443,7 +452,7 @@ async fn postgres(cache: &Path, peer: Option<&Path>) {
         "bench": "serve",
         "backend": "postgres",
         "n": N,
-        "concurrency": CONCURRENCY,
+        "concurrency": concurrency(),
         "per_s": one.round(),
         "wall_per_s": wall.round(),
         "peer": "graphile_worker@0.14.1+localqueue, concurrency 50",
@@ -482,7 +491,7 @@ async fn sqlite(cache: &Path) {
         "bench": "serve",
         "backend": "sqlite",
         "n": N,
-        "concurrency": CONCURRENCY,
+        "concurrency": concurrency(),
         "per_s": one.round(),
         "wall_per_s": wall.round(),
         "targets": {"per_s": 12_000, "pickup_p99_ms": 20},

@@ -111,9 +111,14 @@ pub fn guest_plugin_bytes(guest: Guest, name: &str) -> Vec<u8> {
 }
 
 /// Build the `corral` binary once per test process and return its path.
+/// `CORRAL_BENCH_BIN` names a binary to use instead (a benchmark comparing
+/// two builds of the code in turn).
 pub fn corral_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CORRAL_BENCH_BIN") {
+            return PathBuf::from(bin);
+        }
         let mut command = Command::new(cargo());
         command.current_dir(root()).args([
             "build",

@@ -44,6 +44,7 @@ corral_tests::on_both_backends!(
     the_enqueue_rate_window_counts_per_minute,
     waiting_jobs_are_counted_up_to_a_cap,
     hosts_listed_are_bounded,
+    the_schema_holds_the_name_rule,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -1432,6 +1433,46 @@ async fn waiting_jobs_are_counted_up_to_a_cap(db: TestDb) {
     db.store.job_claim(&claim_at(at(0.0), 2)).await.unwrap();
     assert_eq!(db.store.job_waiting_count("acme", 100).await.unwrap(), 3);
     assert_eq!(db.store.job_waiting_count("other", 100).await.unwrap(), 0);
+}
+
+/// The schema refuses the names `model::Name` refuses and takes those it
+/// takes (migration 0017 rewrote PostgreSQL's checks of the rule): a job's
+/// queue and a tenant's id, written through the store, which leaves the
+/// rule to the model and the schema.
+async fn the_schema_holds_the_name_rule(db: TestDb) {
+    setup(&db).await;
+    let longest = "a".repeat(63);
+    let too_long = "a".repeat(64);
+    for (name, good) in [
+        ("a", true),
+        ("0-a_b", true),
+        (longest.as_str(), true),
+        ("", false),
+        (too_long.as_str(), false),
+        ("-a", false),
+        ("_a", false),
+        ("Ab", false),
+        ("a b", false),
+        ("a\n", false),
+        ("\u{e9}", false),
+    ] {
+        let model = corral::model::Name::parse("queue", name);
+        assert_eq!(model.is_ok(), good, "the model and {name:?}");
+        let mut job = NewJob::new("work", "{}");
+        job.queue = name.into();
+        let stored = db.store.job_insert_batch("acme", &[job], at(0.0)).await;
+        assert_eq!(stored.is_ok(), good, "queue {name:?}: {stored:?}");
+        let tenant = db
+            .store
+            .tenant_insert(&corral::model::Tenant {
+                id: name.into(),
+                name: name.into(),
+                quotas: Default::default(),
+                created_at: at(0.0),
+            })
+            .await;
+        assert_eq!(tenant.is_ok(), good, "tenant {name:?}: {tenant:?}");
+    }
 }
 
 /// What a migrated schema is made of, one line per fact: each column with

@@ -314,9 +314,14 @@ pub(in super::super) async fn record(
         lock = dialect::FOR_NO_KEY_UPDATE,
     );
     let changed: Vec<(Id, String)> = if dialect::WRITES_IN_WITH {
+        // `recorded` runs to completion though nothing reads it (a writing
+        // `WITH` item always does), and it inserts one attempt per row of
+        // `done`. Joining the two to return the rows had the planner, which
+        // expects one row from each, compare every pair: 16,256 for a batch
+        // of 128 (docs/benchmarks.md).
         sqlx::query_as(&format!(
-            "{with}, done AS ({APPLY_OUTCOMES}), recorded AS ({INSERT_ATTEMPTS} RETURNING job_id) \
-             SELECT done.id, done.state FROM done JOIN recorded ON recorded.job_id = done.id"
+            "{with}, done AS ({APPLY_OUTCOMES}), recorded AS ({INSERT_ATTEMPTS}) \
+             SELECT id, state FROM done"
         ))
         .bind(&batch)
         .fetch_all(&mut *conn)
