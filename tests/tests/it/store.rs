@@ -1584,6 +1584,23 @@ async fn the_state_trigger_joins_rows_without_nested_loops() {
     assert_eq!(config, ["enable_nestloop=off"]);
 }
 
+/// PostgreSQL's trigger that deletes a deleted job's attempts probes
+/// `attempts` by key per job, whatever plan its connection kept: with one
+/// made for a first large delete on a small table, every later delete read
+/// all of `attempts` (migration 0016).
+#[tokio::test]
+async fn deleted_jobs_take_their_attempts_by_key() {
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    let config = corral_tests::db_texts(
+        &db,
+        "SELECT array_to_string(proconfig, ',') FROM pg_proc \
+         WHERE proname = 'corral_job_attempts_delete'",
+        "SELECT 'unused'",
+    )
+    .await;
+    assert_eq!(config, ["enable_hashjoin=off,enable_mergejoin=off"]);
+}
+
 /// Both backends' migrations build the same schema: the same tables,
 /// columns and nullability, indexes, checks and foreign keys, but for the
 /// differences listed (and explained) in `INTENDED_SCHEMA_DIFFERENCES`.
