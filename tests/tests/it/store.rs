@@ -1596,6 +1596,44 @@ async fn trigger_functions_keep_plans_fit_for_any_batch() {
     );
 }
 
+/// SQLite's WAL is checkpointed by the store's own connection, off the
+/// writer's commits (docs/queue.md, "Durability"): after a burst of writes
+/// far below the writer's backstop, the WAL-index (the `-shm` file, whose
+/// layout is https://sqlite.org/walformat.html: the last valid frame at
+/// byte 16, the frames copied into the database at byte 96) comes to show
+/// every frame copied, though nothing but the store touches the database.
+/// The writer alone would have left the frames since its last 1,000-page
+/// checkpoint in the WAL.
+#[tokio::test]
+async fn sqlite_checkpoints_its_wal_off_the_writers_commits() {
+    let db = TestDb::new(corral_tests::db::Kind::Sqlite).await;
+    let mut changes = db.changes();
+    setup(&db).await;
+    for _ in 0..30 {
+        db.store
+            .job_insert_batch("acme", &vec![NewJob::new("work", "{}"); 100], at(0.0))
+            .await
+            .unwrap();
+    }
+    let file = db.url.strip_prefix("sqlite://").expect("a SQLite URL");
+    let index = format!("{file}-shm");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let bytes = std::fs::read(&index).expect("the WAL-index");
+        let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (frames, copied) = (word(16), word(96));
+        assert!(frames < 16_384, "the writer's backstop: {frames} frames");
+        if frames > 0 && copied == frames {
+            break;
+        }
+        // The checkpoint writes the database file: a change to wait on.
+        assert!(
+            changes.next(deadline).await,
+            "{copied} of {frames} WAL frames checkpointed after a minute"
+        );
+    }
+}
+
 /// Both backends' migrations build the same schema: the same tables,
 /// columns and nullability, indexes, checks and foreign keys, but for the
 /// differences listed (and explained) in `INTENDED_SCHEMA_DIFFERENCES`.

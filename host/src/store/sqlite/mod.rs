@@ -23,10 +23,11 @@ mod sql;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Sqlite};
 use tokio::sync::broadcast;
 
 use super::{StoreError, StoreEvent};
@@ -38,11 +39,33 @@ const READERS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Buffered wake-ups per subscriber.
 const EVENT_BUFFER: usize = 1024;
+/// How often a connection of its own moves what the WAL holds into the
+/// database file (a `PASSIVE` checkpoint: it waits for no reader or writer,
+/// and the writer goes on appending while it runs). A checkpoint costs
+/// milliseconds of copying and two fsyncs; left to SQLite's default, the
+/// writer ran it inside the commit that crossed 1,000 WAL pages, and every
+/// write of the host waited (a claim's commit took 8 ms instead of 0.8,
+/// docs/benchmarks.md). With nothing new in the WAL a checkpoint is a
+/// no-op.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages past which the writer still checkpoints inside a commit
+/// (`wal_autocheckpoint`): the backstop should the checkpointer fall
+/// behind or fail, so that however fast tenants write, the WAL the next
+/// checkpoint must copy stays bounded (about 64 MiB of 4 KiB pages).
+const WAL_BACKSTOP_PAGES: u32 = 16_384;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     events: broadcast::Sender<StoreEvent>,
+    /// The task running the checkpoints; it ends with the store.
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
 }
 
 /// What `sql/` calls this backend's database and store.
@@ -69,8 +92,13 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string()),
+            )
             .await?;
+        let checkpoints = options.connect().await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_lazy_with(options.read_only(true));
@@ -79,10 +107,38 @@ impl SqliteStore {
             writer,
             reader,
             events,
+            checkpointer: tokio::spawn(checkpoint_every(checkpoints, CHECKPOINT_EVERY)),
         })
     }
 
     fn announce(&self, event: StoreEvent) {
         let _ = self.events.send(event);
+    }
+}
+
+/// Checkpoints the WAL on `conn` every `period`, off the writer's path.
+async fn checkpoint_every(mut conn: SqliteConnection, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            // Said once per run of failures, not four times a second; the
+            // writer's backstop bounds the WAL meanwhile.
+            Err(error) if !failing => {
+                tracing::warn!(%error, "SQLite WAL checkpoints failing; the writer checkpoints past its backstop");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(_) if failing => {
+                tracing::info!("SQLite WAL checkpoints working again");
+                failing = false;
+            }
+            Ok(_) => {}
+        }
     }
 }
