@@ -11,9 +11,8 @@
 //!
 //! A ring row whose tenant has no job due is asleep, out of the turn; its
 //! `ready_at` is its alarm. Only claims wake rows (the end of the turn of a
-//! claim that visits them) and put them to sleep, so
-//! the turn never steps over tenants whose jobs all wait for later, however
-//! many there are.
+//! claim that visits them) and put them to sleep, so the turn never steps
+//! over tenants whose jobs all wait for later, however many there are.
 //!
 //! One transaction, statement by statement (each statement after the lock
 //! sees every claim committed before it took the lock):
@@ -30,8 +29,8 @@
 //!    gets `ready_at` = its next job's `run_at` (NULL when none waits) and
 //!    goes to sleep until then. The pick reads one job more per tenant than
 //!    it may take, so a tenant seen to keep a waiting job needs no check
-//!    here: with many tenants, each of which
-//!    gives one job of many, this step is one statement, not two.
+//!    here: with many tenants, each of which gives one job of many, this
+//!    step is one statement, not two.
 
 use std::collections::{HashMap, HashSet};
 
