@@ -162,8 +162,11 @@ async fn finished(db: &TestDb) -> u64 {
 /// Wait until `total` jobs are finished: on PostgreSQL on the hosts'
 /// notifications (their triggers announce every state change), confirmed
 /// by a count; on SQLite (no notifications across processes) by counting
-/// every 100 ms on a reader, which never blocks the hosts' writer.
-async fn wait_finished(db: &TestDb, total: u64) {
+/// every 100 ms on a reader, which never blocks the hosts' writer. Each
+/// second it also checks that every host still runs: one that exited (a
+/// binary older than the database's migrations, say) fails the benchmark
+/// at once, naming its log, instead of after `PATIENCE`.
+async fn wait_finished(db: &TestDb, total: u64, hosts: &mut [ServeProcess]) {
     let mut events = db.store.subscribe();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut done = finished(db).await;
@@ -186,6 +189,18 @@ async fn wait_finished(db: &TestDb, total: u64) {
             tokio::time::Instant::now() < deadline,
             "{done} of {total} finished"
         );
+        for host in hosts.iter_mut() {
+            if let Ok(Some(status)) = host.child.try_wait() {
+                let log = host.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                panic!(
+                    "a `corral serve` exited ({status}) with {done} of {total} jobs finished; \
+                     the end of its log ({}):\n{}",
+                    host.log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         done = finished(db).await;
     }
 }
@@ -212,8 +227,8 @@ async fn db_span(db: &TestDb) -> f64 {
 async fn drain(kind: Kind, cache: &Path, hosts: usize) -> (f64, f64) {
     let db = with_jobs(kind, "bench", N).await;
     let started = Instant::now();
-    let processes = start_hosts(&db, cache, hosts);
-    wait_finished(&db, N as u64).await;
+    let mut processes = start_hosts(&db, cache, hosts);
+    wait_finished(&db, N as u64, &mut processes).await;
     let wall = started.elapsed().as_secs_f64();
     drop(processes);
     let span = db_span(&db).await;
