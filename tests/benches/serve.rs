@@ -163,8 +163,8 @@ async fn finished(db: &TestDb) -> u64 {
 /// notifications (their triggers announce every state change), confirmed
 /// by a count; on SQLite (no notifications across processes) by counting
 /// once a second on a reader, which never blocks the hosts' writer, so
-/// SQLite's `wall_per_s` is rounded down to the next whole second of
-/// waiting (`per_s`, from the attempts' own times, is not). Looking more
+/// SQLite's wall clock is rounded up to whole seconds of waiting and its
+/// `wall_per_s` down (`per_s`, from the attempts' own times, is exact). Looking more
 /// often cost the host being measured: at each change of the database's
 /// files (one per WAL write), or every 20 ms through the indexes of live
 /// jobs, its drain fell from 7,300–8,300 to 5,500–7,100 jobs/s. Each
