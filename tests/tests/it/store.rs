@@ -1622,7 +1622,10 @@ async fn sqlite_checkpoints_its_wal_off_the_writers_commits() {
         let bytes = std::fs::read(&index).expect("the WAL-index");
         let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
         let (frames, copied) = (word(16), word(96));
-        assert!(frames < 16_384, "the writer's backstop: {frames} frames");
+        assert!(
+            frames < corral::store::sqlite::WAL_BACKSTOP_PAGES,
+            "the writer's backstop: {frames} frames"
+        );
         if frames > 0 && copied == frames {
             break;
         }

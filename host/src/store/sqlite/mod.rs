@@ -52,7 +52,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// (`wal_autocheckpoint`): the backstop should the checkpointer fall
 /// behind or fail, so that however fast tenants write, the WAL the next
 /// checkpoint must copy stays bounded (about 64 MiB of 4 KiB pages).
-const WAL_BACKSTOP_PAGES: u32 = 16_384;
+/// Public so the store test can check that a burst of writes stays below it.
+pub const WAL_BACKSTOP_PAGES: u32 = 16_384;
 
 pub struct SqliteStore {
     writer: SqlitePool,
