@@ -32,6 +32,15 @@ pub const MAX_LINEAR_MEMORY_BYTES: usize = 4 << 30;
 /// Size of one core instance's runtime metadata (`VMContext`). Interpreters
 /// with many imports and globals need more than wasmtime's 1 MiB default.
 pub const MAX_CORE_INSTANCE_METADATA_BYTES: usize = 4 << 20;
+/// The most of a used memory slot reset by copying instead of handed back
+/// to the kernel: up to this many bytes of the pages the last attempt wrote
+/// stay resident. It bounds what idle slots hold: at most
+/// `total_memories` x this (128 MiB with the default pool), whatever the
+/// guests do; a guest that writes more has the rest of its pages handed
+/// back as before. Small plugins (`echo`) fit whole.
+pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 256 * 1024;
+/// The same for a table slot.
+pub const TABLE_KEEP_RESIDENT_BYTES: usize = 16 * 1024;
 /// Native stack for wasm frames. A guest that recurses deeper traps with a
 /// stack overflow instead of crashing the host.
 pub const MAX_WASM_STACK_BYTES: usize = 1 << 20;
@@ -104,11 +113,18 @@ pub fn runtime_engine(sizes: PoolSizes) -> Result<Engine, RuntimeError> {
         .table_elements(MAX_TABLE_ELEMENTS)
         .max_memory_size(MAX_LINEAR_MEMORY_BYTES)
         .max_core_instance_size(MAX_CORE_INSTANCE_METADATA_BYTES)
-        // Keep a little of each reused slot resident: resetting it is then a
-        // memset instead of a page-fault storm on the next attempt.
-        .linear_memory_keep_resident(64 * 1024)
-        .table_keep_resident(16 * 1024)
-        .async_stack_keep_resident(64 * 1024);
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+        .async_stack_keep_resident(64 * 1024)
+        // Reset a slot's pages that the last attempt wrote, found with
+        // Linux's PAGEMAP_SCAN (6.7 and later), by copying them back from
+        // the image, rather than handing the slot's memory back with
+        // `madvise`: that flushed the TLB of every core the process ran on
+        // at every attempt's end, and again at each copy-on-write fault of
+        // the next attempt. With it, `corral serve` used 40% of the CPU per
+        // job it used without (docs/benchmarks.md). `Auto`: on a kernel
+        // without the ioctl, the reset is what it was.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))

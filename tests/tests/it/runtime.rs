@@ -170,6 +170,58 @@ async fn the_escape_plugin_gets_nothing() {
     assert_eq!(got["stdin"], json!({"ok": 0}), "stdin is closed");
 }
 
+/// A pool slot is reset between attempts: what one attempt wrote into its
+/// memory (heap, statics, stack) is gone for the next attempt in the same
+/// slot. With one memory in the pool, every attempt takes the same slot, so
+/// the reset that keeps pages resident (`MEMORY_KEEP_RESIDENT_BYTES`,
+/// PAGEMAP_SCAN) is the one tested, not a fresh slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_finds_nothing_an_earlier_one_left_in_its_slot() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: cache.path().to_path_buf(),
+        compiler: Compiler::new(corral_bin()),
+        pool: corral::runtime::PoolSizes {
+            attempts: 1,
+            core_instances: 8,
+            memories: 1,
+            tables: 8,
+        },
+        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
+    })
+    .expect("runtime starts");
+    let plugin = runtime
+        .load(&plugin_bytes("residue"))
+        .await
+        .expect("residue loads");
+    let attempt = |input: Value| {
+        let (runtime, plugin) = (&runtime, &plugin);
+        async move {
+            let report = tokio::time::timeout(PATIENCE, runtime.run(plugin, request(input)))
+                .await
+                .expect("the attempt finishes");
+            assert_eq!(report.outcome, OutcomeKind::Completed, "{report:#?}");
+            result_json(&report)
+        }
+    };
+    for round in 0..3 {
+        let marker = format!("left-by-attempt-{round}");
+        let planted = attempt(json!({"plant": marker})).await;
+        // At least the heap's and the static's copies (the stack's is the
+        // compiler's to keep or not): the scan sees what is there.
+        assert!(
+            planted["found"].as_u64() >= Some(2),
+            "the scan finds what its own attempt wrote: {planted}"
+        );
+        let next = attempt(json!({"seek": marker})).await;
+        assert_eq!(next["found"], json!(0), "round {round}: {next}");
+        assert_eq!(
+            next["scanned"], planted["scanned"],
+            "the same memory, reset"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_work_with_config_and_progress() {
     let progress = Arc::new(std::sync::Mutex::new(Vec::<Progress>::new()));
