@@ -121,9 +121,9 @@ pub fn runtime_engine(sizes: PoolSizes) -> Result<Engine, RuntimeError> {
         // the image, rather than handing the slot's memory back with
         // `madvise`: that flushed the TLB of every core the process ran on
         // at every attempt's end, and again at each copy-on-write fault of
-        // the next attempt. With it, `corral serve` used 40% of the CPU per
-        // job it used without (docs/benchmarks.md). `Auto`: on a kernel
-        // without the ioctl, the reset is what it was.
+        // the next attempt. With it, `corral serve` needs half the CPU per
+        // job or less (docs/benchmarks.md, "Slots reset in place"). `Auto`:
+        // on a kernel without the ioctl, the reset is what it was.
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
