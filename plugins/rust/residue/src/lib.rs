@@ -7,9 +7,10 @@
 //! - `{"seek": "<marker>"}` only scans.
 //!
 //! Both answer `{"found": n, "scanned": bytes}`: `n` copies of the marker
-//! outside the scan's own needle (after a plant, at least the heap's and the
-//! static's; the stack's copy is the compiler's to keep). The tests plant in one attempt and seek in
-//! the next one on the same pool slot, and assert that it finds nothing.
+//! outside the scan's own needle (after a plant, at least the heap's and
+//! the static's; the stack's copy is the compiler's to keep). The tests
+//! plant in one attempt and seek in the next one on the same pool slot, and
+//! assert that it finds nothing.
 use corral_sdk::Error;
 use serde_json::{Value, json};
 
