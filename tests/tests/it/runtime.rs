@@ -171,8 +171,8 @@ async fn the_escape_plugin_gets_nothing() {
 }
 
 /// A pool slot is reset between attempts: what one attempt wrote into its
-/// memory (heap, statics, stack) is gone for the next attempt in the same
-/// slot. With one memory in the pool, every attempt takes the same slot, so
+/// memory (its heap and statics, and its stack where the compiler keeps
+/// it) is gone for the next attempt in the same slot. With one memory in the pool, every attempt takes the same slot, so
 /// the reset that keeps pages resident (`MEMORY_KEEP_RESIDENT_BYTES`,
 /// PAGEMAP_SCAN) is the one tested, not a fresh slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
