@@ -319,10 +319,16 @@ pub fn stop(mut child: Child) {
 
 /// A runtime whose compiled-artifact cache is `cache_dir`.
 pub fn runtime_in(cache_dir: &Path) -> Runtime {
+    runtime_with_pool(cache_dir, Default::default())
+}
+
+/// [`runtime_in`] with a pool of `pool`'s sizes: a small pool makes
+/// attempts share slots, or run out of them.
+pub fn runtime_with_pool(cache_dir: &Path, pool: corral::runtime::PoolSizes) -> Runtime {
     Runtime::new(RuntimeConfig {
         cache_dir: cache_dir.to_path_buf(),
         compiler: Compiler::new(corral_bin()),
-        pool: Default::default(),
+        pool,
         max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
     })
     .expect("runtime starts")

@@ -892,18 +892,15 @@ async fn an_innocent_job_is_not_charged_for_a_full_pool(db: TestDb) {
     .await;
     // A pool with one linear memory: whoever holds it holds the pool.
     let cache = tempfile::tempdir().unwrap();
-    let runtime = corral::runtime::Runtime::new(corral::runtime::RuntimeConfig {
-        cache_dir: cache.path().to_path_buf(),
-        compiler: corral::runtime::Compiler::new(corral_tests::corral_bin()),
-        pool: corral::runtime::PoolSizes {
+    let runtime = corral_tests::runtime_with_pool(
+        cache.path(),
+        corral::runtime::PoolSizes {
             attempts: 4,
             core_instances: 64,
             memories: 1,
             tables: 64,
         },
-        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
-    })
-    .unwrap();
+    );
     // Compiled up front: the innocent job must meet the hog running, not
     // the hog gone while its own plugin compiles.
     for name in ["sleep", "echo"] {

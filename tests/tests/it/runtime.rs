@@ -178,18 +178,15 @@ async fn the_escape_plugin_gets_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_finds_nothing_an_earlier_one_left_in_its_slot() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: cache.path().to_path_buf(),
-        compiler: Compiler::new(corral_bin()),
-        pool: corral::runtime::PoolSizes {
+    let runtime = corral_tests::runtime_with_pool(
+        cache.path(),
+        corral::runtime::PoolSizes {
             attempts: 1,
             core_instances: 8,
             memories: 1,
             tables: 8,
         },
-        max_loaded_bytes: corral::runtime::loaded::MAX_LOADED_PLUGIN_BYTES,
-    })
-    .expect("runtime starts");
+    );
     let plugin = runtime
         .load(&plugin_bytes("residue"))
         .await
