@@ -115,7 +115,9 @@ pub fn runtime_engine(sizes: PoolSizes) -> Result<Engine, RuntimeError> {
         .max_core_instance_size(MAX_CORE_INSTANCE_METADATA_BYTES)
         .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
-        .async_stack_keep_resident(64 * 1024)
+        // No `async_stack_keep_resident`: it only sizes the zeroing of fiber
+        // stacks, which is off (wasm cannot read its native stack), so it
+        // did nothing.
         // Reset a slot's pages that the last attempt wrote, found with
         // Linux's PAGEMAP_SCAN (6.7 and later), by copying them back from
         // the image, rather than handing the slot's memory back with
