@@ -95,7 +95,17 @@ impl PostgresStore {
             .connect(url)
             .await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let listener = tokio::spawn(listen(pool.clone(), events.clone()));
+        let (listening, heard) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(listen(pool.clone(), events.clone(), listening));
+        // A store handed out before its LISTEN would miss what is announced
+        // meanwhile (a cancel, a job's end that `--wait` follows). If the
+        // listener cannot start, it keeps retrying and says so; the store
+        // still serves, as heartbeats and polls cover lost notifications.
+        if tokio::time::timeout(ACQUIRE_TIMEOUT, heard).await.is_err() {
+            tracing::warn!(
+                "not yet listening for job notifications; going on without them for now"
+            );
+        }
         Ok(PostgresStore {
             pool,
             events,
@@ -105,9 +115,15 @@ impl PostgresStore {
 }
 
 /// Follow the notification channels for as long as the store lives,
-/// reconnecting after failures. After a reconnect, notifications may have
+/// reconnecting after failures; `listening` is told once the first LISTEN
+/// holds. After a reconnect, notifications may have
 /// been missed, so it announces `JobsAvailable` once.
-async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
+async fn listen(
+    pool: PgPool,
+    events: broadcast::Sender<StoreEvent>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -130,6 +146,9 @@ async fn listen(pool: PgPool, events: broadcast::Sender<StoreEvent>) {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(LISTENER_RETRY).await;
             continue;
+        }
+        if let Some(listening) = listening.take() {
+            let _ = listening.send(());
         }
         let _ = events.send(StoreEvent::JobsAvailable);
         loop {
