@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use super::{CANCEL_CHANNEL, JOBS_CHANNEL, PROGRESS_CHANNEL, PROGRESS_IDS_PER_NOTIFY, RUN_CHANNEL};
+use super::{CANCEL_CHANNEL, PROGRESS_CHANNEL, PROGRESS_IDS_PER_NOTIFY, RUN_CHANNEL};
 use crate::model::Timestamp;
 use crate::store::{Backend, StoreError, StoreEvent};
 
@@ -33,11 +33,12 @@ pub(crate) fn ordered_list_table(n: u8, alias: &str, column: &str, ord: &str) ->
 }
 
 /// Send, inside the transaction (so listeners hear them at its commit, on
-/// every host; at once outside one), the events no trigger announces: jobs
-/// made claimable, cancel requests, progress (up to 100 job ids a
-/// notification, as payloads are limited to 8000 bytes) and finished runs
-/// (PostgreSQL folds a transaction's identical notifications into one).
-/// Jobs changing state are announced by the `jobs` trigger.
+/// every host; at once outside one), the events no trigger announces:
+/// cancel requests, progress (up to 100 job ids a notification, as payloads
+/// are limited to 8000 bytes) and finished runs (PostgreSQL folds a
+/// transaction's identical notifications into one). The `jobs` triggers
+/// announce jobs changing state and jobs made to wait (migration 0018), in
+/// the statement that changed them, so a statement alone needs no NOTIFY.
 pub(crate) async fn notify(
     conn: &mut PgConnection,
     events: &[StoreEvent],
@@ -50,7 +51,6 @@ pub(crate) async fn notify(
                 progress.push(id.to_string());
                 continue;
             }
-            StoreEvent::JobsAvailable => (JOBS_CHANNEL, String::new()),
             StoreEvent::CancelRequested(id) => (CANCEL_CHANNEL, id.to_string()),
             StoreEvent::RunState(id, state) => (RUN_CHANNEL, format!("{id} {}", state.as_str())),
             _ => continue,

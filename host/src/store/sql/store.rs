@@ -553,20 +553,28 @@ impl Store for Here {
         {
             return Ok(keys::replayed_jobs(key.replay(stored)?));
         }
+        let Some(key) = key else {
+            // The insert is one statement, committed on its own: no BEGIN
+            // or COMMIT round trips, each of which waits for the host and
+            // the database to be scheduled on a busy machine (PostgreSQL's
+            // trigger announces the jobs, migration 0018).
+            let mut conn = self.writer().acquire().await?;
+            let inserted = batches::insert_jobs(self, &mut conn, tenant, jobs, now).await?;
+            super::announce_now(self, &mut conn, vec![StoreEvent::JobsAvailable]).await?;
+            return Ok(inserted);
+        };
         // The key is written in the jobs' transaction: a concurrent request
         // under it waits on the key's row and then finds it taken.
         let mut tx = Tx::begin(self).await?;
         let inserted = batches::insert_jobs(self, tx.conn(), tenant, jobs, now).await?;
-        if let Some(key) = key {
-            let answer = keys::answer(inserted.iter().map(|i| i.id));
-            if !request_keys::put(tx.conn(), tenant, key, &answer, now).await? {
-                // Another request took the key since it was looked up.
-                tx.rollback().await?;
-                let stored = request_keys::find(self.reader(), tenant, key)
-                    .await?
-                    .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
-                return Ok(keys::replayed_jobs(key.replay(stored)?));
-            }
+        let answer = keys::answer(inserted.iter().map(|i| i.id));
+        if !request_keys::put(tx.conn(), tenant, key, &answer, now).await? {
+            // Another request took the key since it was looked up.
+            tx.rollback().await?;
+            let stored = request_keys::find(self.reader(), tenant, key)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
+            return Ok(keys::replayed_jobs(key.replay(stored)?));
         }
         tx.announce(StoreEvent::JobsAvailable);
         tx.commit().await?;
