@@ -43,8 +43,18 @@ pub struct Host {
 
 impl Host {
     pub fn start(db: &TestDb, config: WorkerConfig) -> Host {
+        Host::start_with_metrics(db, config, Arc::default())
+    }
+
+    /// [`Host::start`], recording into `metrics` (which the test reads).
+    pub fn start_with_metrics(
+        db: &TestDb,
+        config: WorkerConfig,
+        metrics: Arc<corral::metrics::Metrics>,
+    ) -> Host {
         let shutdown = CancellationToken::new();
-        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
+        let worker =
+            Worker::with_metrics(db.store.clone(), Arc::clone(runtime_arc()), config, metrics);
         let task = tokio::spawn(worker.run(shutdown.clone()));
         let evaluator = corral::worker::evaluator::spawn(db.store.clone(), shutdown.clone());
         Host {

@@ -99,6 +99,12 @@ pub const FRESH_HEADROOM: usize = 8;
 /// backlog's jobs, whose outcomes then held the lane's permits: a claim of
 /// 8 left pickup p99 at 30-50 ms behind a 50,000-job backlog.
 const FRESH_LANE_CLAIM: usize = 1;
+/// Claims the fresh lane makes again, per wake-up, after one that found
+/// nothing while the claim loop's claim was in flight (see
+/// [`Worker::fresh_lane`]). One is enough: a claim of the loop that
+/// begins after the job was committed sees it. Bounds the lane's extra
+/// claims to one per announcement burst.
+const FRESH_LANE_RETRIES: usize = 1;
 /// Pause between retries of a failed database call.
 const DATABASE_RETRY: Duration = Duration::from_millis(250);
 /// While attempts run, the claim loop waits up to this long for half a batch
@@ -223,11 +229,22 @@ pub struct Worker {
     /// The claim loop waits for a wake-up with room to claim: it answers an
     /// announcement itself, and the fresh lane stays out of its way.
     loop_ready: AtomicBool,
+    /// The claim loop's claims: whether one is in flight, and how many it
+    /// has begun. The fresh lane reads it to tell "nothing to take" from
+    /// "the loop's claim held the tenant" (see [`Worker::fresh_lane`]).
+    loop_claims: tokio::sync::watch::Sender<LoopClaims>,
     progress: Arc<progress::ProgressBoard>,
     metrics: Arc<Metrics>,
     /// Where attempts run (see [`sandbox_threads`]); none if its threads
     /// could not start, and attempts share the caller's runtime.
     sandbox: Option<sandbox_threads::SandboxThreads>,
+}
+
+/// The claim loop's claims, as the fresh lane sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LoopClaims {
+    in_flight: bool,
+    begun: u64,
 }
 
 /// An outcome on its way to the recorder, with the span of its attempt so
@@ -315,6 +332,7 @@ impl Worker {
             announced: Notify::new(),
             pending: AtomicUsize::new(0),
             loop_ready: AtomicBool::new(false),
+            loop_claims: tokio::sync::watch::Sender::new(LoopClaims::default()),
             wake: Notify::new(),
             progress: Arc::default(),
             metrics,
@@ -415,7 +433,13 @@ impl Worker {
                 let limit = free.min(self.config.claim_batch as usize);
                 // Only this loop takes these permits, so they are there.
                 if let Some(permits) = self.bulk.take(limit) {
-                    match self.claim(permits, finish_tx, attempts).await {
+                    self.loop_claims.send_modify(|c| {
+                        c.in_flight = true;
+                        c.begun += 1;
+                    });
+                    let claimed = self.claim(permits, finish_tx, attempts).await;
+                    self.loop_claims.send_modify(|c| c.in_flight = false);
+                    match claimed {
                         Ok(claimed) => claimed_full_batch = claimed == limit,
                         Err(e) => {
                             tracing::warn!(error = %e, "claiming failed; retrying");
@@ -456,6 +480,15 @@ impl Worker {
     /// ring puts the tenant whose turn is oldest first (the backlog's tenant
     /// was just served), and SKIP LOCKED steps past the tenants the loop's
     /// claim holds, so the lane takes the new jobs.
+    ///
+    /// A claim of the lane that finds nothing while the loop's claim is in
+    /// flight may have stepped past the new job's tenant: the loop's claim
+    /// held its ring row, and began before the job was committed, so it
+    /// does not take the job either. The lane then waits for that claim to
+    /// end and claims once more ([`FRESH_LANE_RETRIES`]); without it, the
+    /// job waited for the loop's next claim, which under a backlog waits for
+    /// an outcome batch to be written (20-30 ms of pickup p99,
+    /// docs/benchmarks.md).
     async fn fresh_lane(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -467,6 +500,7 @@ impl Worker {
                 () = self.announced.notified() => {}
                 () = shutdown.cancelled() => return,
             }
+            let mut retries = 0;
             while self.pending.load(Ordering::SeqCst) > 0 {
                 if self.loop_ready.load(Ordering::SeqCst) {
                     // The loop has room and was woken too: it claims them all.
@@ -480,7 +514,23 @@ impl Worker {
                 let _ = self
                     .pending
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                let before = *self.loop_claims.borrow();
                 match self.claim(permits, &finish_tx, &attempts).await {
+                    Ok(0) if retries < FRESH_LANE_RETRIES && self.overlapped(before) => {
+                        retries += 1;
+                        // Answer this announcement again once the loop's
+                        // claim has let go of the tenants it held.
+                        let _ =
+                            self.pending
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    Some((n + 1).min(FRESH_HEADROOM))
+                                });
+                        let mut claims = self.loop_claims.subscribe();
+                        tokio::select! {
+                            _ = claims.wait_for(|c| !c.in_flight) => {}
+                            () = shutdown.cancelled() => return,
+                        }
+                    }
                     // Nothing to take (the loop took it, or its tenant is at
                     // its cap): the rest of the burst is answered too.
                     Ok(0) => self.pending.store(0, Ordering::SeqCst),
@@ -494,6 +544,14 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Whether a claim of the loop was in flight at some time since
+    /// `before` was read (and so may have held the ring rows of tenants
+    /// another claim looked for).
+    fn overlapped(&self, before: LoopClaims) -> bool {
+        let now = *self.loop_claims.borrow();
+        before.in_flight || now.in_flight || now.begun != before.begun
     }
 
     /// Claim as many jobs as `permits` hold and start an attempt for each,

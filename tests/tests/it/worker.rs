@@ -364,6 +364,113 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
     host.stop().await;
 }
 
+/// Claims the host has made, from its metrics (the claims' round trips).
+fn claims_made(metrics: &corral::metrics::Metrics) -> u64 {
+    let text = metrics.render(None, runtime_arc());
+    text.lines()
+        .find_map(|line| line.strip_prefix("corral_claim_duration_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no claim count in the metrics:\n{text}"))
+}
+
+/// A job committed while the claim loop's claim is in flight, holding its
+/// tenant's ring row, is claimed by the fresh lane once that claim ends.
+/// The lane's own claim meanwhile steps past the held row (SKIP LOCKED) and
+/// finds nothing, and the loop's claim began before the job existed, so
+/// neither takes it; here the loop then has no slot left and its polling
+/// is an hour away, so only the lane's claim after the loop's can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_it() {
+    use sqlx::Connection;
+    const CONCURRENCY: usize = 2;
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    db.tenant("long", 100).await;
+    db.tenant("small", 100).await;
+    let limits = Limits {
+        timeout_ms: 10 * 60 * 1000,
+        ..Limits::default()
+    };
+    db.plugin(
+        "long",
+        "sleep-forever",
+        &plugin_bytes("sleep-forever"),
+        limits,
+        1,
+    )
+    .await;
+    install(&db, "small", &["echo"]).await;
+    // A job of a queue the host does not serve: the small tenant's ring row
+    // stays in every turn, so the host's claim holds it.
+    enqueue(
+        &db,
+        "small",
+        NewJob {
+            queue: "elsewhere".into(),
+            ..NewJob::new("echo", "{}")
+        },
+    )
+    .await;
+    let mut long = Vec::new();
+    for _ in 0..CONCURRENCY {
+        long.push(enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await);
+    }
+    // The host's first claim leases the long jobs, and waits for this lock.
+    let mut blocker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE")
+        .bind(long[0])
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let metrics = Arc::new(corral::metrics::Metrics::new());
+    let host = Host::start_with_metrics(
+        &db,
+        corral::worker::WorkerConfig {
+            concurrency: CONCURRENCY,
+            queues: Some(vec!["default".into()]),
+            poll_interval: Duration::from_secs(3600),
+            grace: Duration::from_millis(100),
+            ..config("host-a")
+        },
+        metrics.clone(),
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let waiting_on_the_lock = "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    while sqlx::query_scalar::<_, i64>(waiting_on_the_lock)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host's claim waits for the locked job"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(claims_made(&metrics), 0, "the host's claim is in flight");
+    let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
+    // The fresh lane claims on the announcement and finds nothing.
+    while claims_made(&metrics) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fresh lane claims while the host's claim is in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state_for(&db, "small", small).await, JobState::Available);
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    assert_eq!(
+        db.wait_for("small", small, PATIENCE, |s| s.is_terminal())
+            .await,
+        JobState::Completed,
+        "the new job runs once the host's claim has let go of its tenant"
+    );
+    host.stop().await;
+}
+
 /// An outcome the database refuses (here a result PostgreSQL cannot store,
 /// written past the runtime's checks) must not block the others behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
