@@ -114,6 +114,9 @@ impl From<StoreError> for ApiError {
                 m,
                 super::quotas::QUEUE_FULL_RETRY_AFTER_SECS,
             ),
+            StoreError::RateLimited { per_minute, at } => {
+                super::quotas::rate_limited(per_minute, at)
+            }
             StoreError::KeyReused(m) => ApiError::Unprocessable("idempotency_key_reused", m),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "the database is unavailable");

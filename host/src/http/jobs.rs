@@ -157,10 +157,14 @@ pub(super) async fn enqueue_admitted(
     jobs: &[crate::model::NewJob],
     key: Option<&RequestKey>,
 ) -> Result<Vec<crate::store::Inserted>, ApiError> {
-    let admission = super::quotas::admit(state, tenant, quotas, jobs.len() as u64).await?;
+    let admission =
+        super::quotas::admit_to_insert(state, tenant, quotas, jobs.len() as u64).await?;
+    let rate = crate::store::RateLimit {
+        per_minute: u64::from(quotas.enqueue_per_minute),
+    };
     let outcome = state
         .store
-        .job_insert_keyed(tenant, jobs, key, chrono::Utc::now())
+        .job_insert_keyed(tenant, jobs, key, Some(rate), chrono::Utc::now())
         .await
         .map_err(ApiError::from);
     let stored = outcome

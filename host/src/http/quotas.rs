@@ -60,11 +60,37 @@ pub struct Admission {
     tenant: String,
     jobs: u64,
     at: chrono::DateTime<Utc>,
+    /// Whether the jobs were counted against the enqueue rate here (else
+    /// the store counts them as it inserts them, [`admit_to_insert`]).
+    counted: bool,
 }
 
 /// Check `jobs` new jobs of `tenant` against its quotas, counting them
 /// against its enqueue rate.
 pub async fn admit(
+    state: &AppState,
+    tenant: &str,
+    quotas: &Quotas,
+    jobs: u64,
+) -> Result<Admission, ApiError> {
+    let mut admission = admit_to_insert(state, tenant, quotas, jobs).await?;
+    let per_minute = u64::from(quotas.enqueue_per_minute);
+    if !state
+        .store
+        .enqueue_rate_take(tenant, jobs, per_minute, admission.at)
+        .await?
+    {
+        return Err(rate_limited(per_minute, admission.at));
+    }
+    admission.counted = true;
+    Ok(admission)
+}
+
+/// Check `jobs` new jobs of `tenant` against its queue and its rate's size,
+/// leaving the rate's count to the insert: pass
+/// [`crate::store::RateLimit`] to [`crate::store::Store::job_insert_keyed`]
+/// (on SQLite that spares an enqueue a second wait for the one writer).
+pub async fn admit_to_insert(
     state: &AppState,
     tenant: &str,
     quotas: &Quotas,
@@ -106,38 +132,37 @@ pub async fn admit(
             60,
         ));
     }
-    let at = Utc::now();
-    if !state
-        .store
-        .enqueue_rate_take(tenant, jobs, per_minute, at)
-        .await?
-    {
-        let retry_after = 60 - u64::from(at.second());
-        return Err(ApiError::TooManyRequests(
-            "rate_limited",
-            format!(
-                "the tenant's enqueue_per_minute of {per_minute} is used up for this minute; \
-                 retry in {retry_after} s"
-            ),
-            retry_after,
-        ));
-    }
     Ok(Admission {
         tenant: tenant.to_string(),
         jobs,
-        at,
+        at: Utc::now(),
+        counted: false,
     })
+}
+
+/// The answer to an enqueue over the tenant's `enqueue_per_minute` in the
+/// minute holding `at`: come back when the next minute starts.
+pub fn rate_limited(per_minute: u64, at: chrono::DateTime<Utc>) -> ApiError {
+    let retry_after = 60 - u64::from(at.second());
+    ApiError::TooManyRequests(
+        "rate_limited",
+        format!(
+            "the tenant's enqueue_per_minute of {per_minute} is used up for this minute; \
+             retry in {retry_after} s"
+        ),
+        retry_after,
+    )
 }
 
 impl Admission {
     /// The enqueue ended having stored `stored` of the admitted jobs (none
     /// when it failed, fewer when an idempotency key answered jobs stored
-    /// before): count those as waiting and give the rest's share of the
-    /// rate back.
+    /// before): count those as waiting and, if they were counted here, give
+    /// the rest's share of the rate back.
     pub async fn done(self, state: &AppState, stored: u64) {
         state.queued.add(&self.tenant, stored);
         let unused = self.jobs.saturating_sub(stored);
-        if unused == 0 {
+        if unused == 0 || !self.counted {
             return;
         }
         if let Err(e) = state

@@ -57,6 +57,10 @@ pub enum StoreError {
     /// The request would take the tenant over one of its quotas (named).
     #[error("{0}")]
     OverQuota(String),
+    /// The tenant's `enqueue_per_minute` is used up for the minute holding
+    /// `at` (the HTTP layer says when to come back).
+    #[error("the tenant's enqueue_per_minute of {per_minute} is used up for this minute")]
+    RateLimited { per_minute: u64, at: Timestamp },
     /// An idempotency key already used by a different request.
     #[error("{0}")]
     KeyReused(String),
@@ -535,16 +539,20 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
         jobs: &[NewJob],
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError> {
-        self.job_insert_keyed(tenant, jobs, None, now).await
+        self.job_insert_keyed(tenant, jobs, None, None, now).await
     }
     /// [`Store::job_insert_batch`] under an idempotency key: a request seen
     /// before under the key answers its first jobs (none created), a
-    /// different one is [`StoreError::KeyReused`].
+    /// different one is [`StoreError::KeyReused`]. With `rate`, the jobs it
+    /// creates count against the tenant's enqueue rate, and a batch that
+    /// would pass it is refused whole ([`StoreError::RateLimited`]), nothing
+    /// stored or counted.
     async fn job_insert_keyed(
         &self,
         tenant: &str,
         jobs: &[NewJob],
         key: Option<&RequestKey>,
+        rate: Option<RateLimit>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError>;
     /// A tenant's jobs, newest first, filtered, after the cursor (a job id).
@@ -743,6 +751,13 @@ pub(crate) fn within_quota(
 pub fn stored_time(t: Timestamp) -> Timestamp {
     use chrono::SubsecRound;
     t.trunc_subsecs(6)
+}
+
+/// The enqueue rate an insert counts its jobs against: the tenant's
+/// `enqueue_per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u64,
 }
 
 /// The start of the enqueue-rate window holding `now` (whole minutes).

@@ -42,6 +42,7 @@ corral_tests::on_both_backends!(
     progress_is_recorded_fenced_and_announced,
     deleted_versions_leave_tombstones,
     the_enqueue_rate_window_counts_per_minute,
+    an_insert_counts_its_batch_against_the_rate,
     waiting_jobs_are_counted_up_to_a_cap,
     hosts_listed_are_bounded,
     the_schema_holds_the_name_rule,
@@ -393,7 +394,7 @@ async fn a_request_key_taken_concurrently_stores_one_batch(db: TestDb) {
         let (store, key, jobs) = (db.store.clone(), key.clone(), jobs.clone());
         tokio::spawn(async move {
             store
-                .job_insert_keyed("acme", &jobs, Some(&key), at(0.0))
+                .job_insert_keyed("acme", &jobs, Some(&key), None, at(0.0))
                 .await
         })
     });
@@ -412,7 +413,7 @@ async fn a_request_key_taken_concurrently_stores_one_batch(db: TestDb) {
     let other = RequestKey::new("import-7".into(), "fingerprint-b".into()).unwrap();
     let refused = db
         .store
-        .job_insert_keyed("acme", &jobs, Some(&other), at(1.0))
+        .job_insert_keyed("acme", &jobs, Some(&other), None, at(1.0))
         .await;
     assert!(
         matches!(refused, Err(StoreError::KeyReused(_))),
@@ -431,7 +432,7 @@ async fn a_request_key_taken_concurrently_stores_one_batch(db: TestDb) {
     db.store.job_prune(at(10.0), 100).await.unwrap();
     let fresh = db
         .store
-        .job_insert_keyed("acme", &jobs, Some(&other), at(11.0))
+        .job_insert_keyed("acme", &jobs, Some(&other), None, at(11.0))
         .await
         .unwrap();
     assert!(fresh.iter().all(|i| i.created));
@@ -1419,6 +1420,72 @@ async fn the_enqueue_rate_window_counts_per_minute(db: TestDb) {
         db.store.enqueue_rate_take("nobody", 1, 5, at(0.0)).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// An insert given the tenant's rate counts its batch against it (on
+/// PostgreSQL in a statement before the insert, on SQLite in the insert's
+/// transaction; the rule is the same): the whole batch must fit, or it is
+/// refused whole and nothing is stored or counted; jobs a job's
+/// idempotency key answered are given back; a request key's replay and a
+/// refused insert count nothing.
+async fn an_insert_counts_its_batch_against_the_rate(db: TestDb) {
+    use corral::store::RateLimit;
+    setup(&db).await;
+    let insert = |jobs: Vec<NewJob>, key: Option<RequestKey>, now| {
+        let store = db.store.clone();
+        async move {
+            store
+                .job_insert_keyed(
+                    "acme",
+                    &jobs,
+                    key.as_ref(),
+                    Some(RateLimit { per_minute: 5 }),
+                    now,
+                )
+                .await
+        }
+    };
+    let work = |n| vec![NewJob::new("work", "{}"); n];
+    let keyed = |key: &str| NewJob {
+        idempotency_key: Some(key.into()),
+        ..NewJob::new("work", "{}")
+    };
+    let refused = |outcome: Result<Vec<corral::store::Inserted>, StoreError>| {
+        matches!(outcome, Err(StoreError::RateLimited { per_minute: 5, .. }))
+    };
+    // T0 is a whole minute.
+    assert_eq!(insert(work(3), None, at(0.0)).await.unwrap().len(), 3);
+    assert!(refused(insert(work(3), None, at(1.0)).await), "6 of 5");
+    assert_eq!(db.job_total("acme").await, 3, "nothing of it stored");
+    assert!(matches!(
+        insert(vec![NewJob::new("nope", "{}")], None, at(2.0)).await,
+        Err(StoreError::UnknownPlugin(_))
+    ));
+    let key = RequestKey::new("import-1".into(), "fingerprint".into()).unwrap();
+    let first = insert(work(2), Some(key.clone()), at(3.0)).await.unwrap();
+    assert!(
+        first.iter().all(|i| i.created),
+        "5 of 5: the unknown plugin counted nothing"
+    );
+    let replay = insert(work(2), Some(key), at(4.0)).await.unwrap();
+    assert!(
+        replay.iter().all(|i| !i.created),
+        "a replay answers, uncounted"
+    );
+    assert!(refused(insert(work(1), None, at(5.0)).await));
+    // A new minute: jobs found by their key are given back.
+    assert!(insert(vec![keyed("a")], None, at(60.0)).await.unwrap()[0].created);
+    let mut batch = work(3);
+    batch.push(keyed("a"));
+    let answered = insert(batch, None, at(61.0)).await.unwrap();
+    assert_eq!(answered.iter().filter(|i| i.created).count(), 3);
+    assert_eq!(
+        insert(work(1), None, at(62.0)).await.unwrap().len(),
+        1,
+        "1 + 3 + 1 of 5"
+    );
+    assert!(refused(insert(work(1), None, at(63.0)).await));
+    assert_eq!(db.job_total("acme").await, 3 + 2 + 1 + 3 + 1);
 }
 
 async fn waiting_jobs_are_counted_up_to_a_cap(db: TestDb) {

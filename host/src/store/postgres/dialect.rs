@@ -118,6 +118,11 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
 pub(crate) const QUICK_COMMIT: &str =
     "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick";
 
+/// An enqueue counts its tenant's rate in a statement of its own, before
+/// the insert's: in the insert's transaction the rate row would stay
+/// locked through its commit (see `QUICK_COMMIT`).
+pub(crate) const RATE_IN_INSERT_TRANSACTION: bool = false;
+
 /// PostgreSQL picks the partial index itself.
 pub(crate) fn indexed_by(_index: &str) -> String {
     String::new()

@@ -34,6 +34,64 @@ pub(crate) async fn job_room(
     })
 }
 
+/// Count `jobs` against the tenant's enqueue-rate window (the minute holding
+/// `now`), unless that would take it over `per_minute`: then nothing is
+/// counted and the answer is false. On PostgreSQL the statement does not
+/// wait for the disk (`QUICK_COMMIT`, for the whole transaction it is in):
+/// run it there on a connection of its own, never in a transaction that
+/// writes what must last.
+pub(crate) async fn rate_take(
+    conn: &mut Conn,
+    tenant: &str,
+    jobs: u64,
+    per_minute: u64,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let taken = sqlx::query(&format!(
+        "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) \
+         SELECT $1, $2, $3 {} WHERE $3 <= $4 \
+         ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
+             jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                         ELSE EXCLUDED.jobs END \
+         WHERE (CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
+                     ELSE EXCLUDED.jobs END) <= $4",
+        dialect::QUICK_COMMIT
+    ))
+    .bind(tenant)
+    .bind(At(rate_window(now)))
+    .bind(big(jobs))
+    .bind(big(per_minute))
+    .execute(&mut *conn)
+    .await;
+    match taken {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::unknown_tenant(tenant))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Give back `jobs` of what [`rate_take`] counted in the window holding
+/// `now` (jobs that were not created after all).
+pub(crate) async fn rate_return(
+    conn: &mut Conn,
+    tenant: &str,
+    jobs: u64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenant_enqueue_rate SET jobs = CASE WHEN jobs > $3 THEN jobs - $3 ELSE 0 END \
+         WHERE tenant_id = $1 AND window_start = $2",
+    )
+    .bind(tenant)
+    .bind(At(rate_window(now)))
+    .bind(big(jobs))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Count jobs that runs and ticks created against their tenants'
 /// `enqueue_per_minute` (past it if need be: they are created already), in
 /// tenant order: see [`JobCharges`].

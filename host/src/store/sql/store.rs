@@ -22,7 +22,7 @@ use crate::store::rows::{
 use crate::store::{
     Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, HostSeen, Inserted,
     JobCount, JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete,
-    Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
+    RateLimit, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
 };
 use sqlx::FromRow;
 
@@ -540,6 +540,7 @@ impl Store for Here {
         tenant: &str,
         jobs: &[NewJob],
         key: Option<&RequestKey>,
+        rate: Option<RateLimit>,
         now: Timestamp,
     ) -> Result<Vec<Inserted>, StoreError> {
         if let Some(why) = NewJob::batch_refusal(jobs) {
@@ -553,32 +554,40 @@ impl Store for Here {
         {
             return Ok(keys::replayed_jobs(key.replay(stored)?));
         }
-        let Some(key) = key else {
-            // The insert is one statement, committed on its own: no BEGIN
-            // or COMMIT round trips, each of which waits for the host and
-            // the database to be scheduled on a busy machine (PostgreSQL's
-            // trigger announces the jobs, migration 0018).
-            let mut conn = self.writer().acquire().await?;
-            let inserted = batches::insert_jobs(self, &mut conn, tenant, jobs, now).await?;
-            super::announce_now(self, &mut conn, vec![StoreEvent::JobsAvailable]).await?;
-            return Ok(inserted);
+        // PostgreSQL counts the rate first, in a statement of its own that
+        // does not wait for the disk and holds the tenant's rate row for
+        // microseconds (in the insert's transaction it would hold it through
+        // the commit, and one tenant's enqueues would queue behind each
+        // other's), then gives back what was not created. SQLite counts it
+        // in the insert's transaction: its one writer serializes the two
+        // anyway, and one transaction waits for the writer once, not twice.
+        let (first, within) = match rate {
+            Some(rate) if dialect::RATE_IN_INSERT_TRANSACTION => (None, Some(rate)),
+            rate => (rate, None),
         };
-        // The key is written in the jobs' transaction: a concurrent request
-        // under it waits on the key's row and then finds it taken.
-        let mut tx = Tx::begin(self).await?;
-        let inserted = batches::insert_jobs(self, tx.conn(), tenant, jobs, now).await?;
-        let answer = keys::answer(inserted.iter().map(|i| i.id));
-        if !request_keys::put(tx.conn(), tenant, key, &answer, now).await? {
-            // Another request took the key since it was looked up.
-            tx.rollback().await?;
-            let stored = request_keys::find(self.reader(), tenant, key)
+        if let Some(rate) = first
+            && !self
+                .enqueue_rate_take(tenant, jobs.len() as u64, rate.per_minute, now)
                 .await?
-                .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
-            return Ok(keys::replayed_jobs(key.replay(stored)?));
+        {
+            return Err(StoreError::RateLimited {
+                per_minute: rate.per_minute,
+                at: now,
+            });
         }
-        tx.announce(StoreEvent::JobsAvailable);
-        tx.commit().await?;
-        Ok(inserted)
+        let inserted = insert(self, tenant, jobs, key, within, now).await;
+        if first.is_some() {
+            let created = inserted
+                .as_ref()
+                .map_or(0, |all| all.iter().filter(|i| i.created).count());
+            let unused = (jobs.len() - created) as u64;
+            if unused > 0
+                && let Err(e) = self.enqueue_rate_return(tenant, unused, now).await
+            {
+                tracing::warn!(%tenant, error = %e, "could not give back an enqueue-rate share");
+            }
+        }
+        inserted
     }
 
     async fn job_list(
@@ -700,29 +709,8 @@ impl Store for Here {
         per_minute: u64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let taken = sqlx::query(&format!(
-            "INSERT INTO tenant_enqueue_rate AS r (tenant_id, window_start, jobs) \
-             SELECT $1, $2, $3 {} WHERE $3 <= $4 \
-             ON CONFLICT (tenant_id) DO UPDATE SET window_start = EXCLUDED.window_start, \
-                 jobs = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
-                             ELSE EXCLUDED.jobs END \
-             WHERE (CASE WHEN r.window_start = EXCLUDED.window_start THEN r.jobs + EXCLUDED.jobs \
-                         ELSE EXCLUDED.jobs END) <= $4",
-            dialect::QUICK_COMMIT
-        ))
-        .bind(tenant)
-        .bind(At(rate_window(now)))
-        .bind(big(jobs))
-        .bind(big(per_minute))
-        .execute(self.writer())
-        .await;
-        match taken {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(StoreError::unknown_tenant(tenant))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let mut conn = self.writer().acquire().await?;
+        super::quotas::rate_take(&mut conn, tenant, jobs, per_minute, now).await
     }
 
     async fn enqueue_rate_return(
@@ -731,16 +719,8 @@ impl Store for Here {
         jobs: u64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tenant_enqueue_rate SET jobs = CASE WHEN jobs > $3 THEN jobs - $3 ELSE 0 END \
-             WHERE tenant_id = $1 AND window_start = $2",
-        )
-        .bind(tenant)
-        .bind(At(rate_window(now)))
-        .bind(big(jobs))
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        super::quotas::rate_return(&mut conn, tenant, jobs, now).await
     }
 
     async fn job_waiting_count(&self, tenant: &str, cap: u64) -> Result<u64, StoreError> {
@@ -1023,4 +1003,59 @@ impl Store for Here {
     async fn host_prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         super::hosts::prune(self, before).await
     }
+}
+
+/// Insert checked `jobs` that no key answered: one statement committed on
+/// its own when nothing else is written with them (no BEGIN or COMMIT round
+/// trips, each of which waits for the host and the database to be
+/// scheduled on a busy machine; PostgreSQL's trigger announces the jobs,
+/// migration 0018), else one transaction that also writes the key and
+/// counts the batch against `rate` (whole, as asked: it must fit; what was
+/// not created, answered by a job's idempotency key, is given back).
+async fn insert(
+    store: &Here,
+    tenant: &str,
+    jobs: &[NewJob],
+    key: Option<&RequestKey>,
+    rate: Option<RateLimit>,
+    now: Timestamp,
+) -> Result<Vec<Inserted>, StoreError> {
+    if key.is_none() && rate.is_none() {
+        let mut conn = store.writer().acquire().await?;
+        let inserted = batches::insert_jobs(store, &mut conn, tenant, jobs, now).await?;
+        super::announce_now(store, &mut conn, vec![StoreEvent::JobsAvailable]).await?;
+        return Ok(inserted);
+    }
+    let mut tx = Tx::begin(store).await?;
+    if let Some(rate) = rate
+        && !super::quotas::rate_take(tx.conn(), tenant, jobs.len() as u64, rate.per_minute, now)
+            .await?
+    {
+        tx.rollback().await?;
+        return Err(StoreError::RateLimited {
+            per_minute: rate.per_minute,
+            at: now,
+        });
+    }
+    let inserted = batches::insert_jobs(store, tx.conn(), tenant, jobs, now).await?;
+    let unused = jobs.len() - inserted.iter().filter(|i| i.created).count();
+    if rate.is_some() && unused > 0 {
+        super::quotas::rate_return(tx.conn(), tenant, unused as u64, now).await?;
+    }
+    // The key is written in the jobs' transaction: a concurrent request
+    // under it waits on the key's row and then finds it taken.
+    if let Some(key) = key {
+        let answer = keys::answer(inserted.iter().map(|i| i.id));
+        if !request_keys::put(tx.conn(), tenant, key, &answer, now).await? {
+            // Another request took the key since it was looked up.
+            tx.rollback().await?;
+            let stored = request_keys::find(store.reader(), tenant, key)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("an idempotency key vanished".into()))?;
+            return Ok(keys::replayed_jobs(key.replay(stored)?));
+        }
+    }
+    tx.announce(StoreEvent::JobsAvailable);
+    tx.commit().await?;
+    Ok(inserted)
 }

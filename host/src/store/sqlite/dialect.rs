@@ -71,6 +71,10 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
 /// Commits wait for nothing more than the WAL's `synchronous = NORMAL`.
 pub(crate) const QUICK_COMMIT: &str = "";
 
+/// An enqueue counts its tenant's rate in the insert's transaction: the one
+/// writer serializes the two anyway, and one transaction waits for it once.
+pub(crate) const RATE_IN_INSERT_TRANSACTION: bool = true;
+
 /// Without statistics SQLite would scan the whole table rather than a
 /// small partial index; `INDEXED BY` makes it use `index` (or fail).
 pub(crate) fn indexed_by(index: &str) -> String {
