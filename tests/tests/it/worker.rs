@@ -288,15 +288,11 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     assert_eq!(state_for(&db, "small", small).await, JobState::Completed);
 }
 
-/// A host whose every slot runs a long job still starts a job enqueued
-/// now (the fresh lane's slots), instead of making it wait for a long job
-/// to end; and no more than the lane's slots beyond `concurrency`.
-async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
-    use corral::worker::FRESH_HEADROOM;
-    const CONCURRENCY: usize = 2;
+/// Tenant `long` with `sleep-forever` (its jobs hold their slots far longer
+/// than a test), tenant `small` with `echo`.
+async fn long_beside_small(db: &TestDb) {
     db.tenant("long", 100).await;
     db.tenant("small", 100).await;
-    // Far longer than the test: the long jobs hold their slots throughout.
     let limits = Limits {
         timeout_ms: 10 * 60 * 1000,
         ..Limits::default()
@@ -309,7 +305,16 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
         1,
     )
     .await;
-    install(&db, "small", &["echo"]).await;
+    install(db, "small", &["echo"]).await;
+}
+
+/// A host whose every slot runs a long job still starts a job enqueued
+/// now (the fresh lane's slots), instead of making it wait for a long job
+/// to end; and no more than the lane's slots beyond `concurrency`.
+async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
+    use corral::worker::FRESH_HEADROOM;
+    const CONCURRENCY: usize = 2;
+    long_beside_small(&db).await;
     let host = Host::start(
         &db,
         corral::worker::WorkerConfig {
@@ -384,21 +389,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
     use sqlx::Connection;
     const CONCURRENCY: usize = 2;
     let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
-    db.tenant("long", 100).await;
-    db.tenant("small", 100).await;
-    let limits = Limits {
-        timeout_ms: 10 * 60 * 1000,
-        ..Limits::default()
-    };
-    db.plugin(
-        "long",
-        "sleep-forever",
-        &plugin_bytes("sleep-forever"),
-        limits,
-        1,
-    )
-    .await;
-    install(&db, "small", &["echo"]).await;
+    long_beside_small(&db).await;
     // A job of a queue the host does not serve: the small tenant's ring row
     // stays in every turn, so the host's claim holds it.
     enqueue(

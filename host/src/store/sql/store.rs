@@ -22,7 +22,7 @@ use crate::store::rows::{
 use crate::store::{
     Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, HostSeen, Inserted,
     JobCount, JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete,
-    RateLimit, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text, rate_window,
+    RateLimit, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text,
 };
 use sqlx::FromRow;
 
