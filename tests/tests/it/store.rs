@@ -43,6 +43,7 @@ corral_tests::on_both_backends!(
     deleted_versions_leave_tombstones,
     the_enqueue_rate_window_counts_per_minute,
     an_insert_counts_its_batch_against_the_rate,
+    new_jobs_are_announced,
     waiting_jobs_are_counted_up_to_a_cap,
     hosts_listed_are_bounded,
     the_schema_holds_the_name_rule,
@@ -1486,6 +1487,42 @@ async fn an_insert_counts_its_batch_against_the_rate(db: TestDb) {
     );
     assert!(refused(insert(work(1), None, at(63.0)).await));
     assert_eq!(db.job_total("acme").await, 3 + 2 + 1 + 3 + 1);
+}
+
+/// Every enqueue is announced to subscribers (`JobsAvailable`, what wakes
+/// the workers): on PostgreSQL by the ring trigger in the insert's
+/// statement, on SQLite by the store after the commit; alone (one statement
+/// committed on its own), under a request key, and counted against a rate.
+async fn new_jobs_are_announced(db: TestDb) {
+    use corral::store::RateLimit;
+    setup(&db).await;
+    let key = RequestKey::new("import-1".into(), "fingerprint".into()).unwrap();
+    let ways = [
+        (None, None),
+        (Some(&key), None),
+        (None, Some(RateLimit { per_minute: 100 })),
+    ];
+    for (key, rate) in ways {
+        let mut events = db.store.subscribe();
+        // Whatever was announced before this enqueue does not count.
+        while events.try_recv().is_ok() {}
+        db.store
+            .job_insert_keyed("acme", &[NewJob::new("work", "{}")], key, rate, Utc::now())
+            .await
+            .unwrap();
+        let announced = async {
+            loop {
+                match events.recv().await {
+                    Ok(StoreEvent::JobsAvailable) => return,
+                    Ok(_) => {}
+                    Err(e) => panic!("events: {e}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), announced)
+            .await
+            .unwrap_or_else(|_| panic!("no JobsAvailable for an enqueue ({key:?}, {rate:?})"));
+    }
 }
 
 async fn waiting_jobs_are_counted_up_to_a_cap(db: TestDb) {
