@@ -1,5 +1,7 @@
-//! The enqueue quotas of docs/api.md: `max_queued_jobs` (jobs waiting at once)
-//! and `enqueue_per_minute`, checked before anything is stored. Both answer
+//! The enqueue quotas of docs/api.md: `max_queued_jobs` (jobs waiting at once),
+//! checked before anything is stored, and `enqueue_per_minute`, counted by the
+//! store with the jobs' insert ([`crate::store::RateLimit`]; a workflow run's
+//! here, before it starts). A refusal stores and counts nothing. Both answer
 //! 429; the rate limit says when to come back (`Retry-After`).
 //!
 //! - **Rate**: a per-tenant counter in the database for the current minute
