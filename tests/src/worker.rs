@@ -36,6 +36,7 @@ pub fn config(host: &str) -> WorkerConfig {
 /// A worker (with the expression evaluator every host runs) on the test's
 /// tokio runtime until [`Host::stop`].
 pub struct Host {
+    worker: Arc<Worker>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     evaluator: tokio::task::JoinHandle<()>,
@@ -43,25 +44,21 @@ pub struct Host {
 
 impl Host {
     pub fn start(db: &TestDb, config: WorkerConfig) -> Host {
-        Host::start_with_metrics(db, config, Arc::default())
-    }
-
-    /// [`Host::start`], recording into `metrics` (which the test reads).
-    pub fn start_with_metrics(
-        db: &TestDb,
-        config: WorkerConfig,
-        metrics: Arc<corral::metrics::Metrics>,
-    ) -> Host {
         let shutdown = CancellationToken::new();
-        let worker =
-            Worker::with_metrics(db.store.clone(), Arc::clone(runtime_arc()), config, metrics);
-        let task = tokio::spawn(worker.run(shutdown.clone()));
+        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
+        let task = tokio::spawn(worker.clone().run(shutdown.clone()));
         let evaluator = corral::worker::evaluator::spawn(db.store.clone(), shutdown.clone());
         Host {
+            worker,
             shutdown,
             task,
             evaluator,
         }
+    }
+
+    /// The host's worker (to follow its claims, say).
+    pub fn worker(&self) -> &Worker {
+        &self.worker
     }
 
     pub async fn stop(self) {

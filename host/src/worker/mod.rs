@@ -229,10 +229,11 @@ pub struct Worker {
     /// The claim loop waits for a wake-up with room to claim: it answers an
     /// announcement itself, and the fresh lane stays out of its way.
     loop_ready: AtomicBool,
-    /// The claim loop's claims: whether one is in flight, and how many it
-    /// has begun. The fresh lane reads it to tell "nothing to take" from
-    /// "the loop's claim held the tenant" (see [`Worker::fresh_lane`]).
-    loop_claims: tokio::sync::watch::Sender<LoopClaims>,
+    /// The claims of the loop and the lane as they happen. The fresh lane
+    /// reads it to tell "nothing to take" from "the loop's claim held the
+    /// tenant" (see [`Worker::fresh_lane`]); [`Worker::claims`] lets others
+    /// follow it.
+    claims: tokio::sync::watch::Sender<Claims>,
     progress: Arc<progress::ProgressBoard>,
     metrics: Arc<Metrics>,
     /// Where attempts run (see [`sandbox_threads`]); none if its threads
@@ -240,11 +241,15 @@ pub struct Worker {
     sandbox: Option<sandbox_threads::SandboxThreads>,
 }
 
-/// The claim loop's claims, as the fresh lane sees them.
+/// A worker's claims so far (see [`Worker::claims`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct LoopClaims {
-    in_flight: bool,
-    begun: u64,
+pub struct Claims {
+    /// The claim loop has a claim in flight.
+    pub loop_in_flight: bool,
+    /// Claims the claim loop has begun.
+    pub loop_begun: u64,
+    /// Claims the fresh lane has ended, whatever they took.
+    pub lane_ended: u64,
 }
 
 /// An outcome on its way to the recorder, with the span of its attempt so
@@ -332,7 +337,7 @@ impl Worker {
             announced: Notify::new(),
             pending: AtomicUsize::new(0),
             loop_ready: AtomicBool::new(false),
-            loop_claims: tokio::sync::watch::Sender::new(LoopClaims::default()),
+            claims: tokio::sync::watch::Sender::new(Claims::default()),
             wake: Notify::new(),
             progress: Arc::default(),
             metrics,
@@ -433,12 +438,12 @@ impl Worker {
                 let limit = free.min(self.config.claim_batch as usize);
                 // Only this loop takes these permits, so they are there.
                 if let Some(permits) = self.bulk.take(limit) {
-                    self.loop_claims.send_modify(|c| {
-                        c.in_flight = true;
-                        c.begun += 1;
+                    self.claims.send_modify(|c| {
+                        c.loop_in_flight = true;
+                        c.loop_begun += 1;
                     });
                     let claimed = self.claim(permits, finish_tx, attempts).await;
-                    self.loop_claims.send_modify(|c| c.in_flight = false);
+                    self.claims.send_modify(|c| c.loop_in_flight = false);
                     match claimed {
                         Ok(claimed) => claimed_full_batch = claimed == limit,
                         Err(e) => {
@@ -514,8 +519,10 @@ impl Worker {
                 let _ = self
                     .pending
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-                let before = *self.loop_claims.borrow();
-                match self.claim(permits, &finish_tx, &attempts).await {
+                let before = *self.claims.borrow();
+                let claimed = self.claim(permits, &finish_tx, &attempts).await;
+                self.claims.send_modify(|c| c.lane_ended += 1);
+                match claimed {
                     Ok(0) if retries < FRESH_LANE_RETRIES && self.overlapped(before) => {
                         retries += 1;
                         // Answer this announcement again once the loop's
@@ -525,9 +532,9 @@ impl Worker {
                                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                                     Some((n + 1).min(FRESH_HEADROOM))
                                 });
-                        let mut claims = self.loop_claims.subscribe();
+                        let mut claims = self.claims.subscribe();
                         tokio::select! {
-                            _ = claims.wait_for(|c| !c.in_flight) => {}
+                            _ = claims.wait_for(|c| !c.loop_in_flight) => {}
                             () = shutdown.cancelled() => return,
                         }
                     }
@@ -549,9 +556,15 @@ impl Worker {
     /// Whether a claim of the loop was in flight at some time since
     /// `before` was read (and so may have held the ring rows of tenants
     /// another claim looked for).
-    fn overlapped(&self, before: LoopClaims) -> bool {
-        let now = *self.loop_claims.borrow();
-        before.in_flight || now.in_flight || now.begun != before.begun
+    fn overlapped(&self, before: Claims) -> bool {
+        let now = *self.claims.borrow();
+        before.loop_in_flight || now.loop_in_flight || now.loop_begun != before.loop_begun
+    }
+
+    /// Follow this worker's claims as they happen (what a caller waits on
+    /// to act between them, as the worker tests do).
+    pub fn claims(&self) -> tokio::sync::watch::Receiver<Claims> {
+        self.claims.subscribe()
     }
 
     /// Claim as many jobs as `permits` hold and start an attempt for each,

@@ -369,27 +369,21 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
     host.stop().await;
 }
 
-/// Claims the host has made, from its metrics (the claims' round trips).
-fn claims_made(metrics: &corral::metrics::Metrics) -> u64 {
-    let text = metrics.render(None, runtime_arc());
-    text.lines()
-        .find_map(|line| line.strip_prefix("corral_claim_duration_seconds_count "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no claim count in the metrics:\n{text}"))
-}
-
 /// A job committed while the claim loop's claim is in flight, holding its
 /// tenant's ring row, is claimed by the fresh lane once that claim ends.
 /// The lane's own claim meanwhile steps past the held row (SKIP LOCKED) and
-/// finds nothing, and the loop's claim began before the job existed, so
-/// neither takes it; here the loop then has no slot left and its polling
-/// is an hour away, so only the lane's claim after the loop's can.
+/// finds nothing, and the loop's claim began before the job existed (its
+/// `run_at` is after the claim's time), so neither takes it; here the loop
+/// then has no slot left and its polling is an hour away, so only the
+/// lane's claim after the loop's can. Without that claim the job waits for
+/// the poll and the test fails at its patience.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_it() {
     use sqlx::Connection;
     const CONCURRENCY: usize = 2;
     let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
     long_beside_small(&db).await;
+    let mut events = db.store.subscribe();
     // A job of a queue the host does not serve: the small tenant's ring row
     // stays in every turn, so the host's claim holds it.
     enqueue(
@@ -405,6 +399,20 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
     for _ in 0..CONCURRENCY {
         long.push(enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await);
     }
+    // Those three enqueues are announced before the host listens, so the
+    // lane claims only for the job below.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for _ in 0..3 {
+        while !matches!(
+            tokio::time::timeout_at(deadline, events.recv()).await,
+            Ok(Ok(corral::store::StoreEvent::JobsAvailable))
+        ) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "enqueues are announced"
+            );
+        }
+    }
     // The host's first claim leases the long jobs, and waits for this lock.
     let mut blocker = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
@@ -413,8 +421,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
         .execute(&mut blocker)
         .await
         .unwrap();
-    let metrics = Arc::new(corral::metrics::Metrics::new());
-    let host = Host::start_with_metrics(
+    let host = Host::start(
         &db,
         corral::worker::WorkerConfig {
             concurrency: CONCURRENCY,
@@ -423,35 +430,23 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
             grace: Duration::from_millis(100),
             ..config("host-a")
         },
-        metrics.clone(),
     );
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let waiting_on_the_lock = "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while sqlx::query_scalar::<_, i64>(waiting_on_the_lock)
-        .fetch_one(&mut watcher)
+    let mut claims = host.worker().claims();
+    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.loop_in_flight))
         .await
-        .unwrap()
-        == 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the host's claim waits for the locked job"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(claims_made(&metrics), 0, "the host's claim is in flight");
+        .expect("the host's claim begins")
+        .expect("claims");
     let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
-    // The fresh lane claims on the announcement and finds nothing.
-    while claims_made(&metrics) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the fresh lane claims while the host's claim is in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(state_for(&db, "small", small).await, JobState::Available);
+    // The fresh lane claims on the announcement, while the loop's claim
+    // waits for the lock.
+    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.lane_ended >= 1))
+        .await
+        .expect("the fresh lane claims")
+        .expect("claims");
+    assert!(
+        claims.borrow().loop_in_flight,
+        "the host's claim still waits"
+    );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     assert_eq!(
         db.wait_for("small", small, PATIENCE, |s| s.is_terminal())
