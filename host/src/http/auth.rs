@@ -17,22 +17,12 @@ use axum::http::request::Parts;
 use super::{ApiError, AppState};
 use crate::keys;
 
-/// The caller holds a tenant's key.
+/// The caller holds a tenant's key (or an admin key acting as the tenant).
 #[derive(Debug, Clone)]
 pub struct TenantKey {
     pub tenant: String,
-}
-
-impl TenantKey {
-    /// The quotas of the key's tenant.
-    pub async fn quotas(&self, state: &AppState) -> Result<crate::model::Quotas, ApiError> {
-        Ok(state
-            .store
-            .tenant_get(&self.tenant)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("the key's tenant no longer exists".into()))?
-            .quotas)
-    }
+    /// The tenant's quotas, read with the key.
+    pub quotas: crate::model::Quotas,
 }
 
 /// The caller holds an admin key.
@@ -40,7 +30,8 @@ impl TenantKey {
 pub struct AdminKey;
 
 pub(super) enum Principal {
-    Tenant(String),
+    /// A tenant's key: the tenant and its quotas, read with the key.
+    Tenant(String, crate::model::Quotas),
     Admin,
 }
 
@@ -179,21 +170,26 @@ fn counted(
 
 async fn check_key(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if let Some((id, secret)) = keys::parse(token) {
-        let key = state.store.api_key_get(id).await?;
-        if let Some(key) =
-            key.filter(|k| k.revoked_at.is_none() && keys::verify(secret, &k.secret_hash))
-        {
-            match key.tenant_id {
-                Some(tenant) => {
+        let found = state.store.api_key_get(id).await?;
+        if let Some(found) = found.filter(|found| {
+            found.key.revoked_at.is_none() && keys::verify(secret, &found.key.secret_hash)
+        }) {
+            match (found.key.tenant_id, found.quotas) {
+                (Some(tenant), Some(quotas)) => {
                     // The request's span (see request_span) declares the field.
                     tracing::Span::current().record("tenant", tenant.as_str());
-                    return Ok(Principal::Tenant(tenant));
+                    return Ok(Principal::Tenant(tenant, quotas));
+                }
+                (Some(_), None) => {
+                    return Err(ApiError::Unauthorized(
+                        "the key's tenant no longer exists".into(),
+                    ));
                 }
                 // With CORRAL_ADMIN_TOKEN set, that token is the one admin
                 // credential: stored admin keys (the generated one
                 // included) stop working.
-                None if state.admin_token_hash.is_none() => return Ok(Principal::Admin),
-                None => {}
+                (None, _) if state.admin_token_hash.is_none() => return Ok(Principal::Admin),
+                (None, _) => {}
             }
         }
     } else if let Some(admin) = &state.admin_token_hash
@@ -221,13 +217,14 @@ impl FromRequestParts<AppState> for TenantKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await? {
-            Principal::Tenant(tenant) => Ok(TenantKey { tenant }),
+            Principal::Tenant(tenant, quotas) => Ok(TenantKey { tenant, quotas }),
             Principal::Admin => match acting_tenant(parts) {
                 Some(tenant) => match state.store.tenant_get(tenant).await? {
-                    Some(_) => {
+                    Some(found) => {
                         tracing::Span::current().record("tenant", tenant);
                         Ok(TenantKey {
-                            tenant: tenant.to_string(),
+                            tenant: found.id,
+                            quotas: found.quotas,
                         })
                     }
                     None => Err(ApiError::NotFound(format!("no tenant `{tenant}`"))),
@@ -247,7 +244,7 @@ impl FromRequestParts<AppState> for AdminKey {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state).await? {
             Principal::Admin => Ok(AdminKey),
-            Principal::Tenant(_) => {
+            Principal::Tenant(..) => {
                 Err(ApiError::Forbidden("this route needs an admin key".into()))
             }
         }

@@ -115,13 +115,12 @@ pub async fn get(
 
 /// Turn API requests into store jobs, checking them against the tenant's
 /// quotas (limit caps answer 422 and store nothing).
-async fn new_jobs(
-    state: &AppState,
+fn new_jobs(
     key: &TenantKey,
     jobs: Vec<CreateJob>,
     idempotency_key: Option<&str>,
 ) -> Result<(Vec<crate::model::NewJob>, crate::model::Quotas), ApiError> {
-    let quotas = key.quotas(state).await?;
+    let quotas = key.quotas.clone();
     let many = jobs.len() > 1;
     let jobs = jobs
         .into_iter()
@@ -209,13 +208,7 @@ pub async fn create(
     super::JsonBody(body): super::JsonBody<CreateJob>,
 ) -> Result<super::Saved<JobView>, ApiError> {
     let request_key = super::idempotency::request_key(&headers, "POST /v1/jobs", &body)?;
-    let (jobs, quotas) = new_jobs(
-        &state,
-        &key,
-        vec![body],
-        request_key.as_ref().map(RequestKey::key),
-    )
-    .await?;
+    let (jobs, quotas) = new_jobs(&key, vec![body], request_key.as_ref().map(RequestKey::key))?;
     let inserted =
         enqueue_admitted(&state, &key.tenant, &quotas, &jobs, request_key.as_ref()).await?;
     let (job, created) = read_back(&state, &key.tenant, &inserted).await?;
@@ -250,7 +243,7 @@ pub async fn create_batch(
         ));
     }
     let request_key = super::idempotency::request_key(&headers, "POST /v1/jobs/batch", &body)?;
-    let (jobs, quotas) = new_jobs(&state, &key, body.jobs, None).await?;
+    let (jobs, quotas) = new_jobs(&key, body.jobs, None)?;
     let inserted =
         enqueue_admitted(&state, &key.tenant, &quotas, &jobs, request_key.as_ref()).await?;
     let created = inserted.iter().any(|i| i.created);
@@ -489,7 +482,7 @@ pub async fn replay(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
     let new = crate::model::NewJob::replay_of(&original);
-    let quotas = key.quotas(&state).await?;
+    let quotas = key.quotas.clone();
     let inserted = enqueue_admitted(&state, &key.tenant, &quotas, &[new], None).await?;
     let (job, _) = read_back(&state, &key.tenant, &inserted).await?;
     Ok(super::Saved::created(

@@ -90,7 +90,7 @@ pub struct Session {
 
 fn session_of(principal: Principal, key: &str, headers: &HeaderMap) -> Session {
     let (kind, tenant) = match principal {
-        Principal::Tenant(tenant) => ("tenant", Some(tenant)),
+        Principal::Tenant(tenant, _) => ("tenant", Some(tenant)),
         Principal::Admin => (
             "admin",
             auth::cookie(headers, TENANT_COOKIE).map(str::to_string),

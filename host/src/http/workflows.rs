@@ -40,7 +40,7 @@ pub async fn put(
 ) -> Result<super::Saved<Workflow>, ApiError> {
     // A step's job is held to the quotas like any job (and capped again at
     // claim, should the quotas be lowered later).
-    let caps = key.quotas(&state).await?.attempt_caps();
+    let caps = key.quotas.attempt_caps();
     for step in &spec.steps {
         if let Some(why) = caps.refusal(None, None, step.timeout_ms) {
             return Err(ApiError::Unprocessable(
@@ -138,7 +138,7 @@ pub async fn start(
 ) -> Result<super::Saved<WorkflowRun>, ApiError> {
     let route = format!("POST /v1/workflows/{name}/runs");
     let request_key = super::idempotency::request_key(&headers, &route, &body)?;
-    let quotas = key.quotas(&state).await?;
+    let quotas = key.quotas.clone();
     let input = body.input.as_ref().map_or("{}", |raw| raw.get());
     let admission = super::quotas::admit(&state, &key.tenant, &quotas, 1).await?;
     let outcome = state

@@ -392,6 +392,15 @@ pub enum CancelResult {
     NotFound,
 }
 
+/// A key as the API authenticates a request with it: the key, and its
+/// tenant's quotas read in the same statement (none for an admin key, or
+/// for a key whose tenant is gone), so no second read fetches them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyLookup {
+    pub key: ApiKey,
+    pub quotas: Option<Quotas>,
+}
+
 /// One enqueued job: its id, and whether this call created it (false when
 /// an idempotency key matched an earlier job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,8 +472,8 @@ pub trait Store: WorkflowStore + ScheduleStore + secrets::SecretStore + Send + S
         quotas: &Quotas,
     ) -> Result<Option<Tenant>, StoreError>;
     async fn api_key_insert(&self, key: &ApiKey) -> Result<(), StoreError>;
-    /// A key by id, revoked or not.
-    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// A key by id, revoked or not, with its tenant's quotas.
+    async fn api_key_get(&self, id: &str) -> Result<Option<KeyLookup>, StoreError>;
     /// Revoke a tenant's key (an admin key when `tenant` is none); false
     /// when there is no such unrevoked key.
     async fn api_key_revoke(

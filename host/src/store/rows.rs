@@ -99,10 +99,10 @@ impl TryFrom<JobRow> for Job {
     }
 }
 
+/// A tenant's quotas, as the columns of `tenants` name them (read with
+/// the tenant, or with a key of it: [`KeyLookupRow`]).
 #[derive(sqlx::FromRow)]
-pub(crate) struct TenantRow {
-    id: String,
-    name: String,
+pub(crate) struct QuotasRow {
     max_concurrency: Nat<u32>,
     max_fuel_per_attempt: Nat<u64>,
     max_memory_mb: Nat<u32>,
@@ -116,6 +116,34 @@ pub(crate) struct TenantRow {
     max_workflow_versions: Nat<u32>,
     max_http_requests_per_attempt: Nat<u32>,
     max_http_response_bytes: Nat<u64>,
+}
+
+impl From<QuotasRow> for Quotas {
+    fn from(row: QuotasRow) -> Quotas {
+        Quotas {
+            max_concurrency: row.max_concurrency.0,
+            max_fuel_per_attempt: row.max_fuel_per_attempt.0,
+            max_memory_mb: row.max_memory_mb.0,
+            max_timeout_ms: row.max_timeout_ms.0,
+            max_plugin_bytes: row.max_plugin_bytes.0,
+            max_queued_jobs: row.max_queued_jobs.0,
+            enqueue_per_minute: row.enqueue_per_minute.0,
+            max_stored_plugin_bytes: row.max_stored_plugin_bytes.0,
+            max_schedules: row.max_schedules.0,
+            max_workflows: row.max_workflows.0,
+            max_workflow_versions: row.max_workflow_versions.0,
+            max_http_requests_per_attempt: row.max_http_requests_per_attempt.0,
+            max_http_response_bytes: row.max_http_response_bytes.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    id: String,
+    name: String,
+    #[sqlx(flatten)]
+    quotas: QuotasRow,
     created_at: At,
 }
 
@@ -124,21 +152,7 @@ impl From<TenantRow> for Tenant {
         Tenant {
             id: row.id,
             name: row.name,
-            quotas: Quotas {
-                max_concurrency: row.max_concurrency.0,
-                max_fuel_per_attempt: row.max_fuel_per_attempt.0,
-                max_memory_mb: row.max_memory_mb.0,
-                max_timeout_ms: row.max_timeout_ms.0,
-                max_plugin_bytes: row.max_plugin_bytes.0,
-                max_queued_jobs: row.max_queued_jobs.0,
-                enqueue_per_minute: row.enqueue_per_minute.0,
-                max_stored_plugin_bytes: row.max_stored_plugin_bytes.0,
-                max_schedules: row.max_schedules.0,
-                max_workflows: row.max_workflows.0,
-                max_workflow_versions: row.max_workflow_versions.0,
-                max_http_requests_per_attempt: row.max_http_requests_per_attempt.0,
-                max_http_response_bytes: row.max_http_response_bytes.0,
-            },
+            quotas: row.quotas.into(),
             created_at: row.created_at.0,
         }
     }
@@ -221,6 +235,15 @@ impl From<KeyRow> for ApiKey {
             revoked_at: time(row.revoked_at),
         }
     }
+}
+
+/// A key joined with its tenant's row, if it has one: [`KeyRow`]'s
+/// columns, `has_tenant`, and then [`QuotasRow`]'s, NULL without a tenant.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyLookupRow {
+    #[sqlx(flatten)]
+    pub(crate) key: KeyRow,
+    pub(crate) has_tenant: bool,
 }
 
 #[derive(sqlx::FromRow)]

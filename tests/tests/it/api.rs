@@ -673,7 +673,7 @@ async fn tenants_and_keys_are_managed_with_the_admin_key(db: TestDb) {
     assert_eq!(status, StatusCode::CREATED);
     let token = key["key"].as_str().unwrap().to_string();
     let key_id = key["key_id"].as_str().unwrap().to_string();
-    let stored = db.store.api_key_get(&key_id).await.unwrap().unwrap();
+    let stored = db.store.api_key_get(&key_id).await.unwrap().unwrap().key;
     assert!(
         !stored.secret_hash.is_empty() && !token.contains(&stored.secret_hash),
         "only the hash is stored"

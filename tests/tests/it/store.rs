@@ -9,7 +9,7 @@ use corral::model::{
     ProgressUpdate,
 };
 use corral::store::{
-    CancelResult, ClaimRequest, Lease, PluginDelete, RequestKey, StoreError, StoreEvent,
+    CancelResult, ClaimRequest, KeyLookup, Lease, PluginDelete, RequestKey, StoreError, StoreEvent,
 };
 use corral::worker::{Backoff, retry};
 use corral_tests::db::TestDb;
@@ -1202,9 +1202,21 @@ async fn tenants_and_keys_are_administered(db: TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+    // A tenant's key comes with its tenant's quotas, an admin key without.
+    let alpha = db.store.tenant_get("alpha").await.unwrap().unwrap();
     assert_eq!(
         db.store.api_key_get("alpha01").await.unwrap(),
-        Some(key("alpha01", Some("alpha")))
+        Some(KeyLookup {
+            key: key("alpha01", Some("alpha")),
+            quotas: Some(alpha.quotas),
+        })
+    );
+    assert_eq!(
+        db.store.api_key_get("admin01").await.unwrap(),
+        Some(KeyLookup {
+            key: key("admin01", None),
+            quotas: None,
+        })
     );
     assert!(db.store.api_key_get("nope").await.unwrap().is_none());
     // Only the owning tenant revokes, once.
@@ -1232,6 +1244,7 @@ async fn tenants_and_keys_are_administered(db: TestDb) {
             .await
             .unwrap()
             .unwrap()
+            .key
             .revoked_at,
         Some(at(1.0))
     );

@@ -17,18 +17,27 @@ use crate::model::{
 use crate::store::codec::{At, Id, Json, List, Nat, Token, big};
 use crate::store::request_keys::{self as keys, RequestKey};
 use crate::store::rows::{
-    AttemptRow, JOB_COLUMNS, JobRow, KeyRow, PLUGIN_COLUMNS, PluginRow, TenantRow,
+    AttemptRow, JOB_COLUMNS, JobRow, KeyLookupRow, KeyRow, PLUGIN_COLUMNS, PluginRow, QuotasRow,
+    TenantRow,
 };
 use crate::store::{
     Backend, CancelResult, ClaimRequest, DeadGroup, ExpiredLease, Heartbeat, HostSeen, Inserted,
-    JobCount, JobFilter, JobOverview, JobPage, Lease, LiveJobCounts, NewPlugin, PluginDelete,
-    RateLimit, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text,
+    JobCount, JobFilter, JobOverview, JobPage, KeyLookup, Lease, LiveJobCounts, NewPlugin,
+    PluginDelete, RateLimit, Store, StoreError, StoreEvent, TENANT_DELETE_BATCH, json_text,
 };
 use sqlx::FromRow;
 
-const TENANT_COLUMNS: &str = "id, name, max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, \
-     max_plugin_bytes, max_queued_jobs, enqueue_per_minute, max_stored_plugin_bytes, max_schedules, \
-     max_workflows, max_workflow_versions, max_http_requests_per_attempt, max_http_response_bytes, created_at";
+/// A tenant's quota columns, as [`crate::store::rows::QuotasRow`] reads
+/// them and in the order [`bind_quotas`] binds them.
+macro_rules! quota_columns {
+    () => {
+        "max_concurrency, max_fuel_per_attempt, max_memory_mb, max_timeout_ms, max_plugin_bytes, \
+         max_queued_jobs, enqueue_per_minute, max_stored_plugin_bytes, max_schedules, max_workflows, \
+         max_workflow_versions, max_http_requests_per_attempt, max_http_response_bytes"
+    };
+}
+
+const TENANT_COLUMNS: &str = concat!("id, name, ", quota_columns!(), ", created_at");
 
 const KEY_COLUMNS: &str = "id, tenant_id, secret_hash, created_at, revoked_at";
 
@@ -240,13 +249,32 @@ impl Store for Here {
         }
     }
 
-    async fn api_key_get(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row: Option<KeyRow> =
-            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
-        Ok(row.map(ApiKey::from))
+    async fn api_key_get(&self, id: &str) -> Result<Option<KeyLookup>, StoreError> {
+        // The key and its tenant's quotas in one read: every tenant request
+        // that enqueues or uploads needs both, and a second read was a
+        // second round trip to the database on its way.
+        let row = sqlx::query(&format!(
+            "SELECT k.id, k.tenant_id, k.secret_hash, k.created_at, k.revoked_at, \
+                    t.id IS NOT NULL AS has_tenant, {quotas} \
+             FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1",
+            quotas = quota_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let lookup = KeyLookupRow::from_row(&row)?;
+        let quotas = if lookup.has_tenant {
+            Some(QuotasRow::from_row(&row)?.into())
+        } else {
+            None
+        };
+        Ok(Some(KeyLookup {
+            key: lookup.key.into(),
+            quotas,
+        }))
     }
 
     async fn api_key_revoke(
