@@ -101,6 +101,7 @@ async fn time_claims(db: &TestDb) -> (f64, f64, usize) {
             limit: CLAIM_SIZE,
             lease: Duration::from_secs(60),
             queues: None,
+            tenants: None,
         };
         let started = Instant::now();
         let claimed = db.store.job_claim(&request).await.expect("claim");

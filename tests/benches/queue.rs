@@ -264,6 +264,7 @@ async fn bench(kind: Kind) {
                             limit: 128,
                             lease: Duration::from_secs(30),
                             queues: None,
+                            tenants: None,
                         })
                         .await
                         .expect("claim");

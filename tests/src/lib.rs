@@ -834,6 +834,7 @@ pub async fn finish_all(db: &db::TestDb, outcome: Result<&str, &str>) {
                 limit: 100,
                 lease: std::time::Duration::from_secs(30),
                 queues: None,
+                tenants: None,
             })
             .await
             .unwrap();

@@ -174,8 +174,9 @@ pub enum Backend {
 /// A wake-up from the store: something changed that a worker may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
-    /// Jobs were enqueued (or released) and may be claimable.
-    JobsAvailable,
+    /// Jobs were enqueued (or released) and may be claimable: all of one
+    /// tenant's when it is named, else of any tenants.
+    JobsAvailable(Option<String>),
     /// A client asked to cancel this running job.
     CancelRequested(JobId),
     /// A job moved to another state (enqueueing is announced by `JobsAvailable`).
@@ -365,6 +366,10 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// Only these queues; all when none.
     pub queues: Option<Vec<String>>,
+    /// Only these tenants' jobs; every tenant's when none. The worker's
+    /// fresh lane names the tenants whose new jobs were announced, so its
+    /// few permits go to them and not to a backlog's jobs.
+    pub tenants: Option<Vec<String>>,
 }
 
 /// A running job whose lease has expired.

@@ -35,13 +35,15 @@
 //!
 //! Beside the claim loop, the **fresh lane** answers announcements of new
 //! jobs that the loop cannot answer at once (a claim in flight, or no
-//! permit free): it claims one job per announcement on permits of its own,
+//! permit free): it claims the announced jobs of the tenants the
+//! announcements name ([`announced`]) on permits of its own,
 //! [`FRESH_HEADROOM`] slots and as many unrecorded permits. So a host runs
 //! at most `concurrency + FRESH_HEADROOM` attempts and holds at most
 //! `concurrency + MAX_FINISH_BATCH + FRESH_HEADROOM` unrecorded jobs, and a
 //! new job does not wait for a claim in flight, an outcome batch being
 //! written, or a long job to end.
 
+mod announced;
 pub mod evaluator;
 pub mod janitor;
 pub mod presence;
@@ -51,7 +53,7 @@ pub mod sandbox_threads;
 pub mod scheduler;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,7 @@ use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind, Tr
 use crate::runtime::outbound::HttpRules;
 use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Lease, Store, StoreError, StoreEvent};
+use announced::Owed;
 pub use retry::Backoff;
 
 /// Jobs one claim takes by default: a claim costs a few round trips
@@ -93,11 +96,13 @@ const POOL_FULL_RETRY: Duration = Duration::from_millis(500);
 /// what a tenant enqueueing in a loop can add to a saturated host: this
 /// many attempts, until they are recorded.
 pub const FRESH_HEADROOM: usize = 8;
-/// Jobs the fresh lane claims per announcement. The ring hands it the
-/// tenant whose turn is oldest, which is the one that just enqueued, so a
-/// claim of one takes the new job. A larger claim filled its rest with the
-/// backlog's jobs, whose outcomes then held the lane's permits: a claim of
-/// 8 left pickup p99 at 30-50 ms behind a 50,000-job backlog.
+/// Jobs the fresh lane claims per announcement that names no tenant (see
+/// [`announced`]), of any tenant's. The ring hands it the tenant whose turn
+/// is oldest, often the one that just enqueued. A larger claim filled its
+/// rest with the backlog's jobs, whose outcomes then held the lane's
+/// permits: a claim of 8 left pickup p99 at 30-50 ms behind a 50,000-job
+/// backlog. Announcements that name their tenant are claimed for together,
+/// of those tenants only.
 const FRESH_LANE_CLAIM: usize = 1;
 /// Claims the fresh lane makes again, per wake-up, after one that found
 /// nothing while the claim loop's claim was in flight (see
@@ -222,10 +227,8 @@ pub struct Worker {
     fresh: Permits,
     /// New jobs were announced: wakes the fresh lane.
     announced: Notify,
-    /// Announcements the fresh lane has not answered yet, at most
-    /// [`FRESH_HEADROOM`] (it can hold no more jobs than that): counted, so
-    /// that a burst arriving during one of its claims is not folded into one.
-    pending: AtomicUsize,
+    /// Announcements the fresh lane has not answered yet.
+    pending: Mutex<announced::Announced>,
     /// The claim loop waits for a wake-up with room to claim: it answers an
     /// announcement itself, and the fresh lane stays out of its way.
     loop_ready: AtomicBool,
@@ -335,7 +338,7 @@ impl Worker {
             bulk,
             fresh: Permits::new(FRESH_HEADROOM, FRESH_HEADROOM),
             announced: Notify::new(),
-            pending: AtomicUsize::new(0),
+            pending: Mutex::default(),
             loop_ready: AtomicBool::new(false),
             claims: tokio::sync::watch::Sender::new(Claims::default()),
             wake: Notify::new(),
@@ -351,6 +354,10 @@ impl Worker {
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, uuid::Uuid>> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, announced::Announced> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Run until `shutdown` fires, then stop gracefully: no new claims,
@@ -442,7 +449,7 @@ impl Worker {
                         c.loop_in_flight = true;
                         c.loop_begun += 1;
                     });
-                    let claimed = self.claim(permits, finish_tx, attempts).await;
+                    let claimed = self.claim(permits, None, finish_tx, attempts).await;
                     self.claims.send_modify(|c| c.loop_in_flight = false);
                     match claimed {
                         Ok(claimed) => claimed_full_batch = claimed == limit,
@@ -477,14 +484,18 @@ impl Worker {
     /// The fresh lane: when new jobs are announced while the claim loop
     /// cannot answer at once (a claim in flight, its permits all taken
     /// while outcomes wait to be written or every slot is busy), claim
-    /// [`FRESH_LANE_CLAIM`] job per announcement now, on permits of its own (at most
-    /// [`FRESH_HEADROOM`] held, until recorded). Under a backlog
-    /// the claim loop claims back to back, and a job enqueued just after a
-    /// claim began waited for that claim and most of the next; a host
-    /// whose slots all run long jobs made it wait for one to end. The claim
-    /// ring puts the tenant whose turn is oldest first (the backlog's tenant
-    /// was just served), and SKIP LOCKED steps past the tenants the loop's
-    /// claim holds, so the lane takes the new jobs.
+    /// them now, on permits of its own (at most [`FRESH_HEADROOM`] held,
+    /// until recorded): in one claim, the announced jobs of the tenants the
+    /// announcements named, of those tenants only; [`FRESH_LANE_CLAIM`] job
+    /// of anyone's per announcement that named no one ([`announced`]).
+    /// Under a backlog the claim loop claims back to back, and a job
+    /// enqueued just after a claim began waited for that claim and most of
+    /// the next; a host whose slots all run long jobs made it wait for one
+    /// to end. A claim of one job per announcement, of whichever tenant's
+    /// turn was oldest, could take a backlog's job instead of the new one,
+    /// and a burst of one tenant's jobs waited for one claim each
+    /// (docs/benchmarks.md, "The fresh lane claims for the tenants it
+    /// hears named").
     ///
     /// A claim of the lane that finds nothing while the loop's claim is in
     /// flight may have stepped past the new job's tenant: the loop's claim
@@ -506,41 +517,53 @@ impl Worker {
                 () = shutdown.cancelled() => return,
             }
             let mut retries = 0;
-            while self.pending.load(Ordering::SeqCst) > 0 {
-                if self.loop_ready.load(Ordering::SeqCst) {
-                    // The loop has room and was woken too: it claims them all.
-                    self.pending.store(0, Ordering::SeqCst);
-                    break;
-                }
-                // No permit free: the next announcement (or the loop) answers.
-                let Some(permits) = self.fresh.take(FRESH_LANE_CLAIM) else {
+            loop {
+                let owed = {
+                    let mut pending = self.pending();
+                    if pending.any() && self.loop_ready.load(Ordering::SeqCst) {
+                        // The loop has room and was woken too: it claims them all.
+                        pending.clear();
+                    }
+                    // None when nothing is owed, or no permit is free (the
+                    // next announcement, or the loop, answers).
+                    pending.next(self.fresh.free())
+                };
+                let Some(owed) = owed else {
                     break;
                 };
-                let _ = self
-                    .pending
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                // Only this lane takes these permits, so they are there.
+                let Some(permits) = self.fresh.take(owed.jobs) else {
+                    break;
+                };
                 let before = *self.claims.borrow();
-                let claimed = self.claim(permits, &finish_tx, &attempts).await;
+                let claimed = self
+                    .claim(permits, owed.tenants.clone(), &finish_tx, &attempts)
+                    .await;
                 self.claims.send_modify(|c| c.lane_ended += 1);
                 match claimed {
-                    Ok(0) if retries < FRESH_LANE_RETRIES && self.overlapped(before) => {
+                    Ok(n)
+                        if n < owed.jobs
+                            && retries < FRESH_LANE_RETRIES
+                            && self.overlapped(before) =>
+                    {
                         retries += 1;
-                        // Answer this announcement again once the loop's
-                        // claim has let go of the tenants it held.
-                        let _ =
-                            self.pending
-                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                                    Some((n + 1).min(FRESH_HEADROOM))
-                                });
+                        // Answer the rest again once the loop's claim has
+                        // let go of the tenants it held.
+                        self.pending().put_back(Owed {
+                            jobs: owed.jobs - n,
+                            tenants: owed.tenants,
+                        });
                         let mut claims = self.claims.subscribe();
                         tokio::select! {
                             _ = claims.wait_for(|c| !c.loop_in_flight) => {}
                             () = shutdown.cancelled() => return,
                         }
                     }
-                    // Nothing to take (the loop took it, or its tenant is at
-                    // its cap): the rest of the burst is answered too.
-                    Ok(0) => self.pending.store(0, Ordering::SeqCst),
+                    // Nothing of anyone's to take (the loop took it, or its
+                    // tenant is at its cap): the rest of the burst is
+                    // answered too. A claim for named tenants that found
+                    // nothing tells nothing of the others.
+                    Ok(0) if owed.tenants.is_none() => self.pending().clear(),
                     Ok(_) => {}
                     // Not retried here: the claim loop (or its polling
                     // fallback) claims the job.
@@ -567,12 +590,14 @@ impl Worker {
         self.claims.subscribe()
     }
 
-    /// Claim as many jobs as `permits` hold and start an attempt for each,
-    /// which keeps one slot and one unrecorded permit of them; the rest go
-    /// back. Returns how many were claimed.
+    /// Claim as many jobs as `permits` hold (of `tenants` only, when
+    /// named) and start an attempt for each, which keeps one slot and one
+    /// unrecorded permit of them; the rest go back. Returns how many were
+    /// claimed.
     async fn claim(
         self: &Arc<Self>,
         mut permits: Taken,
+        tenants: Option<Vec<String>>,
         finish_tx: &mpsc::UnboundedSender<Outcome>,
         attempts: &Attempts,
     ) -> Result<usize, StoreError> {
@@ -582,6 +607,7 @@ impl Worker {
             limit: permits.slots.num_permits() as u32,
             lease: self.config.lease,
             queues: self.config.queues.clone(),
+            tenants,
         };
         let sent = Instant::now();
         let claimed = self.store.job_claim(&request).await;
@@ -968,6 +994,14 @@ impl Worker {
         applied
     }
 
+    /// New jobs of `tenant` (of anyone's when none) were announced: wake
+    /// the claim loop, and the fresh lane in case the loop cannot answer.
+    fn announce(&self, tenant: Option<String>) {
+        self.wake.notify_one();
+        self.pending().add(tenant);
+        self.announced.notify_one();
+    }
+
     /// Cancel requests arrive as events; new jobs wake the claim loop.
     async fn follow_events(
         self: Arc<Self>,
@@ -980,15 +1014,9 @@ impl Worker {
                 () = stop.cancelled() => return,
             };
             match event {
-                Ok(StoreEvent::JobsAvailable) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.wake.notify_one();
-                    let _ = self
-                        .pending
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                            Some((n + 1).min(FRESH_HEADROOM))
-                        });
-                    self.announced.notify_one();
-                }
+                Ok(StoreEvent::JobsAvailable(tenant)) => self.announce(tenant),
+                // Announcements may have been lost: of anyone's jobs.
+                Err(broadcast::error::RecvError::Lagged(_)) => self.announce(None),
                 Ok(StoreEvent::CancelRequested(id)) => {
                     if let Some(attempt) = self.running().get(&id) {
                         attempt.stop(StopReason::CancelRequested);

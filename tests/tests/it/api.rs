@@ -117,6 +117,7 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: TestDb) {
             limit: 1,
             lease: std::time::Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap();
@@ -1066,6 +1067,7 @@ async fn jobs_are_cancelled_and_their_attempts_and_logs_read(db: TestDb) {
             limit: 1,
             lease: std::time::Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap()

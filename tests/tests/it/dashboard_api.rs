@@ -530,6 +530,7 @@ async fn the_overview_lists_worker_hosts_alive_idle_ones_included(db: TestDb) {
             limit: 10,
             lease: std::time::Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap();

@@ -477,6 +477,7 @@ async fn every_path_is_held_to_the_tenants_attempt_quotas(db: TestDb) {
             limit: 10,
             lease: Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap();

@@ -29,6 +29,7 @@ corral_tests::on_both_backends!(
     max_concurrency_is_respected,
     claims_are_fair_across_tenants,
     claims_take_turns_across_tenants,
+    a_claim_for_named_tenants_takes_only_their_jobs,
     a_drained_tenant_comes_back_when_a_job_is_due,
     a_tenant_whose_job_comes_due_is_next_in_the_turn,
     a_tenant_leaves_the_front_with_its_last_claimable_job,
@@ -84,6 +85,7 @@ fn claim_at(now: DateTime<Utc>, limit: u32) -> ClaimRequest {
         limit,
         lease: Duration::from_secs(30),
         queues: None,
+        tenants: None,
     }
 }
 
@@ -829,6 +831,47 @@ async fn claims_take_turns_across_tenants(db: TestDb) {
     assert_eq!(served, ["a", "b", "c", "a"]);
 }
 
+/// A claim for named tenants (the worker's fresh lane) takes only their
+/// jobs, in their turn, however old the turn of the others is, and leaves
+/// the others' turn as it was.
+async fn a_claim_for_named_tenants_takes_only_their_jobs(db: TestDb) {
+    for tenant in ["a", "b", "c"] {
+        db.tenant(tenant, 100).await;
+        db.plugin(tenant, "work", b"c", limits(), 3).await;
+        db.store
+            .job_insert_batch(tenant, &vec![NewJob::new("work", "{}"); 3], at(0.0))
+            .await
+            .unwrap();
+    }
+    let named = |tenants: &[&str], second: f64, limit: u32| ClaimRequest {
+        tenants: Some(tenants.iter().map(|t| t.to_string()).collect()),
+        ..claim_at(at(second), limit)
+    };
+    let claimed = db.store.job_claim(&named(&["c"], 1.0, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    assert!(
+        claimed.iter().all(|job| job.tenant_id == "c"),
+        "{claimed:?}"
+    );
+    let claimed = db
+        .store
+        .job_claim(&named(&["b", "c"], 2.0, 2))
+        .await
+        .unwrap();
+    let tenants: Vec<&str> = claimed.iter().map(|j| j.tenant_id.as_str()).collect();
+    assert_eq!(tenants, ["b", "b"]);
+    assert!(
+        db.store
+            .job_claim(&named(&["c", "nobody"], 3.0, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // "a" was never served, so an unnamed claim starts with it.
+    let claimed = db.store.job_claim(&claim_at(at(4.0), 1)).await.unwrap();
+    assert_eq!(claimed[0].tenant_id, "a");
+}
+
 /// A tenant whose claimable jobs are all taken leaves the front of the
 /// ring until its next job is due, and comes back for it: a scheduled job,
 /// then a new one.
@@ -1503,9 +1546,10 @@ async fn an_insert_counts_its_batch_against_the_rate(db: TestDb) {
 }
 
 /// Every enqueue is announced to subscribers (`JobsAvailable`, what wakes
-/// the workers): on PostgreSQL by the ring trigger in the insert's
-/// statement, on SQLite by the store after the commit; alone (one statement
-/// committed on its own), under a request key, and counted against a rate.
+/// the workers), naming its tenant (what the fresh lane claims for): on
+/// PostgreSQL by the ring trigger in the insert's statement, on SQLite by
+/// the store after the commit; alone (one statement committed on its own),
+/// under a request key, and counted against a rate.
 async fn new_jobs_are_announced(db: TestDb) {
     use corral::store::RateLimit;
     setup(&db).await;
@@ -1526,7 +1570,7 @@ async fn new_jobs_are_announced(db: TestDb) {
         let announced = async {
             loop {
                 match events.recv().await {
-                    Ok(StoreEvent::JobsAvailable) => return,
+                    Ok(StoreEvent::JobsAvailable(Some(tenant))) if tenant == "acme" => return,
                     Ok(_) => {}
                     Err(e) => panic!("events: {e}"),
                 }

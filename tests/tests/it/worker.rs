@@ -20,6 +20,7 @@ corral_tests::on_both_backends!(
     a_small_tenant_is_not_starved_by_a_backlog,
     a_workflow_runs_end_to_end,
     a_new_job_starts_while_every_slot_runs_a_long_job,
+    the_fresh_lane_claims_the_announced_tenants_jobs,
 );
 
 async fn install(db: &TestDb, tenant: &str, plugins: &[&str]) {
@@ -369,6 +370,77 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
     host.stop().await;
 }
 
+/// The fresh lane claims the jobs of the tenant an announcement names, not
+/// whichever tenant's turn is oldest. Here every slot runs a long job and
+/// "long" has a backlog whose turn is older than "small"'s (small was
+/// served last): a claim of one job of the oldest turn would start a long
+/// job on the lane's slot and leave small's new job waiting for a slot,
+/// which never frees, and the test would fail at its patience.
+async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
+    const CONCURRENCY: usize = 2;
+    const BACKLOG: usize = 20;
+    long_beside_small(&db).await;
+    // Long's jobs are announced before the host listens: its claim loop
+    // takes them, the lane nothing.
+    let mut events = db.store.subscribe();
+    db.store
+        .job_insert_batch(
+            "long",
+            &vec![NewJob::new("sleep-forever", "{}"); CONCURRENCY + BACKLOG],
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("enqueue");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !matches!(
+        tokio::time::timeout_at(deadline, events.recv()).await,
+        Ok(Ok(corral::store::StoreEvent::JobsAvailable(Some(_))))
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "long's jobs are announced"
+        );
+    }
+    let host = Host::start(
+        &db,
+        corral::worker::WorkerConfig {
+            concurrency: CONCURRENCY,
+            grace: Duration::from_millis(100),
+            ..config("host-a")
+        },
+    );
+    let running = async |tenant: &str| {
+        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
+        counts.get(&JobState::Running).copied().unwrap_or(0)
+    };
+    let mut changes = db.changes();
+    while running("long").await < CONCURRENCY as u64 {
+        assert!(changes.next(deadline).await, "the long jobs start");
+    }
+    let small_job = async || {
+        let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
+        assert_eq!(
+            db.wait_for("small", small, PATIENCE, |s| s.is_terminal())
+                .await,
+            JobState::Completed
+        );
+    };
+    // The lane answers announcements in turn: by the end of small's first
+    // job it has answered the host's own (on PostgreSQL its listener's
+    // start names no tenant, and the lane may start one of long's jobs).
+    small_job().await;
+    let before = running("long").await;
+    // Small was served after long's last turn.
+    small_job().await;
+    let counts = db.store.job_counts(Some("long")).await.unwrap();
+    assert_eq!(
+        counts.get(&JobState::Running).copied(),
+        Some(before),
+        "the lane took none of the backlog for small's announcements: {counts:?}"
+    );
+    host.stop().await;
+}
+
 /// A job committed while the claim loop's claim is in flight, holding its
 /// tenant's ring row, is claimed by the fresh lane once that claim ends.
 /// The lane's own claim meanwhile steps past the held row (SKIP LOCKED) and
@@ -405,7 +477,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
     for _ in 0..3 {
         while !matches!(
             tokio::time::timeout_at(deadline, events.recv()).await,
-            Ok(Ok(corral::store::StoreEvent::JobsAvailable))
+            Ok(Ok(corral::store::StoreEvent::JobsAvailable(Some(_))))
         ) {
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -483,6 +555,7 @@ async fn a_refused_outcome_does_not_block_the_rest() {
             limit: 5,
             lease: Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap();

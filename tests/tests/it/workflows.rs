@@ -107,6 +107,7 @@ async fn claim_n(db: &TestDb, now: DateTime<Utc>, limit: u32) -> Vec<ClaimedJob>
             limit,
             lease: Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .expect("claim")

@@ -59,6 +59,7 @@ async fn complete_due_jobs(db: &TestDb) -> usize {
             limit: 100,
             lease: Duration::from_secs(30),
             queues: None,
+            tenants: None,
         })
         .await
         .unwrap();

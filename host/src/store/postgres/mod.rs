@@ -150,10 +150,18 @@ async fn listen(
         if let Some(listening) = listening.take() {
             let _ = listening.send(());
         }
-        let _ = events.send(StoreEvent::JobsAvailable);
+        let _ = events.send(StoreEvent::JobsAvailable(None));
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => match notification.channel() {
+                    // The tenant whose jobs a statement made wait, or empty
+                    // when they were several tenants' (migration 0019).
+                    JOBS_CHANNEL => {
+                        let tenant = Some(notification.payload())
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string);
+                        let _ = events.send(StoreEvent::JobsAvailable(tenant));
+                    }
                     CANCEL_CHANNEL => {
                         if let Ok(id) = Uuid::parse_str(notification.payload()) {
                             let _ = events.send(StoreEvent::CancelRequested(id));
@@ -189,12 +197,12 @@ async fn listen(
                         }
                     }
                     _ => {
-                        let _ = events.send(StoreEvent::JobsAvailable);
+                        let _ = events.send(StoreEvent::JobsAvailable(None));
                     }
                 },
                 // The connection was lost; the next call reconnects.
                 Ok(None) => {
-                    let _ = events.send(StoreEvent::JobsAvailable);
+                    let _ = events.send(StoreEvent::JobsAvailable(None));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "job notifications interrupted; reconnecting");

@@ -784,7 +784,7 @@ impl Store for Here {
             == 1;
         if released {
             tx.announce(StoreEvent::JobState(id, JobState::Available));
-            tx.announce(StoreEvent::JobsAvailable);
+            tx.announce(StoreEvent::JobsAvailable(None));
         }
         tx.commit().await?;
         Ok(released)
@@ -1051,7 +1051,12 @@ async fn insert(
     if key.is_none() && rate.is_none() {
         let mut conn = store.writer().acquire().await?;
         let inserted = batches::insert_jobs(store, &mut conn, tenant, jobs, now).await?;
-        super::announce_now(store, &mut conn, vec![StoreEvent::JobsAvailable]).await?;
+        super::announce_now(
+            store,
+            &mut conn,
+            vec![StoreEvent::JobsAvailable(Some(tenant.to_string()))],
+        )
+        .await?;
         return Ok(inserted);
     }
     let mut tx = Tx::begin(store).await?;
@@ -1083,7 +1088,7 @@ async fn insert(
             return Ok(keys::replayed_jobs(key.replay(stored)?));
         }
     }
-    tx.announce(StoreEvent::JobsAvailable);
+    tx.announce(StoreEvent::JobsAvailable(Some(tenant.to_string())));
     tx.commit().await?;
     Ok(inserted)
 }

@@ -477,7 +477,7 @@ pub(crate) async fn insert_pinned(
             )));
         }
     }
-    tx.announce(StoreEvent::JobsAvailable);
+    tx.announce(StoreEvent::JobsAvailable(Some(tenant.to_string())));
     Ok(())
 }
 
