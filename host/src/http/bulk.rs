@@ -129,7 +129,7 @@ pub async fn replay(
     let replays = if new.is_empty() {
         Vec::new()
     } else {
-        let quotas = key.quotas.clone();
+        let quotas = key.quotas;
         super::jobs::enqueue_admitted(&state, &key.tenant, &quotas, &new, None).await?
     };
     Ok(Json(BulkOutcome {

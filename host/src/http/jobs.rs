@@ -120,7 +120,7 @@ fn new_jobs(
     jobs: Vec<CreateJob>,
     idempotency_key: Option<&str>,
 ) -> Result<(Vec<crate::model::NewJob>, crate::model::Quotas), ApiError> {
-    let quotas = key.quotas.clone();
+    let quotas = key.quotas;
     let many = jobs.len() > 1;
     let jobs = jobs
         .into_iter()
@@ -482,7 +482,7 @@ pub async fn replay(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
     let new = crate::model::NewJob::replay_of(&original);
-    let quotas = key.quotas.clone();
+    let quotas = key.quotas;
     let inserted = enqueue_admitted(&state, &key.tenant, &quotas, &[new], None).await?;
     let (job, _) = read_back(&state, &key.tenant, &inserted).await?;
     Ok(super::Saved::created(

@@ -96,7 +96,7 @@ pub async fn upload(
             "send the component with `Content-Type: application/wasm`".into(),
         ));
     }
-    let quotas = key.quotas.clone();
+    let quotas = key.quotas;
 
     // Limits first: a refusal should not cost an upload. A limit not asked
     // for is the default, lowered to the tenant's quota where that is smaller;
@@ -353,7 +353,7 @@ pub async fn update(
         .plugin_get(&key.tenant, &name, None)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no plugin `{name}`")))?;
-    let quotas = key.quotas.clone();
+    let quotas = key.quotas;
     let limits = match body.limits {
         None => None,
         Some(asked) => {

@@ -138,7 +138,7 @@ pub async fn start(
 ) -> Result<super::Saved<WorkflowRun>, ApiError> {
     let route = format!("POST /v1/workflows/{name}/runs");
     let request_key = super::idempotency::request_key(&headers, &route, &body)?;
-    let quotas = key.quotas.clone();
+    let quotas = key.quotas;
     let input = body.input.as_ref().map_or("{}", |raw| raw.get());
     let admission = super::quotas::admit(&state, &key.tenant, &quotas, 1).await?;
     let outcome = state

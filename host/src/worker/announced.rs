@@ -88,8 +88,8 @@ impl Announced {
         })
     }
 
-    /// Owe `jobs` of a claim again (it found fewer while the claim loop
-    /// held their tenants).
+    /// Owe a claim again (it found nothing while the claim loop held its
+    /// tenants).
     pub(super) fn put_back(&mut self, owed: Owed) {
         let jobs = owed.jobs.min(FRESH_HEADROOM - self.count);
         self.count += jobs;

@@ -68,7 +68,6 @@ use crate::model::{Attempt, ClaimedJob, Finish, JobId, JobState, OutcomeKind, Tr
 use crate::runtime::outbound::HttpRules;
 use crate::runtime::{AttemptReport, AttemptRequest, JobInput, Plugin, Runtime};
 use crate::store::{ClaimRequest, Lease, Store, StoreError, StoreEvent};
-use announced::Owed;
 pub use retry::Backoff;
 
 /// Jobs one claim takes by default: a claim costs a few round trips
@@ -541,18 +540,15 @@ impl Worker {
                     .await;
                 self.claims.send_modify(|c| c.lane_ended += 1);
                 match claimed {
-                    Ok(n)
-                        if n < owed.jobs
-                            && retries < FRESH_LANE_RETRIES
-                            && self.overlapped(before) =>
-                    {
+                    // A claim that found some of its jobs does not wait:
+                    // the rest were most often taken already (announcements
+                    // can outnumber the jobs left), and waiting would hold
+                    // up the claims of what is announced meanwhile.
+                    Ok(0) if retries < FRESH_LANE_RETRIES && self.overlapped(before) => {
                         retries += 1;
-                        // Answer the rest again once the loop's claim has
-                        // let go of the tenants it held.
-                        self.pending().put_back(Owed {
-                            jobs: owed.jobs - n,
-                            tenants: owed.tenants,
-                        });
+                        // Answer it again once the loop's claim has let go
+                        // of the tenants it held.
+                        self.pending().put_back(owed);
                         let mut claims = self.claims.subscribe();
                         tokio::select! {
                             _ = claims.wait_for(|c| !c.loop_in_flight) => {}
