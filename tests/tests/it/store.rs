@@ -809,7 +809,8 @@ async fn claims_are_fair_across_tenants(db: TestDb) {
 
 /// The claim ring: a claim visits the tenants whose turn is oldest, so
 /// claims of one job serve tenants in turn, not the first tenant again.
-async fn claims_take_turns_across_tenants(db: TestDb) {
+/// Tenants "a", "b" and "c", each with three jobs waiting since `at(0)`.
+async fn three_tenants_with_three_jobs(db: &TestDb) {
     for tenant in ["a", "b", "c"] {
         db.tenant(tenant, 100).await;
         db.plugin(tenant, "work", b"c", limits(), 3).await;
@@ -818,6 +819,10 @@ async fn claims_take_turns_across_tenants(db: TestDb) {
             .await
             .unwrap();
     }
+}
+
+async fn claims_take_turns_across_tenants(db: TestDb) {
+    three_tenants_with_three_jobs(&db).await;
     let mut served = Vec::new();
     for second in 1..=4 {
         let claimed = db
@@ -835,14 +840,7 @@ async fn claims_take_turns_across_tenants(db: TestDb) {
 /// jobs, in their turn, however old the turn of the others is, and leaves
 /// the others' turn as it was.
 async fn a_claim_for_named_tenants_takes_only_their_jobs(db: TestDb) {
-    for tenant in ["a", "b", "c"] {
-        db.tenant(tenant, 100).await;
-        db.plugin(tenant, "work", b"c", limits(), 3).await;
-        db.store
-            .job_insert_batch(tenant, &vec![NewJob::new("work", "{}"); 3], at(0.0))
-            .await
-            .unwrap();
-    }
+    three_tenants_with_three_jobs(&db).await;
     let named = |tenants: &[&str], second: f64, limit: u32| ClaimRequest {
         tenants: Some(tenants.iter().map(|t| t.to_string()).collect()),
         ..claim_at(at(second), limit)

@@ -250,14 +250,10 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
         .unwrap();
     let config = config("host-a");
     let bound = (config.concurrency + MAX_FINISH_BATCH) as u64;
-    let running = async |tenant: &str| {
-        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
-        counts.get(&JobState::Running).copied().unwrap_or(0)
-    };
     let mut changes = db.changes();
     let host = Host::start(&db, config);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while running("big").await < bound {
+    while running(&db, "big").await < bound {
         assert!(changes.next(deadline).await, "the host reaches its bound");
     }
     let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
@@ -268,7 +264,7 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
         );
     }
     // The new job and the big tenant's together stay within the headroom.
-    let big = running("big").await;
+    let big = running(&db, "big").await;
     assert!(
         big < bound + FRESH_HEADROOM as u64,
         "at most the headroom beyond the bound: {big} + 1"
@@ -277,7 +273,7 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     // the host claim past the headroom while nothing is recorded.
     for _ in 0..50 {
         enqueue(&db, "small", NewJob::new("echo", "{}")).await;
-        let held = running("big").await + running("small").await;
+        let held = running(&db, "big").await + running(&db, "small").await;
         assert!(
             held <= bound + FRESH_HEADROOM as u64,
             "{held} claimed past the bound and its headroom"
@@ -291,6 +287,12 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
 
 /// Tenant `long` with `sleep-forever` (its jobs hold their slots far longer
 /// than a test), tenant `small` with `echo`.
+/// The running jobs of `tenant`.
+async fn running(db: &TestDb, tenant: &str) -> u64 {
+    let counts = db.store.job_counts(Some(tenant)).await.unwrap();
+    counts.get(&JobState::Running).copied().unwrap_or(0)
+}
+
 async fn long_beside_small(db: &TestDb) {
     db.tenant("long", 100).await;
     db.tenant("small", 100).await;
@@ -325,16 +327,12 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
             ..config("host-a")
         },
     );
-    let running = async |tenant: &str| {
-        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
-        counts.get(&JobState::Running).copied().unwrap_or(0)
-    };
     let mut changes = db.changes();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     for _ in 0..CONCURRENCY {
         enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await;
     }
-    while running("long").await < CONCURRENCY as u64 {
+    while running(&db, "long").await < CONCURRENCY as u64 {
         assert!(changes.next(deadline).await, "the long jobs start");
     }
     let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
@@ -344,7 +342,7 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
         JobState::Completed
     );
     assert_eq!(
-        running("long").await,
+        running(&db, "long").await,
         CONCURRENCY as u64,
         "the new job ran while the long jobs held every slot"
     );
@@ -353,7 +351,7 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
         enqueue(&db, "long", NewJob::new("sleep-forever", "{}")).await;
     }
     let most = (CONCURRENCY + FRESH_HEADROOM) as u64;
-    while running("long").await < most {
+    while running(&db, "long").await < most {
         assert!(changes.next(deadline).await, "the lane's slots fill up");
     }
     let counts = db.store.job_counts(Some("long")).await.unwrap();
@@ -409,12 +407,8 @@ async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
             ..config("host-a")
         },
     );
-    let running = async |tenant: &str| {
-        let counts = db.store.job_counts(Some(tenant)).await.unwrap();
-        counts.get(&JobState::Running).copied().unwrap_or(0)
-    };
     let mut changes = db.changes();
-    while running("long").await < CONCURRENCY as u64 {
+    while running(&db, "long").await < CONCURRENCY as u64 {
         assert!(changes.next(deadline).await, "the long jobs start");
     }
     let small_job = async || {
@@ -429,7 +423,7 @@ async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
     // job it has answered the host's own (on PostgreSQL its listener's
     // start names no tenant, and the lane may start one of long's jobs).
     small_job().await;
-    let before = running("long").await;
+    let before = running(&db, "long").await;
     // Small was served after long's last turn.
     small_job().await;
     let counts = db.store.job_counts(Some("long")).await.unwrap();
@@ -443,12 +437,13 @@ async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
 
 /// A job committed while the claim loop's claim is in flight, holding its
 /// tenant's ring row, is claimed by the fresh lane once that claim ends.
-/// The lane's own claim meanwhile steps past the held row (SKIP LOCKED) and
-/// finds nothing, and the loop's claim began before the job existed (its
-/// `run_at` is after the claim's time), so neither takes it; here the loop
-/// then has no slot left and its polling is an hour away, so only the
-/// lane's claim after the loop's can. Without that claim the job waits for
-/// the poll and the test fails at its patience.
+/// The loop's claim began before the job existed (its `run_at` is after the
+/// claim's time), so it does not take it; here the loop then has no slot
+/// left and its polling is an hour away, so only the lane can. The lane's
+/// claim names the tenant and waits for the held row; a claim that stepped
+/// past it (SKIP LOCKED) would find nothing, and the job would wait for the
+/// poll: without the lane's wait (or, for a claim for anyone, its second
+/// claim) the test fails at its patience.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_it() {
     use sqlx::Connection;
@@ -511,7 +506,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
     let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
     // The fresh lane claims on the announcement, while the loop's claim
     // waits for the lock.
-    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.lane_ended >= 1))
+    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.lane_begun >= 1))
         .await
         .expect("the fresh lane claims")
         .expect("claims");
