@@ -250,8 +250,6 @@ pub struct Claims {
     pub loop_in_flight: bool,
     /// Claims the claim loop has begun.
     pub loop_begun: u64,
-    /// Claims the fresh lane has begun.
-    pub lane_begun: u64,
     /// Claims the fresh lane has ended, whatever they took.
     pub lane_ended: u64,
 }
@@ -498,15 +496,14 @@ impl Worker {
     /// (docs/benchmarks.md, "The fresh lane claims for the tenants it
     /// hears named").
     ///
-    /// The loop's claim in flight may hold the new job's tenant's ring row
-    /// and have begun before the job was committed, so it does not take the
-    /// job. A claim for named tenants waits for such a row (see
-    /// `store/sql/claim.rs`) and takes the job once that claim ends. A claim
-    /// for anyone steps past held rows: when it finds nothing while the
-    /// loop's claim was in flight, the lane waits for that claim to end and
-    /// claims once more ([`FRESH_LANE_RETRIES`]); without it, the job waited
-    /// for the loop's next claim, which under a backlog waits for an outcome
-    /// batch to be written (20-30 ms of pickup p99, docs/benchmarks.md).
+    /// A claim of the lane that finds nothing while the loop's claim is in
+    /// flight may have stepped past the new job's tenant: the loop's claim
+    /// held its ring row, and began before the job was committed, so it
+    /// does not take the job either. The lane then waits for that claim to
+    /// end and claims once more ([`FRESH_LANE_RETRIES`]); without it, the
+    /// job waited for the loop's next claim, which under a backlog waits for
+    /// an outcome batch to be written (20-30 ms of pickup p99,
+    /// docs/benchmarks.md).
     async fn fresh_lane(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -538,7 +535,6 @@ impl Worker {
                     break;
                 };
                 let before = *self.claims.borrow();
-                self.claims.send_modify(|c| c.lane_begun += 1);
                 let claimed = self
                     .claim(permits, owed.tenants.clone(), &finish_tx, &attempts)
                     .await;

@@ -285,14 +285,14 @@ async fn a_new_job_is_claimed_while_outcomes_wait_to_be_written() {
     assert_eq!(state_for(&db, "small", small).await, JobState::Completed);
 }
 
-/// Tenant `long` with `sleep-forever` (its jobs hold their slots far longer
-/// than a test), tenant `small` with `echo`.
 /// The running jobs of `tenant`.
 async fn running(db: &TestDb, tenant: &str) -> u64 {
     let counts = db.store.job_counts(Some(tenant)).await.unwrap();
     counts.get(&JobState::Running).copied().unwrap_or(0)
 }
 
+/// Tenant `long` with `sleep-forever` (its jobs hold their slots far longer
+/// than a test), tenant `small` with `echo`.
 async fn long_beside_small(db: &TestDb) {
     db.tenant("long", 100).await;
     db.tenant("small", 100).await;
@@ -437,13 +437,12 @@ async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
 
 /// A job committed while the claim loop's claim is in flight, holding its
 /// tenant's ring row, is claimed by the fresh lane once that claim ends.
-/// The loop's claim began before the job existed (its `run_at` is after the
-/// claim's time), so it does not take it; here the loop then has no slot
-/// left and its polling is an hour away, so only the lane can. The lane's
-/// claim names the tenant and waits for the held row; a claim that stepped
-/// past it (SKIP LOCKED) would find nothing, and the job would wait for the
-/// poll: without the lane's wait (or, for a claim for anyone, its second
-/// claim) the test fails at its patience.
+/// The lane's own claim meanwhile steps past the held row (SKIP LOCKED) and
+/// finds nothing, and the loop's claim began before the job existed (its
+/// `run_at` is after the claim's time), so neither takes it; here the loop
+/// then has no slot left and its polling is an hour away, so only the
+/// lane's claim after the loop's can. Without that claim the job waits for
+/// the poll and the test fails at its patience.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_it() {
     use sqlx::Connection;
@@ -506,7 +505,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
     let small = enqueue(&db, "small", NewJob::new("echo", "{}")).await;
     // The fresh lane claims on the announcement, while the loop's claim
     // waits for the lock.
-    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.lane_begun >= 1))
+    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.lane_ended >= 1))
         .await
         .expect("the fresh lane claims")
         .expect("claims");

@@ -54,8 +54,8 @@ pub(in super::super) async fn claim(
 
     // 1. The turn: the ring's front, skipping tenants another claim holds.
     // The oldest turn first: a tenant whose job has just come due after a
-    // while with none is at the head (a claim of one job for an
-    // announcement that names no tenant gets the new job). The awake rows come through
+    // while with none is at the head, which is what lets the worker's fresh
+    // lane claim one job and get the new one. The awake rows come through
     // the turn's index; the sleeping ones whose alarm has come through the
     // alarm index (at most `limit`, oldest alarm first; the next claim takes
     // the rest), and they join the turn in the same order. A visited row is
@@ -65,51 +65,28 @@ pub(in super::super) async fn claim(
     // was new in the transaction (2–3 ms of a claim of 128 at 10,000
     // tenants, docs/benchmarks.md). A row taken but not visited stays as it
     // was until the next claim.
-    let visited: Vec<String> = match &request.tenants {
-        None => {
-            sqlx::query_scalar(&format!(
-                "WITH awake AS ( \
-                    SELECT tenant_id, served_at FROM claim_ring WHERE NOT sleeping AND ready_at <= $1 \
-                    ORDER BY served_at, tenant_id LIMIT $2 {lock} \
-                 ), due AS ( \
-                    SELECT tenant_id, served_at FROM claim_ring WHERE sleeping AND ready_at <= $1 \
-                    ORDER BY ready_at LIMIT $2 {lock} \
-                 ) \
-                 SELECT tenant_id FROM (SELECT * FROM awake UNION ALL SELECT * FROM due) AS taken \
-                 ORDER BY served_at, tenant_id LIMIT $2",
-                lock = dialect::NO_KEY_SKIP_LOCKED
-            ))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(tx.conn())
-            .await?
-        }
-        // A claim for named tenants (the fresh lane's, for the tenants of
-        // jobs just announced) takes the turn among them only, and waits
-        // for a ring row another claim holds instead of stepping past it:
-        // that claim may have begun before the new job was committed, and
-        // so not take it, and once it ends the loop's next claim would take
-        // the row again. Waiting costs the rest of that claim; stepping
-        // past cost it and most of the next (docs/benchmarks.md). The rows
-        // are locked in tenant order, as the ring trigger takes them, so
-        // claimers that wait never wait for each other in a cycle; the
-        // list is the lane's, at most `FRESH_HEADROOM` tenants.
-        Some(tenants) => {
-            sqlx::query_scalar(&format!(
-                "SELECT tenant_id FROM ( \
-                    SELECT tenant_id, served_at FROM claim_ring WHERE ready_at <= $1 AND {named} \
-                    ORDER BY tenant_id {lock} \
-                 ) AS taken ORDER BY served_at, tenant_id LIMIT $2",
-                named = dialect::any("tenant_id", 3),
-                lock = dialect::FOR_NO_KEY_UPDATE
-            ))
-            .bind(now)
-            .bind(limit)
-            .bind(List(tenants))
-            .fetch_all(tx.conn())
-            .await?
-        }
-    };
+    // A claim for named tenants (the fresh lane's) takes the turn among
+    // them only.
+    let visited: Vec<String> = sqlx::query_scalar(&format!(
+        "WITH awake AS ( \
+            SELECT tenant_id, served_at FROM claim_ring WHERE NOT sleeping AND ready_at <= $1 \
+              AND ($3 IS NULL OR {named}) \
+            ORDER BY served_at, tenant_id LIMIT $2 {lock} \
+         ), due AS ( \
+            SELECT tenant_id, served_at FROM claim_ring WHERE sleeping AND ready_at <= $1 \
+              AND ($3 IS NULL OR {named}) \
+            ORDER BY ready_at LIMIT $2 {lock} \
+         ) \
+         SELECT tenant_id FROM (SELECT * FROM awake UNION ALL SELECT * FROM due) AS taken \
+         ORDER BY served_at, tenant_id LIMIT $2",
+        named = dialect::any("tenant_id", 3),
+        lock = dialect::NO_KEY_SKIP_LOCKED
+    ))
+    .bind(now)
+    .bind(limit)
+    .bind(request.tenants.as_deref().map(List))
+    .fetch_all(tx.conn())
+    .await?;
     if visited.is_empty() {
         tx.rollback().await?;
         return Ok(Vec::new());
