@@ -93,15 +93,21 @@ impl Announced {
     pub(super) fn put_back(&mut self, owed: Owed) {
         let jobs = owed.jobs.min(FRESH_HEADROOM - self.count);
         self.count += jobs;
-        match owed.tenants {
-            None => self.anyone += jobs,
-            Some(tenants) => {
-                for tenant in tenants {
-                    if !self.tenants.contains(&tenant) && self.tenants.len() < FRESH_HEADROOM {
-                        self.tenants.push(tenant);
-                    }
-                }
+        let mut kept = true;
+        for tenant in owed.tenants.iter().flatten() {
+            if self.tenants.contains(tenant) {
+                continue;
             }
+            if self.tenants.len() < FRESH_HEADROOM {
+                self.tenants.push(tenant.clone());
+            } else {
+                kept = false;
+            }
+        }
+        // Owed to anyone when no tenant was named, or one could not be
+        // kept (the named ones filled up meanwhile).
+        if owed.tenants.is_none() || !kept {
+            self.anyone += jobs;
         }
     }
 }
@@ -177,6 +183,25 @@ mod tests {
             })
         );
         assert_eq!(owed.next(8).map(|o| o.jobs), Some(FRESH_HEADROOM - 3));
+        // Put back while eight other tenants are named: owed to anyone.
+        for i in 0..FRESH_HEADROOM {
+            owed.add(Some(format!("u{i}")));
+        }
+        assert_eq!(
+            owed.next(FRESH_HEADROOM - 1).map(|o| o.jobs),
+            Some(FRESH_HEADROOM - 1)
+        );
+        owed.put_back(Owed {
+            jobs: 1,
+            tenants: named(&["late"]),
+        });
+        assert_eq!(
+            owed.next(8),
+            Some(Owed {
+                jobs: 1,
+                tenants: None
+            })
+        );
         owed.add(None);
         owed.clear();
         assert!(!owed.any());

@@ -291,6 +291,19 @@ async fn running(db: &TestDb, tenant: &str) -> u64 {
     counts.get(&JobState::Running).copied().unwrap_or(0)
 }
 
+/// A host with `concurrency` slots for [`long_beside_small`]'s jobs.
+fn host_of_long_jobs(db: &TestDb, concurrency: usize) -> Host {
+    Host::start(
+        db,
+        corral::worker::WorkerConfig {
+            concurrency,
+            // The long jobs are handed back at once when the test ends.
+            grace: Duration::from_millis(100),
+            ..config("host-a")
+        },
+    )
+}
+
 /// Tenant `long` with `sleep-forever` (its jobs hold their slots far longer
 /// than a test), tenant `small` with `echo`.
 async fn long_beside_small(db: &TestDb) {
@@ -318,15 +331,7 @@ async fn a_new_job_starts_while_every_slot_runs_a_long_job(db: TestDb) {
     use corral::worker::FRESH_HEADROOM;
     const CONCURRENCY: usize = 2;
     long_beside_small(&db).await;
-    let host = Host::start(
-        &db,
-        corral::worker::WorkerConfig {
-            concurrency: CONCURRENCY,
-            // The long jobs are handed back at once when the test ends.
-            grace: Duration::from_millis(100),
-            ..config("host-a")
-        },
-    );
+    let host = host_of_long_jobs(&db, CONCURRENCY);
     let mut changes = db.changes();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     for _ in 0..CONCURRENCY {
@@ -399,14 +404,7 @@ async fn the_fresh_lane_claims_the_announced_tenants_jobs(db: TestDb) {
             "long's jobs are announced"
         );
     }
-    let host = Host::start(
-        &db,
-        corral::worker::WorkerConfig {
-            concurrency: CONCURRENCY,
-            grace: Duration::from_millis(100),
-            ..config("host-a")
-        },
-    );
+    let host = host_of_long_jobs(&db, CONCURRENCY);
     let mut changes = db.changes();
     while running(&db, "long").await < CONCURRENCY as u64 {
         assert!(changes.next(deadline).await, "the long jobs start");
