@@ -314,7 +314,22 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
     add_jobs(&db, "small", 0).await;
     let port = corral_tests::free_port();
     let flags = [&["--concurrency", concurrency()], extra_flags().as_slice()].concat();
-    let (host, _) = corral_tests::serve_api_with(&db.url, port, cache, Some(ADMIN), &flags);
+    // With the anatomy, the host traces its claims and the announcements
+    // it hears, into a log read once the pickups are taken.
+    let anatomy = (kind == Kind::Postgres && anatomy()).then(|| cache.join("pickup-host.log"));
+    let envs: &[(&str, &str)] = match anatomy {
+        Some(_) => &[("RUST_LOG", "info,corral::claims=debug")],
+        None => &[],
+    };
+    let (host, _) = corral_tests::serve_api_logged(
+        &db.url,
+        port,
+        cache,
+        Some(ADMIN),
+        &flags,
+        envs,
+        anatomy.as_deref(),
+    );
     let _host = KillOnDrop(host);
     let url = format!("http://127.0.0.1:{port}");
     let admin = Client::new(&url, ADMIN).expect("client");
@@ -369,10 +384,8 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
         samples.extend(taken.expect("a sampler"));
     }
     let taken = samples.len();
-    if kind == Kind::Postgres
-        && std::env::var("CORRAL_BENCH_PICKUP_ANATOMY").is_ok_and(|v| v == "1")
-    {
-        print_slowest_pickups(&db.url).await;
+    if let Some(log) = &anatomy {
+        print_slowest_pickups(&db.url, log).await;
     }
     let (mut call, mut accepted, mut enqueue) = (Vec::new(), Vec::new(), Vec::new());
     for (c, a, e) in samples {
@@ -402,31 +415,95 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
 }
 
 /// `CORRAL_BENCH_PICKUP_ANATOMY=1` (PostgreSQL): the six slowest pickups,
-/// each with the claims around it (ms from the job's `created_at` to each
-/// claim's start, and the jobs it took), from the jobs' `started_at`, which
-/// a claim sets once for all its jobs. Tells a job that waited for a claim
-/// from one that a claim did not see yet (its enqueue had not committed).
-async fn print_slowest_pickups(url: &str) {
+/// each with what the host did around it, in ms from the job's
+/// `created_at`: the claims that took jobs, from the jobs' `started_at`
+/// (which a claim sets once for all its jobs, to its start), and from the
+/// host's trace ([`corral::worker::CLAIMS_TRACE`]) every claim, empty ones
+/// too (`lane`/`loop`, the tenants it was for, jobs asked and taken, how
+/// long it took) and every announcement it heard. Tells a job that waited
+/// for a claim from one whose enqueue had not committed yet, and a fresh
+/// lane that was busy from one that was not told.
+async fn print_slowest_pickups(url: &str, log: &Path) {
+    use chrono::{DateTime, Utc};
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let lines: Vec<String> = sqlx::query_scalar(
+    let slow: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = sqlx::query_as(
         "WITH slow AS (SELECT created_at, started_at FROM jobs WHERE tenant_id = 'small' \
                        ORDER BY started_at - created_at DESC LIMIT 6) \
-         SELECT format('pickup %s ms: claims (ms:jobs) %s', \
-                       round(extract(epoch FROM s.started_at - s.created_at) * 1000, 1), \
-                       (SELECT string_agg(format('%s:%s', round(extract(epoch FROM c.at - s.created_at) * 1000, 1), c.n), \
-                                          ' ' ORDER BY c.at) \
-                        FROM (SELECT started_at AS at, count(*) AS n FROM jobs \
-                              WHERE started_at BETWEEN s.created_at - interval '30 ms' AND s.started_at \
-                              GROUP BY started_at) c)) \
+         SELECT s.created_at, s.started_at, \
+                coalesce((SELECT string_agg(format('%s:%s', \
+                                   round(extract(epoch FROM c.at - s.created_at) * 1000, 1), c.n), \
+                                   ' ' ORDER BY c.at) \
+                          FROM (SELECT started_at AS at, count(*) AS n FROM jobs \
+                                WHERE started_at BETWEEN s.created_at - interval '30 ms' AND s.started_at \
+                                GROUP BY started_at) c), '') \
          FROM slow s ORDER BY s.started_at - s.created_at DESC",
     )
     .fetch_all(&mut conn)
     .await
     .expect("the slowest pickups");
-    for line in lines {
-        eprintln!("{line}");
+    // The trace: (when, what), in the order of `when`.
+    let mut traced: Vec<(DateTime<Utc>, String)> = Vec::new();
+    let text = std::fs::read_to_string(log).expect("the host's log");
+    for line in text.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if event["target"] != corral::worker::CLAIMS_TRACE {
+            continue;
+        }
+        let time = |field: &str| {
+            event[field]
+                .as_str()
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+        };
+        let entry = match event["message"].as_str() {
+            Some("claim") => time("started").map(|at| {
+                let by = if event["lane"] == true {
+                    "lane"
+                } else {
+                    "loop"
+                };
+                let ms = event["ms"].as_f64().unwrap_or_default();
+                let (tenants, asked, took) = (&event["tenants"], &event["asked"], &event["took"]);
+                (
+                    at,
+                    format!("{by} claim for {tenants}: {took} of {asked} jobs, {ms:.1} ms"),
+                )
+            }),
+            Some("announced") => time("timestamp").map(|at| {
+                let (tenant, ready, free) =
+                    (&event["tenant"], &event["loop_ready"], &event["lane_free"]);
+                (
+                    at,
+                    format!("announced {tenant} (loop ready {ready}, lane permits {free})"),
+                )
+            }),
+            _ => None,
+        };
+        traced.extend(entry);
     }
+    traced.sort_by_key(|(at, _)| *at);
+    for (created, started, claims) in slow {
+        let ms =
+            |at: DateTime<Utc>| (at - created).num_microseconds().unwrap_or_default() as f64 / 1e3;
+        eprintln!(
+            "pickup {:.1} ms (created {}); claims that took jobs (ms:jobs): {claims}",
+            ms(started),
+            created.format("%H:%M:%S%.6f")
+        );
+        let window = created - chrono::Duration::milliseconds(30)
+            ..=started + chrono::Duration::milliseconds(5);
+        for (at, what) in traced.iter().filter(|(at, _)| window.contains(at)) {
+            eprintln!("  {:7.1} {what}", ms(*at));
+        }
+    }
+}
+
+/// Whether to print the slowest pickups' anatomy
+/// (`CORRAL_BENCH_PICKUP_ANATOMY=1`).
+fn anatomy() -> bool {
+    std::env::var("CORRAL_BENCH_PICKUP_ANATOMY").is_ok_and(|v| v == "1")
 }
 
 /// A `corral serve` with its API, stopped when the measurement ends.

@@ -199,15 +199,30 @@ pub fn serve_api_env(
     flags: &[&str],
     envs: &[(&str, &str)],
 ) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
+    serve_api_logged(database_url, port, cache, admin_token, flags, envs, None)
+}
+
+/// [`serve_api_env`], its log (stderr; `RUST_LOG=info` unless `envs` set
+/// it) also written to `log` when given.
+pub fn serve_api_logged(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    log: Option<&Path>,
+) -> (Child, String) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut log = log.map(|path| std::fs::File::create(path).expect("the host's log file"));
     let mut command = Command::new(corral_bin());
     command
         .args(["serve", "--port", &port.to_string()])
         .args(flags)
+        .env("RUST_LOG", "info")
         .envs(envs.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("CORRAL_CACHE_DIR", cache.join("artifacts"))
-        .env("RUST_LOG", "info")
         .env_remove("CORRAL_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -219,6 +234,9 @@ pub fn serve_api_env(
     let (listening_tx, listening) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{line}");
+            }
             if line.contains("the API is listening") {
                 let _ = listening_tx.send(());
             }

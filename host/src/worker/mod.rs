@@ -116,6 +116,11 @@ const DATABASE_RETRY: Duration = Duration::from_millis(250);
 /// finished attempt (each claim is a round trip and a serialized lock).
 const CLAIM_COALESCE: Duration = Duration::from_millis(2);
 
+/// The tracing target of every claim and every announcement heard, at
+/// `debug` (`RUST_LOG=info,corral::claims=debug`): what a pickup went
+/// through, read beside the jobs' times.
+pub const CLAIMS_TRACE: &str = "corral::claims";
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Names this host in leases and attempt records.
@@ -448,7 +453,7 @@ impl Worker {
                         c.loop_in_flight = true;
                         c.loop_begun += 1;
                     });
-                    let claimed = self.claim(permits, None, finish_tx, attempts).await;
+                    let claimed = self.claim(false, permits, None, finish_tx, attempts).await;
                     self.claims.send_modify(|c| c.loop_in_flight = false);
                     match claimed {
                         Ok(claimed) => claimed_full_batch = claimed == limit,
@@ -536,7 +541,7 @@ impl Worker {
                 };
                 let before = *self.claims.borrow();
                 let claimed = self
-                    .claim(permits, owed.tenants.clone(), &finish_tx, &attempts)
+                    .claim(true, permits, owed.tenants.clone(), &finish_tx, &attempts)
                     .await;
                 self.claims.send_modify(|c| c.lane_ended += 1);
                 match claimed {
@@ -589,9 +594,10 @@ impl Worker {
     /// Claim as many jobs as `permits` hold (of `tenants` only, when
     /// named) and start an attempt for each, which keeps one slot and one
     /// unrecorded permit of them; the rest go back. Returns how many were
-    /// claimed.
+    /// claimed. `lane`: the fresh lane's claim (for the trace).
     async fn claim(
         self: &Arc<Self>,
+        lane: bool,
         mut permits: Taken,
         tenants: Option<Vec<String>>,
         finish_tx: &mpsc::UnboundedSender<Outcome>,
@@ -610,6 +616,18 @@ impl Worker {
         self.metrics.claim_round_trip(sent.elapsed());
         let jobs = claimed?;
         let count = jobs.len();
+        // Each claim, empty ones too, for reading a pickup's path beside the
+        // jobs' times (`bench-serve`'s pickup anatomy; docs/benchmarks.md).
+        tracing::debug!(
+            target: CLAIMS_TRACE,
+            started = %request.now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            lane,
+            tenants = ?request.tenants,
+            asked = request.limit,
+            took = count,
+            ms = sent.elapsed().as_secs_f64() * 1e3,
+            "claim"
+        );
         for job in jobs {
             // A job claimed early (clocks of hosts differ) waited zero.
             self.metrics
@@ -993,6 +1011,13 @@ impl Worker {
     /// New jobs of `tenant` (of anyone's when none) were announced: wake
     /// the claim loop, and the fresh lane in case the loop cannot answer.
     fn announce(&self, tenant: Option<String>) {
+        tracing::debug!(
+            target: CLAIMS_TRACE,
+            tenant = ?tenant,
+            loop_ready = self.loop_ready.load(Ordering::SeqCst),
+            lane_free = self.fresh.free(),
+            "announced"
+        );
         self.wake.notify_one();
         self.pending().add(tenant);
         self.announced.notify_one();
