@@ -1755,6 +1755,82 @@ async fn trigger_functions_keep_plans_fit_for_any_batch() {
     );
 }
 
+/// On PostgreSQL an enqueue waits for no row of the claim ring (migration
+/// 0020): neither for another transaction updating its tenant's row while
+/// the row is asleep (another enqueue waking it, before 0020), nor for a
+/// claim that holds the row to put the tenant to sleep, which then sleeps
+/// without the new job in view. Each time the enqueue leaves a wake, and
+/// the next claim takes its job. Before 0020 each enqueue here waited for
+/// the other transaction (the test's patience) and, after that claim, the
+/// job waited with its tenant asleep.
+#[tokio::test]
+async fn an_enqueue_waits_for_no_ring_row_and_its_wake_brings_the_claim() {
+    use sqlx::Connection;
+    let db = TestDb::new(corral_tests::db::Kind::Postgres).await;
+    setup(&db).await;
+    let enqueue = |secs: f64| {
+        let store = db.store.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                store.job_insert_batch("acme", &[NewJob::new("work", "{}")], at(secs)),
+            )
+            .await
+            .expect("the enqueue waited for the other transaction")
+            .unwrap()
+        }
+    };
+    let ring = |db: &TestDb| {
+        let url = db.url.clone();
+        async move { sqlx::PgConnection::connect(&url).await.unwrap() }
+    };
+    // A first job, claimed: the tenant's row is then asleep.
+    enqueue(0.0).await;
+    assert_eq!(claimed_ids(&db, at(1.0), 10).await.len(), 1);
+
+    // The row asleep and being updated by another transaction.
+    let mut other = ring(&db).await;
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE claim_ring SET served_at = served_at WHERE tenant_id = 'acme'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    enqueue(2.0).await;
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert_eq!(claimed_ids(&db, at(3.0), 10).await.len(), 1);
+
+    // A row that joined the turn through its wakes and keeps jobs stays in
+    // the turn (awake, due), with no wake left.
+    for _ in 0..3 {
+        enqueue(4.0).await;
+    }
+    assert_eq!(claimed_ids(&db, at(5.0), 1).await.len(), 1);
+    assert_eq!(claimed_ids(&db, at(5.5), 1).await.len(), 1);
+    // The row awake, then held by a claim that puts the tenant to sleep,
+    // as one that found it drained does.
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT 1 FROM claim_ring WHERE tenant_id = 'acme' FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE claim_ring SET sleeping = TRUE, ready_at = NULL WHERE tenant_id = 'acme'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    enqueue(6.0).await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    // The job left waiting and the new one, though the row sleeps.
+    assert_eq!(claimed_ids(&db, at(7.0), 10).await.len(), 2);
+    // The claims took the wakes they saw.
+    let wakes = corral_tests::db_texts(
+        &db,
+        "SELECT count(*)::text FROM claim_ring_wakes",
+        "SELECT 'unused'",
+    )
+    .await;
+    assert_eq!(wakes, ["0"]);
+}
+
 /// SQLite's WAL is checkpointed by the store's own connection, off the
 /// writer's commits (docs/queue.md, "Durability"): after a burst of writes
 /// far below the writer's backstop, the WAL-index (the `-shm` file, whose

@@ -184,3 +184,9 @@ pub(crate) const BEGIN: &str = "BEGIN";
 pub(crate) fn contains(column: &str, n: u8) -> String {
     format!("strpos({column}, ${n}) > 0")
 }
+
+/// Whether an enqueue that finds its tenant's ring row asleep, or held by a
+/// claim putting it to sleep, adds a wake (`claim_ring_wakes`, migration
+/// 0020) for the turn to take: on PostgreSQL, so that it waits for no
+/// claim and no other enqueue.
+pub(crate) const RING_WAKES: bool = true;

@@ -16,9 +16,13 @@
 //!
 //! One transaction, statement by statement (each statement after the lock
 //! sees every claim committed before it took the lock):
-//! 1. take the turn: lock up to `limit` awake ring rows and up to `limit`
-//!    sleeping rows whose alarm has come (oldest alarm first), and visit at
-//!    most `limit` of them, oldest turn first;
+//! 1. take the turn: lock up to `limit` awake ring rows, up to `limit`
+//!    sleeping rows whose alarm has come (oldest alarm first) and, on
+//!    PostgreSQL, the rows of up to `limit` tenants with a wake that has
+//!    come (an enqueue's, which finds its tenant's row asleep or held by a
+//!    claim putting it to sleep, and so waits for no one: migration 0020),
+//!    and visit at most `limit` of them, oldest turn first, taking the wakes
+//!    of those visited;
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
@@ -67,6 +71,31 @@ pub(in super::super) async fn claim(
     // was until the next claim.
     // A claim for named tenants (the fresh lane's) takes the turn among
     // them only.
+    // On PostgreSQL, a tenant whose enqueue found its row asleep, or held by
+    // a claim putting it to sleep, has a wake instead (`claim_ring_wakes`,
+    // migration 0020): it joins the turn as a due sleeping row does, and the
+    // turn deletes the wakes it saw, in the same statement, so with the same
+    // snapshot: a wake committed after it began is left for the next claim,
+    // as its job may not be visible to this one.
+    let (woken, consumed) = if dialect::RING_WAKES {
+        (
+            format!(
+                ", woken AS ( \
+                    SELECT tenant_id, served_at FROM claim_ring WHERE tenant_id IN ( \
+                        SELECT tenant_id FROM claim_ring_wakes WHERE ready_at <= $1 \
+                          AND ($3 IS NULL OR {named}) ORDER BY ready_at LIMIT $2) {lock} \
+                 )",
+                named = dialect::any("tenant_id", 3),
+                lock = dialect::NO_KEY_SKIP_LOCKED
+            ),
+            ", consumed AS ( \
+                DELETE FROM claim_ring_wakes \
+                WHERE tenant_id IN (SELECT tenant_id FROM visited) AND ready_at <= $1 \
+             )",
+        )
+    } else {
+        (String::new(), "")
+    };
     let visited: Vec<String> = sqlx::query_scalar(&format!(
         "WITH awake AS ( \
             SELECT tenant_id, served_at FROM claim_ring WHERE NOT sleeping AND ready_at <= $1 \
@@ -76,11 +105,19 @@ pub(in super::super) async fn claim(
             SELECT tenant_id, served_at FROM claim_ring WHERE sleeping AND ready_at <= $1 \
               AND ($3 IS NULL OR {named}) \
             ORDER BY ready_at LIMIT $2 {lock} \
-         ) \
-         SELECT tenant_id FROM (SELECT * FROM awake UNION ALL SELECT * FROM due) AS taken \
-         ORDER BY served_at, tenant_id LIMIT $2",
+         ){woken}, visited AS ( \
+            SELECT tenant_id, served_at FROM ( \
+                SELECT * FROM awake UNION SELECT * FROM due {also_woken} \
+            ) AS taken ORDER BY served_at, tenant_id LIMIT $2 \
+         ){consumed} \
+         SELECT tenant_id FROM visited ORDER BY served_at, tenant_id",
         named = dialect::any("tenant_id", 3),
-        lock = dialect::NO_KEY_SKIP_LOCKED
+        lock = dialect::NO_KEY_SKIP_LOCKED,
+        also_woken = if dialect::RING_WAKES {
+            "UNION SELECT * FROM woken"
+        } else {
+            ""
+        },
     ))
     .bind(now)
     .bind(limit)
@@ -251,10 +288,11 @@ pub(in super::super) async fn claim(
     // 5. The end of the turn. A tenant with nothing claimable left goes to
     // sleep, its alarm set to its next job's `run_at`; on PostgreSQL its row
     // is first taken `FOR UPDATE`, which waits for no one (SKIP LOCKED) and
-    // which an enqueue's trigger (`FOR KEY SHARE`) waits for: so every job
-    // enqueued before the lock is seen by the next statement, and every job
-    // enqueued after sets the sleeping row's alarm once this commits (the
-    // next claim wakes it).
+    // which an enqueue's trigger (`FOR KEY SHARE SKIP LOCKED`) steps past:
+    // so every job enqueued before the lock is seen by the next statement
+    // (the row is skipped while an enqueue holds it), and every job
+    // enqueued after leaves a wake, which the next claim's turn takes once
+    // this commits (migration 0020).
     let drained: Vec<String> = if maybe_drained.is_empty() {
         Vec::new()
     } else {
@@ -271,10 +309,13 @@ pub(in super::super) async fn claim(
         .await?
     };
     let claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
+    // A tenant left awake has a job due now: its `ready_at` is at most now
+    // (a row that joined the turn through a wake may carry no alarm, or a
+    // later one, as its enqueue did not write it).
     sqlx::query(&format!(
         "UPDATE claim_ring SET served_at = $2, ready_at = CASE WHEN {drained} THEN ( \
             SELECT min(run_at) FROM jobs WHERE jobs.tenant_id = claim_ring.tenant_id AND {WAITING}) \
-            ELSE ready_at END, sleeping = {drained} \
+            WHEN ready_at <= $2 THEN ready_at ELSE $2 END, sleeping = {drained} \
          WHERE {visited}",
         drained = dialect::any("tenant_id", 3),
         visited = dialect::any("tenant_id", 1),

@@ -143,3 +143,7 @@ pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
 pub(crate) fn contains(column: &str, n: u8) -> String {
     format!("instr({column}, ${n}) > 0")
 }
+
+/// No wakes of the claim ring: the one writer never has an enqueue wait on
+/// a ring row, and its triggers never write `claim_ring_wakes`.
+pub(crate) const RING_WAKES: bool = false;
