@@ -1780,45 +1780,50 @@ async fn an_enqueue_waits_for_no_ring_row_and_its_wake_brings_the_claim() {
             .unwrap()
         }
     };
-    let ring = |db: &TestDb| {
-        let url = db.url.clone();
-        async move { sqlx::PgConnection::connect(&url).await.unwrap() }
-    };
+    // Another transaction, on a connection of its own, statement by statement.
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    async fn run(conn: &mut sqlx::PgConnection, statements: &[&str]) {
+        for statement in statements {
+            sqlx::query(statement).execute(&mut *conn).await.unwrap();
+        }
+    }
     // A first job, claimed: the tenant's row is then asleep.
     enqueue(0.0).await;
     assert_eq!(claimed_ids(&db, at(1.0), 10).await.len(), 1);
 
-    // The row asleep and being updated by another transaction.
-    let mut other = ring(&db).await;
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    sqlx::query("UPDATE claim_ring SET served_at = served_at WHERE tenant_id = 'acme'")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    // The row asleep and being updated by the other transaction.
+    run(
+        &mut other,
+        &[
+            "BEGIN",
+            "UPDATE claim_ring SET served_at = served_at WHERE tenant_id = 'acme'",
+        ],
+    )
+    .await;
     enqueue(2.0).await;
-    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    run(&mut other, &["ROLLBACK"]).await;
     assert_eq!(claimed_ids(&db, at(3.0), 10).await.len(), 1);
 
     // A row that joined the turn through its wakes and keeps jobs stays in
-    // the turn (awake, due), with no wake left.
+    // the turn (awake, due) once they are taken.
     for _ in 0..3 {
         enqueue(4.0).await;
     }
     assert_eq!(claimed_ids(&db, at(5.0), 1).await.len(), 1);
     assert_eq!(claimed_ids(&db, at(5.5), 1).await.len(), 1);
-    // The row awake, then held by a claim that puts the tenant to sleep,
-    // as one that found it drained does.
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    sqlx::query("SELECT 1 FROM claim_ring WHERE tenant_id = 'acme' FOR UPDATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE claim_ring SET sleeping = TRUE, ready_at = NULL WHERE tenant_id = 'acme'")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    // The row awake, then held by the other transaction as by a claim that
+    // puts the tenant to sleep (one that found it drained).
+    run(
+        &mut other,
+        &[
+            "BEGIN",
+            "SELECT 1 FROM claim_ring WHERE tenant_id = 'acme' FOR UPDATE",
+            "UPDATE claim_ring SET sleeping = TRUE, ready_at = NULL WHERE tenant_id = 'acme'",
+        ],
+    )
+    .await;
     enqueue(6.0).await;
-    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    run(&mut other, &["COMMIT"]).await;
     // The job left waiting and the new one, though the row sleeps.
     assert_eq!(claimed_ids(&db, at(7.0), 10).await.len(), 2);
     // The claims took the wakes they saw.
