@@ -1822,18 +1822,23 @@ async fn an_enqueue_waits_for_no_ring_row_and_its_wake_brings_the_claim() {
         ],
     )
     .await;
-    enqueue(6.0).await;
+    // A burst meanwhile: one wake per enqueue statement, no more.
+    for _ in 0..20 {
+        enqueue(6.0).await;
+    }
     run(&mut other, &["COMMIT"]).await;
-    // The job left waiting and the new one, though the row sleeps.
-    assert_eq!(claimed_ids(&db, at(7.0), 10).await.len(), 2);
-    // The claims took the wakes they saw.
-    let wakes = corral_tests::db_texts(
-        &db,
-        "SELECT count(*)::text FROM claim_ring_wakes",
-        "SELECT 'unused'",
-    )
-    .await;
-    assert_eq!(wakes, ["0"]);
+    let wakes = || {
+        corral_tests::db_texts(
+            &db,
+            "SELECT count(*)::text FROM claim_ring_wakes",
+            "SELECT 'unused'",
+        )
+    };
+    assert_eq!(wakes().await, ["20"]);
+    // The job left waiting and the new ones, though the row sleeps; the one
+    // claim that visits the tenant deletes all its due wakes.
+    assert_eq!(claimed_ids(&db, at(7.0), 100).await.len(), 21);
+    assert_eq!(wakes().await, ["0"]);
 }
 
 /// SQLite's WAL is checkpointed by the store's own connection, off the
