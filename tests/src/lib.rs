@@ -520,11 +520,21 @@ pub mod db {
         /// a migrated template, which is much cheaper than migrating.
         pub async fn on_postgres_server(admin: &str) -> TestDb {
             let template = postgres_template(admin).await;
+            TestDb::created_on(admin, &format!("TEMPLATE {template}")).await
+        }
+
+        /// An empty PostgreSQL database, its store connected before any
+        /// migration (as `corral serve` connects to a new database).
+        pub async fn unmigrated_postgres() -> TestDb {
+            TestDb::created_on(&postgres_admin_url(), "").await
+        }
+
+        async fn created_on(admin: &str, options: &str) -> TestDb {
             let name = format!("corral_test_{}", uuid::Uuid::new_v4().simple());
             let mut conn = sqlx::PgConnection::connect(admin)
                 .await
                 .expect("PostgreSQL is reachable");
-            sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            sqlx::query(&format!("CREATE DATABASE {name} {options}"))
                 .execute(&mut conn)
                 .await
                 .expect("create test database");

@@ -312,9 +312,6 @@ pub(crate) struct ClaimRow {
     max_timeout_ms: Nat<u64>,
     max_http_requests_per_attempt: Nat<u32>,
     max_http_response_bytes: Nat<u64>,
-    /// Whether the job's tenant keeps a waiting job after the claim (the
-    /// claim's own bookkeeping; not part of the job).
-    pub(crate) more: bool,
 }
 
 impl From<ClaimRow> for ClaimedJob {

@@ -1755,6 +1755,60 @@ async fn trigger_functions_keep_plans_fit_for_any_batch() {
     );
 }
 
+/// A PostgreSQL claim is one call of a function each connection makes in
+/// its temporary schema once the database is migrated. Connections opened
+/// before the migrations have none, and the first claim on one makes it; a
+/// connection opened later makes it as it opens. Either way the claims take
+/// every job, and no function is left in the database's own schema.
+#[tokio::test]
+async fn connections_opened_before_the_migrations_claim_all_the_same() {
+    use sqlx::Connection;
+    let early = TestDb::unmigrated_postgres().await;
+    // Four connections opened at once before the schema is there (the
+    // readiness check fails on each).
+    let (a, b, c, d) = tokio::join!(
+        early.store.ready(),
+        early.store.ready(),
+        early.store.ready(),
+        early.store.ready()
+    );
+    assert!(a.is_err() && b.is_err() && c.is_err() && d.is_err());
+    let migrating = corral::store::connect(&early.url).await.unwrap();
+    migrating.migrate().await.unwrap();
+
+    let mut conn = sqlx::PgConnection::connect(&early.url).await.unwrap();
+    let functions = "SELECT count(*) FILTER (WHERE n.nspname LIKE 'pg\\_temp\\_%'), \
+                            count(*) FILTER (WHERE n.nspname NOT LIKE 'pg\\_temp\\_%') \
+                     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE p.proname = 'corral_claim'";
+    let (made, _): (i64, i64) = sqlx::query_as(functions)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    setup(&early).await;
+    early
+        .store
+        .job_insert_batch("acme", &[NewJob::new("work", "{}")], at(0.0))
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&early, at(0.5), 10).await.len(), 1);
+    // The claim made a function on its connection, opened before.
+    let (made_now, kept): (i64, i64) = sqlx::query_as(functions)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(made_now, made + 1);
+
+    let later = corral::store::connect(&early.url).await.unwrap();
+    later
+        .job_insert_batch("acme", &[NewJob::new("work", "{}")], at(2.0))
+        .await
+        .unwrap();
+    let claimed = later.job_claim(&claim_at(at(2.5), 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(kept, 0);
+}
+
 /// On PostgreSQL an enqueue waits for no row of the claim ring (migration
 /// 0020): neither for another transaction updating its tenant's row while
 /// the row is asleep (another enqueue waking it, before 0020), nor for a

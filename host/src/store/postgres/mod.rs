@@ -11,7 +11,8 @@
 //!   statement-level trigger NOTIFYs `corral_jobs`.
 //! - **claim** (`sql/claim.rs`): the claim ring's front taken `FOR NO KEY
 //!   UPDATE SKIP LOCKED`, so claimers on many hosts share out tenants
-//!   instead of queueing on one lock.
+//!   instead of queueing on one lock; its statements run in one call of a
+//!   function each connection makes in its temporary schema.
 //! - **finish** (`sql/batches.rs`): one statement for a batch of outcomes: a
 //!   fenced `UPDATE` (`lease_token` and `state = 'running'` must still
 //!   match) and the `INSERT` of attempt rows for exactly the jobs it
@@ -92,6 +93,16 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // Each connection's claim function (`sql/claim.rs`). A failure
+            // costs nothing but a round trip: the first claim makes it.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if let Err(e) = sql::claim::prepare_connection(conn).await {
+                        tracing::warn!(error = %e, "could not make the claim function yet");
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);

@@ -26,8 +26,9 @@
 //! 2. pick: per tenant, free capacity (`max_concurrency` − running), its
 //!    best waiting jobs, then the fair order across tenants;
 //! 3. lease the picked jobs (those still waiting);
-//! 4. read what the worker needs to run them (on PostgreSQL, which can
-//!    write in `WITH`, 2–4 are one statement);
+//! 4. read what the worker needs to run them, in the order of the pick
+//!    (on PostgreSQL, which can write in `WITH`, 2 and 3 are one
+//!    statement);
 //! 5. end the turn: `served_at = now` for every tenant visited, each awake
 //!    (woken, if it slept) unless it is left with no claimable job: then it
 //!    gets `ready_at` = its next job's `run_at` (NULL when none waits) and
@@ -35,11 +36,23 @@
 //!    it may take, so a tenant seen to keep a waiting job needs no check
 //!    here: with many tenants, each of which gives one job of many, this
 //!    step is one statement, not two.
+//!
+//! On PostgreSQL these statements run inside one function call
+//! ([`CLAIM_FUNCTION`], made on each connection from the same statement
+//! texts): a function of PL/pgSQL takes a fresh snapshot for each of its
+//! statements, as the statements of a transaction do, so it keeps every
+//! guarantee above, in one round trip instead of six (`BEGIN`, the four
+//! statements, `COMMIT`). Under load each round trip waits for a core, and
+//! a fresh lane's claim of one job took as long as a claim of 128
+//! (docs/benchmarks.md, "A claim in one round trip"). SQLite, in the
+//! process, runs them one by one in a transaction of its writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use sqlx::{Column, Executor, TypeInfo};
 
 use super::super::{Here, dialect};
-use super::Tx;
+use super::{Conn, Tx};
 use crate::model::{ClaimedJob, JobState};
 use crate::store::codec::{At, Id, List};
 use crate::store::rows::{CLAIM_COLUMNS, ClaimRow};
@@ -48,14 +61,292 @@ use crate::store::{ClaimRequest, StoreError, StoreEvent};
 /// The states of a job waiting for a claim.
 const WAITING: &str = "state IN ('scheduled', 'available', 'retrying')";
 
+/// The name of the claim's function on PostgreSQL. It lives in the
+/// session's own schema (`pg_temp`), made by the first claim on each
+/// connection: so it is always the one built from this binary's statement
+/// texts, however many versions of Corral share the database during a
+/// rolling upgrade, and it needs no migration (and is gone with the
+/// connection).
+const CLAIM_FUNCTION: &str = "pg_temp.corral_claim";
+
+/// The SQLSTATEs of a connection with no claim function yet:
+/// `undefined_function`, and `invalid_schema_name` while the session has
+/// made no temporary object (its `pg_temp` does not exist yet).
+const NO_FUNCTION_YET: [&str; 2] = ["42883", "3F000"];
+
 pub(in super::super) async fn claim(
     store: &Here,
     request: &ClaimRequest,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
+    let rows = if dialect::CLAIM_IN_ONE_CALL {
+        claim_in_one_call(store, request).await?
+    } else {
+        claim_step_by_step(store, request).await?
+    };
+    Ok(rows.into_iter().map(ClaimedJob::from).collect())
+}
+
+/// The claim's statements one by one, in a transaction (SQLite: the pick
+/// and the lease are two statements, as it cannot write in `WITH`).
+async fn claim_step_by_step(
+    store: &Here,
+    request: &ClaimRequest,
+) -> Result<Vec<ClaimRow>, StoreError> {
     let now = At(request.now);
     let limit = i64::from(request.limit);
     let mut tx = Tx::begin(store).await?;
 
+    // 1. The turn.
+    let visited: Vec<String> = sqlx::query_scalar(&turn(
+        "SELECT tenant_id FROM visited ORDER BY served_at, tenant_id",
+    ))
+    .bind(now)
+    .bind(limit)
+    .bind(request.tenants.as_deref().map(List))
+    .fetch_all(tx.conn())
+    .await?;
+    if visited.is_empty() {
+        tx.rollback().await?;
+        return Ok(Vec::new());
+    }
+
+    // 2. The pick, 3. the lease.
+    let picked: Vec<(Id, String, bool)> = sqlx::query_as(&format!(
+        "{} SELECT id, tenant_id, more FROM picked ORDER BY ord",
+        pick()
+    ))
+    .bind(now)
+    .bind(limit)
+    .bind(List(&visited))
+    .bind(request.queues.as_deref().map(List))
+    .fetch_all(tx.conn())
+    .await?;
+    let (picked, keeping) = keeping_tenants(picked);
+    let leased: HashSet<Id> = if picked.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(&lease(
+            &dialect::list_table(1, "v", "id"),
+            4,
+            2,
+            3,
+            "jobs.id",
+        ))
+        .bind(List(&picked))
+        .bind(At(request.now + request.lease))
+        .bind(&request.host_id)
+        .bind(now)
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .collect()
+    };
+    // In the order of the pick.
+    let leased: Vec<Id> = picked
+        .into_iter()
+        .filter(|id| leased.contains(id))
+        .collect();
+
+    // 5. The end of the turn (the read, 4, needs nothing of it).
+    let drained: Vec<String> = if keeping.len() == visited.len() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(&drained())
+            .bind(List(&visited))
+            .bind(now)
+            .bind(List(&keeping))
+            .fetch_all(tx.conn())
+            .await?
+    };
+    sqlx::query(&end_of_turn())
+        .bind(List(&visited))
+        .bind(now)
+        .bind(List(&drained))
+        .execute(tx.conn())
+        .await?;
+
+    // 4. What the worker runs, in the order of the pick.
+    let rows: Vec<ClaimRow> = if leased.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(&read())
+            .bind(List(&leased))
+            .fetch_all(tx.conn())
+            .await?
+    };
+    for row in &rows {
+        tx.announce(StoreEvent::JobState(row.id.0, JobState::Running));
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// The picked (or leased) jobs in order, and the tenants seen to keep a
+/// waiting job after the claim.
+fn keeping_tenants(jobs: Vec<(Id, String, bool)>) -> (Vec<Id>, Vec<String>) {
+    let mut keeping: Vec<String> = Vec::new();
+    let ids = jobs
+        .into_iter()
+        .map(|(id, tenant, more)| {
+            if more && !keeping.contains(&tenant) {
+                keeping.push(tenant);
+            }
+            id
+        })
+        .collect();
+    (ids, keeping)
+}
+
+/// Make [`CLAIM_FUNCTION`] on a new connection (PostgreSQL), if the
+/// database is migrated as far as this binary knows (the connection that
+/// migrates makes it once done; on any other made before, the first claim
+/// does). Checked first so that the database logs no error: a failed
+/// statement is an `ERROR` line in its log.
+pub(in super::super) async fn prepare_connection(conn: &mut Conn) -> Result<(), StoreError> {
+    let migrating: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !migrating {
+        return Ok(());
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await?;
+    if usize::try_from(applied).is_ok_and(|n| n >= dialect::migrator().iter().count()) {
+        make_claim_function(conn).await?;
+    }
+    Ok(())
+}
+
+/// The claim as one call of [`CLAIM_FUNCTION`] (PostgreSQL), which this
+/// connection makes first if it has none.
+async fn claim_in_one_call(
+    store: &Here,
+    request: &ClaimRequest,
+) -> Result<Vec<ClaimRow>, StoreError> {
+    let mut conn = store.writer().acquire().await?;
+    let mut made = false;
+    loop {
+        let rows = sqlx::query_as(&format!(
+            "SELECT * FROM {CLAIM_FUNCTION}($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(At(request.now))
+        .bind(i64::from(request.limit))
+        .bind(request.tenants.as_deref().map(List))
+        .bind(request.queues.as_deref().map(List))
+        .bind(At(request.now + request.lease))
+        .bind(&request.host_id)
+        .fetch_all(&mut *conn)
+        .await;
+        match rows {
+            Err(e) if !made && sqlstate(&e).is_some_and(|s| NO_FUNCTION_YET.contains(&&*s)) => {
+                make_claim_function(&mut conn).await?;
+                made = true;
+            }
+            rows => {
+                let rows: Vec<ClaimRow> = rows?;
+                let events = rows
+                    .iter()
+                    .map(|row| StoreEvent::JobState(row.id.0, JobState::Running))
+                    .collect();
+                super::announce_now(store, &mut conn, events).await?;
+                return Ok(rows);
+            }
+        }
+    }
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .map(|code| code.into_owned())
+}
+
+/// Make [`CLAIM_FUNCTION`] on this connection: the statements of
+/// [`claim_step_by_step`] with PL/pgSQL between them, each `$n` renamed to
+/// the function's parameter or variable it stands for. The columns it
+/// returns are those of the read, as the database describes them.
+async fn make_claim_function(conn: &mut Conn) -> Result<(), StoreError> {
+    let columns: Vec<String> = (&mut *conn)
+        // (the lists as empty literals: an unbound `$n` has no type to describe)
+        .describe(&renamed(&read(), &["'{}'::uuid[]"]))
+        .await?
+        .columns()
+        .iter()
+        .map(|c| format!("\"{}\" {}", c.name(), c.type_info().name()))
+        .collect();
+    // Parameters: $1 now, $2 limit, $3 the named tenants, $4 the queues,
+    // $5 the lease's end, $6 the host.
+    let function = format!(
+        "CREATE OR REPLACE FUNCTION {CLAIM_FUNCTION}( \
+            timestamptz, bigint, text[], text[], timestamptz, text) \
+         RETURNS TABLE ({columns}) LANGUAGE plpgsql VOLATILE AS $claim$ \
+         #variable_conflict use_column \n\
+         DECLARE \
+            v_visited text[]; v_leased uuid[]; v_keeping text[]; v_drained text[]; \
+         BEGIN \
+            {turn}; \
+            IF cardinality(v_visited) = 0 THEN RETURN; END IF; \
+            {pick}, leased AS ({lease}) \
+            SELECT coalesce(array_agg(id ORDER BY ord), '{{}}'), \
+                   coalesce(array_agg(DISTINCT tenant_id) FILTER (WHERE more), '{{}}') \
+              INTO v_leased, v_keeping FROM leased; \
+            IF cardinality(v_keeping) < cardinality(v_visited) THEN \
+                v_drained := ARRAY({drained}); \
+            ELSE \
+                v_drained := '{{}}'; \
+            END IF; \
+            {end_of_turn}; \
+            RETURN QUERY {read}; \
+         END $claim$",
+        columns = columns.join(", "),
+        turn = turn(
+            "SELECT coalesce(array_agg(tenant_id ORDER BY served_at, tenant_id), '{}') \
+             INTO v_visited FROM visited"
+        ),
+        pick = renamed(&pick(), &["$1", "$2", "v_visited", "$4"]),
+        lease = lease(
+            "picked v",
+            1,
+            5,
+            6,
+            "jobs.id, jobs.tenant_id, v.ord, v.more"
+        ),
+        drained = renamed(&drained(), &["v_visited", "$1", "v_keeping"]),
+        end_of_turn = renamed(&end_of_turn(), &["v_visited", "$1", "v_drained"]),
+        read = renamed(&read(), &["v_leased"]),
+    );
+    sqlx::query(&function).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// `sql` with each `$n` replaced by `names[n - 1]` (a `$` not followed by
+/// the number of a name is left as it is).
+fn renamed(sql: &str, names: &[&str]) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let name = rest[at + 1..at + 1 + digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| names.get(n.checked_sub(1)?));
+        match name {
+            Some(name) => out.push_str(name),
+            None => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Step 1, the turn, `select` reading the visited tenants from `visited`
+/// (`tenant_id`, `served_at`). $1 now, $2 limit, $3 the named tenants.
+fn turn(select: &str) -> String {
     // 1. The turn: the ring's front, skipping tenants another claim holds.
     // The oldest turn first: a tenant whose job has just come due after a
     // while with none is at the head, which is what lets the worker's fresh
@@ -99,7 +390,7 @@ pub(in super::super) async fn claim(
     } else {
         (String::new(), "")
     };
-    let visited: Vec<String> = sqlx::query_scalar(&format!(
+    format!(
         "WITH awake AS ( \
             SELECT tenant_id, served_at FROM claim_ring WHERE NOT sleeping AND ready_at <= $1 \
               AND ($3 IS NULL OR {named}) \
@@ -112,8 +403,7 @@ pub(in super::super) async fn claim(
             SELECT tenant_id, served_at FROM ( \
                 SELECT * FROM awake UNION SELECT * FROM due {also_woken} \
             ) AS taken ORDER BY served_at, tenant_id LIMIT $2 \
-         ){consumed} \
-         SELECT tenant_id FROM visited ORDER BY served_at, tenant_id",
+         ){consumed} {select}",
         named = dialect::any("tenant_id", 3),
         lock = dialect::NO_KEY_SKIP_LOCKED,
         also_woken = if dialect::RING_WAKES {
@@ -121,17 +411,12 @@ pub(in super::super) async fn claim(
         } else {
             ""
         },
-    ))
-    .bind(now)
-    .bind(limit)
-    .bind(request.tenants.as_deref().map(List))
-    .fetch_all(tx.conn())
-    .await?;
-    if visited.is_empty() {
-        tx.rollback().await?;
-        return Ok(Vec::new());
-    }
+    )
+}
 
+/// Step 2, the pick: `WITH … picked (id, tenant_id, ord, more)`. $1 now, $2
+/// limit, $3 the visited tenants in the order of the turn, $4 the queues.
+fn pick() -> String {
     // 2. The pick, in the fair order: every tenant's first job before
     // anyone's second; among equals, fewer running jobs first, then the
     // earlier place in the turn (the oldest turn first); within a tenant,
@@ -147,7 +432,7 @@ pub(in super::super) async fn claim(
     // makes it up; reading `limit` jobs of each of `limit` tenants, 16,384
     // rows for a claim of 128, would cost more than the claim). One job more
     // is read, so `more` tells whether the tenant keeps a waiting job.
-    let pick = format!(
+    format!(
         "WITH turn AS MATERIALIZED ( \
             SELECT v.tenant_id, v.place, \
                    (SELECT max_concurrency FROM tenants WHERE id = v.tenant_id) AS cap, \
@@ -172,7 +457,8 @@ pub(in super::super) async fn claim(
             FROM candidates WHERE rank <= take \
             ORDER BY ord LIMIT $2 \
          ), picked AS ( \
-            SELECT id, ord, found > count(*) OVER (PARTITION BY tenant_id) AS more FROM ranked \
+            SELECT id, tenant_id, ord, \
+                   found > count(*) OVER (PARTITION BY tenant_id) AS more FROM ranked \
          )",
         running = dialect::indexed_by("jobs_running"),
         visited = dialect::ordered_list_table(3, "v", "tenant_id", "place"),
@@ -186,108 +472,39 @@ pub(in super::super) async fn claim(
             "turn.cap - turn.busy + 1",
             "(SELECT n FROM share) + 1"
         ),
-    );
-    // 3. The lease of the picked jobs still waiting (joined through the
-    // primary key: `id = ANY(…)` may lead the planner through the waiting
-    // index instead, reading every waiting job), and 4. what the worker
-    // runs, in the order of the pick.
-    let lease = |picked: &str, now: u8, expires: u8, host: u8, returning: &str| {
-        format!(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = {token}, \
-                    lease_expires_at = ${expires}, leased_by = ${host}, \
-                    started_at = COALESCE(started_at, ${now}), attempt_started_at = ${now} \
-             FROM {picked} WHERE jobs.id = v.id AND jobs.{WAITING} RETURNING {returning}",
-            token = dialect::NEW_TOKEN,
-        )
-    };
-    // `more`: whether the job's tenant keeps a waiting job after the claim.
-    let read = |leased: &str, more: &str| {
-        format!(
-            "SELECT {CLAIM_COLUMNS}, {more} AS more FROM {leased} \
-             JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
-                           AND p.version = jobs.plugin_version \
-             JOIN tenants t ON t.id = jobs.tenant_id"
-        )
-    };
-    let expires = At(request.now + request.lease);
-    let rows: Vec<ClaimRow> = if dialect::WRITES_IN_WITH {
-        // 2–4 in one statement: it sees what the turn's lock waited for.
-        sqlx::query_as(&format!(
-            "{pick}, leased AS ({}) {} ORDER BY jobs.ord",
-            lease("picked v", 1, 5, 6, "jobs.*, v.ord, v.more"),
-            read("leased jobs", "jobs.more"),
-        ))
-        .bind(now)
-        .bind(limit)
-        .bind(List(&visited))
-        .bind(request.queues.as_deref().map(List))
-        .bind(expires)
-        .bind(&request.host_id)
-        .fetch_all(tx.conn())
-        .await?
-    } else {
-        let (picked, more): (Vec<Id>, Vec<bool>) = sqlx::query_as::<_, (Id, bool)>(&format!(
-            "{pick} SELECT id, more FROM picked ORDER BY ord"
-        ))
-        .bind(now)
-        .bind(limit)
-        .bind(List(&visited))
-        .bind(request.queues.as_deref().map(List))
-        .fetch_all(tx.conn())
-        .await?
-        .into_iter()
-        .unzip();
-        let more: Vec<Id> = picked
-            .iter()
-            .zip(more)
-            .filter_map(|(id, more)| more.then_some(*id))
-            .collect();
-        let leased: Vec<Id> = if picked.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_scalar(&lease(
-                &dialect::list_table(1, "v", "id"),
-                4,
-                2,
-                3,
-                "jobs.id",
-            ))
-            .bind(List(&picked))
-            .bind(expires)
-            .bind(&request.host_id)
-            .bind(now)
-            .fetch_all(tx.conn())
-            .await?
-        };
-        let mut rows: Vec<ClaimRow> = if leased.is_empty() {
-            Vec::new()
-        } else {
-            let leased_jobs = format!(
-                "{} JOIN jobs ON jobs.id = v.id",
-                dialect::list_table(1, "v", "id")
-            );
-            sqlx::query_as(&read(&leased_jobs, &dialect::any("jobs.id", 2)))
-                .bind(List(&leased))
-                .bind(List(&more))
-                .fetch_all(tx.conn())
-                .await?
-        };
-        let order: HashMap<Id, usize> = picked.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        rows.sort_by_key(|row| order.get(&row.id).copied().unwrap_or(usize::MAX));
-        rows
-    };
-    // Tenants seen to keep a waiting job stay at the front as they are.
-    let keeping: HashSet<&str> = rows
-        .iter()
-        .filter(|row| row.more)
-        .map(|row| row.tenant_id.as_str())
-        .collect();
-    let maybe_drained: Vec<&str> = visited
-        .iter()
-        .map(String::as_str)
-        .filter(|tenant| !keeping.contains(tenant))
-        .collect();
+    )
+}
 
+/// Step 3, the lease of the `picked` jobs (`v.id`) still waiting, at `$now`,
+/// until `$expires`, by `$host`. Joined through the primary key: `id =
+/// ANY(…)` may lead the planner through the waiting index instead, reading
+/// every waiting job.
+fn lease(picked: &str, now: u8, expires: u8, host: u8, returning: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = {token}, \
+                lease_expires_at = ${expires}, leased_by = ${host}, \
+                started_at = COALESCE(started_at, ${now}), attempt_started_at = ${now} \
+         FROM {picked} WHERE jobs.id = v.id AND jobs.{WAITING} RETURNING {returning}",
+        token = dialect::NEW_TOKEN,
+    )
+}
+
+/// Step 4, what the worker runs, in the order of the pick: $1 the leased jobs.
+fn read() -> String {
+    format!(
+        "SELECT {CLAIM_COLUMNS} \
+         FROM {leased} JOIN jobs ON jobs.id = v.id \
+         JOIN plugins p ON p.tenant_id = jobs.tenant_id AND p.name = jobs.plugin \
+                       AND p.version = jobs.plugin_version \
+         JOIN tenants t ON t.id = jobs.tenant_id \
+         ORDER BY v.ord",
+        leased = dialect::ordered_list_table(1, "v", "id", "ord"),
+    )
+}
+
+/// Step 5, the end of the turn, first: which visited tenants go to sleep. $1
+/// the visited tenants, $2 now, $3 those seen to keep a waiting job.
+fn drained() -> String {
     // 5. The end of the turn. A tenant with nothing claimable left goes to
     // sleep, its alarm set to its next job's `run_at`; on PostgreSQL its row
     // is first taken `FOR UPDATE`, which waits for no one (SKIP LOCKED) and
@@ -296,42 +513,40 @@ pub(in super::super) async fn claim(
     // (the row is skipped while an enqueue holds it), and every job
     // enqueued after leaves a wake, which the next claim's turn takes once
     // this commits (migration 0020).
-    let drained: Vec<String> = if maybe_drained.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_scalar(&format!(
-            "SELECT tenant_id FROM claim_ring r WHERE {visited} AND NOT EXISTS ( \
-                SELECT 1 FROM jobs WHERE jobs.tenant_id = r.tenant_id AND {WAITING} AND run_at <= $2) \
-             {skip}",
-            visited = dialect::any("r.tenant_id", 1),
-            skip = dialect::SKIP_LOCKED,
-        ))
-        .bind(List(&maybe_drained))
-        .bind(now)
-        .fetch_all(tx.conn())
-        .await?
-    };
-    let claimed: Vec<ClaimedJob> = rows.into_iter().map(ClaimedJob::from).collect();
+    format!(
+        "SELECT tenant_id FROM claim_ring r WHERE {visited} AND NOT {keeping} AND NOT EXISTS ( \
+            SELECT 1 FROM jobs WHERE jobs.tenant_id = r.tenant_id AND {WAITING} AND run_at <= $2) \
+         {skip}",
+        visited = dialect::any("r.tenant_id", 1),
+        keeping = dialect::any("r.tenant_id", 3),
+        skip = dialect::SKIP_LOCKED,
+    )
+}
+
+/// Step 5, the end of the turn: $1 the visited tenants, $2 now, $3 the drained.
+fn end_of_turn() -> String {
     // A tenant left awake has a job due now: its `ready_at` is at most now
     // (a row that joined the turn through a wake may carry no alarm, or a
     // later one, as its enqueue did not write it).
-    sqlx::query(&format!(
+    format!(
         "UPDATE claim_ring SET served_at = $2, ready_at = CASE WHEN {drained} THEN ( \
             SELECT min(run_at) FROM jobs WHERE jobs.tenant_id = claim_ring.tenant_id AND {WAITING}) \
             WHEN ready_at <= $2 THEN ready_at ELSE $2 END, sleeping = {drained} \
          WHERE {visited}",
         drained = dialect::any("tenant_id", 3),
         visited = dialect::any("tenant_id", 1),
-    ))
-    .bind(List(&visited))
-    .bind(now)
-    .bind(List(&drained))
-    .execute(tx.conn())
-    .await?;
+    )
+}
 
-    for job in &claimed {
-        tx.announce(StoreEvent::JobState(job.id, JobState::Running));
+#[cfg(test)]
+mod tests {
+    use super::renamed;
+
+    #[test]
+    fn renamed_replaces_each_numbered_placeholder_once() {
+        assert_eq!(
+            renamed("a = $1 AND b = $2 OR $10 $x$ $", &["v_a", "$1"]),
+            "a = v_a AND b = $1 OR $10 $x$ $"
+        );
     }
-    tx.commit().await?;
-    Ok(claimed)
 }

@@ -147,3 +147,7 @@ pub(crate) fn contains(column: &str, n: u8) -> String {
 /// No wakes of the claim ring: the one writer never has an enqueue wait on
 /// a ring row, and its triggers never write `claim_ring_wakes`.
 pub(crate) const RING_WAKES: bool = false;
+
+/// A claim runs its statements one by one: they are calls into this
+/// process, and SQLite has no functions of statements.
+pub(crate) const CLAIM_IN_ONE_CALL: bool = false;
