@@ -42,10 +42,11 @@
 //! texts): a function of PL/pgSQL takes a fresh snapshot for each of its
 //! statements, as the statements of a transaction do, so it keeps every
 //! guarantee above, in one round trip instead of six (`BEGIN`, the four
-//! statements, `COMMIT`). Under load each round trip waits for a core, and
-//! a fresh lane's claim of one job took as long as a claim of 128
-//! (docs/benchmarks.md, "A claim in one round trip"). SQLite, in the
-//! process, runs them one by one in a transaction of its writer.
+//! statements, `COMMIT`). Under load each round trip waits for a core
+//! (drains 5% faster here; pickups and a claim alone on an idle machine
+//! unchanged, docs/benchmarks.md, "A claim in one round trip"), and across
+//! a network each costs its latency. SQLite, in the process, runs them one
+//! by one in a transaction of its writer.
 
 use std::collections::HashSet;
 
