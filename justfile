@@ -24,6 +24,10 @@ run plugin="markdown" input='{"markdown":"# Hello\n\nfrom *Corral*"}':
 # Every test: unit, conformance and end to end (builds the plugins it needs), on the
 # PostgreSQL at CORRAL_TEST_POSTGRES, else 127.0.0.1:5432, else a throwaway cluster.
 test:
+    # The tests run the `corral` binary; built here, it is not built inside
+    # the test process, where its build blocked the first tests' threads for
+    # minutes and ate into the patience of tests already waiting.
+    cargo build -p corral --bin corral
     scripts/with-postgres cargo test --workspace
 
 # Sandbox cost per attempt beside native Rust (one JSON line).

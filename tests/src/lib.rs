@@ -110,7 +110,8 @@ pub fn guest_plugin_bytes(guest: Guest, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// Build the `corral` binary once per test process and return its path.
+/// Build the `corral` binary once per test process and return its path
+/// (`just test` builds it before the tests, so this finds it fresh).
 /// `CORRAL_BENCH_BIN` names a binary to use instead (a benchmark comparing
 /// two builds of the code in turn).
 pub fn corral_bin() -> &'static Path {

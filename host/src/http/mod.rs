@@ -26,6 +26,7 @@ pub mod error;
 pub mod idempotency;
 pub mod jobs;
 pub mod launch;
+pub mod linger;
 pub mod openapi;
 pub mod ops;
 pub mod pages;

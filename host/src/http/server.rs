@@ -10,7 +10,11 @@
 //! - at most [`MAX_CONNECTIONS`] connections, and
 //!   [`MAX_CONNECTIONS_PER_ADDRESS`] from one client address, so one client
 //!   cannot take every connection (or file descriptor) for itself; a
-//!   connection over either is closed as soon as it is accepted.
+//!   connection over either is closed as soon as it is accepted;
+//! - a connection closed with a request body unread (a refusal sent before
+//!   the upload was read) is drained first, for at most
+//!   [`LINGER_TIME`](super::linger::LINGER_TIME), so the client reads the
+//!   refusal instead of a reset (`linger.rs`).
 //!
 //! Every value is a `corral serve` flag (docs/security.md).
 
@@ -28,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::ApiError;
+use super::linger::{Lingering, Unread, Watched};
 
 /// Time a client has to send a request's headers (slowloris).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,10 +151,14 @@ pub async fn serve(
         };
         let app = app.clone();
         let timeout = limits.request_timeout;
+        let unread = Unread::default();
+        let io = TokioIo::new(Lingering::new(stream, unread.clone()));
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
-                let answer = app.clone().oneshot(request.map(axum::body::Body::new));
+                let unread = unread.clone();
+                let request = request.map(|body| axum::body::Body::new(Watched::new(body, unread)));
+                let answer = app.clone().oneshot(request);
                 async move {
                     Ok::<_, std::convert::Infallible>(
                         match tokio::time::timeout(timeout, answer).await {
@@ -166,7 +175,7 @@ pub async fn serve(
             },
         );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(io, service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -356,6 +356,44 @@ fn the_admin_manages_tenants_and_keys_and_a_tenant_pushes_plugins() {
         .fails(2, "(forbidden, HTTP 403)");
 }
 
+/// A refusal the server sends before it reads an upload (limits over the
+/// tenant's quotas; a `Content-Length` over its cap) reaches the client
+/// whole, however large the upload: the server drains what the client is
+/// still sending before it closes. Closed with those bytes unread, the
+/// connection was reset under the client, which then reported a broken
+/// pipe instead of the refusal (more often the larger the upload).
+#[test]
+fn refusals_sent_before_an_upload_is_read_reach_the_client() {
+    let server = Server::start();
+    server
+        .admin(&["tenant", "create", "acme", "--max-plugin-bytes", "1048576"])
+        .success();
+    let key = server
+        .admin(&["key", "create", "acme", "--json"])
+        .success()
+        .json()["key"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big.wasm");
+    // Far more than the socket buffers hold, so most of it is still on its
+    // way when the refusal is sent.
+    std::fs::write(&big, vec![0u8; 32 << 20]).expect("write the upload");
+    let big = big.display().to_string();
+    for _ in 0..3 {
+        server
+            .corral(
+                Some(&key),
+                &["plugin", "push", "big", &big, "--memory-mb", "4096"],
+            )
+            .fails(2, "(over_limit, HTTP 422)");
+        server
+            .corral(Some(&key), &["plugin", "push", "big", &big])
+            .fails(2, "HTTP 413");
+    }
+}
+
 #[test]
 fn jobs_from_creation_to_replay() {
     let server = Server::start();
