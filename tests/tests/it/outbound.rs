@@ -889,7 +889,14 @@ async fn secrets_are_write_only_sealed_and_reach_only_their_destination(
     ]});
     let id = run_fetch_job(&db, &app, &key, input).await;
     let received = seen.lock().unwrap().requests.clone();
-    assert_eq!(received.len(), 1);
+    if received.len() != 1 {
+        // Which attempts sent what (a retried attempt sends again).
+        let (_, attempts) = call(&app, Method::GET, &format!("/v1/jobs/{id}/attempts"))
+            .key(&key)
+            .send()
+            .await;
+        panic!("the server saw {received:?}; the job's attempts: {attempts}");
+    }
     assert_eq!(
         received[0].2.as_deref(),
         Some(format!("Bearer {secret}").as_str())
@@ -947,7 +954,10 @@ async fn run_fetch_job(
     let id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
     let state = db.wait_for("acme", id, PATIENCE, |s| s.is_terminal()).await;
     host.stop().await;
-    assert_eq!(state, corral::model::JobState::Completed);
+    if state != corral::model::JobState::Completed {
+        let attempts = db.store.attempt_list("acme", id).await;
+        panic!("job {id} ended {state}; its attempts: {attempts:?}");
+    }
     id
 }
 
