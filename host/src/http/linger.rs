@@ -46,11 +46,11 @@ pub struct Unread(Arc<AtomicBool>);
 
 impl Unread {
     fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.store(true, Ordering::Release);
     }
 
     fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 }
 

@@ -701,6 +701,61 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
     drop(held);
 }
 
+/// The drain that lets a refused client read its answer is bounded: a
+/// client refused before its body is read (a wrong key) that never stops
+/// sending is cut off after `LINGER_BYTES` (or `LINGER_TIME`), and still
+/// got its 401 (`http/linger.rs`; `cli::refusals_sent_before_an_upload_is_read_reach_the_client`
+/// shows the answer reaching a client that stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_that_keeps_sending_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, _) = corral_tests::serve_api(&url, port, dir.path(), Some("linger-admin-token"));
+    let _server = KillOnDrop(server);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(
+            b"POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n",
+        )
+        .unwrap();
+    // The answer, read while the body is being sent, until the server closes.
+    let mut reading = stream.try_clone().unwrap();
+    reading.set_read_timeout(Some(PATIENCE)).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        let _ = reading.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let sent = tokio::task::spawn_blocking(move || {
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = 0u64;
+        // Until the server cuts the connection (or the patience runs out:
+        // a write that blocks that long fails too).
+        while let Ok(n) = stream.write(&chunk) {
+            sent += n as u64;
+            assert!(
+                sent <= 4 * corral::http::linger::LINGER_BYTES,
+                "the server kept draining past its bound"
+            );
+        }
+        sent
+    })
+    .await
+    .unwrap();
+    let answer = reader.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(answer.contains("unauthorized"), "{answer}");
+    // Socket buffers hold some megabytes beyond what the server read.
+    assert!(
+        sent <= corral::http::linger::LINGER_BYTES + (64 << 20),
+        "{sent} bytes were taken"
+    );
+}
+
 /// A child process killed (SIGKILL) when dropped.
 struct KillOnDrop(std::process::Child);
 
