@@ -47,16 +47,20 @@ impl Server {
         self.corral(Some(ADMIN), args)
     }
 
-    /// A tenant with a key, and the `echo` plugin pushed; returns the key.
-    fn tenant_with_echo(&self, tenant: &str) -> String {
-        self.admin(&["tenant", "create", tenant]).success();
-        let key = self
-            .admin(&["key", "create", tenant, "--json"])
+    /// A new key of `tenant`, made by the admin.
+    fn key(&self, tenant: &str) -> String {
+        self.admin(&["key", "create", tenant, "--json"])
             .success()
             .json()["key"]
             .as_str()
             .expect("a key")
-            .to_string();
+            .to_string()
+    }
+
+    /// A tenant with a key, and the `echo` plugin pushed; returns the key.
+    fn tenant_with_echo(&self, tenant: &str) -> String {
+        self.admin(&["tenant", "create", tenant]).success();
+        let key = self.key(tenant);
         self.corral(Some(&key), &["plugin", "push", "echo", &path_of("echo")])
             .success();
         key
@@ -225,13 +229,7 @@ fn the_admin_manages_tenants_and_keys_and_a_tenant_pushes_plugins() {
         .admin(&["key", "create", "acme", "--json"])
         .success()
         .json();
-    let key = server
-        .admin(&["key", "create", "acme", "--json"])
-        .success()
-        .json()["key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = server.key("acme");
     let spare_key = spare["key"].as_str().expect("key");
     server
         .corral(Some(spare_key), &["plugin", "list"])
@@ -368,13 +366,7 @@ fn refusals_sent_before_an_upload_is_read_reach_the_client() {
     server
         .admin(&["tenant", "create", "acme", "--max-plugin-bytes", "1048576"])
         .success();
-    let key = server
-        .admin(&["key", "create", "acme", "--json"])
-        .success()
-        .json()["key"]
-        .as_str()
-        .expect("a key")
-        .to_string();
+    let key = server.key("acme");
     let dir = tempfile::tempdir().expect("temp dir");
     let big = dir.path().join("big.wasm");
     // Far more than the socket buffers hold, so most of it is still on its
