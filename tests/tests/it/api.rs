@@ -1754,11 +1754,18 @@ async fn a_client_sees_progress_as_server_sent_events(db: TestDb) {
     use corral::worker::{Worker, WorkerConfig};
     let app = app(&db);
     let key = tenant_with_key(&app, "acme", json!({})).await;
-    // `spin` reports progress (0, "spinning"), then computes until stopped.
+    // `spin` reports progress (0, "spinning"), then computes until stopped:
+    // with the tenant's whole fuel, since on the default fuel (about a
+    // second of spinning) a loaded machine let it end `fuel_exhausted`
+    // before the progress was seen, and the cancel then got 409.
+    let path = format!(
+        "/v1/plugins/spin?timeout_ms=600000&fuel={}",
+        corral::model::DEFAULT_QUOTAS.max_fuel_per_attempt
+    );
     upload(
         &app,
         &key,
-        "/v1/plugins/spin?timeout_ms=600000",
+        &path,
         corral_tests::plugin_bytes("spin"),
         "application/wasm",
     )
