@@ -16,7 +16,8 @@
 //!   [`LINGER_TIME`](super::linger::LINGER_TIME), so the client reads the
 //!   refusal instead of a reset (`linger.rs`).
 //!
-//! Every value is a `corral serve` flag (docs/security.md).
+//! Every value but the drain's two bounds (constants in `linger.rs`) is a
+//! `corral serve` flag (docs/security.md).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
