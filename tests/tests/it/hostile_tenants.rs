@@ -703,9 +703,10 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
 
 /// The drain that lets a refused client read its answer is bounded: a
 /// client refused before its body is read (a wrong key) that never stops
-/// sending is cut off after `LINGER_BYTES` (or `LINGER_TIME`), and still
-/// got its 401 (`http/linger.rs`; `cli::refusals_sent_before_an_upload_is_read_reach_the_client`
-/// shows the answer reaching a client that stops).
+/// sending is cut off after `LINGER_BYTES`, and still got its 401
+/// (`http/linger.rs`; `cli::refusals_sent_before_an_upload_is_read_reach_the_client`
+/// shows the answer reaching a client that stops, and the next test the
+/// bound in time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_client_that_keeps_sending_is_cut_off() {
     use std::io::{Read, Write};
@@ -754,6 +755,95 @@ async fn a_refused_client_that_keeps_sending_is_cut_off() {
         sent <= corral::http::linger::LINGER_BYTES + (64 << 20),
         "{sent} bytes were taken"
     );
+}
+
+/// The drain's other bound: a client refused before its body is read that
+/// then goes silent, its end of the connection left open, holds the
+/// connection for at most `LINGER_TIME`, not until it chooses to close. Its
+/// address may hold one connection here, so a second connection from it is
+/// closed unanswered while the first lingers, and served once the server
+/// has closed the first (without the time bound, never: the test's client
+/// never closes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_that_goes_silent_is_closed_after_the_linger_time() {
+    use corral::http::linger::LINGER_TIME;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A `GET /health` on a new connection: its answer, empty when the
+    /// server closed the connection unanswered.
+    async fn health(address: std::net::SocketAddr) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let mut answer = String::new();
+        if stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .is_ok()
+        {
+            // A reset (the server closed before reading the request) is no answer.
+            let _ = stream.read_to_string(&mut answer).await;
+        }
+        answer
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, _) = corral_tests::serve_api_with(
+        &url,
+        port,
+        dir.path(),
+        Some("linger-admin-token"),
+        &["--max-connections-per-address", "1"],
+    );
+    let _server = KillOnDrop(server);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Before the request, so the server's drain began after this instant.
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    silent
+        .write_all(
+            b"POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The answer, then the server's end of the stream (its FIN): the drain
+    // has begun, and this client neither sends nor closes from here on.
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, silent.read_to_end(&mut answer))
+        .await
+        .expect("the refusal and the server's end of the stream")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+
+    // The address's one slot is held while the first connection lingers,
+    // and free once the server closed it. The slot is polled ten times a
+    // second (a refused connection is closed at once, so nothing paces the
+    // attempts but the poll), for longer than the bound by far.
+    let mut refused_while_lingering = 0;
+    loop {
+        let second = health(address).await;
+        if second.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert_eq!(second, "", "a second connection is closed unanswered");
+        refused_while_lingering += 1;
+        assert!(
+            started.elapsed() < LINGER_TIME * 12,
+            "the silent connection still held its slot after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Served only after the drain's time was up: the slot was held, so the
+    // bound above is what freed it.
+    assert!(
+        started.elapsed() >= LINGER_TIME,
+        "served after {:?}, {refused_while_lingering} refusals",
+        started.elapsed()
+    );
+    assert!(refused_while_lingering > 0);
+    drop(silent);
 }
 
 /// A child process killed (SIGKILL) when dropped.
