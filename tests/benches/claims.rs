@@ -17,6 +17,12 @@
 //! a plan that reads the whole ring) shows here.
 //!
 //! Target: a claim of 128 with 10,000 tenants <= 5 ms at the median.
+//!
+//! Knobs: `CORRAL_BENCH_TENANTS=100,1000` (only those counts),
+//! `CORRAL_BENCH_SLEEPERS=0` (no sleepers), and `CORRAL_BENCH_CLAIMS_SETUP`,
+//! one statement run on each database once populated (what an index costs
+//! a claim: `DROP INDEX jobs_tenant_id`; docs/benchmarks.md, "What each
+//! index of a lease costs a claim").
 
 use std::time::{Duration, Instant};
 
@@ -139,9 +145,16 @@ async fn bench(kind: Kind, name: &str) {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(SLEEPERS);
+    // `CORRAL_BENCH_CLAIMS_SETUP="DROP INDEX jobs_tenant_id"` runs one
+    // statement on each database once it is populated: what an index or a
+    // setting costs a claim, measured without a migration.
+    let setup = std::env::var("CORRAL_BENCH_CLAIMS_SETUP").ok();
     let mut largest = None;
     for tenants in counts {
         let db = populated(kind, tenants).await;
+        if let Some(sql) = &setup {
+            corral_tests::db_texts(&db, sql, sql).await;
+        }
         let (p50, p90, per_claim) = time_claims(&db).await;
         eprintln!("{name}: {tenants} tenants: claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs");
         medians.push(p50);
