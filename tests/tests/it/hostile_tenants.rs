@@ -544,13 +544,7 @@ fn drip_until_closed(
 async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
     use std::io::Write;
     const ADMIN: &str = "slowloris-admin-token";
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
-    let port = corral_tests::free_port();
-    let (server, _) = corral_tests::serve_api_with(
-        &url,
-        port,
-        dir.path(),
+    let server = serve_on_sqlite(
         Some(ADMIN),
         &[
             "--header-timeout-ms",
@@ -559,7 +553,7 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
             "2000",
         ],
     );
-    let server = KillOnDrop(server);
+    let port = server.port;
 
     // Headers a byte at a time: closed once the header timeout passes.
     let headers = tokio::task::spawn_blocking(move || {
@@ -652,13 +646,7 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
 
     // Connections per address: one client holds its share, the rest are
     // closed at once, and another address is still served.
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
-    let port = corral_tests::free_port();
-    let (server, _) = corral_tests::serve_api_with(
-        &url,
-        port,
-        dir.path(),
+    let server = serve_on_sqlite(
         Some(ADMIN),
         &[
             "--header-timeout-ms",
@@ -667,8 +655,7 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
             "8",
         ],
     );
-    let _server = KillOnDrop(server);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
     let mut held = Vec::new();
     for _ in 0..8 {
         let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -710,12 +697,8 @@ async fn slow_clients_are_cut_off_and_cannot_take_every_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_client_that_keeps_sending_is_cut_off() {
     use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
-    let port = corral_tests::free_port();
-    let (server, _) = corral_tests::serve_api(&url, port, dir.path(), Some("linger-admin-token"));
-    let _server = KillOnDrop(server);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let server = serve_on_sqlite(Some("linger-admin-token"), &[]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .write_all(
             b"POST /v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
@@ -783,18 +766,11 @@ async fn a_refused_client_that_goes_silent_is_closed_after_the_linger_time() {
         }
         answer
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
-    let port = corral_tests::free_port();
-    let (server, _) = corral_tests::serve_api_with(
-        &url,
-        port,
-        dir.path(),
+    let server = serve_on_sqlite(
         Some("linger-admin-token"),
         &["--max-connections-per-address", "1"],
     );
-    let _server = KillOnDrop(server);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
 
     // Before the request, so the server's drain began after this instant.
     let started = std::time::Instant::now();
@@ -856,6 +832,31 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A `corral serve` on a SQLite file of its own, killed when dropped (before
+/// its directory is removed).
+struct Served {
+    _server: KillOnDrop,
+    _dir: tempfile::TempDir,
+    port: u16,
+    /// What it printed on stdout (the generated admin key, when no admin
+    /// token was given).
+    printed: String,
+}
+
+fn serve_on_sqlite(admin_token: Option<&str>, flags: &[&str]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let port = corral_tests::free_port();
+    let (server, printed) =
+        corral_tests::serve_api_with(&url, port, dir.path(), admin_token, flags);
+    Served {
+        _server: KillOnDrop(server),
+        _dir: dir,
+        port,
+        printed,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 12. Admin keys can be listed and revoked; failed authentications are
 // slowed per address; `/ready` keeps the database's words to itself.
@@ -899,12 +900,10 @@ async fn request_from(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_keys_are_revocable_and_failed_authentications_are_slowed() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
-    let port = corral_tests::free_port();
-    let (server, printed) = corral_tests::serve_api(&url, port, dir.path(), None);
-    let _server = KillOnDrop(server);
-    let first = printed
+    let server = serve_on_sqlite(None, &[]);
+    let port = server.port;
+    let first = server
+        .printed
         .split_whitespace()
         .find(|w| w.starts_with("corral_"))
         .expect("a generated admin key")
