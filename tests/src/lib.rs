@@ -214,6 +214,52 @@ pub fn serve_api_logged(
     envs: &[(&str, &str)],
     log: Option<&Path>,
 ) -> (Child, String) {
+    serve_api_reporting(
+        database_url,
+        port,
+        cache,
+        admin_token,
+        flags,
+        envs,
+        log,
+        None,
+    )
+}
+
+/// [`serve_api_with`], and each line of its log (stderr, `RUST_LOG=info`)
+/// as it comes: a test can wait on what the host says it did.
+pub fn serve_api_with_log_lines(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+    flags: &[&str],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let (lines, received) = std::sync::mpsc::channel();
+    let (child, printed) = serve_api_reporting(
+        database_url,
+        port,
+        cache,
+        admin_token,
+        flags,
+        &[],
+        None,
+        Some(lines),
+    );
+    (child, printed, received)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_api_reporting(
+    database_url: &str,
+    port: u16,
+    cache: &Path,
+    admin_token: Option<&str>,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    log: Option<&Path>,
+    lines: Option<std::sync::mpsc::Sender<String>>,
+) -> (Child, String) {
     use std::io::{BufRead, BufReader, Write};
     let mut log = log.map(|path| std::fs::File::create(path).expect("the host's log file"));
     let mut command = Command::new(corral_bin());
@@ -240,6 +286,9 @@ pub fn serve_api_logged(
             }
             if line.contains("the API is listening") {
                 let _ = listening_tx.send(());
+            }
+            if let Some(lines) = &lines {
+                let _ = lines.send(line);
             }
         }
     });

@@ -12,13 +12,16 @@
 //! the answer is out, then reads and discards what the client still sends
 //! until the client closes, for at most [`LINGER_TIME`] and
 //! [`LINGER_BYTES`], and only then closes. A connection whose bodies were
-//! all read closes at once, as before.
+//! all read closes at once, as before. A drain that a bound ended (the
+//! client neither stopped sending nor closed) is logged by the server once
+//! the connection's slots are free: a client that behaves so is worth an
+//! operator's look.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -40,17 +43,57 @@ pub const LINGER_BYTES: u64 = 2 * crate::runtime::compile::MAX_COMPONENT_BYTES a
 /// Bytes read at a time while draining.
 const DRAIN_CHUNK: usize = 16 * 1024;
 
-/// Set when a request body of the connection was dropped unread.
+/// A connection's lingering, shared by its bodies, its socket and the
+/// server's task for it: whether a request body was dropped unread, and
+/// which bound, if any, ended the drain.
 #[derive(Clone, Default)]
-pub struct Unread(Arc<AtomicBool>);
+pub struct Unread(Arc<State>);
+
+#[derive(Default)]
+struct State {
+    unread: AtomicBool,
+    /// 0 while no bound ended the drain, else a [`CutOff`] + 1.
+    cut_off: AtomicU8,
+}
+
+/// The bound that ended a drain before the client closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutOff {
+    /// [`LINGER_TIME`]: the client kept the connection open.
+    Time,
+    /// [`LINGER_BYTES`]: the client kept sending.
+    Bytes,
+}
+
+impl CutOff {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutOff::Time => "time",
+            CutOff::Bytes => "bytes",
+        }
+    }
+}
 
 impl Unread {
     fn set(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.unread.store(true, Ordering::Release);
     }
 
     fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.unread.load(Ordering::Acquire)
+    }
+
+    fn cut(&self, bound: CutOff) {
+        self.0.cut_off.store(bound as u8 + 1, Ordering::Release);
+    }
+
+    /// The bound that ended this connection's drain, if one did.
+    pub fn cut_off(&self) -> Option<CutOff> {
+        match self.0.cut_off.load(Ordering::Acquire) {
+            1 => Some(CutOff::Time),
+            2 => Some(CutOff::Bytes),
+            _ => None,
+        }
     }
 }
 
@@ -182,7 +225,12 @@ impl AsyncWrite for Lingering {
         };
         let mut scratch = [0u8; DRAIN_CHUNK];
         loop {
-            if drain.left == 0 || drain.until.as_mut().poll(cx).is_ready() {
+            if drain.left == 0 {
+                this.unread.cut(CutOff::Bytes);
+                return Poll::Ready(Ok(()));
+            }
+            if drain.until.as_mut().poll(cx).is_ready() {
+                this.unread.cut(CutOff::Time);
                 return Poll::Ready(Ok(()));
             }
             let mut buf = ReadBuf::new(&mut scratch);

@@ -154,6 +154,7 @@ pub async fn serve(
         let timeout = limits.request_timeout;
         let unread = Unread::default();
         let io = TokioIo::new(Lingering::new(stream, unread.clone()));
+        let lingered = unread.clone();
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
@@ -183,6 +184,10 @@ pub async fn serve(
             // A client that goes away mid-request is its own business.
             let _ = connection.await;
             drop((permit, slot));
+            // Once its slots are free, so a reader of the log may count on them.
+            if let Some(bound) = lingered.cut_off() {
+                tracing::info!(%peer, bound = bound.as_str(), "closed a refused client's connection at the drain's bound");
+            }
         });
     }
     drop(listener);
