@@ -47,7 +47,7 @@ const DRAIN_CHUNK: usize = 16 * 1024;
 /// server's task for it: whether a request body was dropped unread, and
 /// which bound, if any, ended the drain.
 #[derive(Clone, Default)]
-pub struct Unread(Arc<State>);
+pub struct Linger(Arc<State>);
 
 #[derive(Default)]
 struct State {
@@ -74,12 +74,12 @@ impl CutOff {
     }
 }
 
-impl Unread {
-    fn set(&self) {
+impl Linger {
+    fn mark_unread(&self) {
         self.0.unread.store(true, Ordering::Release);
     }
 
-    fn is_set(&self) -> bool {
+    fn is_unread(&self) -> bool {
         self.0.unread.load(Ordering::Acquire)
     }
 
@@ -97,20 +97,20 @@ impl Unread {
     }
 }
 
-/// A request body that marks its connection [`Unread`] when it is dropped
-/// before its end.
+/// A request body that marks its connection's [`Linger`] unread when it is
+/// dropped before its end.
 pub struct Watched {
     inner: Incoming,
     ended: bool,
-    unread: Unread,
+    linger: Linger,
 }
 
 impl Watched {
-    pub fn new(inner: Incoming, unread: Unread) -> Watched {
+    pub fn new(inner: Incoming, linger: Linger) -> Watched {
         Watched {
             inner,
             ended: false,
-            unread,
+            linger,
         }
     }
 }
@@ -142,16 +142,16 @@ impl Body for Watched {
 impl Drop for Watched {
     fn drop(&mut self) {
         if !self.ended && !self.inner.is_end_stream() {
-            self.unread.set();
+            self.linger.mark_unread();
         }
     }
 }
 
 /// The server's end of a connection, drained before it is closed when a
-/// request body was left [`Unread`].
+/// request body was left unread (its [`Linger`]).
 pub struct Lingering {
     stream: TcpStream,
-    unread: Unread,
+    linger: Linger,
     drain: Option<Drain>,
 }
 
@@ -162,10 +162,10 @@ struct Drain {
 }
 
 impl Lingering {
-    pub fn new(stream: TcpStream, unread: Unread) -> Lingering {
+    pub fn new(stream: TcpStream, linger: Linger) -> Lingering {
         Lingering {
             stream,
-            unread,
+            linger,
             drain: None,
         }
     }
@@ -209,7 +209,7 @@ impl AsyncWrite for Lingering {
     /// hyper's last call on a connection it closes: the answer is out.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.unread.is_set() {
+        if !this.linger.is_unread() {
             return Pin::new(&mut this.stream).poll_shutdown(cx);
         }
         if this.drain.is_none() {
@@ -226,11 +226,11 @@ impl AsyncWrite for Lingering {
         let mut scratch = [0u8; DRAIN_CHUNK];
         loop {
             if drain.left == 0 {
-                this.unread.cut(CutOff::Bytes);
+                this.linger.cut(CutOff::Bytes);
                 return Poll::Ready(Ok(()));
             }
             if drain.until.as_mut().poll(cx).is_ready() {
-                this.unread.cut(CutOff::Time);
+                this.linger.cut(CutOff::Time);
                 return Poll::Ready(Ok(()));
             }
             let mut buf = ReadBuf::new(&mut scratch);

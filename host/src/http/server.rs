@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::ApiError;
-use super::linger::{Lingering, Unread, Watched};
+use super::linger::{Linger, Lingering, Watched};
 
 /// Time a client has to send a request's headers (slowloris).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -152,14 +152,14 @@ pub async fn serve(
         };
         let app = app.clone();
         let timeout = limits.request_timeout;
-        let unread = Unread::default();
-        let io = TokioIo::new(Lingering::new(stream, unread.clone()));
-        let lingered = unread.clone();
+        let linger = Linger::default();
+        let io = TokioIo::new(Lingering::new(stream, linger.clone()));
+        let lingered = linger.clone();
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
-                let unread = unread.clone();
-                let request = request.map(|body| axum::body::Body::new(Watched::new(body, unread)));
+                let linger = linger.clone();
+                let request = request.map(|body| axum::body::Body::new(Watched::new(body, linger)));
                 let answer = app.clone().oneshot(request);
                 async move {
                     Ok::<_, std::convert::Infallible>(
