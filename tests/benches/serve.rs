@@ -329,6 +329,7 @@ async fn pickups_under_backlog(kind: Kind, cache: &Path) -> Pickups {
         &flags,
         envs,
         anatomy.as_deref(),
+        None,
     );
     let _host = KillOnDrop(host);
     let url = format!("http://127.0.0.1:{port}");

@@ -200,28 +200,14 @@ pub fn serve_api_env(
     flags: &[&str],
     envs: &[(&str, &str)],
 ) -> (Child, String) {
-    serve_api_logged(database_url, port, cache, admin_token, flags, envs, None)
-}
-
-/// [`serve_api_env`], its log (stderr; `RUST_LOG=info` unless `envs` set
-/// it) also written to `log` when given.
-pub fn serve_api_logged(
-    database_url: &str,
-    port: u16,
-    cache: &Path,
-    admin_token: Option<&str>,
-    flags: &[&str],
-    envs: &[(&str, &str)],
-    log: Option<&Path>,
-) -> (Child, String) {
-    serve_api_reporting(
+    serve_api_logged(
         database_url,
         port,
         cache,
         admin_token,
         flags,
         envs,
-        log,
+        None,
         None,
     )
 }
@@ -236,7 +222,7 @@ pub fn serve_api_with_log_lines(
     flags: &[&str],
 ) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let (lines, received) = std::sync::mpsc::channel();
-    let (child, printed) = serve_api_reporting(
+    let (child, printed) = serve_api_logged(
         database_url,
         port,
         cache,
@@ -249,8 +235,10 @@ pub fn serve_api_with_log_lines(
     (child, printed, received)
 }
 
+/// [`serve_api_env`], its log (stderr; `RUST_LOG=info` unless `envs` set
+/// it) also written to `log` and sent line by line to `lines`, when given.
 #[allow(clippy::too_many_arguments)]
-fn serve_api_reporting(
+pub fn serve_api_logged(
     database_url: &str,
     port: u16,
     cache: &Path,
