@@ -96,6 +96,7 @@ pub struct Metrics {
     pickup_delay: Histogram,
     attempts_in_flight: Gauge,
     attempts_host_full: Counter,
+    attempts_lease_lost: Counter,
     worker_capacity: Gauge,
     http_requests: Family<HttpLabels, Counter>,
     outbound_requests: Family<OutboundLabels, Counter>,
@@ -196,6 +197,12 @@ impl Metrics {
             "Attempts this host had no room for (its instance pool, or every compiler slot, was full); handed back without using an attempt",
             attempts_host_full.clone(),
         );
+        let attempts_lease_lost = Counter::default();
+        registry.register(
+            "attempts_lease_lost",
+            "Attempts stopped because this host no longer held their lease (it expired and the job moved on, or the database lost the claim); their outcomes are dropped and the jobs run again",
+            attempts_lease_lost.clone(),
+        );
         let worker_capacity = Gauge::default();
         registry.register(
             "worker_capacity",
@@ -233,6 +240,7 @@ impl Metrics {
             pickup_delay,
             attempts_in_flight,
             attempts_host_full,
+            attempts_lease_lost,
             worker_capacity,
             http_requests,
             outbound_requests,
@@ -305,6 +313,11 @@ impl Metrics {
     /// An attempt found no room on the host and was handed back.
     pub fn attempt_host_full(&self) {
         self.attempts_host_full.inc();
+    }
+
+    /// An attempt was stopped because its lease was lost.
+    pub fn attempt_lease_lost(&self) {
+        self.attempts_lease_lost.inc();
     }
 
     /// What the sandbox reported about an attempt it ran.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral::metrics::Metrics;
 use corral::worker::{Backoff, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +38,7 @@ pub fn config(host: &str) -> WorkerConfig {
 /// tokio runtime until [`Host::stop`].
 pub struct Host {
     worker: Arc<Worker>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     evaluator: tokio::task::JoinHandle<()>,
@@ -45,11 +47,18 @@ pub struct Host {
 impl Host {
     pub fn start(db: &TestDb, config: WorkerConfig) -> Host {
         let shutdown = CancellationToken::new();
-        let worker = Worker::new(db.store.clone(), Arc::clone(runtime_arc()), config);
+        let metrics = Arc::new(Metrics::new());
+        let worker = Worker::with_metrics(
+            db.store.clone(),
+            Arc::clone(runtime_arc()),
+            config,
+            metrics.clone(),
+        );
         let task = tokio::spawn(worker.clone().run(shutdown.clone()));
         let evaluator = corral::worker::evaluator::spawn(db.store.clone(), shutdown.clone());
         Host {
             worker,
+            metrics,
             shutdown,
             task,
             evaluator,
@@ -59,6 +68,11 @@ impl Host {
     /// The host's worker (to follow its claims, say).
     pub fn worker(&self) -> &Worker {
         &self.worker
+    }
+
+    /// The host's metrics (kept by the caller, they outlive [`Host::stop`]).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub async fn stop(self) {

@@ -196,7 +196,9 @@ enum StopReason {
     CancelRequested,
     /// The host is shutting down: hand the job back without using an attempt.
     Shutdown,
-    /// Another host (the janitor) took the job: forget the attempt.
+    /// The lease is gone: the janitor took the job after it expired, or
+    /// the database lost the claim (docs/queue.md, "Durability"), and the
+    /// job may already run again. Forget the attempt.
     LeaseLost,
 }
 
@@ -204,6 +206,9 @@ struct Running {
     cancel: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
     claimed_at: Instant,
+    /// The attempt's lease: this host may claim the job again while an
+    /// older attempt of it still runs here, and each keeps to its own.
+    lease_token: uuid::Uuid,
 }
 
 impl Running {
@@ -358,6 +363,16 @@ impl Worker {
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, uuid::Uuid>> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lease `token` of `job` is no longer this process's to extend
+    /// (its outcome is written, or it was handed back or lost). A newer
+    /// lease of the same job, claimed again by this host, stays.
+    fn drop_lease(&self, job: JobId, token: uuid::Uuid) {
+        let mut leases = self.leases();
+        if leases.get(&job) == Some(&token) {
+            leases.remove(&job);
+        }
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, announced::Announced> {
@@ -699,14 +714,22 @@ impl Worker {
         let _in_flight = self.metrics.attempt_in_flight();
         let cancel = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
-        self.running().insert(
+        let older = self.running().insert(
             job.id,
             Running {
                 cancel: cancel.clone(),
                 reason: reason.clone(),
                 claimed_at: Instant::now(),
+                lease_token: job.lease_token,
             },
         );
+        // This host claimed the job again while an older attempt of it
+        // still runs: that attempt's lease is gone (it expired, or the
+        // database lost its claim), and the heartbeat, which finds
+        // attempts by job, could no longer find it to stop it.
+        if let Some(older) = older {
+            older.stop(StopReason::LeaseLost);
+        }
         let started_at = Utc::now();
         let report = match self.plugin(&job.digest).await {
             Ok(plugin) => {
@@ -744,8 +767,16 @@ impl Worker {
             ),
         };
         let finished_at = Utc::now();
-        self.running().remove(&job.id);
-        self.progress.forget(job.id);
+        {
+            let mut running = self.running();
+            if running
+                .get(&job.id)
+                .is_some_and(|r| r.lease_token == job.lease_token)
+            {
+                running.remove(&job.id);
+            }
+        }
+        self.progress.forget(job.id, job.lease_token);
         let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
         match reason {
             Some(StopReason::Shutdown) if report.outcome == OutcomeKind::Cancelled => {
@@ -755,12 +786,15 @@ impl Worker {
                         tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
                     }
                 }
-                self.leases().remove(&job.id);
+                self.drop_lease(job.id, job.lease_token);
                 return;
             }
             Some(StopReason::LeaseLost) => {
-                tracing::info!("lease lost to another host; dropping this attempt's outcome");
-                self.leases().remove(&job.id);
+                self.metrics.attempt_lease_lost();
+                tracing::info!(
+                    "lease lost (taken over after it expired, or the database lost the claim); dropping this attempt's outcome"
+                );
+                self.drop_lease(job.id, job.lease_token);
                 return;
             }
             _ => {}
@@ -784,7 +818,7 @@ impl Worker {
                     tracing::warn!(error = %e, "could not hand the job back; its lease will expire")
                 }
             }
-            self.leases().remove(&job.id);
+            self.drop_lease(job.id, job.lease_token);
             return;
         }
         // A completed attempt is the common case: at thousands a second, a
@@ -933,11 +967,8 @@ impl Worker {
                 }
             }
             let applied = self.write_outcomes(&batch).await;
-            {
-                let mut leases = self.leases();
-                for finish in &batch {
-                    leases.remove(&finish.job_id);
-                }
+            for finish in &batch {
+                self.drop_lease(finish.job_id, finish.lease_token);
             }
             drop(permits);
             self.wake.notify_one();

@@ -50,9 +50,16 @@ impl ProgressBoard {
         })
     }
 
-    /// The attempt is over: its outcome carries its last report.
-    pub fn forget(&self, job_id: JobId) {
-        self.pending().remove(&job_id);
+    /// The attempt under `lease_token` is over: its outcome carries its
+    /// last report. A report of a newer attempt of the job stays.
+    pub fn forget(&self, job_id: JobId, lease_token: uuid::Uuid) {
+        let mut pending = self.pending();
+        if pending
+            .get(&job_id)
+            .is_some_and(|update| update.lease_token == lease_token)
+        {
+            pending.remove(&job_id);
+        }
     }
 
     /// Write pending reports until `stop` fires.

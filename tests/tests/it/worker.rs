@@ -21,6 +21,8 @@ corral_tests::on_both_backends!(
     a_workflow_runs_end_to_end,
     a_new_job_starts_while_every_slot_runs_a_long_job,
     the_fresh_lane_claims_the_announced_tenants_jobs,
+    a_claim_the_database_lost_runs_again_and_its_first_attempt_stops,
+    the_heartbeat_stops_an_attempt_whose_lease_is_gone,
 );
 
 async fn install(db: &TestDb, tenant: &str, plugins: &[&str]) {
@@ -154,6 +156,144 @@ async fn a_running_attempt_is_cancelled(db: TestDb) {
     let attempts = db.store.attempt_list("acme", id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].outcome, OutcomeKind::Cancelled);
+    host.stop().await;
+}
+
+/// A claim the database lost (a failover to a standby it had not reached,
+/// a crash of SQLite's machine: docs/queue.md, "Durability"), made here by
+/// putting the job's row back as it was before the claim while the host
+/// runs the attempt. The job runs again on this host, the lost attempt is
+/// not counted, and the new claim stops the old attempt instead of letting
+/// it run on beside the new one, whose lease and place in the cancel map
+/// its end must not take with it.
+async fn a_claim_the_database_lost_runs_again_and_its_first_attempt_stops(db: TestDb) {
+    let id = a_long_sleep(&db).await;
+    // No heartbeat after the first (at start): what stops the first attempt
+    // is the host's claim of the job again, not a heartbeat that finds its
+    // lease gone.
+    let host = Host::start(
+        &db,
+        corral::worker::WorkerConfig {
+            heartbeat: Duration::from_secs(3600),
+            ..config("host-a")
+        },
+    );
+    let metrics = host.metrics();
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Running)
+        .await;
+
+    // Waiting again; the input of the second run a short sleep, so that
+    // it ends.
+    lose_the_claim(
+        &db,
+        id,
+        [
+            r#"state = 'available', input = '{"ms": 10}'::jsonb"#,
+            r#"state = 'available', input = '{"ms": 10}'"#,
+        ],
+    )
+    .await;
+
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Completed)
+        .await;
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 1, "the lost attempt is not counted");
+    let attempts = db.store.attempt_list("acme", id).await.unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, OutcomeKind::Completed);
+    // Once the host has stopped, every attempt task has ended: the first
+    // one was stopped as lost (had it run on, the shutdown's grace, 30 s,
+    // would have stopped it as handed back instead).
+    host.stop().await;
+    assert_eq!(
+        leases_lost(&metrics).as_deref(),
+        Some("corral_attempts_lease_lost_total 1")
+    );
+}
+
+/// Tenant `acme` with `sleep`, and a job of it that sleeps far longer than
+/// a test: only a stop ends its attempt.
+async fn a_long_sleep(db: &TestDb) -> uuid::Uuid {
+    db.tenant("acme", 16).await;
+    let limits = Limits {
+        timeout_ms: 10 * 60 * 1000,
+        ..Limits::default()
+    };
+    db.plugin("acme", "sleep", &plugin_bytes("sleep"), limits, 3)
+        .await;
+    enqueue(db, "acme", NewJob::new("sleep", r#"{"ms": 600000}"#)).await
+}
+
+/// Put the running job's row back as a claim the database lost would
+/// leave it: no lease, the attempt not counted, and `then` (PostgreSQL's
+/// text, SQLite's) for its state.
+async fn lose_the_claim(db: &TestDb, id: uuid::Uuid, then: [&str; 2]) {
+    let sql = |then: &str| {
+        format!(
+            "UPDATE jobs SET attempt = attempt - 1, lease_token = NULL, \
+                 lease_expires_at = NULL, leased_by = NULL, started_at = NULL, \
+                 attempt_started_at = NULL, {then} \
+             WHERE id = '{id}' AND state = 'running' RETURNING 'lost'"
+        )
+    };
+    let lost = corral_tests::db_texts(db, &sql(then[0]), &sql(then[1])).await;
+    assert_eq!(lost, ["lost"], "the job was running");
+}
+
+/// The line of the host's metrics that counts attempts stopped as lost.
+fn leases_lost(metrics: &corral::metrics::Metrics) -> Option<String> {
+    metrics
+        .render(None, runtime_arc())
+        .lines()
+        .find(|line| line.starts_with("corral_attempts_lease_lost_total "))
+        .map(str::to_owned)
+}
+
+/// A host whose heartbeat finds that it no longer holds an attempt's lease
+/// (here the job's row is put back as waiting for tomorrow, as a claim the
+/// database lost would leave it, and nothing claims it again) stops the
+/// attempt and writes no outcome for it.
+async fn the_heartbeat_stops_an_attempt_whose_lease_is_gone(db: TestDb) {
+    let id = a_long_sleep(&db).await;
+    // One slot: the claim loop claims again only once the attempt ends,
+    // which is the signal the test waits on.
+    let host = Host::start(
+        &db,
+        corral::worker::WorkerConfig {
+            concurrency: 1,
+            ..config("host-a")
+        },
+    );
+    let metrics = host.metrics();
+    let mut claims = host.worker().claims();
+    db.wait_for("acme", id, PATIENCE, |s| s == JobState::Running)
+        .await;
+    let claimed = claims.borrow_and_update().loop_begun;
+
+    // Waiting for tomorrow (SQLite keeps times as microseconds since the
+    // epoch).
+    lose_the_claim(
+        &db,
+        id,
+        [
+            "state = 'scheduled', run_at = now() + interval '1 day'",
+            "state = 'scheduled', \
+             run_at = (CAST(strftime('%s', 'now') AS INTEGER) + 86400) * 1000000",
+        ],
+    )
+    .await;
+
+    tokio::time::timeout(PATIENCE, claims.wait_for(|c| c.loop_begun > claimed))
+        .await
+        .expect("the attempt ends and its slot is free again")
+        .expect("claims");
+    assert_eq!(
+        leases_lost(&metrics).as_deref(),
+        Some("corral_attempts_lease_lost_total 1")
+    );
+    let job = db.store.job_get("acme", id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Scheduled, 0));
+    assert!(db.store.attempt_list("acme", id).await.unwrap().is_empty());
     host.stop().await;
 }
 
