@@ -202,6 +202,15 @@ enum StopReason {
     LeaseLost,
 }
 
+/// Remove `job`'s entry from one of the worker's maps by job if it is `own`
+/// (an attempt's, told by its lease token): this host may have claimed the
+/// job again, and the newer attempt keeps its entry.
+fn remove_own<V>(map: &mut HashMap<JobId, V>, job: JobId, own: impl FnOnce(&V) -> bool) {
+    if map.get(&job).is_some_and(own) {
+        map.remove(&job);
+    }
+}
+
 struct Running {
     cancel: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
@@ -369,10 +378,7 @@ impl Worker {
     /// (its outcome is written, or it was handed back or lost). A newer
     /// lease of the same job, claimed again by this host, stays.
     fn drop_lease(&self, job: JobId, token: uuid::Uuid) {
-        let mut leases = self.leases();
-        if leases.get(&job) == Some(&token) {
-            leases.remove(&job);
-        }
+        remove_own(&mut self.leases(), job, |held| *held == token);
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, announced::Announced> {
@@ -767,15 +773,9 @@ impl Worker {
             ),
         };
         let finished_at = Utc::now();
-        {
-            let mut running = self.running();
-            if running
-                .get(&job.id)
-                .is_some_and(|r| r.lease_token == job.lease_token)
-            {
-                running.remove(&job.id);
-            }
-        }
+        remove_own(&mut self.running(), job.id, |r| {
+            r.lease_token == job.lease_token
+        });
         self.progress.forget(job.id, job.lease_token);
         let reason = *reason.lock().unwrap_or_else(|e| e.into_inner());
         match reason {

@@ -53,13 +53,9 @@ impl ProgressBoard {
     /// The attempt under `lease_token` is over: its outcome carries its
     /// last report. A report of a newer attempt of the job stays.
     pub fn forget(&self, job_id: JobId, lease_token: uuid::Uuid) {
-        let mut pending = self.pending();
-        if pending
-            .get(&job_id)
-            .is_some_and(|update| update.lease_token == lease_token)
-        {
-            pending.remove(&job_id);
-        }
+        super::remove_own(&mut self.pending(), job_id, |update| {
+            update.lease_token == lease_token
+        });
     }
 
     /// Write pending reports until `stop` fires.
