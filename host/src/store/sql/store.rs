@@ -776,10 +776,13 @@ impl Store for Here {
         not_before: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         let mut tx = Tx::begin(self).await?;
+        // The token alone says the job runs (only running jobs hold one):
+        // with `state = 'running'` PostgreSQL may walk the index of every
+        // running job instead of the primary key (see `sql/batches.rs`).
         let released = sqlx::query(
             "UPDATE jobs SET state = 'available', attempt = attempt - 1, lease_token = NULL, \
              lease_expires_at = NULL, leased_by = NULL, run_at = COALESCE($3, run_at) \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+             WHERE id = $1 AND lease_token = $2",
         )
         .bind(Id(id))
         .bind(Token(lease_token))

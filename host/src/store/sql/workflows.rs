@@ -101,7 +101,7 @@ struct SummaryRow {
 #[derive(sqlx::FromRow)]
 struct DoneRow {
     id: Id,
-    workflow_run_id: Id,
+    workflow_run_id: Option<Id>,
     workflow_step: Option<String>,
     workflow_item: Option<Nat<u32>>,
     state: String,
@@ -546,18 +546,23 @@ pub(crate) async fn finished_step_jobs(
     conn: &mut Conn,
     ids: &[Id],
 ) -> Result<Vec<(RunId, JobDone)>, StoreError> {
+    // The jobs of no run are left out here, not in SQL: `workflow_run_id IS
+    // NOT NULL` is the predicate of the index of step jobs, which PostgreSQL
+    // could then walk whole instead of finding `ids` by the primary key
+    // (see `STILL_WAITING` in `sql/claim.rs`).
     let rows: Vec<DoneRow> = sqlx::query_as(&format!(
         "SELECT id, workflow_run_id, workflow_step, workflow_item, state, result, error FROM jobs \
-         WHERE {} AND workflow_run_id IS NOT NULL AND state IN ('completed', 'dead', 'cancelled')",
+         WHERE {} AND state IN ('completed', 'dead', 'cancelled')",
         dialect::any("id", 1)
     ))
     .bind(List(ids))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|row| {
+        .filter_map(|row| Some((row.workflow_run_id?, row)))
+        .map(|(run, row)| {
             Ok((
-                row.workflow_run_id.0,
+                run.0,
                 JobDone {
                     job_id: row.id.0,
                     step: row.workflow_step.unwrap_or_default(),
