@@ -43,7 +43,7 @@ bench-queue:
 bench-serve:
     cargo bench -p corral-tests --bench serve
 
-# One claim's cost with 1, 100, 1,000 and 10,000 tenants waiting.
+# One claim's cost with 1, 100, 1,000 and 10,000 tenants waiting; then outcome batches and heartbeats alone and beside 2,048 running jobs of other tenants.
 bench-claims:
     cargo bench -p corral-tests --bench claims
 

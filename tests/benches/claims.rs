@@ -16,6 +16,20 @@
 //! cost grows with such tenants (the turn stepping over each of them, or
 //! a plan that reads the whole ring) shows here.
 //!
+//! Then, on the same database, what the writes of claimed jobs cost
+//! beside other tenants' running jobs: `WRITES` batches of 128 outcomes
+//! and heartbeats of 128 leases, timed alone, then again while
+//! `OTHERS_RUNNING` jobs of other tenants run (claimed, never finished).
+//! `writes.*_over_alone` is the second median over the first: a write
+//! that finds its jobs by walking every running job of the cluster grows
+//! with them (docs/benchmarks.md, "Plans that trusted the statistics").
+//!
+//! Last, on a database of 100 tenants analyzed while nothing waits,
+//! claims of a burst of `BURST` jobs enqueued since, then the same once
+//! the database is analyzed again: `after_burst.before_over_after` is near
+//! 1 when no claim's plan trusts the statistics to say how many jobs wait
+//! (docs/benchmarks.md, "Plans that trusted the statistics").
+//!
 //! Target: a claim of 128 with 10,000 tenants <= 5 ms at the median.
 //!
 //! Knobs: `CORRAL_BENCH_TENANTS=100,1000` (only those counts),
@@ -41,6 +55,18 @@ const WARM_UP: usize = 10;
 const SLEEPERS: usize = 20_000;
 /// Tasks adding them at once (PostgreSQL takes them in parallel).
 const ADDERS: usize = 8;
+/// Jobs of one tenant enqueued after the statistics were taken.
+const BURST: usize = 50_000;
+/// Finished jobs the statistics are taken on, before the burst.
+const HISTORY: usize = 20_000;
+/// Claims timed on each side of `claims_after_burst` (few: a claim that
+/// walks every waiting job of the burst takes seconds).
+const BURST_CLAIMS: usize = 10;
+/// Batches of outcomes and heartbeats timed on each side of `time_writes`.
+const WRITES: usize = 20;
+/// Jobs of other tenants left running for the second side: a cluster of
+/// eight hosts at `--concurrency` 256.
+const OTHERS_RUNNING: usize = 2_048;
 
 fn main() {
     corral_tests::bench::runtime().block_on(async {
@@ -97,21 +123,24 @@ async fn add_sleepers(db: &TestDb, count: usize) {
 /// the larger setup, and the comparison would measure that. Then
 /// `WARM_UP` claims untimed (the statements prepared, the pages cached).
 async fn time_claims(db: &TestDb) -> (f64, f64, usize) {
+    settle(db).await;
+    claims_timed(db, WARM_UP, CLAIMS).await
+}
+
+/// Vacuum and analyze the database (PostgreSQL; nothing on SQLite).
+async fn settle(db: &TestDb) {
     corral_tests::db_texts(db, "VACUUM ANALYZE", "SELECT 'nothing to settle'").await;
-    let mut times = Vec::with_capacity(CLAIMS);
+}
+
+/// Median and p90 of `claims` claims after `warm_up` untimed, each handed
+/// back, and the jobs per claim.
+async fn claims_timed(db: &TestDb, warm_up: usize, claims: usize) -> (f64, f64, usize) {
+    let mut times = Vec::with_capacity(claims);
     let mut claimed_total = 0;
-    for round in 0..WARM_UP + CLAIMS {
-        let request = ClaimRequest {
-            host_id: "bench".into(),
-            now: chrono::Utc::now(),
-            limit: CLAIM_SIZE,
-            lease: Duration::from_secs(60),
-            queues: None,
-            tenants: None,
-        };
+    for round in 0..warm_up + claims {
         let started = Instant::now();
-        let claimed = db.store.job_claim(&request).await.expect("claim");
-        if round >= WARM_UP {
+        let claimed = db.store.job_claim(&claim("bench")).await.expect("claim");
+        if round >= warm_up {
             times.push(started.elapsed());
             claimed_total += claimed.len();
         }
@@ -124,12 +153,135 @@ async fn time_claims(db: &TestDb) -> (f64, f64, usize) {
         }
     }
     times.sort();
-    let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
     (
-        ms(times[CLAIMS / 2]),
-        ms(times[CLAIMS * 9 / 10]),
-        claimed_total / CLAIMS,
+        ms(times[claims / 2]),
+        ms(times[claims * 9 / 10]),
+        claimed_total / claims,
     )
+}
+
+/// Claims of one tenant's burst of `BURST` jobs, enqueued after the
+/// statistics were taken (on `HISTORY` finished jobs, none waiting: a
+/// quiet hour), timed before any `ANALYZE` sees the burst, then again
+/// once the database is settled. A claim whose plan trusts the statistics
+/// to say how many jobs wait (walking the index of waiting jobs for every
+/// job it leases) costs seconds here until the next `ANALYZE`.
+async fn claims_after_burst(kind: Kind, name: &str) -> serde_json::Value {
+    let db = TestDb::new(kind).await;
+    let past = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let tenants = 100;
+    for t in 0..tenants {
+        let tenant = format!("t{t:05}");
+        db.tenant(&tenant, 1_000).await;
+        db.plugin(&tenant, "work", b"c", Limits::default(), 3).await;
+        let jobs = vec![NewJob::new("work", "{}"); HISTORY / tenants];
+        db.store
+            .job_insert_batch(&tenant, &jobs, past)
+            .await
+            .expect("enqueue");
+    }
+    corral_tests::finish_all(&db, Ok("{}")).await;
+    settle(&db).await;
+    let jobs = vec![NewJob::new("work", "{}"); 1_000];
+    for _ in 0..BURST / jobs.len() {
+        db.store
+            .job_insert_batch("t00000", &jobs, past)
+            .await
+            .expect("enqueue");
+    }
+    let (burst, _, per_claim) = claims_timed(&db, 1, BURST_CLAIMS).await;
+    settle(&db).await;
+    let (settled, _, _) = claims_timed(&db, 1, BURST_CLAIMS).await;
+    eprintln!(
+        "{name}: claims of a burst of {BURST} jobs: p50 {burst} ms before an ANALYZE \
+         sees it, {settled} ms after, {per_claim} jobs"
+    );
+    json!({
+        "burst": BURST,
+        "claim_p50_ms_before_analyze": burst,
+        "claim_p50_ms_after_analyze": settled,
+        "before_over_after": (burst / settled * 100.0).round() / 100.0,
+    })
+}
+
+/// A claim of up to `CLAIM_SIZE` jobs of any tenant, now, by `host`.
+fn claim(host: &str) -> ClaimRequest {
+    ClaimRequest {
+        host_id: host.into(),
+        now: chrono::Utc::now(),
+        limit: CLAIM_SIZE,
+        lease: Duration::from_secs(60),
+        queues: None,
+        tenants: None,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// Medians, in milliseconds, of `WRITES` heartbeats of a claim's leases
+/// and of `WRITES` batches of its outcomes (after 3 of each untimed).
+async fn time_writes(db: &TestDb) -> (f64, f64) {
+    let (mut beats, mut outcomes) = (Vec::new(), Vec::new());
+    for round in 0..3 + WRITES {
+        let claimed = db.store.job_claim(&claim("bench")).await.expect("claim");
+        let now = chrono::Utc::now();
+        let leases: Vec<_> = claimed.iter().map(corral_tests::lease_of).collect();
+        let started = Instant::now();
+        db.store
+            .job_heartbeat(&leases, now, Duration::from_secs(60))
+            .await
+            .expect("heartbeat");
+        let beat = started.elapsed();
+        let finishes: Vec<_> = claimed
+            .iter()
+            .map(|job| corral_tests::finish_of(job, Ok("{}".into()), now))
+            .collect();
+        let started = Instant::now();
+        let applied = db.store.job_finish(&finishes).await.expect("finish");
+        let outcome = started.elapsed();
+        assert!(applied.iter().all(|a| *a), "every outcome is applied");
+        if round >= 3 {
+            beats.push(beat);
+            outcomes.push(outcome);
+        }
+    }
+    beats.sort();
+    outcomes.sort();
+    (ms(beats[WRITES / 2]), ms(outcomes[WRITES / 2]))
+}
+
+/// The writes of claimed jobs timed alone, then beside `OTHERS_RUNNING`
+/// running jobs of other tenants. The database is settled (vacuumed and
+/// analyzed) once, first, while no job runs: its statistics then say what
+/// they say in production whenever running jobs are a sliver of the table
+/// (a busy hour after a quiet one, a burst of long jobs), which is when a
+/// plan that walks every running job is chosen.
+async fn writes_beside_running(db: &TestDb, name: &str) -> serde_json::Value {
+    corral_tests::db_texts(db, "VACUUM ANALYZE", "SELECT 'nothing to settle'").await;
+    let (beat_alone, outcomes_alone) = time_writes(db).await;
+    let mut held = 0;
+    while held < OTHERS_RUNNING {
+        let claimed = db.store.job_claim(&claim("others")).await.expect("claim");
+        assert!(!claimed.is_empty(), "enough jobs wait to run");
+        held += claimed.len();
+    }
+    let (beat, outcomes) = time_writes(db).await;
+    eprintln!(
+        "{name}: a batch of {CLAIM_SIZE} outcomes {outcomes_alone} ms alone, {outcomes} ms beside \
+         {held} running jobs; a heartbeat of {CLAIM_SIZE} leases {beat_alone} ms, {beat} ms"
+    );
+    let over = |beside: f64, alone: f64| (beside / alone * 100.0).round() / 100.0;
+    json!({
+        "others_running": held,
+        "outcomes_p50_ms_alone": outcomes_alone,
+        "outcomes_p50_ms": outcomes,
+        "outcomes_over_alone": over(outcomes, outcomes_alone),
+        "heartbeat_p50_ms_alone": beat_alone,
+        "heartbeat_p50_ms": beat,
+        "heartbeat_over_alone": over(beat, beat_alone),
+    })
 }
 
 async fn bench(kind: Kind, name: &str) {
@@ -165,21 +317,28 @@ async fn bench(kind: Kind, name: &str) {
         largest = Some((db, tenants, p50));
     }
     let mut with_sleepers = serde_json::Value::Null;
-    if let Some((db, tenants, without)) = largest.filter(|_| sleepers > 0) {
-        add_sleepers(&db, sleepers).await;
-        let (p50, p90, per_claim) = time_claims(&db).await;
-        eprintln!(
-            "{name}: {tenants} tenants and {sleepers} waiting for later: \
-             claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs"
-        );
-        with_sleepers = json!({
-            "tenants": tenants,
-            "sleepers": sleepers,
-            "claim_p50_ms": p50,
-            "claim_p90_ms": p90,
-            "jobs_per_claim": per_claim,
-            "p50_sleepers_over_none": (p50 / without * 100.0).round() / 100.0,
-        });
+    let mut writes = serde_json::Value::Null;
+    if let Some((db, tenants, without)) = largest {
+        if sleepers > 0 {
+            add_sleepers(&db, sleepers).await;
+            let (p50, p90, per_claim) = time_claims(&db).await;
+            eprintln!(
+                "{name}: {tenants} tenants and {sleepers} waiting for later: \
+                 claim p50 {p50} ms, p90 {p90} ms, {per_claim} jobs"
+            );
+            with_sleepers = json!({
+                "tenants": tenants,
+                "sleepers": sleepers,
+                "claim_p50_ms": p50,
+                "claim_p90_ms": p90,
+                "jobs_per_claim": per_claim,
+                "p50_sleepers_over_none": (p50 / without * 100.0).round() / 100.0,
+            });
+        }
+        // (A database of a few tenants holds too few jobs to keep so many running.)
+        if tenants * JOBS_PER_TENANT >= 4 * OTHERS_RUNNING {
+            writes = writes_beside_running(&db, name).await;
+        }
     }
     let at_most = medians.last().copied().unwrap_or(f64::MAX);
     let line = json!({
@@ -189,6 +348,8 @@ async fn bench(kind: Kind, name: &str) {
         "jobs_per_tenant": JOBS_PER_TENANT,
         "tenants": rows,
         "with_sleepers": with_sleepers,
+        "writes": writes,
+        "after_burst": claims_after_burst(kind, name).await,
         "p50_10000_over_1": (at_most / medians[0] * 100.0).round() / 100.0,
         "target_p50_ms_at_10000": 5,
         "meets_target": at_most <= 5.0,
