@@ -68,7 +68,7 @@ const WAITING: &str = "state IN ('scheduled', 'available', 'retrying')";
 /// the test let PostgreSQL choose the index of waiting jobs, which its
 /// statistics show as nearly empty when they were taken before a burst,
 /// and walk all of it for every job of the claim: a claim of 128 took
-/// 2.9 s beside 50,000 jobs enqueued since, every claim until the next
+/// 1.9 s beside 50,000 jobs enqueued since, every claim until the next
 /// `ANALYZE` (docs/benchmarks.md, "Plans that trusted the statistics").
 const STILL_WAITING: &str = "jobs.lease_token IS NULL AND jobs.finished_at IS NULL";
 
@@ -488,9 +488,9 @@ fn pick() -> String {
 
 /// Step 3, the lease of the `picked` jobs (`v.id`) still waiting, at `$now`,
 /// until `$expires`, by `$host`. Joined through the primary key, which is
-/// the only index it can use: `id = ANY(…)`, or naming the waiting states
-/// ([`STILL_WAITING`]), may lead the planner through the waiting index
-/// instead, reading every waiting job.
+/// the only index it can use: `id = ANY(…)`, or a test that names the
+/// waiting states (hence [`STILL_WAITING`]), may lead the planner through
+/// the waiting index instead, reading every waiting job.
 fn lease(picked: &str, now: u8, expires: u8, host: u8, returning: &str) -> String {
     format!(
         "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = {token}, \
