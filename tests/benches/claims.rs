@@ -64,6 +64,8 @@ const HISTORY: usize = 20_000;
 const BURST_CLAIMS: usize = 10;
 /// Batches of outcomes and heartbeats timed on each side of `time_writes`.
 const WRITES: usize = 20;
+/// Of each, untimed first (the statements prepared, the pages cached).
+const WRITES_WARM_UP: usize = 3;
 /// Jobs of other tenants left running for the second side: a cluster of
 /// eight hosts at `--concurrency` 256.
 const OTHERS_RUNNING: usize = 2_048;
@@ -200,7 +202,7 @@ async fn claims_after_burst(kind: Kind, name: &str) -> serde_json::Value {
         "burst": BURST,
         "claim_p50_ms_before_analyze": burst,
         "claim_p50_ms_after_analyze": settled,
-        "before_over_after": (burst / settled * 100.0).round() / 100.0,
+        "before_over_after": ratio(burst, settled),
     })
 }
 
@@ -220,11 +222,17 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
+/// `a / b`, to two decimals: each comparison the JSON line reports.
+fn ratio(a: f64, b: f64) -> f64 {
+    (a / b * 100.0).round() / 100.0
+}
+
 /// Medians, in milliseconds, of `WRITES` heartbeats of a claim's leases
-/// and of `WRITES` batches of its outcomes (after 3 of each untimed).
+/// and of `WRITES` batches of its outcomes (after `WRITES_WARM_UP` of each
+/// untimed).
 async fn time_writes(db: &TestDb) -> (f64, f64) {
     let (mut beats, mut outcomes) = (Vec::new(), Vec::new());
-    for round in 0..3 + WRITES {
+    for round in 0..WRITES_WARM_UP + WRITES {
         let claimed = db.store.job_claim(&claim("bench")).await.expect("claim");
         let now = chrono::Utc::now();
         let leases: Vec<_> = claimed.iter().map(corral_tests::lease_of).collect();
@@ -242,7 +250,7 @@ async fn time_writes(db: &TestDb) -> (f64, f64) {
         let applied = db.store.job_finish(&finishes).await.expect("finish");
         let outcome = started.elapsed();
         assert!(applied.iter().all(|a| *a), "every outcome is applied");
-        if round >= 3 {
+        if round >= WRITES_WARM_UP {
             beats.push(beat);
             outcomes.push(outcome);
         }
@@ -259,7 +267,7 @@ async fn time_writes(db: &TestDb) -> (f64, f64) {
 /// (a busy hour after a quiet one, a burst of long jobs), which is when a
 /// plan that walks every running job is chosen.
 async fn writes_beside_running(db: &TestDb, name: &str) -> serde_json::Value {
-    corral_tests::db_texts(db, "VACUUM ANALYZE", "SELECT 'nothing to settle'").await;
+    settle(db).await;
     let (beat_alone, outcomes_alone) = time_writes(db).await;
     let mut held = 0;
     while held < OTHERS_RUNNING {
@@ -272,15 +280,14 @@ async fn writes_beside_running(db: &TestDb, name: &str) -> serde_json::Value {
         "{name}: a batch of {CLAIM_SIZE} outcomes {outcomes_alone} ms alone, {outcomes} ms beside \
          {held} running jobs; a heartbeat of {CLAIM_SIZE} leases {beat_alone} ms, {beat} ms"
     );
-    let over = |beside: f64, alone: f64| (beside / alone * 100.0).round() / 100.0;
     json!({
         "others_running": held,
         "outcomes_p50_ms_alone": outcomes_alone,
         "outcomes_p50_ms": outcomes,
-        "outcomes_over_alone": over(outcomes, outcomes_alone),
+        "outcomes_over_alone": ratio(outcomes, outcomes_alone),
         "heartbeat_p50_ms_alone": beat_alone,
         "heartbeat_p50_ms": beat,
-        "heartbeat_over_alone": over(beat, beat_alone),
+        "heartbeat_over_alone": ratio(beat, beat_alone),
     })
 }
 
@@ -332,7 +339,7 @@ async fn bench(kind: Kind, name: &str) {
                 "claim_p50_ms": p50,
                 "claim_p90_ms": p90,
                 "jobs_per_claim": per_claim,
-                "p50_sleepers_over_none": (p50 / without * 100.0).round() / 100.0,
+                "p50_sleepers_over_none": ratio(p50, without),
             });
         }
         // (A database of a few tenants holds too few jobs to keep so many running.)
@@ -350,7 +357,7 @@ async fn bench(kind: Kind, name: &str) {
         "with_sleepers": with_sleepers,
         "writes": writes,
         "after_burst": claims_after_burst(kind, name).await,
-        "p50_10000_over_1": (at_most / medians[0] * 100.0).round() / 100.0,
+        "p50_10000_over_1": ratio(at_most, medians[0]),
         "target_p50_ms_at_10000": 5,
         "meets_target": at_most <= 5.0,
     });
