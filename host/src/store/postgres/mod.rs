@@ -12,7 +12,8 @@
 //! - **claim** (`sql/claim.rs`): the claim ring's front taken `FOR NO KEY
 //!   UPDATE SKIP LOCKED`, so claimers on many hosts share out tenants
 //!   instead of queueing on one lock; its statements run in one call of a
-//!   function each connection makes in its temporary schema.
+//!   function each connection of the claims' own pool makes in its
+//!   temporary schema.
 //! - **finish** (`sql/batches.rs`): one statement for a batch of outcomes: a
 //!   fenced `UPDATE` (`lease_token` and `state = 'running'` must still
 //!   match) and the `INSERT` of attempt rows for exactly the jobs it
@@ -38,9 +39,18 @@ use uuid::Uuid;
 use super::{StoreError, StoreEvent};
 use crate::model::JobState;
 
-/// Connections per host. Workers use a few (claim, finish, heartbeat,
-/// listener); the API the rest.
+/// Connections per host for everything but claims: the worker's outcomes,
+/// heartbeats and progress, the janitor, the scheduler, the `LISTEN`
+/// connection, and the API.
 const MAX_CONNECTIONS: u32 = 16;
+/// Connections per host for claims (`sql/claim.rs`): a host claims through
+/// its claim loop and its fresh lane, so two at once; four leave room for
+/// a caller that claims beside them (a test, a tool). Apart from the other
+/// connections because each makes the claim function when it opens (five
+/// statements, 40-120 ms on a busy machine): in the one pool, an enqueue
+/// that found every connection busy paid for it, about 1% of enqueues
+/// while a host drained (docs/benchmarks.md, "Pickups on a busy host").
+const MAX_CLAIM_CONNECTIONS: u32 = 4;
 /// How long a caller waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Channels the listener follows.
@@ -60,6 +70,8 @@ const EVENT_BUFFER: usize = 1024;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Claims only: each connection has the claim function.
+    claims: PgPool,
     events: broadcast::Sender<StoreEvent>,
     listener: JoinHandle<()>,
 }
@@ -84,6 +96,11 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// The connections that claim (see [`MAX_CLAIM_CONNECTIONS`]).
+    fn claimer(&self) -> &PgPool {
+        &self.claims
+    }
+
     /// Tell this process's subscribers (see [`dialect::announced_here`]).
     fn announce(&self, event: StoreEvent) {
         let _ = self.events.send(event);
@@ -92,6 +109,12 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        // Opened by the first claim, so after `migrate` on a new database.
+        let claims = PgPoolOptions::new()
+            .max_connections(MAX_CLAIM_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // Each connection's claim function (`sql/claim.rs`). A failure
             // costs nothing but a round trip: the first claim makes it.
@@ -103,8 +126,7 @@ impl PostgresStore {
                     Ok(())
                 })
             })
-            .connect(url)
-            .await?;
+            .connect_lazy(url)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (listening, heard) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(listen(pool.clone(), events.clone(), listening));
@@ -119,6 +141,7 @@ impl PostgresStore {
         }
         Ok(PostgresStore {
             pool,
+            claims,
             events,
             listener,
         })

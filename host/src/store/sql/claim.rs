@@ -208,11 +208,14 @@ fn keeping_tenants(jobs: Vec<(Id, String, bool)>) -> (Vec<Id>, Vec<String>) {
     (ids, keeping)
 }
 
-/// Make [`CLAIM_FUNCTION`] on a new connection (PostgreSQL), if the
-/// database is migrated as far as this binary knows (the connection that
-/// migrates makes it once done; on any other made before, the first claim
-/// does). Checked first so that the database logs no error: a failed
-/// statement is an `ERROR` line in its log.
+/// Make [`CLAIM_FUNCTION`] on a new connection of the claims' pool
+/// (PostgreSQL), if the database is migrated as far as this binary knows
+/// (on a connection made before, the first claim makes it). Checked first
+/// so that the database logs no error: a failed statement is an `ERROR`
+/// line in its log.
+// Called by the PostgreSQL store's pool only: this source is compiled for
+// SQLite too, whose claims need no function.
+#[allow(dead_code)]
 pub(in super::super) async fn prepare_connection(conn: &mut Conn) -> Result<(), StoreError> {
     let migrating: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
@@ -235,7 +238,7 @@ async fn claim_in_one_call(
     store: &Here,
     request: &ClaimRequest,
 ) -> Result<Vec<ClaimRow>, StoreError> {
-    let mut conn = store.writer().acquire().await?;
+    let mut conn = store.claimer().acquire().await?;
     let mut made = false;
     loop {
         let rows = sqlx::query_as(&format!(

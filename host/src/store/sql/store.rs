@@ -99,11 +99,6 @@ impl Store for Here {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.writer().acquire().await?;
         dialect::migrator().run_direct(&mut *conn).await?;
-        // The connection that migrated was made before the schema was
-        // there, so without its claim function (`claim::prepare_connection`).
-        if dialect::CLAIM_IN_ONE_CALL {
-            super::claim::prepare_connection(&mut conn).await?;
-        }
         Ok(())
     }
 

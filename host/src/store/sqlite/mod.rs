@@ -84,6 +84,11 @@ impl SqliteStore {
         &self.writer
     }
 
+    /// Claims write through the one writer too.
+    fn claimer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
