@@ -265,27 +265,28 @@ pub struct Worker {
 /// A worker's claims so far (see [`Worker::claims`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Claims {
-    /// The claim loop has a claim in flight.
-    pub loop_in_flight: bool,
     /// Claims the claim loop has begun.
     pub loop_begun: u64,
-    /// Claims the claim loop has ended, whatever they took (one claim at a
-    /// time: `loop_begun - loop_ended` is 1 while one is in flight).
+    /// Claims the claim loop has ended, whatever they took (it makes one
+    /// at a time: one is in flight while this is behind `loop_begun`).
     pub loop_ended: u64,
     /// Claims the fresh lane has ended, whatever they took.
     pub lane_ended: u64,
 }
 
 impl Claims {
+    /// The claim loop has a claim in flight.
+    pub fn loop_in_flight(&self) -> bool {
+        self.loop_begun > self.loop_ended
+    }
+
     /// The claim loop begins a claim.
     fn begin(&mut self) {
-        self.loop_in_flight = true;
         self.loop_begun += 1;
     }
 
     /// The claim loop's claim ends.
     fn end(&mut self) {
-        self.loop_in_flight = false;
         self.loop_ended += 1;
     }
 
@@ -630,7 +631,7 @@ impl Worker {
     /// another claim looked for).
     fn overlapped(&self, before: Claims) -> bool {
         let now = *self.claims.borrow();
-        before.loop_in_flight || now.loop_in_flight || now.loop_begun != before.loop_begun
+        before.loop_in_flight() || now.loop_in_flight() || now.loop_begun != before.loop_begun
     }
 
     /// Follow this worker's claims as they happen (what a caller waits on
@@ -1211,7 +1212,10 @@ mod tests {
         let mut lane = claims.subscribe();
         claims.send_modify(Claims::end);
         claims.send_modify(Claims::begin);
-        assert!(lane.borrow().loop_in_flight, "the next claim is in flight");
+        assert!(
+            lane.borrow().loop_in_flight(),
+            "the next claim is in flight"
+        );
         assert!(!lane.borrow().ended_all(begun + 1), "and has not ended");
         tokio::time::timeout(
             Duration::from_secs(60),

@@ -636,7 +636,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
         },
     );
     let mut claims = host.worker().claims();
-    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.loop_in_flight))
+    tokio::time::timeout_at(deadline, claims.wait_for(|c| c.loop_in_flight()))
         .await
         .expect("the host's claim begins")
         .expect("claims");
@@ -648,7 +648,7 @@ async fn a_job_committed_during_a_claim_that_holds_its_tenant_is_claimed_after_i
         .expect("the fresh lane claims")
         .expect("claims");
     assert!(
-        claims.borrow().loop_in_flight,
+        claims.borrow().loop_in_flight(),
         "the host's claim still waits"
     );
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
